@@ -1,1 +1,30 @@
-//! placeholder
+//! mcp-edge filter: the Envoy proxy-wasm filter that authenticates MCP clients at the edge.
+//!
+//! Decision logic lives in pure, host-free modules, tested natively with `cargo test`:
+//! - [`config`]: the plugin configuration, parsed strictly.
+//! - [`keys`]: JWKS → verification keys, each bound to one algorithm.
+//! - [`bearer`]: the token from the `Authorization` header, nowhere else.
+//! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext.
+//! - [`token_cache`]: verified tokens, bounded, until `exp`.
+//! - [`prm`]: RFC 9728 protected resource metadata.
+//! - [`trusted_headers`]: the `x-mcp-*` headers and the gateway signature.
+//! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
+//! - [`gate`]: the decisions, start to end.
+//!
+//! `glue` (compiled for wasm32 only) is the one module that talks to Envoy; it moves bytes and headers in and out.
+
+#![deny(unsafe_code)]
+
+pub mod bearer;
+pub mod config;
+pub mod gate;
+pub mod keys;
+pub mod prm;
+pub mod reply;
+pub mod tenant;
+pub mod token;
+pub mod token_cache;
+pub mod trusted_headers;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;

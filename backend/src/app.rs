@@ -1,0 +1,62 @@
+//! The axum application: `/healthz` in the open, `/mcp` behind the gateway signature check.
+//!
+//! Kept apart from `main` so tests drive the very router the binary serves.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::gateway_auth::{GatewayAuth, MAX_BODY_BYTES, authenticate};
+use crate::request_log::log_requests;
+use crate::store::ProjectStore;
+use crate::tools::ProjectTools;
+
+/// The MCP endpoint's path.
+pub const MCP_PATH: &str = "/mcp";
+
+/// Hosts served by default: loopback names on any port (an entry without a port matches any port).
+pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
+
+#[derive(Clone)]
+pub struct AppConfig {
+    pub gateway_auth: GatewayAuth,
+    pub store: Arc<dyn ProjectStore>,
+    /// `Host` values (`name` = any port, or `name:port`) rmcp's DNS-rebinding check lets through.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// rmcp's Streamable HTTP service in stateless mode: no sessions, plain JSON answers.
+pub fn mcp_service(
+    store: Arc<dyn ProjectStore>,
+    allowed_hosts: Vec<String>,
+) -> StreamableHttpService<ProjectTools, NeverSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_sse_retry(None)
+        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        .with_allowed_hosts(allowed_hosts);
+    let tools = ProjectTools::new(store);
+    StreamableHttpService::new(
+        move || Ok(tools.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    )
+}
+
+pub fn router(config: AppConfig) -> Router {
+    let mcp = Router::new()
+        .route_service(MCP_PATH, mcp_service(config.store, config.allowed_hosts))
+        .route_layer(axum::middleware::from_fn_with_state(
+            config.gateway_auth,
+            authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(mcp)
+        .layer(axum::middleware::from_fn(log_requests))
+}

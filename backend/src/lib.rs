@@ -1,0 +1,14 @@
+//! mcp-edge backend: the MCP tool server behind the mcp-edge Envoy filter.
+//!
+//! Requests reach it only through the filter, which signs the tenant identity into `x-mcp-*`
+//! headers. [`gateway_auth`] checks that signature and builds a [`tenant::TenantContext`]; the
+//! [`tools`] run on rmcp's Streamable HTTP server and keep data per tenant in a [`store`].
+
+pub mod app;
+pub mod config;
+pub mod gateway_auth;
+pub mod jsonrpc_error;
+pub mod request_log;
+pub mod store;
+pub mod tenant;
+pub mod tools;

@@ -1,0 +1,433 @@
+//! The plugin configuration: one JSON object under the wasm filter's `configuration` in envoy.yaml.
+//!
+//! Parsing is strict (unknown fields are refused) and every check names the field it is about, so a
+//! typo fails the plugin start with a message an operator can act on instead of starting open.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::keys::{Algorithm, KeySet};
+
+/// Largest clock leeway the filter accepts (seconds).
+pub const MAX_LEEWAY_SECS: u64 = 60;
+
+/// The configuration as written in envoy.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    resource: String,
+    issuers: Vec<String>,
+    #[serde(default)]
+    audiences: Option<Vec<String>>,
+    jwks: RawJwks,
+    #[serde(default = "default_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default)]
+    allow_hmac: bool,
+    #[serde(default = "default_leeway")]
+    leeway_seconds: u64,
+    #[serde(default = "default_mcp_paths")]
+    mcp_paths: Vec<String>,
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+    gateway_secret: RawSecret,
+    prm: RawPrm,
+    #[serde(default = "default_challenge_scopes")]
+    challenge_scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum RawJwks {
+    /// A JWKS document written into the config.
+    Inline(Value),
+    /// A JWKS document fetched through an Envoy cluster.
+    Remote(RawRemoteJwks),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    cluster: String,
+    path: String,
+    authority: String,
+    #[serde(default = "default_refresh")]
+    refresh_seconds: u64,
+    #[serde(default = "default_min_refetch")]
+    min_refetch_seconds: u64,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum RawSecret {
+    Inline(String),
+    /// Name of an environment variable of the Envoy process (list it in `vm_config.environment_variables.host_env_keys`).
+    Env(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrm {
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    #[serde(default)]
+    resource_documentation: Option<String>,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_challenge_scopes() -> Vec<String> {
+    vec!["mcp:read".into(), "mcp:write".into()]
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_mcp_paths() -> Vec<String> {
+    vec!["/mcp".into()]
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_refresh() -> u64 {
+    300
+}
+fn default_min_refetch() -> u64 {
+    10
+}
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Where the filter gets its verification keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    Inline,
+    Remote(RemoteJwks),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteJwks {
+    pub cluster: String,
+    pub path: String,
+    pub authority: String,
+    pub refresh_seconds: u64,
+    /// An unknown `kid` triggers a refetch at most this often.
+    pub min_refetch_seconds: u64,
+    pub timeout_ms: u64,
+}
+
+/// The Protected Resource Metadata fields (RFC 9728) that the operator supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrmFields {
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub resource_documentation: Option<String>,
+}
+
+/// The validated configuration the filter runs with.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// This resource's canonical URI, e.g. `https://mcp.example.com/mcp`.
+    pub resource: String,
+    /// `scheme://authority` of `resource`.
+    pub resource_origin: String,
+    pub issuers: BTreeSet<String>,
+    pub audiences: BTreeSet<String>,
+    pub algorithms: BTreeSet<Algorithm>,
+    pub leeway_seconds: u64,
+    pub mcp_paths: Vec<String>,
+    pub max_body_bytes: usize,
+    pub gateway_secret: Vec<u8>,
+    pub jwks_source: JwksSource,
+    /// Keys from an inline JWKS (empty when the keys are fetched).
+    pub inline_keys: Option<KeySet>,
+    pub prm: PrmFields,
+    /// Scopes named in the 401 challenge: what a client should ask for first.
+    pub challenge_scopes: Vec<String>,
+}
+
+/// A configuration error, naming the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin configuration: `{}`: {}", self.field, self.message)
+    }
+}
+
+fn err(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Splits an absolute http(s) URI into (origin, path). The path is "/" when absent.
+pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))?;
+    let scheme_len = uri.len() - rest.len();
+    let authority_len = rest.find('/').unwrap_or(rest.len());
+    if authority_len == 0 || rest.contains(['?', '#']) {
+        return None;
+    }
+    let (origin, path) = uri.split_at(scheme_len + authority_len);
+    Some((origin, if path.is_empty() { "/" } else { path }))
+}
+
+fn require_nonempty_list(field: &str, list: &[String]) -> Result<(), ConfigError> {
+    if list.is_empty() {
+        return Err(err(field, "must list at least one value"));
+    }
+    if list.iter().any(|v| v.is_empty()) {
+        return Err(err(field, "must not contain an empty string"));
+    }
+    Ok(())
+}
+
+/// Parses and validates the plugin configuration. `env` resolves `{"env": NAME}` secrets.
+pub fn parse_config(
+    bytes: &[u8],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<EdgeConfig, ConfigError> {
+    let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
+        // serde names the unknown or missing field in its message.
+        err("(root)", e.to_string())
+    })?;
+
+    let (origin, _) = split_uri(&raw.resource)
+        .ok_or_else(|| err("resource", "must be an absolute http(s) URI without query or fragment"))?;
+    let resource_origin = origin.to_string();
+
+    require_nonempty_list("issuers", &raw.issuers)?;
+    let audiences = raw.audiences.unwrap_or_else(|| vec![raw.resource.clone()]);
+    require_nonempty_list("audiences", &audiences)?;
+
+    let mut algorithms = BTreeSet::new();
+    for name in &raw.algorithms {
+        let alg = Algorithm::from_name(name)
+            .ok_or_else(|| err("algorithms", format!("unsupported algorithm {name:?}")))?;
+        if alg.is_symmetric() && !raw.allow_hmac {
+            return Err(err(
+                "algorithms",
+                format!("{name} is symmetric; set `allow_hmac: true` to accept it"),
+            ));
+        }
+        algorithms.insert(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(err("algorithms", "must list at least one algorithm"));
+    }
+
+    if raw.leeway_seconds > MAX_LEEWAY_SECS {
+        return Err(err(
+            "leeway_seconds",
+            format!("at most {MAX_LEEWAY_SECS} seconds"),
+        ));
+    }
+
+    require_nonempty_list("mcp_paths", &raw.mcp_paths)?;
+    for p in &raw.mcp_paths {
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.contains("//") {
+            return Err(err("mcp_paths", format!("{p:?} is not an absolute path")));
+        }
+    }
+
+    if raw.max_body_bytes == 0 || raw.max_body_bytes > 16 * 1024 * 1024 {
+        return Err(err("max_body_bytes", "must be between 1 and 16777216"));
+    }
+
+    let gateway_secret = match raw.gateway_secret {
+        RawSecret::Inline(s) => s.into_bytes(),
+        RawSecret::Env(name) => env(&name)
+            .ok_or_else(|| {
+                err(
+                    "gateway_secret.env",
+                    format!("environment variable {name} is not set for the wasm VM"),
+                )
+            })?
+            .into_bytes(),
+    };
+    if gateway_secret.len() < mcp_edge_contract::MIN_SECRET_LEN {
+        return Err(err(
+            "gateway_secret",
+            format!(
+                "must be at least {} bytes",
+                mcp_edge_contract::MIN_SECRET_LEN
+            ),
+        ));
+    }
+
+    let (jwks_source, inline_keys) = match raw.jwks {
+        RawJwks::Inline(doc) => {
+            let text = doc.to_string();
+            let keys = KeySet::from_jwks(text.as_bytes(), &algorithms)
+                .map_err(|e| err("jwks.inline", e))?;
+            (JwksSource::Inline, Some(keys))
+        }
+        RawJwks::Remote(r) => {
+            if r.cluster.is_empty() {
+                return Err(err("jwks.remote.cluster", "must not be empty"));
+            }
+            if !r.path.starts_with('/') {
+                return Err(err("jwks.remote.path", "must start with /"));
+            }
+            if r.authority.is_empty() {
+                return Err(err("jwks.remote.authority", "must not be empty"));
+            }
+            if r.refresh_seconds == 0 {
+                return Err(err("jwks.remote.refresh_seconds", "must be positive"));
+            }
+            if r.timeout_ms == 0 {
+                return Err(err("jwks.remote.timeout_ms", "must be positive"));
+            }
+            (
+                JwksSource::Remote(RemoteJwks {
+                    cluster: r.cluster,
+                    path: r.path,
+                    authority: r.authority,
+                    refresh_seconds: r.refresh_seconds,
+                    min_refetch_seconds: r.min_refetch_seconds,
+                    timeout_ms: r.timeout_ms,
+                }),
+                None,
+            )
+        }
+    };
+
+    require_nonempty_list("prm.authorization_servers", &raw.prm.authorization_servers)?;
+    for s in &raw.prm.authorization_servers {
+        if split_uri(s).is_none() {
+            return Err(err(
+                "prm.authorization_servers",
+                format!("{s:?} is not an absolute http(s) URI"),
+            ));
+        }
+    }
+    require_nonempty_list("prm.scopes_supported", &raw.prm.scopes_supported)?;
+    require_nonempty_list("challenge_scopes", &raw.challenge_scopes)?;
+    for s in &raw.challenge_scopes {
+        if !raw.prm.scopes_supported.contains(s) {
+            return Err(err("challenge_scopes", format!("{s:?} is not in prm.scopes_supported")));
+        }
+    }
+
+    Ok(EdgeConfig {
+        resource: raw.resource,
+        resource_origin,
+        issuers: raw.issuers.into_iter().collect(),
+        audiences: audiences.into_iter().collect(),
+        algorithms,
+        leeway_seconds: raw.leeway_seconds,
+        mcp_paths: raw.mcp_paths,
+        max_body_bytes: raw.max_body_bytes,
+        gateway_secret,
+        jwks_source,
+        inline_keys,
+        prm: PrmFields {
+            authorization_servers: raw.prm.authorization_servers,
+            scopes_supported: raw.prm.scopes_supported,
+            resource_documentation: raw.prm.resource_documentation,
+        },
+        challenge_scopes: raw.challenge_scopes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn base() -> Value {
+        json!({
+            "resource": "http://127.0.0.1:8080/mcp",
+            "issuers": ["http://127.0.0.1:9100"],
+            "jwks": {"remote": {"cluster": "auth", "path": "/jwks", "authority": "127.0.0.1:9100"}},
+            "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
+            "prm": {"authorization_servers": ["http://127.0.0.1:9100"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]}
+        })
+    }
+
+    fn parse(v: &Value) -> Result<EdgeConfig, ConfigError> {
+        parse_config(v.to_string().as_bytes(), &no_env)
+    }
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let cfg = parse(&base()).unwrap();
+        assert_eq!(cfg.resource_origin, "http://127.0.0.1:8080");
+        assert!(cfg.audiences.contains("http://127.0.0.1:8080/mcp"));
+        assert_eq!(cfg.leeway_seconds, 30);
+        assert!(!cfg.algorithms.iter().any(|a| a.is_symmetric()));
+        assert_eq!(cfg.mcp_paths, vec!["/mcp".to_string()]);
+    }
+
+    fn field_of(mut v: Value, patch: impl FnOnce(&mut Value)) -> String {
+        patch(&mut v);
+        parse(&v).unwrap_err().field
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(base(), |v| v["resource"] = json!("mcp")), "resource");
+        assert_eq!(field_of(base(), |v| v["issuers"] = json!([])), "issuers");
+        assert_eq!(field_of(base(), |v| v["algorithms"] = json!(["none"])), "algorithms");
+        assert_eq!(field_of(base(), |v| v["algorithms"] = json!(["HS256"])), "algorithms");
+        assert_eq!(field_of(base(), |v| v["leeway_seconds"] = json!(900)), "leeway_seconds");
+        assert_eq!(field_of(base(), |v| v["mcp_paths"] = json!(["mcp"])), "mcp_paths");
+        assert_eq!(field_of(base(), |v| v["gateway_secret"] = json!({"inline": "short"})), "gateway_secret");
+        assert_eq!(field_of(base(), |v| v["gateway_secret"] = json!({"env": "NOPE"})), "gateway_secret.env");
+        assert_eq!(field_of(base(), |v| v["jwks"] = json!({"inline": {"keys": []}})), "jwks.inline");
+        assert_eq!(field_of(base(), |v| v["prm"]["authorization_servers"] = json!([])), "prm.authorization_servers");
+        assert_eq!(field_of(base(), |v| v["challenge_scopes"] = json!(["x"])), "challenge_scopes");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let mut v = base();
+        v["isuers"] = json!(["x"]);
+        let e = parse(&v).unwrap_err();
+        assert!(e.message.contains("isuers"), "{e}");
+    }
+
+    #[test]
+    fn hmac_needs_explicit_opt_in() {
+        let mut v = base();
+        v["algorithms"] = json!(["HS256"]);
+        v["allow_hmac"] = json!(true);
+        let cfg = parse(&v).unwrap();
+        assert!(cfg.algorithms.contains(&Algorithm::Hs256));
+    }
+
+    #[test]
+    fn secret_from_env() {
+        let mut v = base();
+        v["gateway_secret"] = json!({"env": "S"});
+        let env = |n: &str| (n == "S").then(|| "x".repeat(40));
+        let cfg = parse_config(v.to_string().as_bytes(), &env).unwrap();
+        assert_eq!(cfg.gateway_secret.len(), 40);
+    }
+
+    #[test]
+    fn split_uri_handles_paths() {
+        assert_eq!(split_uri("https://a.example/mcp"), Some(("https://a.example", "/mcp")));
+        assert_eq!(split_uri("http://a:1"), Some(("http://a:1", "/")));
+        assert_eq!(split_uri("ftp://a/"), None);
+        assert_eq!(split_uri("https:///x"), None);
+        assert_eq!(split_uri("https://a/x?y"), None);
+    }
+}

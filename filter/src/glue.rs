@@ -1,0 +1,377 @@
+//! The proxy-wasm glue: the one module that talks to Envoy.
+//!
+//! It reads what Envoy hands over (headers, body, JWKS responses), asks [`crate::gate`] what to do
+//! and carries the verdict out. It holds no policy of its own. Per worker thread there is one VM,
+//! one root context (configuration, keys, token cache, stats) and one HTTP context per request.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, MetricType};
+
+use crate::config::{EdgeConfig, JwksSource, parse_config};
+use crate::gate::{self, CompleteRequest, HeadVerdict, KeyState, Outcome, RequestHead};
+use crate::keys::KeySet;
+use crate::reply::{self, Reply};
+use crate::tenant::TenantContext;
+use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
+use crate::trusted_headers::{is_trusted_header_name, request_id_from};
+
+#[allow(unsafe_code)] // the SDK's entry point macro exports `_initialize`
+mod entry {
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
+            Box::new(super::EdgeRoot::default())
+        });
+    }}
+}
+
+const RETRY_AFTER_FAILED_FETCH_SECS: u64 = 5;
+
+fn unix_now() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What the root context and the HTTP contexts of one worker share.
+struct Worker {
+    config: Rc<EdgeConfig>,
+    keys: Option<KeySet>,
+    keys_digest: Option<String>,
+    last_fetch_started: Option<u64>,
+    next_refresh: u64,
+    cache: TokenCache,
+    metrics: HashMap<String, u32>,
+}
+
+impl Worker {
+    fn count(&mut self, outcome: Outcome) {
+        let name = format!("mcp_edge.outcome.{}", outcome.stat_name());
+        let id = match self.metrics.get(&name) {
+            Some(id) => *id,
+            None => match hostcalls::define_metric(MetricType::Counter, &name) {
+                Ok(id) => {
+                    self.metrics.insert(name, id);
+                    id
+                }
+                Err(_) => return,
+            },
+        };
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+
+    /// Starts a JWKS fetch if the configuration has a remote source. Returns the call's token.
+    fn start_fetch(&mut self, ctx: &dyn Context, now: u64) -> Option<u32> {
+        let JwksSource::Remote(r) = &self.config.jwks_source else {
+            return None;
+        };
+        self.last_fetch_started = Some(now);
+        let headers = vec![
+            (":method", "GET"),
+            (":path", r.path.as_str()),
+            (":authority", r.authority.as_str()),
+            ("accept", "application/json"),
+        ];
+        match ctx.dispatch_http_call(&r.cluster, headers, None, vec![], Duration::from_millis(r.timeout_ms)) {
+            Ok(token) => Some(token),
+            Err(e) => {
+                log::warn!("mcp-edge: cannot fetch JWKS from cluster {}: {e:?}", r.cluster);
+                None
+            }
+        }
+    }
+
+    /// Installs the keys from a JWKS response; keeps the old keys when the response is unusable.
+    fn install_keys(&mut self, status: Option<String>, body: Option<Vec<u8>>, now: u64) {
+        let refresh = match &self.config.jwks_source {
+            JwksSource::Remote(r) => r.refresh_seconds,
+            JwksSource::Inline => return,
+        };
+        let body = body.unwrap_or_default();
+        let result = match status.as_deref() {
+            Some("200") => KeySet::from_jwks(&body, &self.config.algorithms),
+            other => Err(format!("JWKS endpoint answered status {other:?}")),
+        };
+        match result {
+            Ok(keys) => {
+                let digest = mcp_edge_contract::body_digest(&body);
+                if self.keys_digest.as_deref() != Some(digest.as_str()) {
+                    log::info!("mcp-edge: installed {} signing key(s) from the JWKS", keys.len());
+                    // Tokens verified with keys that are gone must be verified again.
+                    self.cache.clear();
+                }
+                self.keys = Some(keys);
+                self.keys_digest = Some(digest);
+                self.next_refresh = now + refresh;
+            }
+            Err(e) => {
+                log::warn!("mcp-edge: JWKS refresh failed, keeping the current keys: {e}");
+                self.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS.min(refresh);
+            }
+        }
+    }
+}
+
+/// The root context of one worker.
+#[derive(Default)]
+struct EdgeRoot {
+    worker: Option<Rc<RefCell<Worker>>>,
+    jwks_call: Option<u32>,
+}
+
+impl Context for EdgeRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if self.jwks_call != Some(token) {
+            return;
+        }
+        self.jwks_call = None;
+        let status = self.get_http_call_response_header(":status");
+        let body = self.get_http_call_response_body(0, body_size);
+        if let Some(w) = &self.worker {
+            w.borrow_mut().install_keys(status, body, unix_now());
+        }
+    }
+}
+
+impl RootContext for EdgeRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let config = match parse_config(&bytes, &|name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("mcp-edge: {e}");
+                self.worker = None;
+                return false;
+            }
+        };
+        let remote = matches!(config.jwks_source, JwksSource::Remote(_));
+        let worker = Worker {
+            keys: config.inline_keys.clone(),
+            keys_digest: None,
+            last_fetch_started: None,
+            next_refresh: 0,
+            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
+            metrics: HashMap::new(),
+            config: Rc::new(config),
+        };
+        self.worker = Some(Rc::new(RefCell::new(worker)));
+        if remote {
+            self.set_tick_period(Duration::from_secs(1));
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(w) = self.worker.clone() else { return };
+        let now = unix_now();
+        let mut w = w.borrow_mut();
+        if self.jwks_call.is_none() && now >= w.next_refresh {
+            // Avoid a busy loop while the authorization server is down.
+            w.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS;
+            self.jwks_call = w.start_fetch(self, now);
+        }
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EdgeRequest {
+            worker: self.worker.clone(),
+            ..EdgeRequest::default()
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+#[derive(Default)]
+enum Phase {
+    #[default]
+    Start,
+    AwaitingKeys(u32),
+    Authenticated(TenantContext),
+    Done,
+}
+
+/// One request.
+#[derive(Default)]
+struct EdgeRequest {
+    /// `None` only if the configuration was refused: then every request is refused.
+    worker: Option<Rc<RefCell<Worker>>>,
+    phase: Phase,
+    method: String,
+    path: String,
+    request_id: String,
+    authorization: Vec<Vec<u8>>,
+    body_size: usize,
+    /// The complete body, once it has arrived.
+    body: Option<Vec<u8>>,
+}
+
+impl EdgeRequest {
+    fn respond(&mut self, reply: Reply, outcome: Outcome) -> Action {
+        if let Some(w) = &self.worker {
+            w.borrow_mut().count(outcome);
+        }
+        log::info!(
+            "mcp-edge: request_id={} {} {} -> {} ({})",
+            self.request_id,
+            self.method,
+            self.path,
+            reply.status,
+            outcome.stat_name()
+        );
+        let headers: Vec<(&str, &str)> =
+            reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        self.send_http_response(reply.status, headers, Some(&reply.body));
+        self.phase = Phase::Done;
+        Action::Pause
+    }
+
+    fn judge(&mut self, may_refetch_if_due: bool) -> Action {
+        let Some(w) = self.worker.clone() else {
+            let r = reply::jsonrpc_error(503, reply::CODE_UNAVAILABLE, "The MCP edge is misconfigured.", vec![]);
+            return self.respond(r, Outcome::InternalError);
+        };
+        let now = unix_now();
+        let verdict = {
+            let mut guard = w.borrow_mut();
+            let worker = &mut *guard;
+            let may_refetch = may_refetch_if_due
+                && gate::refetch_allowed(&worker.config, worker.last_fetch_started, now);
+            let head = RequestHead {
+                method: &self.method,
+                path: &self.path,
+                authorization: self.authorization.iter().map(Vec::as_slice).collect(),
+            };
+            let keys = KeyState { keys: worker.keys.as_ref(), may_refetch };
+            gate::judge_head(&worker.config, &head, &keys, &mut worker.cache, now)
+        };
+        match verdict {
+            HeadVerdict::Respond(reply, outcome) => self.respond(reply, outcome),
+            HeadVerdict::FetchKeys => match w.borrow_mut().start_fetch(self, now) {
+                Some(token) => {
+                    self.phase = Phase::AwaitingKeys(token);
+                    Action::Pause
+                }
+                None => self.judge(false),
+            },
+            HeadVerdict::Authenticated(tenant) => {
+                self.phase = Phase::Authenticated(tenant);
+                self.finish_if_complete()
+            }
+        }
+    }
+
+    /// Vouches for an authenticated request once its body is complete.
+    fn finish_if_complete(&mut self) -> Action {
+        let (Phase::Authenticated(tenant), Some(body)) = (&self.phase, &self.body) else {
+            return Action::Pause;
+        };
+        let Some(w) = self.worker.clone() else { return Action::Pause };
+        let config = w.borrow().config.clone();
+        let req = CompleteRequest {
+            method: &self.method,
+            path: &self.path,
+            request_id: &self.request_id,
+            body,
+        };
+        match gate::vouch(&config, tenant, &req, unix_now()) {
+            Ok(headers) => {
+                self.set_http_request_header("authorization", None);
+                for (name, value) in headers {
+                    self.set_http_request_header(name, Some(&value));
+                }
+                w.borrow_mut().count(Outcome::Allowed);
+                self.phase = Phase::Done;
+                Action::Continue
+            }
+            Err((reply, outcome)) => self.respond(reply, outcome),
+        }
+    }
+
+    fn body_complete(&mut self) -> Action {
+        self.body = Some(self.get_http_request_body(0, self.body_size).unwrap_or_default());
+        match self.phase {
+            Phase::Authenticated(_) => self.finish_if_complete(),
+            _ => Action::Pause,
+        }
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.worker.as_ref().map_or(0, |w| w.borrow().config.max_body_bytes)
+    }
+}
+
+impl Context for EdgeRequest {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if !matches!(self.phase, Phase::AwaitingKeys(t) if t == token) {
+            return;
+        }
+        let status = self.get_http_call_response_header(":status");
+        let body = self.get_http_call_response_body(0, body_size);
+        if let Some(w) = &self.worker {
+            w.borrow_mut().install_keys(status, body, unix_now());
+        }
+        self.phase = Phase::Start;
+        if self.judge(false) == Action::Continue {
+            self.resume_http_request();
+        }
+    }
+}
+
+impl HttpContext for EdgeRequest {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        let text = |v: Option<Vec<u8>>| v.and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+        self.method = text(self.get_http_request_header_bytes(":method"));
+        self.path = text(self.get_http_request_header_bytes(":path"));
+        let x_request_id = self.get_http_request_header_bytes("x-request-id");
+        self.request_id = request_id_from(x_request_id.as_deref(), || {
+            format!("edge-{}", hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()))
+        });
+        // Nobody outside may speak for a tenant: drop every inbound x-mcp-* header.
+        for (name, value) in self.get_http_request_headers_bytes() {
+            if is_trusted_header_name(&name) {
+                self.set_http_request_header(&name, None);
+            } else if name.eq_ignore_ascii_case("authorization") {
+                self.authorization.push(value);
+            }
+        }
+        if end_of_stream {
+            self.body = Some(Vec::new());
+        }
+        self.judge(true)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if matches!(self.phase, Phase::Done) {
+            return Action::Continue;
+        }
+        self.body_size = body_size;
+        if body_size > self.max_body_bytes() {
+            let (reply, outcome) = match self.worker.clone() {
+                Some(w) => gate::body_too_large(&w.borrow().config),
+                None => (reply::jsonrpc_error(413, reply::CODE_PAYLOAD_REJECTED, "Request body too large.", vec![]), Outcome::BodyTooLarge),
+            };
+            return self.respond(reply, outcome);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.body_complete()
+    }
+
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        if matches!(self.phase, Phase::Done) {
+            return Action::Continue;
+        }
+        self.body_complete()
+    }
+}

@@ -1,0 +1,138 @@
+//! A small, bounded cache of tokens that already passed `verify_bearer`.
+//!
+//! Pure-Rust RSA in wasm costs milliseconds per verification; agents send the same token on every
+//! call. Entries are keyed by the SHA-256 of the token (the cache never holds a token), live until
+//! the token's `exp` (plus the configured leeway, exactly as long as verification would accept it),
+//! and the cache never grows past its capacity.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::token::VerifiedToken;
+
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+#[derive(Debug)]
+pub struct TokenCache {
+    capacity: usize,
+    leeway_seconds: u64,
+    entries: HashMap<[u8; 32], VerifiedToken>,
+}
+
+fn key_of(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize, leeway_seconds: u64) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            leeway_seconds,
+            entries: HashMap::new(),
+        }
+    }
+
+    fn still_valid(&self, v: &VerifiedToken, now: u64) -> bool {
+        now <= v.expires_at.saturating_add(self.leeway_seconds)
+    }
+
+    /// The verified token, if it is cached and still within its lifetime.
+    pub fn get(&mut self, token: &str, now: u64) -> Option<VerifiedToken> {
+        let key = key_of(token);
+        match self.entries.get(&key) {
+            Some(v) if self.still_valid(v, now) => Some(v.clone()),
+            Some(_) => {
+                self.entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn insert(&mut self, token: &str, verified: VerifiedToken, now: u64) {
+        if self.entries.len() >= self.capacity {
+            let leeway = self.leeway_seconds;
+            self.entries
+                .retain(|_, v| now <= v.expires_at.saturating_add(leeway));
+        }
+        if self.entries.len() >= self.capacity {
+            // Still full of live tokens: drop the one that expires first.
+            if let Some(victim) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, v)| v.expires_at)
+                .map(|(k, _)| *k)
+            {
+                self.entries.remove(&victim);
+            }
+        }
+        self.entries.insert(key_of(token), verified);
+    }
+
+    /// Forgets every entry (used when the trusted key set changes).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{TenantContext, Tier};
+
+    fn verified(exp: u64) -> VerifiedToken {
+        VerifiedToken {
+            tenant: TenantContext {
+                tenant_id: "t".into(),
+                user_id: "u".into(),
+                scopes: vec![],
+                allowed_tools: None,
+                data_scope: String::new(),
+                tier: Tier::Free,
+            },
+            expires_at: exp,
+        }
+    }
+
+    #[test]
+    fn hit_until_expiry_plus_leeway() {
+        let mut c = TokenCache::new(4, 30);
+        c.insert("a", verified(100), 50);
+        assert!(c.get("a", 130).is_some());
+        assert!(c.get("a", 131).is_none());
+        assert!(c.is_empty(), "expired entry is dropped on lookup");
+        assert!(c.get("b", 0).is_none());
+    }
+
+    #[test]
+    fn never_grows_past_capacity() {
+        let mut c = TokenCache::new(3, 0);
+        for i in 0..10u64 {
+            c.insert(&format!("t{i}"), verified(1000 + i), 0);
+            assert!(c.len() <= 3);
+        }
+        // the three latest-expiring tokens survive
+        assert!(c.get("t9", 0).is_some());
+        assert!(c.get("t7", 0).is_some());
+        assert!(c.get("t0", 0).is_none());
+    }
+
+    #[test]
+    fn expired_entries_are_evicted_first() {
+        let mut c = TokenCache::new(2, 0);
+        c.insert("old", verified(10), 0);
+        c.insert("live", verified(1000), 0);
+        c.insert("new", verified(500), 20);
+        assert!(c.get("live", 20).is_some());
+        assert!(c.get("new", 20).is_some());
+    }
+}
