@@ -24,8 +24,13 @@ pub struct Cli {
 
     /// Shared secret for the gateway signature (HMAC-SHA256), the same as the filter's; at least
     /// 32 bytes.
-    #[arg(long, env = "MCP_EDGE_GATEWAY_SECRET", hide_env_values = true)]
-    pub gateway_secret: String,
+    #[arg(
+        long,
+        env = "MCP_EDGE_GATEWAY_SECRET",
+        hide_env_values = true,
+        required_unless_present = "print_tool_scopes"
+    )]
+    pub gateway_secret: Option<String>,
 
     /// Host header value the MCP endpoint accepts (DNS-rebinding protection). `name` allows any
     /// port, `name:port` only that port. Repeat the option, or give a comma-separated list in the

@@ -1,6 +1,6 @@
 //! Entry point of `mcp-edge-backend`: parse options, pick the store, bind, serve until a signal.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -28,22 +28,29 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
-    init_tracing(cli.log_json);
+    let log_json = cli.log_json;
+    init_tracing(log_json);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "mcp-edge-backend stopped");
-            eprintln!("mcp-edge-backend: {e:#}");
+            if log_json {
+                tracing::error!(error = format!("{e:#}"), "mcp-edge-backend stopped");
+            } else {
+                eprintln!("mcp-edge-backend: {e:#}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
 }
 
 fn init_tracing(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rmcp logs every stateless request's service start and stop at info; keep those out by default.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder
             .json()
@@ -56,7 +63,8 @@ fn init_tracing(json: bool) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let gateway_auth = GatewayAuth::new(cli.gateway_secret.into_bytes()).map_err(|_| {
+    let secret = cli.gateway_secret.unwrap_or_default();
+    let gateway_auth = GatewayAuth::new(secret.into_bytes()).map_err(|_| {
         anyhow::anyhow!(
             "the gateway secret (--gateway-secret / MCP_EDGE_GATEWAY_SECRET) must be at least {MIN_SECRET_LEN} bytes"
         )

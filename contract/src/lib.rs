@@ -198,19 +198,50 @@ mod tests {
         let sig = sign(SECRET, &sample(&d)).unwrap();
         let other = body_digest(b"{ }");
         let variants: Vec<SignedRequest<'_>> = vec![
-            SignedRequest { method: "GET", ..sample(&d) },
-            SignedRequest { path: "/mcp2", ..sample(&d) },
-            SignedRequest { tenant_id: "other", ..sample(&d) },
-            SignedRequest { user_id: "u2", ..sample(&d) },
-            SignedRequest { scopes: "mcp:admin", ..sample(&d) },
-            SignedRequest { data_scope: "", ..sample(&d) },
-            SignedRequest { tier: "enterprise", ..sample(&d) },
-            SignedRequest { request_id: "req-2", ..sample(&d) },
-            SignedRequest { gateway_time: 1_001, ..sample(&d) },
+            SignedRequest {
+                method: "GET",
+                ..sample(&d)
+            },
+            SignedRequest {
+                path: "/mcp2",
+                ..sample(&d)
+            },
+            SignedRequest {
+                tenant_id: "other",
+                ..sample(&d)
+            },
+            SignedRequest {
+                user_id: "u2",
+                ..sample(&d)
+            },
+            SignedRequest {
+                scopes: "mcp:admin",
+                ..sample(&d)
+            },
+            SignedRequest {
+                data_scope: "",
+                ..sample(&d)
+            },
+            SignedRequest {
+                tier: "enterprise",
+                ..sample(&d)
+            },
+            SignedRequest {
+                request_id: "req-2",
+                ..sample(&d)
+            },
+            SignedRequest {
+                gateway_time: 1_001,
+                ..sample(&d)
+            },
             sample(&other),
         ];
         for v in variants {
-            assert_eq!(verify(SECRET, &v, &sig, 1_000), Err(ContractError::BadSignature), "{v:?}");
+            assert_eq!(
+                verify(SECRET, &v, &sig, 1_000),
+                Err(ContractError::BadSignature),
+                "{v:?}"
+            );
         }
     }
 
@@ -218,23 +249,44 @@ mod tests {
     fn stale_and_future_times_are_refused() {
         let d = body_digest(b"");
         let sig = sign(SECRET, &sample(&d)).unwrap();
-        assert!(matches!(verify(SECRET, &sample(&d), &sig, 1_031), Err(ContractError::Stale { .. })));
-        assert!(matches!(verify(SECRET, &sample(&d), &sig, 969), Err(ContractError::Stale { .. })));
+        assert!(matches!(
+            verify(SECRET, &sample(&d), &sig, 1_031),
+            Err(ContractError::Stale { .. })
+        ));
+        assert!(matches!(
+            verify(SECRET, &sample(&d), &sig, 969),
+            Err(ContractError::Stale { .. })
+        ));
         assert_eq!(verify(SECRET, &sample(&d), &sig, 970), Ok(()));
     }
 
     #[test]
     fn newline_in_a_value_is_refused() {
         let d = body_digest(b"");
-        let req = SignedRequest { tenant_id: "a\nb", ..sample(&d) };
-        assert_eq!(sign(SECRET, &req), Err(ContractError::ControlCharacter("tenant_id")));
+        let req = SignedRequest {
+            tenant_id: "a\nb",
+            ..sample(&d)
+        };
+        assert_eq!(
+            sign(SECRET, &req),
+            Err(ContractError::ControlCharacter("tenant_id"))
+        );
     }
 
     #[test]
     fn short_secret_and_garbage_signature_are_refused() {
         let d = body_digest(b"");
-        assert_eq!(sign(b"short", &sample(&d)), Err(ContractError::SecretTooShort));
-        assert_eq!(verify(SECRET, &sample(&d), "!!!", 1_000), Err(ContractError::BadSignature));
-        assert_eq!(verify(SECRET, &sample(&d), "", 1_000), Err(ContractError::BadSignature));
+        assert_eq!(
+            sign(b"short", &sample(&d)),
+            Err(ContractError::SecretTooShort)
+        );
+        assert_eq!(
+            verify(SECRET, &sample(&d), "!!!", 1_000),
+            Err(ContractError::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, &sample(&d), "", 1_000),
+            Err(ContractError::BadSignature)
+        );
     }
 }

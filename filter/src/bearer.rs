@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn accepts_bearer_in_any_case() {
-        assert_eq!(extract_bearer(&[b"Bearer abc.def.ghi"]), Ok("abc.def.ghi".into()));
+        assert_eq!(
+            extract_bearer(&[b"Bearer abc.def.ghi"]),
+            Ok("abc.def.ghi".into())
+        );
         assert_eq!(extract_bearer(&[b"bearer abc"]), Ok("abc".into()));
         assert_eq!(extract_bearer(&[b"BEARER  abc"]), Ok("abc".into()));
     }
@@ -64,8 +67,14 @@ mod tests {
         ] {
             assert_eq!(extract_bearer(&[v]), Err(BearerError::Malformed), "{v:?}");
         }
-        assert_eq!(extract_bearer(&[b"Bearer a", b"Bearer b"]), Err(BearerError::Malformed));
+        assert_eq!(
+            extract_bearer(&[b"Bearer a", b"Bearer b"]),
+            Err(BearerError::Malformed)
+        );
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_BYTES + 1));
-        assert_eq!(extract_bearer(&[long.as_bytes()]), Err(BearerError::Malformed));
+        assert_eq!(
+            extract_bearer(&[long.as_bytes()]),
+            Err(BearerError::Malformed)
+        );
     }
 }

@@ -160,7 +160,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "plugin configuration: `{}`: {}", self.field, self.message)
+        write!(
+            f,
+            "plugin configuration: `{}`: {}",
+            self.field, self.message
+        )
     }
 }
 
@@ -205,8 +209,12 @@ pub fn parse_config(
         err("(root)", e.to_string())
     })?;
 
-    let (origin, _) = split_uri(&raw.resource)
-        .ok_or_else(|| err("resource", "must be an absolute http(s) URI without query or fragment"))?;
+    let (origin, _) = split_uri(&raw.resource).ok_or_else(|| {
+        err(
+            "resource",
+            "must be an absolute http(s) URI without query or fragment",
+        )
+    })?;
     let resource_origin = origin.to_string();
 
     require_nonempty_list("issuers", &raw.issuers)?;
@@ -318,7 +326,10 @@ pub fn parse_config(
     require_nonempty_list("challenge_scopes", &raw.challenge_scopes)?;
     for s in &raw.challenge_scopes {
         if !raw.prm.scopes_supported.contains(s) {
-            return Err(err("challenge_scopes", format!("{s:?} is not in prm.scopes_supported")));
+            return Err(err(
+                "challenge_scopes",
+                format!("{s:?} is not in prm.scopes_supported"),
+            ));
         }
     }
 
@@ -383,17 +394,47 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(field_of(base(), |v| v["resource"] = json!("mcp")), "resource");
+        assert_eq!(
+            field_of(base(), |v| v["resource"] = json!("mcp")),
+            "resource"
+        );
         assert_eq!(field_of(base(), |v| v["issuers"] = json!([])), "issuers");
-        assert_eq!(field_of(base(), |v| v["algorithms"] = json!(["none"])), "algorithms");
-        assert_eq!(field_of(base(), |v| v["algorithms"] = json!(["HS256"])), "algorithms");
-        assert_eq!(field_of(base(), |v| v["leeway_seconds"] = json!(900)), "leeway_seconds");
-        assert_eq!(field_of(base(), |v| v["mcp_paths"] = json!(["mcp"])), "mcp_paths");
-        assert_eq!(field_of(base(), |v| v["gateway_secret"] = json!({"inline": "short"})), "gateway_secret");
-        assert_eq!(field_of(base(), |v| v["gateway_secret"] = json!({"env": "NOPE"})), "gateway_secret.env");
-        assert_eq!(field_of(base(), |v| v["jwks"] = json!({"inline": {"keys": []}})), "jwks.inline");
-        assert_eq!(field_of(base(), |v| v["prm"]["authorization_servers"] = json!([])), "prm.authorization_servers");
-        assert_eq!(field_of(base(), |v| v["challenge_scopes"] = json!(["x"])), "challenge_scopes");
+        assert_eq!(
+            field_of(base(), |v| v["algorithms"] = json!(["none"])),
+            "algorithms"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["algorithms"] = json!(["HS256"])),
+            "algorithms"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["leeway_seconds"] = json!(900)),
+            "leeway_seconds"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["mcp_paths"] = json!(["mcp"])),
+            "mcp_paths"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["gateway_secret"] = json!({"inline": "short"})),
+            "gateway_secret"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["gateway_secret"] = json!({"env": "NOPE"})),
+            "gateway_secret.env"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["jwks"] = json!({"inline": {"keys": []}})),
+            "jwks.inline"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["prm"]["authorization_servers"] = json!([])),
+            "prm.authorization_servers"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["challenge_scopes"] = json!(["x"])),
+            "challenge_scopes"
+        );
     }
 
     #[test]
@@ -424,7 +465,10 @@ mod tests {
 
     #[test]
     fn split_uri_handles_paths() {
-        assert_eq!(split_uri("https://a.example/mcp"), Some(("https://a.example", "/mcp")));
+        assert_eq!(
+            split_uri("https://a.example/mcp"),
+            Some(("https://a.example", "/mcp"))
+        );
         assert_eq!(split_uri("http://a:1"), Some(("http://a:1", "/")));
         assert_eq!(split_uri("ftp://a/"), None);
         assert_eq!(split_uri("https:///x"), None);

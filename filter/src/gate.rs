@@ -95,7 +95,11 @@ fn not_served(status: u32, message: &str, outcome: Outcome) -> HeadVerdict {
 
 fn metadata_reply(cfg: &EdgeConfig, method: &str) -> HeadVerdict {
     if method != "GET" && method != "HEAD" {
-        return not_served(405, "The protected resource metadata is read with GET.", Outcome::MethodNotAllowed);
+        return not_served(
+            405,
+            "The protected resource metadata is read with GET.",
+            Outcome::MethodNotAllowed,
+        );
     }
     HeadVerdict::Respond(
         Reply {
@@ -113,7 +117,11 @@ fn metadata_reply(cfg: &EdgeConfig, method: &str) -> HeadVerdict {
 
 fn unauthorized(cfg: &EdgeConfig, why: Unauthenticated, outcome: Outcome) -> HeadVerdict {
     HeadVerdict::Respond(
-        reply::unauthorized(&prm::metadata_url(cfg), &cfg.challenge_scopes.join(" "), &why),
+        reply::unauthorized(
+            &prm::metadata_url(cfg),
+            &cfg.challenge_scopes.join(" "),
+            &why,
+        ),
         outcome,
     )
 }
@@ -121,7 +129,9 @@ fn unauthorized(cfg: &EdgeConfig, why: Unauthenticated, outcome: Outcome) -> Hea
 fn invalid_token(cfg: &EdgeConfig, e: &TokenError) -> HeadVerdict {
     unauthorized(
         cfg,
-        Unauthenticated::InvalidToken { description: e.description() },
+        Unauthenticated::InvalidToken {
+            description: e.description(),
+        },
         Outcome::InvalidToken(e.reason()),
     )
 }
@@ -139,15 +149,25 @@ pub fn judge_head(
         return metadata_reply(cfg, head.method);
     }
     if !cfg.mcp_paths.iter().any(|p| p == path) {
-        return not_served(404, "Not found: this server answers MCP requests at its MCP endpoint only.", Outcome::NotFound);
+        return not_served(
+            404,
+            "Not found: this server answers MCP requests at its MCP endpoint only.",
+            Outcome::NotFound,
+        );
     }
     if !matches!(head.method, "POST" | "GET" | "DELETE") {
-        return not_served(405, "The MCP endpoint accepts POST, GET and DELETE.", Outcome::MethodNotAllowed);
+        return not_served(
+            405,
+            "The MCP endpoint accepts POST, GET and DELETE.",
+            Outcome::MethodNotAllowed,
+        );
     }
 
     let token = match extract_bearer(&head.authorization) {
         Ok(t) => t,
-        Err(BearerError::Missing) => return unauthorized(cfg, Unauthenticated::NoToken, Outcome::NoToken),
+        Err(BearerError::Missing) => {
+            return unauthorized(cfg, Unauthenticated::NoToken, Outcome::NoToken);
+        }
         Err(BearerError::Malformed) => return invalid_token(cfg, &TokenError::Malformed),
     };
     if let Some(v) = cache.get(&token, now) {
@@ -155,11 +175,10 @@ pub fn judge_head(
     }
     let Some(key_set) = keys.keys else {
         // Without keys a token can still be judged malformed or of a refused algorithm.
-        match verify_bearer(&token, &KeySet::default(), &token_policy(cfg), now) {
-            Err(e @ (TokenError::Malformed | TokenError::AlgorithmNotAllowed(_))) => {
-                return invalid_token(cfg, &e);
-            }
-            _ => {}
+        if let Err(e @ (TokenError::Malformed | TokenError::AlgorithmNotAllowed(_))) =
+            verify_bearer(&token, &KeySet::default(), &token_policy(cfg), now)
+        {
+            return invalid_token(cfg, &e);
         }
         return if keys.may_refetch {
             HeadVerdict::FetchKeys
@@ -177,7 +196,14 @@ pub fn judge_head(
     };
     match verify_bearer(&token, key_set, &token_policy(cfg), now) {
         Ok(VerifiedToken { tenant, expires_at }) => {
-            cache.insert(&token, VerifiedToken { tenant: tenant.clone(), expires_at }, now);
+            cache.insert(
+                &token,
+                VerifiedToken {
+                    tenant: tenant.clone(),
+                    expires_at,
+                },
+                now,
+            );
             HeadVerdict::Authenticated(tenant)
         }
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => HeadVerdict::FetchKeys,
@@ -223,7 +249,12 @@ pub fn vouch(
     };
     trusted_headers(&cfg.gateway_secret, &v).map_err(|_| {
         (
-            reply::jsonrpc_error(500, reply::CODE_NOT_SERVED, "The MCP edge could not vouch for this request.", vec![]),
+            reply::jsonrpc_error(
+                500,
+                reply::CODE_NOT_SERVED,
+                "The MCP edge could not vouch for this request.",
+                vec![],
+            ),
             Outcome::InternalError,
         )
     })
@@ -266,7 +297,10 @@ mod tests {
             "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
             "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]}
         });
-        (parse_config(v.to_string().as_bytes(), &|_| None).unwrap(), kp)
+        (
+            parse_config(v.to_string().as_bytes(), &|_| None).unwrap(),
+            kp,
+        )
     }
 
     fn token(kp: &Ed25519KeyPair) -> String {
@@ -281,14 +315,34 @@ mod tests {
         kp.sign(c).unwrap()
     }
 
-    fn judge(cfg: &EdgeConfig, method: &str, path: &str, auth: Option<&str>, may_refetch: bool) -> HeadVerdict {
+    fn judge(
+        cfg: &EdgeConfig,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        may_refetch: bool,
+    ) -> HeadVerdict {
         let mut cache = TokenCache::new(8, cfg.leeway_seconds);
         judge_with(cfg, method, path, auth, may_refetch, &mut cache)
     }
 
-    fn judge_with(cfg: &EdgeConfig, method: &str, path: &str, auth: Option<&str>, may_refetch: bool, cache: &mut TokenCache) -> HeadVerdict {
-        let head = RequestHead { method, path, authorization: auth.map(|a| vec![a.as_bytes()]).unwrap_or_default() };
-        let keys = KeyState { keys: cfg.inline_keys.as_ref(), may_refetch };
+    fn judge_with(
+        cfg: &EdgeConfig,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        may_refetch: bool,
+        cache: &mut TokenCache,
+    ) -> HeadVerdict {
+        let head = RequestHead {
+            method,
+            path,
+            authorization: auth.map(|a| vec![a.as_bytes()]).unwrap_or_default(),
+        };
+        let keys = KeyState {
+            keys: cfg.inline_keys.as_ref(),
+            may_refetch,
+        };
         judge_head(cfg, &head, &keys, cache, NOW)
     }
 
@@ -303,7 +357,10 @@ mod tests {
     #[test]
     fn metadata_is_public() {
         let (cfg, _) = setup(false);
-        for p in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
+        for p in [
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+        ] {
             match judge(&cfg, "GET", p, None, false) {
                 HeadVerdict::Respond(r, Outcome::MetadataServed) => {
                     let doc: Value = serde_json::from_slice(&r.body).unwrap();
@@ -312,19 +369,40 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert_eq!(status(&judge(&cfg, "POST", "/.well-known/oauth-protected-resource", None, false)), 405);
+        assert_eq!(
+            status(&judge(
+                &cfg,
+                "POST",
+                "/.well-known/oauth-protected-resource",
+                None,
+                false
+            )),
+            405
+        );
     }
 
     #[test]
     fn paths_and_methods() {
         let (cfg, kp) = setup(false);
         let auth = format!("Bearer {}", token(&kp));
-        assert_eq!(status(&judge(&cfg, "POST", "/other", Some(&auth), false)), 404);
-        assert_eq!(status(&judge(&cfg, "POST", "/mcp/", Some(&auth), false)), 404);
+        assert_eq!(
+            status(&judge(&cfg, "POST", "/other", Some(&auth), false)),
+            404
+        );
+        assert_eq!(
+            status(&judge(&cfg, "POST", "/mcp/", Some(&auth), false)),
+            404
+        );
         assert_eq!(status(&judge(&cfg, "PUT", "/mcp", Some(&auth), false)), 405);
-        assert_eq!(status(&judge(&cfg, "POST", "/mcp?x=1", Some(&auth), false)), 0);
+        assert_eq!(
+            status(&judge(&cfg, "POST", "/mcp?x=1", Some(&auth), false)),
+            0
+        );
         assert_eq!(status(&judge(&cfg, "GET", "/mcp", Some(&auth), false)), 0);
-        assert_eq!(status(&judge(&cfg, "DELETE", "/mcp", Some(&auth), false)), 0);
+        assert_eq!(
+            status(&judge(&cfg, "DELETE", "/mcp", Some(&auth), false)),
+            0
+        );
     }
 
     #[test]
@@ -338,14 +416,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match judge(&cfg, "POST", "/mcp?access_token=abc", Some("Bearer nope"), false) {
+        match judge(
+            &cfg,
+            "POST",
+            "/mcp?access_token=abc",
+            Some("Bearer nope"),
+            false,
+        ) {
             HeadVerdict::Respond(r, Outcome::InvalidToken("malformed")) => {
-                assert!(r.header("www-authenticate").unwrap().contains("error=\"invalid_token\""));
+                assert!(
+                    r.header("www-authenticate")
+                        .unwrap()
+                        .contains("error=\"invalid_token\"")
+                );
             }
             other => panic!("{other:?}"),
         }
         // a token in the query string is not a token
-        assert!(matches!(judge(&cfg, "POST", "/mcp?access_token=abc", None, false), HeadVerdict::Respond(_, Outcome::NoToken)));
+        assert!(matches!(
+            judge(&cfg, "POST", "/mcp?access_token=abc", None, false),
+            HeadVerdict::Respond(_, Outcome::NoToken)
+        ));
     }
 
     #[test]
@@ -353,17 +444,32 @@ mod tests {
         let (cfg, _) = setup(false);
         let stranger = Ed25519KeyPair::generate().with_key_id("k9");
         let auth = format!("Bearer {}", token(&stranger));
-        assert!(matches!(judge(&cfg, "POST", "/mcp", Some(&auth), true), HeadVerdict::FetchKeys));
-        assert!(matches!(judge(&cfg, "POST", "/mcp", Some(&auth), false), HeadVerdict::Respond(_, Outcome::InvalidToken("unknown_kid"))));
+        assert!(matches!(
+            judge(&cfg, "POST", "/mcp", Some(&auth), true),
+            HeadVerdict::FetchKeys
+        ));
+        assert!(matches!(
+            judge(&cfg, "POST", "/mcp", Some(&auth), false),
+            HeadVerdict::Respond(_, Outcome::InvalidToken("unknown_kid"))
+        ));
     }
 
     #[test]
     fn no_keys_fails_closed() {
         let (cfg, kp) = setup(true);
         let auth = format!("Bearer {}", token(&kp));
-        assert!(matches!(judge(&cfg, "POST", "/mcp", Some(&auth), true), HeadVerdict::FetchKeys));
-        assert_eq!(status(&judge(&cfg, "POST", "/mcp", Some(&auth), false)), 503);
-        assert_eq!(status(&judge(&cfg, "POST", "/mcp", Some("Bearer abc.def"), true)), 401);
+        assert!(matches!(
+            judge(&cfg, "POST", "/mcp", Some(&auth), true),
+            HeadVerdict::FetchKeys
+        ));
+        assert_eq!(
+            status(&judge(&cfg, "POST", "/mcp", Some(&auth), false)),
+            503
+        );
+        assert_eq!(
+            status(&judge(&cfg, "POST", "/mcp", Some("Bearer abc.def"), true)),
+            401
+        );
     }
 
     #[test]
@@ -371,11 +477,27 @@ mod tests {
         let (cfg, kp) = setup(false);
         let auth = format!("Bearer {}", token(&kp));
         let mut cache = TokenCache::new(8, 30);
-        assert!(matches!(judge_with(&cfg, "POST", "/mcp", Some(&auth), false, &mut cache), HeadVerdict::Authenticated(_)));
+        assert!(matches!(
+            judge_with(&cfg, "POST", "/mcp", Some(&auth), false, &mut cache),
+            HeadVerdict::Authenticated(_)
+        ));
         assert_eq!(cache.len(), 1);
         // served from the cache even with no keys at all
-        let head = RequestHead { method: "POST", path: "/mcp", authorization: vec![auth.as_bytes()] };
-        let v = judge_head(&cfg, &head, &KeyState { keys: None, may_refetch: false }, &mut cache, NOW);
+        let head = RequestHead {
+            method: "POST",
+            path: "/mcp",
+            authorization: vec![auth.as_bytes()],
+        };
+        let v = judge_head(
+            &cfg,
+            &head,
+            &KeyState {
+                keys: None,
+                may_refetch: false,
+            },
+            &mut cache,
+            NOW,
+        );
         assert!(matches!(v, HeadVerdict::Authenticated(t) if t.tenant_id == "acme"));
     }
 
@@ -393,10 +515,20 @@ mod tests {
     fn vouch_signs_or_refuses_large_bodies() {
         let (cfg, kp) = setup(false);
         let auth = format!("Bearer {}", token(&kp));
-        let HeadVerdict::Authenticated(t) = judge(&cfg, "POST", "/mcp", Some(&auth), false) else { panic!() };
-        let req = CompleteRequest { method: "POST", path: "/mcp", request_id: "r", body: b"{}" };
+        let HeadVerdict::Authenticated(t) = judge(&cfg, "POST", "/mcp", Some(&auth), false) else {
+            panic!()
+        };
+        let req = CompleteRequest {
+            method: "POST",
+            path: "/mcp",
+            request_id: "r",
+            body: b"{}",
+        };
         let h = vouch(&cfg, &t, &req, NOW).unwrap();
-        assert!(h.iter().any(|(n, v)| *n == "x-mcp-tenant-id" && v == "acme"));
+        assert!(
+            h.iter()
+                .any(|(n, v)| *n == "x-mcp-tenant-id" && v == "acme")
+        );
         let big = vec![b' '; cfg.max_body_bytes + 1];
         let req = CompleteRequest { body: &big, ..req };
         assert_eq!(vouch(&cfg, &t, &req, NOW).unwrap_err().0.status, 413);

@@ -79,10 +79,19 @@ impl Worker {
             (":authority", r.authority.as_str()),
             ("accept", "application/json"),
         ];
-        match ctx.dispatch_http_call(&r.cluster, headers, None, vec![], Duration::from_millis(r.timeout_ms)) {
+        match ctx.dispatch_http_call(
+            &r.cluster,
+            headers,
+            None,
+            vec![],
+            Duration::from_millis(r.timeout_ms),
+        ) {
             Ok(token) => Some(token),
             Err(e) => {
-                log::warn!("mcp-edge: cannot fetch JWKS from cluster {}: {e:?}", r.cluster);
+                log::warn!(
+                    "mcp-edge: cannot fetch JWKS from cluster {}: {e:?}",
+                    r.cluster
+                );
                 None
             }
         }
@@ -103,7 +112,10 @@ impl Worker {
             Ok(keys) => {
                 let digest = mcp_edge_contract::body_digest(&body);
                 if self.keys_digest.as_deref() != Some(digest.as_str()) {
-                    log::info!("mcp-edge: installed {} signing key(s) from the JWKS", keys.len());
+                    log::info!(
+                        "mcp-edge: installed {} signing key(s) from the JWKS",
+                        keys.len()
+                    );
                     // Tokens verified with keys that are gone must be verified again.
                     self.cache.clear();
                 }
@@ -228,8 +240,11 @@ impl EdgeRequest {
             reply.status,
             outcome.stat_name()
         );
-        let headers: Vec<(&str, &str)> =
-            reply.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         self.send_http_response(reply.status, headers, Some(&reply.body));
         self.phase = Phase::Done;
         Action::Pause
@@ -237,7 +252,12 @@ impl EdgeRequest {
 
     fn judge(&mut self, may_refetch_if_due: bool) -> Action {
         let Some(w) = self.worker.clone() else {
-            let r = reply::jsonrpc_error(503, reply::CODE_UNAVAILABLE, "The MCP edge is misconfigured.", vec![]);
+            let r = reply::jsonrpc_error(
+                503,
+                reply::CODE_UNAVAILABLE,
+                "The MCP edge is misconfigured.",
+                vec![],
+            );
             return self.respond(r, Outcome::InternalError);
         };
         let now = unix_now();
@@ -251,7 +271,10 @@ impl EdgeRequest {
                 path: &self.path,
                 authorization: self.authorization.iter().map(Vec::as_slice).collect(),
             };
-            let keys = KeyState { keys: worker.keys.as_ref(), may_refetch };
+            let keys = KeyState {
+                keys: worker.keys.as_ref(),
+                may_refetch,
+            };
             gate::judge_head(&worker.config, &head, &keys, &mut worker.cache, now)
         };
         match verdict {
@@ -275,7 +298,9 @@ impl EdgeRequest {
         let (Phase::Authenticated(tenant), Some(body)) = (&self.phase, &self.body) else {
             return Action::Pause;
         };
-        let Some(w) = self.worker.clone() else { return Action::Pause };
+        let Some(w) = self.worker.clone() else {
+            return Action::Pause;
+        };
         let config = w.borrow().config.clone();
         let req = CompleteRequest {
             method: &self.method,
@@ -298,7 +323,10 @@ impl EdgeRequest {
     }
 
     fn body_complete(&mut self) -> Action {
-        self.body = Some(self.get_http_request_body(0, self.body_size).unwrap_or_default());
+        self.body = Some(
+            self.get_http_request_body(0, self.body_size)
+                .unwrap_or_default(),
+        );
         match self.phase {
             Phase::Authenticated(_) => self.finish_if_complete(),
             _ => Action::Pause,
@@ -306,7 +334,9 @@ impl EdgeRequest {
     }
 
     fn max_body_bytes(&self) -> usize {
-        self.worker.as_ref().map_or(0, |w| w.borrow().config.max_body_bytes)
+        self.worker
+            .as_ref()
+            .map_or(0, |w| w.borrow().config.max_body_bytes)
     }
 }
 
@@ -329,12 +359,21 @@ impl Context for EdgeRequest {
 
 impl HttpContext for EdgeRequest {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
-        let text = |v: Option<Vec<u8>>| v.and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+        let text = |v: Option<Vec<u8>>| {
+            v.and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default()
+        };
         self.method = text(self.get_http_request_header_bytes(":method"));
         self.path = text(self.get_http_request_header_bytes(":path"));
         let x_request_id = self.get_http_request_header_bytes("x-request-id");
         self.request_id = request_id_from(x_request_id.as_deref(), || {
-            format!("edge-{}", hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()))
+            format!(
+                "edge-{}",
+                hostcalls::get_current_time()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos())
+            )
         });
         // Nobody outside may speak for a tenant: drop every inbound x-mcp-* header.
         for (name, value) in self.get_http_request_headers_bytes() {
@@ -358,7 +397,15 @@ impl HttpContext for EdgeRequest {
         if body_size > self.max_body_bytes() {
             let (reply, outcome) = match self.worker.clone() {
                 Some(w) => gate::body_too_large(&w.borrow().config),
-                None => (reply::jsonrpc_error(413, reply::CODE_PAYLOAD_REJECTED, "Request body too large.", vec![]), Outcome::BodyTooLarge),
+                None => (
+                    reply::jsonrpc_error(
+                        413,
+                        reply::CODE_PAYLOAD_REJECTED,
+                        "Request body too large.",
+                        vec![],
+                    ),
+                    Outcome::BodyTooLarge,
+                ),
             };
             return self.respond(reply, outcome);
         }

@@ -51,7 +51,7 @@ impl Algorithm {
 /// One key, bound to the one algorithm it verifies.
 #[derive(Clone)]
 pub enum VerifyingKey {
-    Rs256(RS256PublicKey),
+    Rs256(Box<RS256PublicKey>),
     Es256(ES256PublicKey),
     EdDsa(Ed25519PublicKey),
     Hs256(HS256Key),
@@ -93,7 +93,8 @@ impl KeySet {
         if bytes.len() > MAX_JWKS_BYTES {
             return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
         }
-        let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("JWKS is not JSON: {e}"))?;
+        let doc: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("JWKS is not JSON: {e}"))?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
@@ -113,7 +114,9 @@ impl KeySet {
             } else {
                 format!(" ({})", skipped.join("; "))
             };
-            return Err(format!("JWKS holds no usable signature key for the allowed algorithms{why}"));
+            return Err(format!(
+                "JWKS holds no usable signature key for the allowed algorithms{why}"
+            ));
         }
         Ok(Self { entries })
     }
@@ -179,7 +182,9 @@ fn key_from_jwk(jwk: &Value, allowed: &BTreeSet<Algorithm>) -> Result<Option<Key
     }
     let json = jwk.to_string();
     let key = match alg {
-        Algorithm::Rs256 => RS256PublicKey::from_jwk(&json).map(VerifyingKey::Rs256),
+        Algorithm::Rs256 => {
+            RS256PublicKey::from_jwk(&json).map(|k| VerifyingKey::Rs256(Box::new(k)))
+        }
         Algorithm::Es256 => ES256PublicKey::from_jwk(&json).map(VerifyingKey::Es256),
         Algorithm::EdDsa => Ed25519PublicKey::from_jwk(&json).map(VerifyingKey::EdDsa),
         Algorithm::Hs256 => {
@@ -206,7 +211,9 @@ mod tests {
     use serde_json::json;
 
     fn all() -> BTreeSet<Algorithm> {
-        [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into_iter().collect()
+        [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa]
+            .into_iter()
+            .collect()
     }
 
     fn ed_jwk(kid: &str) -> Value {

@@ -67,13 +67,31 @@ mod tests {
     #[test]
     fn paths_and_url() {
         let c = cfg("https://mcp.example.com/mcp");
-        assert_eq!(metadata_path(&c), "/.well-known/oauth-protected-resource/mcp");
-        assert_eq!(metadata_url(&c), "https://mcp.example.com/.well-known/oauth-protected-resource/mcp");
-        assert!(is_metadata_path(&c, "/.well-known/oauth-protected-resource"));
-        assert!(is_metadata_path(&c, "/.well-known/oauth-protected-resource/mcp"));
-        assert!(!is_metadata_path(&c, "/.well-known/oauth-protected-resource/other"));
+        assert_eq!(
+            metadata_path(&c),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            metadata_url(&c),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert!(is_metadata_path(
+            &c,
+            "/.well-known/oauth-protected-resource"
+        ));
+        assert!(is_metadata_path(
+            &c,
+            "/.well-known/oauth-protected-resource/mcp"
+        ));
+        assert!(!is_metadata_path(
+            &c,
+            "/.well-known/oauth-protected-resource/other"
+        ));
         let root = cfg("https://mcp.example.com");
-        assert_eq!(metadata_url(&root), "https://mcp.example.com/.well-known/oauth-protected-resource");
+        assert_eq!(
+            metadata_url(&root),
+            "https://mcp.example.com/.well-known/oauth-protected-resource"
+        );
     }
 
     #[test]

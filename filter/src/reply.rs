@@ -113,10 +113,17 @@ mod tests {
 
     #[test]
     fn no_token_challenge_has_no_error() {
-        let r = unauthorized("https://h/.well-known/oauth-protected-resource/mcp", "mcp:read", &Unauthenticated::NoToken);
+        let r = unauthorized(
+            "https://h/.well-known/oauth-protected-resource/mcp",
+            "mcp:read",
+            &Unauthenticated::NoToken,
+        );
         assert_eq!(r.status, 401);
         let h = r.header("WWW-Authenticate").unwrap();
-        assert_eq!(h, "Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:read\"");
+        assert_eq!(
+            h,
+            "Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource/mcp\", scope=\"mcp:read\""
+        );
         let b = body(&r);
         assert_eq!(b["jsonrpc"], "2.0");
         assert_eq!(b["id"], Value::Null);
@@ -125,10 +132,21 @@ mod tests {
 
     #[test]
     fn invalid_token_challenge() {
-        let r = unauthorized("u", "s", &Unauthenticated::InvalidToken { description: "bad \"sig\"\n".into() });
+        let r = unauthorized(
+            "u",
+            "s",
+            &Unauthenticated::InvalidToken {
+                description: "bad \"sig\"\n".into(),
+            },
+        );
         let h = r.header("www-authenticate").unwrap();
         assert!(h.contains("error=\"invalid_token\""), "{h}");
         assert!(h.ends_with("error_description=\"bad sig\""), "{h}");
-        assert!(body(&r)["error"]["message"].as_str().unwrap().contains("bad \"sig\""));
+        assert!(
+            body(&r)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("bad \"sig\"")
+        );
     }
 }

@@ -111,12 +111,26 @@ pub fn tenant_context_from_claims(
         .filter(|s| !s.is_empty())
         .ok_or(bad("tenant_id", "is required"))?;
     let user_id = match subject {
-        Some(s) if !s.is_empty() && s.len() <= MAX_SUB_BYTES && !s.chars().any(char::is_control) => s,
-        Some(_) => return Err(bad("sub", "is empty, too long or contains control characters")),
+        Some(s)
+            if !s.is_empty() && s.len() <= MAX_SUB_BYTES && !s.chars().any(char::is_control) =>
+        {
+            s
+        }
+        Some(_) => {
+            return Err(bad(
+                "sub",
+                "is empty, too long or contains control characters",
+            ));
+        }
         None => return Err(bad("sub", "is required")),
     };
     let scopes = string_claim(custom, "scope", MAX_SCOPE_BYTES)?
-        .map(|s| s.split(' ').filter(|p| !p.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.split(' ')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let allowed_tools = match custom.get("allowed_tools") {
         None => None,
@@ -176,7 +190,8 @@ mod tests {
 
     #[test]
     fn absent_optional_claims() {
-        let ctx = tenant_context_from_claims(Some("u"), &claims(json!({"tenant_id": "t"}))).unwrap();
+        let ctx =
+            tenant_context_from_claims(Some("u"), &claims(json!({"tenant_id": "t"}))).unwrap();
         assert_eq!(ctx.allowed_tools, None);
         assert!(ctx.scopes.is_empty());
         assert_eq!(ctx.data_scope, "");
@@ -186,15 +201,29 @@ mod tests {
     #[test]
     fn empty_allowed_tools_means_none() {
         let c = claims(json!({"tenant_id": "t", "allowed_tools": []}));
-        assert_eq!(tenant_context_from_claims(Some("u"), &c).unwrap().allowed_tools, Some(vec![]));
+        assert_eq!(
+            tenant_context_from_claims(Some("u"), &c)
+                .unwrap()
+                .allowed_tools,
+            Some(vec![])
+        );
     }
 
     #[test]
     fn wrong_types_are_invalid_not_absent() {
         let cases = [
-            (json!({"tenant_id": "t", "allowed_tools": null}), "allowed_tools"),
-            (json!({"tenant_id": "t", "allowed_tools": "*"}), "allowed_tools"),
-            (json!({"tenant_id": "t", "allowed_tools": [1]}), "allowed_tools"),
+            (
+                json!({"tenant_id": "t", "allowed_tools": null}),
+                "allowed_tools",
+            ),
+            (
+                json!({"tenant_id": "t", "allowed_tools": "*"}),
+                "allowed_tools",
+            ),
+            (
+                json!({"tenant_id": "t", "allowed_tools": [1]}),
+                "allowed_tools",
+            ),
             (json!({"tenant_id": 42}), "tenant_id"),
             (json!({"tenant_id": null}), "tenant_id"),
             (json!({"tenant_id": ""}), "tenant_id"),
@@ -203,27 +232,53 @@ mod tests {
             (json!({"tenant_id": "x".repeat(129)}), "tenant_id"),
             (json!({"tenant_id": "t", "scope": ["mcp:read"]}), "scope"),
             (json!({"tenant_id": "t", "data_scope": 7}), "data_scope"),
-            (json!({"tenant_id": "t", "rate_limit_tier": 1}), "rate_limit_tier"),
+            (
+                json!({"tenant_id": "t", "rate_limit_tier": 1}),
+                "rate_limit_tier",
+            ),
             (json!({}), "tenant_id"),
         ];
         for (c, claim) in cases {
             let e = tenant_context_from_claims(Some("u"), &claims(c.clone())).unwrap_err();
             assert_eq!(e.claim, claim, "{c}");
         }
-        assert_eq!(tenant_context_from_claims(Some("x".repeat(128).as_str()), &claims(json!({"tenant_id": "x".repeat(128)}))).unwrap().tenant_id.len(), 128);
+        assert_eq!(
+            tenant_context_from_claims(
+                Some("x".repeat(128).as_str()),
+                &claims(json!({"tenant_id": "x".repeat(128)}))
+            )
+            .unwrap()
+            .tenant_id
+            .len(),
+            128
+        );
     }
 
     #[test]
     fn sub_is_required() {
         let c = claims(json!({"tenant_id": "t"}));
-        assert_eq!(tenant_context_from_claims(None, &c).unwrap_err().claim, "sub");
-        assert_eq!(tenant_context_from_claims(Some(""), &c).unwrap_err().claim, "sub");
-        assert_eq!(tenant_context_from_claims(Some("a\rb"), &c).unwrap_err().claim, "sub");
+        assert_eq!(
+            tenant_context_from_claims(None, &c).unwrap_err().claim,
+            "sub"
+        );
+        assert_eq!(
+            tenant_context_from_claims(Some(""), &c).unwrap_err().claim,
+            "sub"
+        );
+        assert_eq!(
+            tenant_context_from_claims(Some("a\rb"), &c)
+                .unwrap_err()
+                .claim,
+            "sub"
+        );
     }
 
     #[test]
     fn unknown_tier_is_lowest() {
         let c = claims(json!({"tenant_id": "t", "rate_limit_tier": "platinum"}));
-        assert_eq!(tenant_context_from_claims(Some("u"), &c).unwrap().tier, Tier::Free);
+        assert_eq!(
+            tenant_context_from_claims(Some("u"), &c).unwrap().tier,
+            Tier::Free
+        );
     }
 }

@@ -163,7 +163,10 @@ pub fn verify_bearer(
 }
 
 fn finish(claims: TokenClaims) -> Result<VerifiedToken, TokenError> {
-    let expires_at = claims.expires_at.ok_or(TokenError::MissingExpiry)?.as_secs();
+    let expires_at = claims
+        .expires_at
+        .ok_or(TokenError::MissingExpiry)?
+        .as_secs();
     let tenant = tenant_context_from_claims(claims.subject.as_deref(), &claims.custom)
         .map_err(TokenError::InvalidClaim)?;
     Ok(VerifiedToken { tenant, expires_at })
@@ -190,7 +193,10 @@ mod tests {
     }
 
     fn custom() -> Map<String, Value> {
-        json!({"tenant_id": "acme", "scope": "mcp:read"}).as_object().unwrap().clone()
+        json!({"tenant_id": "acme", "scope": "mcp:read"})
+            .as_object()
+            .unwrap()
+            .clone()
     }
 
     fn claims_at(iat: u64, valid_for: u64) -> JWTClaims<Map<String, Value>> {
@@ -206,7 +212,8 @@ mod tests {
 
     fn ed_setup() -> (Ed25519KeyPair, KeySet) {
         let kp = Ed25519KeyPair::generate().with_key_id("k1");
-        let doc = json!({"keys": [serde_json::from_str::<Value>(&kp.public_key().to_jwk()).unwrap()]});
+        let doc =
+            json!({"keys": [serde_json::from_str::<Value>(&kp.public_key().to_jwk()).unwrap()]});
         let set = KeySet::from_jwks(doc.to_string().as_bytes(), &policy().algorithms).unwrap();
         (kp, set)
     }
@@ -241,31 +248,53 @@ mod tests {
         let (kp, keys) = ed_setup();
         // expired ten minutes ago: beyond the 30 s leeway
         let t = kp.sign(claims_at(NOW - 1200, 600)).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::Expired));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::Expired)
+        );
         // expired 20 s ago: within the leeway
         let t = kp.sign(claims_at(NOW - 620, 600)).unwrap();
         assert!(verify_bearer(&t, &keys, &policy(), NOW).is_ok());
         // not valid for another 5 minutes
         let t = kp.sign(claims_at(NOW + 300, 600)).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::NotYetValid));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::NotYetValid)
+        );
         // no exp at all
         let mut c = claims_at(NOW, 600);
         c.expires_at = None;
         let t = kp.sign(c).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::MissingExpiry));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::MissingExpiry)
+        );
     }
 
     #[test]
     fn issuer_and_audience() {
         let (kp, keys) = ed_setup();
-        let t = kp.sign(claims_at(NOW, 600).with_issuer("https://evil.example")).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::WrongIssuer));
-        let t = kp.sign(claims_at(NOW, 600).with_audience("https://other.example/mcp")).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::WrongAudience));
+        let t = kp
+            .sign(claims_at(NOW, 600).with_issuer("https://evil.example"))
+            .unwrap();
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::WrongIssuer)
+        );
+        let t = kp
+            .sign(claims_at(NOW, 600).with_audience("https://other.example/mcp"))
+            .unwrap();
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::WrongAudience)
+        );
         let mut c = claims_at(NOW, 600);
         c.audiences = None;
         let t = kp.sign(c).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::WrongAudience));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::WrongAudience)
+        );
     }
 
     #[test]
@@ -273,16 +302,25 @@ mod tests {
         let (kp, keys) = ed_setup();
         let other = Ed25519KeyPair::generate().with_key_id("k1");
         let t = other.sign(claims_at(NOW, 600)).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::BadSignature)
+        );
         let unknown = Ed25519KeyPair::generate().with_key_id("k2");
         let t = unknown.sign(claims_at(NOW, 600)).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::UnknownKey("k2".into())));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::UnknownKey("k2".into()))
+        );
         let t = kp.sign(claims_at(NOW, 600)).unwrap();
         let mut tampered = t.clone();
         tampered.pop();
         tampered.push(if t.ends_with('A') { 'B' } else { 'A' });
         assert!(verify_bearer(&tampered, &keys, &policy(), NOW).is_err());
-        assert_eq!(verify_bearer("not-a-jwt", &keys, &policy(), NOW), Err(TokenError::Malformed));
+        assert_eq!(
+            verify_bearer("not-a-jwt", &keys, &policy(), NOW),
+            Err(TokenError::Malformed)
+        );
     }
 
     fn forge(header: Value, payload: Value, sig: &[u8]) -> String {
@@ -297,18 +335,31 @@ mod tests {
     #[test]
     fn alg_none_and_hmac_confusion_are_refused() {
         let (kp, keys) = ed_setup();
-        let payload = json!({"iss": ISS, "aud": AUD, "sub": "u", "tenant_id": "acme", "exp": NOW + 600});
+        let payload =
+            json!({"iss": ISS, "aud": AUD, "sub": "u", "tenant_id": "acme", "exp": NOW + 600});
         let t = forge(json!({"alg": "none", "kid": "k1"}), payload.clone(), b"");
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::AlgorithmNotAllowed("none".into())));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::AlgorithmNotAllowed("none".into()))
+        );
         // HS256 signed with the public key's bytes as the secret
         let public_jwk = kp.public_key().to_jwk();
         let hs = HS256Key::from_bytes(public_jwk.as_bytes()).with_key_id("k1");
-        let c = Claims::with_custom_claims(custom(), Duration::from_secs(600)).with_issuer(ISS).with_audience(AUD).with_subject("u");
+        let c = Claims::with_custom_claims(custom(), Duration::from_secs(600))
+            .with_issuer(ISS)
+            .with_audience(AUD)
+            .with_subject("u");
         let t = hs.authenticate(c).unwrap();
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::AlgorithmNotAllowed("HS256".into())));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::AlgorithmNotAllowed("HS256".into()))
+        );
         // an RS256 header against an EdDSA key with the same kid
         let t = forge(json!({"alg": "RS256", "kid": "k1"}), payload, b"sig");
-        assert_eq!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::NoMatchingKey));
+        assert_eq!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::NoMatchingKey)
+        );
     }
 
     #[test]
@@ -317,6 +368,9 @@ mod tests {
         let mut c = claims_at(NOW, 600);
         c.custom.insert("allowed_tools".into(), Value::Null);
         let t = kp.sign(c).unwrap();
-        assert!(matches!(verify_bearer(&t, &keys, &policy(), NOW), Err(TokenError::InvalidClaim(_))));
+        assert!(matches!(
+            verify_bearer(&t, &keys, &policy(), NOW),
+            Err(TokenError::InvalidClaim(_))
+        ));
     }
 }

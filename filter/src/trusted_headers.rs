@@ -84,17 +84,40 @@ mod tests {
             data_scope: "team:eng".into(),
             tier: Tier::Pro,
         };
-        let v = Vouch { tenant: &t, method: "POST", path: "/mcp", request_id: "r1", now: 500, body: b"{}" };
+        let v = Vouch {
+            tenant: &t,
+            method: "POST",
+            path: "/mcp",
+            request_id: "r1",
+            now: 500,
+            body: b"{}",
+        };
         let h = trusted_headers(SECRET, &v).unwrap();
-        let get = |n: &str| h.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str()).unwrap();
+        let get = |n: &str| {
+            h.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
         assert_eq!(get(headers::SCOPES), "mcp:read mcp:write");
         assert_eq!(get(headers::TIER), "pro");
         let digest = body_digest(b"{}");
         let req = SignedRequest {
-            method: "POST", path: "/mcp", tenant_id: "acme", user_id: "u1", scopes: "mcp:read mcp:write",
-            data_scope: "team:eng", tier: "pro", request_id: "r1", gateway_time: 500, body_digest: &digest,
+            method: "POST",
+            path: "/mcp",
+            tenant_id: "acme",
+            user_id: "u1",
+            scopes: "mcp:read mcp:write",
+            data_scope: "team:eng",
+            tier: "pro",
+            request_id: "r1",
+            gateway_time: 500,
+            body_digest: &digest,
         };
-        assert_eq!(verify(SECRET, &req, get(headers::GATEWAY_SIGNATURE), 500), Ok(()));
+        assert_eq!(
+            verify(SECRET, &req, get(headers::GATEWAY_SIGNATURE), 500),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! The Envoy configuration of a test run, derived from the repository's `envoy.yaml`.
+//!
+//! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
+//! and a shorter JWKS refetch interval. A second listener with the same filter forwards to the
+//! recording upstream, so tests can see exactly what the filter lets through.
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value as Json;
+use serde_yaml::Value;
+
+pub struct EnvoyPorts {
+    pub listener: u16,
+    pub recorded_listener: u16,
+    pub admin: u16,
+    pub backend: u16,
+    pub recorder: u16,
+    pub issuer: u16,
+}
+
+fn at<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Value> {
+    let mut cur = v;
+    for key in path {
+        cur = match key.parse::<usize>() {
+            Ok(i) => cur.get_mut(i),
+            Err(_) => cur.get_mut(*key),
+        }
+        .with_context(|| format!("envoy.yaml has no {}", path.join(".")))?;
+    }
+    Ok(cur)
+}
+
+fn set_port(socket_address_parent: &mut Value, port: u16) -> Result<()> {
+    *at(socket_address_parent, &["socket_address", "port_value"])? = Value::from(port);
+    Ok(())
+}
+
+fn cluster_endpoint(cluster: &mut Value) -> Result<&mut Value> {
+    at(
+        cluster,
+        &[
+            "load_assignment",
+            "endpoints",
+            "0",
+            "lb_endpoints",
+            "0",
+            "endpoint",
+            "address",
+        ],
+    )
+}
+
+/// The derived configuration as YAML text.
+pub fn derive_config(base_yaml: &str, ports: &EnvoyPorts, wasm: &Path) -> Result<String> {
+    let mut doc: Value = serde_yaml::from_str(base_yaml)?;
+    set_port(at(&mut doc, &["admin", "address"])?, ports.admin)?;
+
+    let issuer = format!("http://127.0.0.1:{}", ports.issuer);
+    let resource = format!("http://127.0.0.1:{}/mcp", ports.listener);
+
+    let listener = at(&mut doc, &["static_resources", "listeners", "0"])?;
+    set_port(at(listener, &["address"])?, ports.listener)?;
+    let hcm = at(
+        listener,
+        &["filter_chains", "0", "filters", "0", "typed_config"],
+    )?;
+    let wasm_config = at(hcm, &["http_filters", "0", "typed_config", "config"])?;
+    *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
+        Value::from(wasm.to_string_lossy().into_owned());
+    let plugin_value = at(wasm_config, &["configuration", "value"])?;
+    let mut plugin: Json = serde_json::from_str(
+        plugin_value
+            .as_str()
+            .context("plugin configuration is not a string")?,
+    )?;
+    plugin["resource"] = Json::from(resource);
+    plugin["issuers"] = serde_json::json!([issuer]);
+    plugin["prm"]["authorization_servers"] = serde_json::json!([issuer]);
+    let remote = plugin["jwks"]
+        .get_mut("remote")
+        .context("envoy.yaml's filter does not fetch its JWKS remotely")?;
+    remote["authority"] = Json::from(format!("127.0.0.1:{}", ports.issuer));
+    remote["min_refetch_seconds"] = Json::from(1);
+    *plugin_value = Value::from(serde_json::to_string_pretty(&plugin)?);
+
+    // A second listener, same filter, forwarding to the recording upstream.
+    let mut recorded = listener.clone();
+    *at(&mut recorded, &["name"])? = Value::from("mcp_recorded");
+    set_port(at(&mut recorded, &["address"])?, ports.recorded_listener)?;
+    let route = at(
+        &mut recorded,
+        &[
+            "filter_chains",
+            "0",
+            "filters",
+            "0",
+            "typed_config",
+            "route_config",
+            "virtual_hosts",
+            "0",
+            "routes",
+            "0",
+            "route",
+        ],
+    )?;
+    *at(route, &["cluster"])? = Value::from("recorder");
+    at(&mut doc, &["static_resources", "listeners"])?
+        .as_sequence_mut()
+        .context("listeners is not a list")?
+        .push(recorded);
+
+    let clusters = at(&mut doc, &["static_resources", "clusters"])?
+        .as_sequence_mut()
+        .context("clusters is not a list")?;
+    let mut recorder = None;
+    for cluster in clusters.iter_mut() {
+        let name = cluster
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match name.as_str() {
+            "backend" => {
+                set_port(cluster_endpoint(cluster)?, ports.backend)?;
+                let mut r = cluster.clone();
+                *at(&mut r, &["name"])? = Value::from("recorder");
+                *at(&mut r, &["load_assignment", "cluster_name"])? = Value::from("recorder");
+                set_port(cluster_endpoint(&mut r)?, ports.recorder)?;
+                recorder = Some(r);
+            }
+            "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,
+            other => bail!("envoy.yaml has a cluster the tests do not know: {other}"),
+        }
+    }
+    clusters.push(recorder.context("envoy.yaml has no backend cluster")?);
+    Ok(serde_yaml::to_string(&doc)?)
+}

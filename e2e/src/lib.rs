@@ -1,0 +1,30 @@
+//! The end-to-end test harness: starts real servers on free loopback ports, stops them by pid.
+//!
+//! - [`procs`]: child processes that are killed when their guard drops, with logs kept in a
+//!   temporary directory and printed when a test fails.
+//! - [`envoy`]: the Envoy configuration for a test, derived from the repository's `envoy.yaml`.
+//! - [`recorder`]: a recording upstream (a mock backend, named as such) that shows exactly what
+//!   Envoy forwarded.
+//! - [`stack`]: the whole request path: Redis, dev issuer, backend, recorder, Envoy.
+
+pub mod envoy;
+pub mod procs;
+pub mod recorder;
+pub mod stack;
+
+use std::path::PathBuf;
+
+/// The workspace root (parent of this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}

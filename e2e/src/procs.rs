@@ -1,0 +1,149 @@
+//! Child processes owned by a test: started with their output in log files, stopped by pid.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+/// A free TCP port on 127.0.0.1 (bound then released; the caller binds it right after).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running child process; killed (by its pid) and reaped when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr going to `<log_dir>/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Result<Self> {
+        let log = log_dir.join(format!("{name}.log"));
+        let out = File::create(&log)?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name}: {cmd:?}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "{} exited with {status}; log:\n{}",
+                self.name,
+                self.log_tail(60)
+            );
+        }
+        Ok(())
+    }
+
+    /// Waits until a line of the log contains `needle`, and returns that line.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(f) = File::open(&self.log)
+                && let Some(line) = BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .find(|l| l.contains(needle))
+            {
+                return Ok(line);
+            }
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not log {needle:?} within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `addr` accepts TCP connections.
+    pub fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            self.check_alive()?;
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not listen on {addr} within {timeout:?}; log:\n{}",
+                    self.name,
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Kills the process now (SIGKILL to its pid) and reaps it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Path of a binary built by cargo in the shared target dir (debug profile).
+pub fn cargo_bin(name: &str) -> Result<PathBuf> {
+    let path = crate::target_dir().join("debug").join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it first (scripts/test.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The filter built for wasm32-wasip1 in release.
+pub fn filter_wasm() -> Result<PathBuf> {
+    let path = crate::target_dir().join("wasm32-wasip1/release/mcp_edge_filter.wasm");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `cargo build -p mcp-edge-filter --target wasm32-wasip1 --release`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The Envoy binary from the repository's venv (scripts/install-deps.sh puts it there).
+pub fn envoy_bin() -> Result<PathBuf> {
+    let path = crate::repo_root().join(".venv/bin/envoy");
+    if !path.exists() {
+        bail!("{} is missing: run scripts/install-deps.sh", path.display());
+    }
+    Ok(path)
+}

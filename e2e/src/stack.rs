@@ -1,0 +1,242 @@
+//! The whole request path for a test binary: Redis, the dev issuer, the backend, the recording
+//! upstream and Envoy loading the real `.wasm`, each on a free loopback port, all stopped (by pid)
+//! when the stack is dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use jwt_simple::prelude::*;
+use serde_json::{Map, Value};
+use xtask::{DevKeys, TokenSpec, claims_for};
+
+use crate::envoy::{EnvoyPorts, derive_config};
+use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port};
+use crate::recorder::{self, Recorder};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Stack {
+    /// `http://127.0.0.1:<port>/mcp`: Envoy in front of the real backend. Also the resource URI.
+    pub mcp_url: String,
+    /// Same filter, forwarding to the recording upstream.
+    pub recorded_mcp_url: String,
+    pub envoy_origin: String,
+    pub admin_url: String,
+    pub issuer: String,
+    pub backend_addr: SocketAddr,
+    pub redis_url: String,
+    pub secret: String,
+    pub recorder: Recorder,
+    pub key_file: PathBuf,
+    keys: Mutex<DevKeys>,
+    procs: Mutex<Vec<Proc>>,
+    _runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("mcp-edge-e2e-").tempdir()?;
+        let logs = dir.path();
+        let mut procs = Vec::new();
+        let secret = format!(
+            "e2e-secret-{}-0123456789abcdef0123456789",
+            std::process::id()
+        );
+
+        // Redis, with its own dir.
+        let redis_port = free_port()?;
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &redis_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(logs);
+        let mut redis = Proc::spawn("redis", cmd, logs)?;
+        redis.wait_for_port(([127, 0, 0, 1], redis_port).into(), START_TIMEOUT)?;
+        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        procs.push(redis);
+
+        // The backend, on a port it picks.
+        let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
+        cmd.args(["--listen", "127.0.0.1:0", "--redis-url", &redis_url])
+            .env("MCP_EDGE_GATEWAY_SECRET", &secret)
+            .env("RUST_LOG", "info");
+        let mut backend = Proc::spawn("backend", cmd, logs)?;
+        let line = backend.wait_for_log("listening on", START_TIMEOUT)?;
+        let backend_addr: SocketAddr = line
+            .rsplit(' ')
+            .next()
+            .context("no address in the backend's listening line")?
+            .trim()
+            .parse()?;
+        procs.push(backend);
+
+        // The dev issuer: JWKS for the filter.
+        let key_file = logs.join("issuer-keys.json");
+        let keys = DevKeys::load_or_create(&key_file)?;
+        let issuer_port = free_port()?;
+        let issuer = format!("http://127.0.0.1:{issuer_port}");
+        let mut cmd = Command::new(cargo_bin("xtask")?);
+        cmd.arg("dev-issuer")
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{issuer_port}"),
+                "--issuer",
+                &issuer,
+            ])
+            .arg("--key-file")
+            .arg(&key_file);
+        let mut dev_issuer = Proc::spawn("dev-issuer", cmd, logs)?;
+        dev_issuer.wait_for_port(([127, 0, 0, 1], issuer_port).into(), START_TIMEOUT)?;
+        procs.push(dev_issuer);
+
+        // The recording upstream.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (recorder, recorder_addr) = recorder::start(&runtime)?;
+
+        // Envoy with the configuration derived from envoy.yaml.
+        let ports = EnvoyPorts {
+            listener: free_port()?,
+            recorded_listener: free_port()?,
+            admin: free_port()?,
+            backend: backend_addr.port(),
+            recorder: recorder_addr.port(),
+            issuer: issuer_port,
+        };
+        let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
+        let config = derive_config(&base, &ports, &filter_wasm()?)?;
+        let config_path = logs.join("envoy.yaml");
+        std::fs::write(&config_path, config)?;
+        let mut cmd = Command::new(envoy_bin()?);
+        cmd.arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+            .env("MCP_EDGE_GATEWAY_SECRET", &secret);
+        let mut envoy = Proc::spawn("envoy", cmd, logs)?;
+        envoy.wait_for_port(([127, 0, 0, 1], ports.listener).into(), START_TIMEOUT)?;
+        envoy.wait_for_port(
+            ([127, 0, 0, 1], ports.recorded_listener).into(),
+            START_TIMEOUT,
+        )?;
+        procs.push(envoy);
+
+        let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
+        Ok(Self {
+            mcp_url: format!("{envoy_origin}/mcp"),
+            recorded_mcp_url: format!("http://127.0.0.1:{}/mcp", ports.recorded_listener),
+            envoy_origin,
+            admin_url: format!("http://127.0.0.1:{}", ports.admin),
+            issuer,
+            backend_addr,
+            redis_url,
+            secret,
+            recorder,
+            key_file,
+            keys: Mutex::new(keys),
+            procs: Mutex::new(procs),
+            _runtime: runtime,
+            dir,
+        })
+    }
+
+    /// The token spec of a well-behaved token for `tenant`.
+    pub fn spec(&self, tenant: &str) -> TokenSpec {
+        TokenSpec {
+            issuer: self.issuer.clone(),
+            audience: self.mcp_url.clone(),
+            tenant_id: tenant.to_string(),
+            sub: format!("user-of-{tenant}"),
+            scope: "mcp:read mcp:write".into(),
+            tier: "pro".into(),
+            data_scope: None,
+            allowed_tools: None,
+            ttl_seconds: 600,
+        }
+    }
+
+    /// Signs arbitrary claims with the issuer's key for `alg`.
+    pub fn sign(&self, alg: &str, claims: JWTClaims<Map<String, Value>>) -> Result<String> {
+        let keys = self
+            .keys
+            .lock()
+            .map_err(|_| anyhow::anyhow!("keys lock poisoned"))?;
+        keys.sign(alg, claims)
+    }
+
+    /// A valid RS256 token for `tenant`.
+    pub fn token(&self, tenant: &str) -> Result<String> {
+        self.sign("RS256", claims_for(&self.spec(tenant)))
+    }
+
+    /// Rotates the issuer's keys: new keys (new `kid`s) are published beside the current ones, as
+    /// a real rotation does. Returns the new keys; the stack itself keeps signing with the old ones.
+    pub fn rotate_keys(&self, suffix: &str) -> Result<DevKeys> {
+        let _guard = self
+            .keys
+            .lock()
+            .map_err(|_| anyhow::anyhow!("keys lock poisoned"))?;
+        let fresh = DevKeys::load(&self.key_file)?.rotated(suffix)?;
+        fresh.save(&self.key_file)?;
+        DevKeys::load(&self.key_file)
+    }
+
+    /// Fails if any server has died; used after each test.
+    pub fn check_alive(&self) -> Result<()> {
+        let mut procs = self
+            .procs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?;
+        for p in procs.iter_mut() {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// The tail of one server's log (for failure messages).
+    pub fn log_tail(&self, name: &str, lines: usize) -> String {
+        self.procs
+            .lock()
+            .map(|procs| {
+                procs
+                    .iter()
+                    .find(|p| p.name == name)
+                    .map(|p| p.log_tail(lines))
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops every server (Envoy first), by pid.
+    pub fn stop(&self) {
+        if let Ok(mut procs) = self.procs.lock() {
+            while let Some(mut p) = procs.pop() {
+                p.stop();
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,707 @@
+//! The whole request path, for real: MCP clients → Envoy (real .wasm) → backend → Redis.
+//!
+//! One stack is started for this test binary (Envoy once), the cases run against it in parallel,
+//! and the stack is stopped by pid before the process exits. Every denial is sent through the
+//! listener whose upstream records requests, so each one also proves that nothing got through.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jwt_simple::prelude::*;
+use libtest_mimic::{Arguments, Failed, Trial};
+use mcp_edge_contract::{SignedRequest, body_digest, headers as h, verify};
+use mcp_edge_e2e::stack::Stack;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Map, Value, json};
+use xtask::{DevKeys, claims_for};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn http() -> Client {
+    Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+/// A unique marker to find this request (or its absence) at the recording upstream.
+fn marker(name: &str) -> String {
+    format!("marker-{name}-{}", std::process::id())
+}
+
+/// A JSON-RPC `tools/call` body carrying a marker.
+fn call_body(marker: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": "list_projects", "arguments": {}, "_meta": {"marker": marker}}})
+    .to_string()
+}
+
+fn post_mcp(url: &str, token: Option<&str>, body: &str) -> Result<Response> {
+    let mut req = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    Ok(req.send()?)
+}
+
+fn header(resp: &Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Runs the official TypeScript SDK client (e2e/node/sdk_client.mjs).
+fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
+    let script = mcp_edge_e2e::repo_root().join("e2e/node/sdk_client.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .env("MCP_URL", url)
+        .env("MCP_TOKEN", token)
+        .env("MCP_CALLS", calls.to_string())
+        .output()
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(line).with_context(|| {
+        format!(
+            "sdk client printed {stdout:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if let Some(e) = v.get("error") {
+        bail!(
+            "sdk client failed: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(v)
+}
+
+fn structured(result: &Value) -> &Value {
+    &result["structuredContent"]
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn sdk_client_lists_and_calls_tools(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-sdk")?;
+    let out = sdk_client(
+        &s.mcp_url,
+        &token,
+        json!([
+            {"name": "create_project", "arguments": {"name": "Launch plan", "description": "Q3 launch"}},
+            {"name": "list_projects", "arguments": {"limit": 10}},
+        ]),
+    )?;
+    let names: Vec<&str> = out["tools"]
+        .as_array()
+        .context("tools")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for tool in ["list_projects", "create_project", "get_project"] {
+        ensure!(names.contains(&tool), "tools/list lacks {tool}: {names:?}");
+    }
+    let created = structured(&out["results"][0]);
+    let id = created["project"]["id"]
+        .as_str()
+        .context("created project id")?
+        .to_string();
+    ensure!(created["project"]["name"] == "Launch plan", "{created}");
+    let listed = structured(&out["results"][1])["projects"]
+        .as_array()
+        .context("projects")?
+        .clone();
+    ensure!(
+        listed.iter().any(|p| p["id"] == id.as_str()),
+        "created project not listed: {listed:?}"
+    );
+
+    let out = sdk_client(
+        &s.mcp_url,
+        &token,
+        json!([{"name": "get_project", "arguments": {"project_id": id}}]),
+    )?;
+    ensure!(
+        structured(&out["results"][0])["project"]["createdBy"] == "user-of-tenant-sdk",
+        "{out}"
+    );
+    Ok(())
+}
+
+fn no_token_gets_challenge_pointing_at_served_metadata(s: &Stack) -> Result<()> {
+    let m = marker("no-token");
+    let resp = post_mcp(&s.recorded_mcp_url, None, &call_body(&m))?;
+    ensure!(resp.status() == 401, "status {}", resp.status());
+    let challenge = header(&resp, "www-authenticate");
+    ensure!(challenge.starts_with("Bearer "), "{challenge}");
+    ensure!(
+        !challenge.contains("error="),
+        "no token must not carry error=: {challenge}"
+    );
+    let body: Value = resp.json()?;
+    ensure!(
+        body["jsonrpc"] == "2.0" && body["id"].is_null() && body["error"]["code"].is_i64(),
+        "{body}"
+    );
+    ensure!(
+        s.recorder.with_marker(&m).is_empty(),
+        "the upstream received a denied request"
+    );
+
+    // The same on the real listener, then follow resource_metadata.
+    let resp = post_mcp(&s.mcp_url, None, &call_body(&m))?;
+    let challenge = header(&resp, "www-authenticate");
+    let url = challenge
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context("no resource_metadata in the challenge")?;
+    ensure!(
+        url == format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            s.envoy_origin
+        ),
+        "{url}"
+    );
+    for doc_url in [
+        url.to_string(),
+        format!("{}/.well-known/oauth-protected-resource", s.envoy_origin),
+    ] {
+        let resp = http().get(&doc_url).send()?;
+        ensure!(resp.status() == 200, "{doc_url}: {}", resp.status());
+        let doc: Value = resp.json()?;
+        ensure!(doc["resource"] == s.mcp_url.as_str(), "{doc}");
+        ensure!(
+            doc["authorization_servers"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()),
+            "{doc}"
+        );
+        ensure!(
+            doc["bearer_methods_supported"] == json!(["header"]),
+            "{doc}"
+        );
+        ensure!(
+            doc["scopes_supported"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!("mcp:read"))),
+            "{doc}"
+        );
+    }
+    let stats = http()
+        .get(format!("{}/stats?filter=mcp_edge.outcome", s.admin_url))
+        .send()?
+        .text()?;
+    ensure!(
+        stats.contains("mcp_edge.outcome.denied.no_token"),
+        "no counter for the denial: {stats}"
+    );
+    Ok(())
+}
+
+/// Claims for the stack's issuer/audience with the given adjustments.
+fn claims(s: &Stack, tenant: &str) -> JWTClaims<Map<String, Value>> {
+    claims_for(&s.spec(tenant))
+}
+
+fn at(
+    mut c: JWTClaims<Map<String, Value>>,
+    iat: u64,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+) -> JWTClaims<Map<String, Value>> {
+    c.issued_at = Some(Duration::from_secs(iat));
+    c.expires_at = exp.map(Duration::from_secs);
+    c.invalid_before = nbf.map(Duration::from_secs);
+    c
+}
+
+fn forge(header: Value, payload: Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+fn refused_tokens_get_401_invalid_token(s: &Stack) -> Result<()> {
+    let t = now();
+    let tenant = "tenant-refused";
+    let mut cases: Vec<(&str, String)> = vec![
+        (
+            "expired 10 minutes ago",
+            s.sign(
+                "RS256",
+                at(claims(s, tenant), t - 1200, Some(t - 600), Some(t - 1200)),
+            )?,
+        ),
+        (
+            "no exp",
+            s.sign("RS256", at(claims(s, tenant), t, None, Some(t)))?,
+        ),
+        (
+            "not yet valid",
+            s.sign(
+                "RS256",
+                at(claims(s, tenant), t, Some(t + 900), Some(t + 300)),
+            )?,
+        ),
+        (
+            "wrong iss",
+            s.sign(
+                "RS256",
+                claims(s, tenant).with_issuer("http://127.0.0.1:1/evil"),
+            )?,
+        ),
+        (
+            "wrong aud",
+            s.sign(
+                "RS256",
+                claims(s, tenant).with_audience("http://127.0.0.1:1/other-mcp"),
+            )?,
+        ),
+    ];
+    let mut numeric = claims(s, tenant);
+    numeric.custom.insert("tenant_id".into(), json!(42));
+    cases.push(("numeric tenant_id", s.sign("ES256", numeric)?));
+    let mut null_tools = claims(s, tenant);
+    null_tools
+        .custom
+        .insert("allowed_tools".into(), Value::Null);
+    cases.push(("allowed_tools null", s.sign("EdDSA", null_tools)?));
+    // Same kid as the issuer's key, other key material.
+    let impostor = DevKeys::generate("1")?;
+    cases.push(("bad signature", impostor.sign("RS256", claims(s, tenant))?));
+    let stranger = DevKeys::generate("stranger")?;
+    cases.push(("unknown kid", stranger.sign("EdDSA", claims(s, tenant))?));
+    let payload = json!({"iss": s.issuer, "aud": s.mcp_url, "sub": "u", "tenant_id": tenant, "exp": t + 600, "iat": t});
+    cases.push((
+        "alg none",
+        forge(json!({"alg": "none", "typ": "JWT"}), payload.clone(), b""),
+    ));
+    // HS256 keyed with the issuer's public key, the classic algorithm confusion.
+    let jwks: Value = http().get(format!("{}/jwks", s.issuer)).send()?.json()?;
+    let rsa_jwk = jwks["keys"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["kty"] == "RSA"))
+        .context("rsa jwk")?
+        .clone();
+    let kid = rsa_jwk["kid"].as_str().unwrap_or_default();
+    let hs = HS256Key::from_bytes(rsa_jwk.to_string().as_bytes()).with_key_id(kid);
+    cases.push((
+        "HS256 keyed with the public key",
+        hs.authenticate(claims(s, tenant))?,
+    ));
+    cases.push(("garbage", "not.a.jwt".into()));
+
+    for (name, token) in cases {
+        let m = marker(&name.replace(' ', "-"));
+        let resp = post_mcp(&s.recorded_mcp_url, Some(&token), &call_body(&m))?;
+        ensure!(resp.status() == 401, "{name}: status {}", resp.status());
+        let challenge = header(&resp, "www-authenticate");
+        ensure!(
+            challenge.contains("error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+        ensure!(
+            challenge.contains("resource_metadata=\""),
+            "{name}: {challenge}"
+        );
+        let body: Value = resp.json()?;
+        ensure!(
+            body["error"]["code"].is_i64() && body["id"].is_null(),
+            "{name}: {body}"
+        );
+        ensure!(
+            s.recorder.with_marker(&m).is_empty(),
+            "{name}: the upstream received it"
+        );
+    }
+
+    // A token in the query string is not a token.
+    let good = s.token(tenant)?;
+    let m = marker("query-token");
+    let resp = http()
+        .post(format!("{}?access_token={good}", s.recorded_mcp_url))
+        .header("content-type", "application/json")
+        .body(call_body(&m))
+        .send()?;
+    ensure!(resp.status() == 401, "query token: {}", resp.status());
+    ensure!(
+        !header(&resp, "www-authenticate").contains("error="),
+        "query token counts as no token"
+    );
+    ensure!(
+        s.recorder.with_marker(&m).is_empty(),
+        "query token: the upstream received it"
+    );
+    Ok(())
+}
+
+fn every_algorithm_verifies_in_wasm(s: &Stack) -> Result<()> {
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let token = s.sign(alg, claims(s, "tenant-algs"))?;
+        let m = marker(&format!("alg-{alg}"));
+        let resp = post_mcp(&s.recorded_mcp_url, Some(&token), &call_body(&m))?;
+        ensure!(resp.status() == 200, "{alg}: {}", resp.status());
+        ensure!(
+            s.recorder.with_marker(&m).len() == 1,
+            "{alg}: not forwarded once"
+        );
+    }
+    Ok(())
+}
+
+fn upstream_gets_signed_identity_and_never_the_token(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-real")?;
+    let m = marker("spoof");
+    let body = call_body(&m);
+    let resp = http()
+        .post(format!("{}?trace=1", s.recorded_mcp_url))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .header("X-MCP-Tenant-Id", "tenant-victim")
+        .header("x-mcp-tenant-id", "tenant-victim-2")
+        .header("X-Mcp-Scopes", "mcp:admin")
+        .header("x-mcp-gateway-signature", "forged")
+        .header("x-mcp-gateway-time", "1")
+        .body(body.clone())
+        .send()?;
+    ensure!(resp.status() == 200, "status {}", resp.status());
+    let got = s.recorder.with_marker(&m);
+    ensure!(
+        got.len() == 1,
+        "expected one forwarded request, got {}",
+        got.len()
+    );
+    let r = &got[0];
+    ensure!(
+        r.header_values("authorization").is_empty(),
+        "the client's Authorization header reached the upstream"
+    );
+    ensure!(
+        r.header_values(h::TENANT_ID) == vec!["tenant-real".to_string()],
+        "tenant ids: {:?}",
+        r.header_values(h::TENANT_ID)
+    );
+    ensure!(
+        r.header_values(h::SCOPES) == vec!["mcp:read mcp:write".to_string()],
+        "scopes: {:?}",
+        r.header_values(h::SCOPES)
+    );
+    ensure!(r.body == body.as_bytes(), "the body changed on the way");
+    let one = |name: &str| -> Result<String> {
+        let v = r.header_values(name);
+        ensure!(v.len() == 1, "{name}: {v:?}");
+        Ok(v[0].clone())
+    };
+    let digest = body_digest(&r.body);
+    let (tenant, user, scopes, data_scope, tier, rid, time, sig) = (
+        one(h::TENANT_ID)?,
+        one(h::USER_ID)?,
+        one(h::SCOPES)?,
+        r.header(h::DATA_SCOPE).unwrap_or_default(),
+        one(h::TIER)?,
+        one(h::REQUEST_ID)?,
+        one(h::GATEWAY_TIME)?,
+        one(h::GATEWAY_SIGNATURE)?,
+    );
+    let signed = SignedRequest {
+        method: &r.method,
+        path: &r.path,
+        tenant_id: &tenant,
+        user_id: &user,
+        scopes: &scopes,
+        data_scope: &data_scope,
+        tier: &tier,
+        request_id: &rid,
+        gateway_time: time.parse()?,
+        body_digest: &digest,
+    };
+    ensure!(r.path == "/mcp?trace=1", "path {}", r.path);
+    verify(s.secret.as_bytes(), &signed, &sig, now())
+        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    ensure!(
+        user == "user-of-tenant-real" && tier == "pro",
+        "{user} {tier}"
+    );
+    Ok(())
+}
+
+fn spoofed_tenant_header_does_not_reach_backend_decisions(s: &Stack) -> Result<()> {
+    let name = marker("spoofed-project");
+    let token = s.token("tenant-honest")?;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "create_project", "arguments": {"name": name}}});
+    let resp = http()
+        .post(&s.mcp_url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("X-MCP-TENANT-ID", "tenant-target")
+        .header("x-mcp-tenant-id", "tenant-target")
+        .body(init.to_string())
+        .send()?;
+    ensure!(resp.status() == 200, "create: {}", resp.status());
+    let created: Value = resp.json()?;
+    ensure!(created["result"]["isError"] != json!(true), "{created}");
+    let list = json!([{"name": "list_projects", "arguments": {"limit": 100}}]);
+    let target = sdk_client(&s.mcp_url, &s.token("tenant-target")?, list.clone())?;
+    ensure!(
+        !target.to_string().contains(&name),
+        "the spoofed tenant sees the project"
+    );
+    let honest = sdk_client(&s.mcp_url, &token, list)?;
+    ensure!(
+        honest.to_string().contains(&name),
+        "the real tenant does not see its project"
+    );
+    Ok(())
+}
+
+fn tenants_are_isolated_in_redis(s: &Stack) -> Result<()> {
+    let a = s.token("tenant-a")?;
+    let b = s.token("tenant-b")?;
+    let out = sdk_client(
+        &s.mcp_url,
+        &a,
+        json!([{"name": "create_project", "arguments": {"name": "A secret"}}]),
+    )?;
+    let id = structured(&out["results"][0])["project"]["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
+    let out = sdk_client(
+        &s.mcp_url,
+        &b,
+        json!([{"name": "list_projects", "arguments": {}}, {"name": "get_project", "arguments": {"project_id": id}}]),
+    )?;
+    let listed = structured(&out["results"][0])["projects"]
+        .as_array()
+        .context("projects")?;
+    ensure!(
+        listed.iter().all(|p| p["id"] != id.as_str()),
+        "tenant B lists A's project"
+    );
+    ensure!(
+        out["results"][1]["isError"] == json!(true),
+        "tenant B can get A's project: {}",
+        out["results"][1]
+    );
+    let out = sdk_client(
+        &s.mcp_url,
+        &a,
+        json!([{"name": "get_project", "arguments": {"project_id": id}}]),
+    )?;
+    ensure!(
+        structured(&out["results"][0])["project"]["name"] == "A secret",
+        "{out}"
+    );
+    // The data really is in Redis, under the tenant's key.
+    let port = s.redis_url.rsplit(':').next().unwrap_or_default();
+    let keys = Command::new("redis-cli")
+        .args(["-p", port, "--scan", "--pattern", "*tenant-a*"])
+        .output()?;
+    let keys = String::from_utf8_lossy(&keys.stdout);
+    ensure!(
+        keys.contains("tenant-a"),
+        "no tenant-a keys in Redis: {keys:?}"
+    );
+    Ok(())
+}
+
+fn backend_refuses_requests_without_a_valid_gateway_signature(s: &Stack) -> Result<()> {
+    let url = format!("http://{}/mcp", s.backend_addr);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "list_projects", "arguments": {}}})
+    .to_string();
+    let send = |extra: &[(&str, String)]| -> Result<Response> {
+        let mut req = http()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.clone());
+        for (n, v) in extra {
+            req = req.header(*n, v);
+        }
+        Ok(req.send()?)
+    };
+    let resp = send(&[])?;
+    ensure!(resp.status() == 401, "unsigned: {}", resp.status());
+    let v: Value = resp.json()?;
+    ensure!(v["error"]["code"].is_i64(), "{v}");
+
+    let forged = [
+        (h::TENANT_ID, "tenant-a".to_string()),
+        (h::USER_ID, "mallory".to_string()),
+        (h::SCOPES, "mcp:admin".to_string()),
+        (h::DATA_SCOPE, String::new()),
+        (h::TIER, "enterprise".to_string()),
+        (h::REQUEST_ID, "r".to_string()),
+        (h::GATEWAY_TIME, now().to_string()),
+        (h::GATEWAY_SIGNATURE, URL_SAFE_NO_PAD.encode([0u8; 32])),
+    ];
+    ensure!(send(&forged)?.status() == 401, "forged signature accepted");
+    // Signed with the right secret but for another body: still refused.
+    let digest = body_digest(b"{}");
+    let t = now();
+    let signed = SignedRequest {
+        method: "POST",
+        path: "/mcp",
+        tenant_id: "tenant-a",
+        user_id: "mallory",
+        scopes: "mcp:admin",
+        data_scope: "",
+        tier: "enterprise",
+        request_id: "r",
+        gateway_time: t,
+        body_digest: &digest,
+    };
+    let sig = mcp_edge_contract::sign(s.secret.as_bytes(), &signed)?;
+    let mut replay = forged.to_vec();
+    replay[6] = (h::GATEWAY_TIME, t.to_string());
+    replay[7] = (h::GATEWAY_SIGNATURE, sig);
+    ensure!(
+        send(&replay)?.status() == 401,
+        "a signature over another body was accepted"
+    );
+    Ok(())
+}
+
+fn key_rotation_is_picked_up_on_first_unknown_kid(s: &Stack) -> Result<()> {
+    let fresh = s.rotate_keys("rotated")?;
+    let token = fresh.sign("ES256", claims(s, "tenant-rotation"))?;
+    let m = marker("rotation");
+    let resp = post_mcp(&s.recorded_mcp_url, Some(&token), &call_body(&m))?;
+    ensure!(
+        resp.status() == 200,
+        "token with the new kid: {}",
+        resp.status()
+    );
+    // Tokens signed by the previous keys stay valid while they are published.
+    let resp = post_mcp(
+        &s.recorded_mcp_url,
+        Some(&s.token("tenant-rotation")?),
+        &call_body(&marker("rotation-old")),
+    )?;
+    ensure!(
+        resp.status() == 200,
+        "token with the old kid: {}",
+        resp.status()
+    );
+    Ok(())
+}
+
+fn only_the_mcp_endpoint_is_served(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-paths")?;
+    let resp = http()
+        .get(format!("{}/admin", s.envoy_origin))
+        .bearer_auth(&token)
+        .send()?;
+    ensure!(resp.status() == 404, "/admin: {}", resp.status());
+    let v: Value = resp.json()?;
+    ensure!(v["error"]["code"].is_i64(), "{v}");
+    let resp = http()
+        .put(&s.mcp_url)
+        .bearer_auth(&token)
+        .body("{}")
+        .send()?;
+    ensure!(resp.status() == 405, "PUT: {}", resp.status());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Case = fn(&Stack) -> Result<()>;
+
+const CASES: &[(&str, Case)] = &[
+    (
+        "sdk_client_lists_and_calls_tools",
+        sdk_client_lists_and_calls_tools,
+    ),
+    (
+        "no_token_gets_challenge_pointing_at_served_metadata",
+        no_token_gets_challenge_pointing_at_served_metadata,
+    ),
+    (
+        "refused_tokens_get_401_invalid_token",
+        refused_tokens_get_401_invalid_token,
+    ),
+    (
+        "every_algorithm_verifies_in_wasm",
+        every_algorithm_verifies_in_wasm,
+    ),
+    (
+        "upstream_gets_signed_identity_and_never_the_token",
+        upstream_gets_signed_identity_and_never_the_token,
+    ),
+    (
+        "spoofed_tenant_header_does_not_reach_backend_decisions",
+        spoofed_tenant_header_does_not_reach_backend_decisions,
+    ),
+    (
+        "tenants_are_isolated_in_redis",
+        tenants_are_isolated_in_redis,
+    ),
+    (
+        "backend_refuses_requests_without_a_valid_gateway_signature",
+        backend_refuses_requests_without_a_valid_gateway_signature,
+    ),
+    (
+        "key_rotation_is_picked_up_on_first_unknown_kid",
+        key_rotation_is_picked_up_on_first_unknown_kid,
+    ),
+    (
+        "only_the_mcp_endpoint_is_served",
+        only_the_mcp_endpoint_is_served,
+    ),
+];
+
+fn main() {
+    let args = Arguments::from_args();
+    let stack = match Stack::start() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("could not start the stack: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let trials = CASES
+        .iter()
+        .map(|&(name, case)| {
+            let stack = Arc::clone(&stack);
+            Trial::test(name, move || {
+                case(&stack)
+                    .and_then(|()| stack.check_alive())
+                    .map_err(|e| {
+                        Failed::from(format!(
+                            "{e:#}\n--- envoy log (tail) ---\n{}\n--- backend log (tail) ---\n{}",
+                            stack.log_tail("envoy", 15),
+                            stack.log_tail("backend", 15)
+                        ))
+                    })
+            })
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    stack.stop();
+    drop(stack);
+    conclusion.exit();
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the local stack with the repository's envoy.yaml:
+#   dev issuer (JWKS, 127.0.0.1:9100) → Envoy + mcp-edge filter (127.0.0.1:8080/mcp, admin :9901)
+#   → backend (127.0.0.1:8081; Redis when REDIS_URL is set, else in memory).
+# Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo build --locked -p mcp-edge-filter --target wasm32-wasip1 --release
+cargo build --locked -p mcp-edge-backend -p xtask
+
+# The filter and the backend share this secret; a fresh one per run unless you set one.
+if [ -z "${MCP_EDGE_GATEWAY_SECRET:-}" ]; then
+  MCP_EDGE_GATEWAY_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+fi
+export MCP_EDGE_GATEWAY_SECRET
+
+mkdir -p .local/logs
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+target/debug/xtask dev-issuer --key-file .local/dev-issuer/keys.json >.local/logs/dev-issuer.log 2>&1 &
+pids+=($!)
+target/debug/mcp-edge-backend --listen 127.0.0.1:8081 >.local/logs/backend.log 2>&1 &
+pids+=($!)
+.venv/bin/envoy -c envoy.yaml --concurrency 2 --use-dynamic-base-id -l warn >.local/logs/envoy.log 2>&1 &
+pids+=($!)
+
+for _ in $(seq 1 100); do
+  if curl -fsS -o /dev/null http://127.0.0.1:8080/.well-known/oauth-protected-resource 2>/dev/null; then break; fi
+  sleep 0.2
+done
+
+cat <<MSG
+
+mcp-edge is running (logs in .local/logs/):
+  MCP endpoint     http://127.0.0.1:8080/mcp
+  Envoy admin      http://127.0.0.1:9901/stats?filter=mcp_edge
+  Redis            ${REDIS_URL:-none: the backend keeps data in memory}
+
+Get a token for the demo tenant "acme" (valid one hour):
+  TOKEN=\$(cargo xtask token --tenant acme --sub alice --scope "mcp:read mcp:write")
+
+Call it:
+  curl -s http://127.0.0.1:8080/mcp -H "Authorization: Bearer \$TOKEN" \\
+       -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
+       -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+
+Or point an MCP client (Streamable HTTP) at http://127.0.0.1:8080/mcp with that bearer token.
+Ctrl-C stops everything.
+MSG
+
+wait -n "${pids[@]}"
+echo "a process of the stack exited; see .local/logs/" >&2

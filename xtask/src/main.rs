@@ -1,0 +1,144 @@
+//! `cargo xtask`: developer tools for mcp-edge.
+//!
+//! - `dev-issuer`: serves the development issuer's JWKS (and minimal authorization server
+//!   metadata) so Envoy can fetch keys through its `auth_server` cluster. It is a stand-in for a
+//!   real OAuth authorization server: it has no login, no authorize and no token endpoint.
+//! - `token`: mints a development access token for a demo tenant.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use xtask::{DevKeys, TokenSpec, claims_for};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "mcp-edge developer tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the development issuer's JWKS at /jwks (keys are re-read from the key file on each request).
+    DevIssuer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// The issuer URL put in the metadata document.
+        #[arg(long, default_value = "http://127.0.0.1:9100")]
+        issuer: String,
+        /// Key file; created with fresh keys when missing.
+        #[arg(long, default_value = ".local/dev-issuer/keys.json")]
+        key_file: PathBuf,
+    },
+    /// Print a development access token.
+    Token {
+        #[arg(long, default_value = ".local/dev-issuer/keys.json")]
+        key_file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:9100")]
+        issuer: String,
+        /// The resource the token is for (the filter's `resource`).
+        #[arg(long, default_value = "http://127.0.0.1:8080/mcp")]
+        audience: String,
+        #[arg(long, default_value = "acme")]
+        tenant: String,
+        #[arg(long, default_value = "alice")]
+        sub: String,
+        /// Space separated scopes.
+        #[arg(long, default_value = "mcp:read mcp:write")]
+        scope: String,
+        /// free, pro or enterprise.
+        #[arg(long, default_value = "pro")]
+        tier: String,
+        /// e.g. team:engineering
+        #[arg(long)]
+        data_scope: Option<String>,
+        /// Comma separated tool names (absent: every tool the scopes permit).
+        #[arg(long, value_delimiter = ',')]
+        allowed_tools: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// RS256, ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        alg: String,
+    },
+}
+
+#[derive(Clone)]
+struct IssuerState {
+    issuer: String,
+    key_file: PathBuf,
+}
+
+async fn jwks(State(s): State<IssuerState>) -> Result<Json<Value>, (StatusCode, String)> {
+    let fail = |e: anyhow::Error| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let keys = DevKeys::load(&s.key_file).map_err(fail)?;
+    Ok(Json(keys.jwks().map_err(fail)?))
+}
+
+async fn metadata(State(s): State<IssuerState>) -> Json<Value> {
+    Json(json!({
+        "issuer": s.issuer,
+        "jwks_uri": format!("{}/jwks", s.issuer),
+        "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"],
+        "response_types_supported": [],
+        "x-note": "development issuer: tokens come from `cargo xtask token`",
+    }))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::DevIssuer {
+            listen,
+            issuer,
+            key_file,
+        } => {
+            DevKeys::load_or_create(&key_file)?;
+            let app = Router::new()
+                .route("/jwks", get(jwks))
+                .route("/.well-known/oauth-authorization-server", get(metadata))
+                .with_state(IssuerState { issuer, key_file });
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("dev-issuer listening on {}", listener.local_addr()?);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await?;
+        }
+        Command::Token {
+            key_file,
+            issuer,
+            audience,
+            tenant,
+            sub,
+            scope,
+            tier,
+            data_scope,
+            allowed_tools,
+            ttl,
+            alg,
+        } => {
+            let keys = DevKeys::load_or_create(&key_file)?;
+            let spec = TokenSpec {
+                issuer,
+                audience,
+                tenant_id: tenant,
+                sub,
+                scope,
+                tier,
+                data_scope,
+                allowed_tools,
+                ttl_seconds: ttl,
+            };
+            println!("{}", keys.sign(&alg, claims_for(&spec))?);
+        }
+    }
+    Ok(())
+}
