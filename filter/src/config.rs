@@ -3,12 +3,13 @@
 //! Parsing is strict (unknown fields are refused) and every check names the field it is about, so a
 //! typo fails the plugin start with a message an operator can act on instead of starting open.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::keys::{Algorithm, KeySet};
+use crate::policy::ToolPolicy;
 
 /// Largest clock leeway the filter accepts (seconds).
 pub const MAX_LEEWAY_SECS: u64 = 60;
@@ -36,6 +37,11 @@ struct RawConfig {
     prm: RawPrm,
     #[serde(default = "default_challenge_scopes")]
     challenge_scopes: Vec<String>,
+    tool_scopes: BTreeMap<String, String>,
+    #[serde(default)]
+    method_scopes: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,6 +155,9 @@ pub struct EdgeConfig {
     pub prm: PrmFields,
     /// Scopes named in the 401 challenge: what a client should ask for first.
     pub challenge_scopes: Vec<String>,
+    pub policy: ToolPolicy,
+    /// Browser origins allowed to call the MCP endpoint (an absent `Origin` is always allowed).
+    pub allowed_origins: BTreeSet<String>,
 }
 
 /// A configuration error, naming the field it is about.
@@ -333,6 +342,34 @@ pub fn parse_config(
         }
     }
 
+    let scope_known = |s: &str| raw.prm.scopes_supported.iter().any(|k| k == s);
+    for (tool, scope) in &raw.tool_scopes {
+        if tool.is_empty() || !scope_known(scope) {
+            return Err(err(
+                "tool_scopes",
+                format!("{tool:?} needs {scope:?}, which is not in prm.scopes_supported"),
+            ));
+        }
+    }
+    let mut method_scopes = BTreeMap::new();
+    for (method, scope) in raw.method_scopes {
+        if method == "tools/call" || (!scope.is_empty() && !scope_known(&scope)) {
+            return Err(err(
+                "method_scopes",
+                format!("{method:?} → {scope:?} is not allowed"),
+            ));
+        }
+        method_scopes.insert(method, (!scope.is_empty()).then_some(scope));
+    }
+    for o in &raw.allowed_origins {
+        if split_uri(o).is_none_or(|(origin, path)| origin != o && path != "/") {
+            return Err(err(
+                "allowed_origins",
+                format!("{o:?} is not an origin like https://app.example.com"),
+            ));
+        }
+    }
+
     Ok(EdgeConfig {
         resource: raw.resource,
         resource_origin,
@@ -351,6 +388,15 @@ pub fn parse_config(
             resource_documentation: raw.prm.resource_documentation,
         },
         challenge_scopes: raw.challenge_scopes,
+        policy: ToolPolicy {
+            tool_scopes: raw.tool_scopes,
+            method_scopes,
+        },
+        allowed_origins: raw
+            .allowed_origins
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_string())
+            .collect(),
     })
 }
 
@@ -369,7 +415,8 @@ mod tests {
             "issuers": ["http://127.0.0.1:9100"],
             "jwks": {"remote": {"cluster": "auth", "path": "/jwks", "authority": "127.0.0.1:9100"}},
             "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
-            "prm": {"authorization_servers": ["http://127.0.0.1:9100"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]}
+            "prm": {"authorization_servers": ["http://127.0.0.1:9100"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]},
+            "tool_scopes": {"list_projects": "mcp:read", "delete_project": "mcp:admin"}
         })
     }
 
@@ -443,6 +490,26 @@ mod tests {
         v["isuers"] = json!(["x"]);
         let e = parse(&v).unwrap_err();
         assert!(e.message.contains("isuers"), "{e}");
+    }
+
+    #[test]
+    fn policy_and_origins() {
+        let mut v = base();
+        v["method_scopes"] = json!({"completion/complete": "mcp:read", "logging/setLevel": ""});
+        v["allowed_origins"] = json!(["http://localhost:6274", "https://app.example.com/"]);
+        let cfg = parse(&v).unwrap();
+        assert_eq!(
+            cfg.policy
+                .tool_scopes
+                .get("delete_project")
+                .map(String::as_str),
+            Some("mcp:admin")
+        );
+        assert_eq!(
+            cfg.policy.method_scopes.get("logging/setLevel"),
+            Some(&None)
+        );
+        assert!(cfg.allowed_origins.contains("https://app.example.com"));
     }
 
     #[test]

@@ -4,10 +4,15 @@
 //! body), calls these functions and carries out the verdict. Everything a reviewer needs to judge
 //! the filter's behaviour is here, and all of it runs under `cargo test`.
 
+use serde_json::Value;
+
 use crate::bearer::{BearerError, extract_bearer};
 use crate::config::{EdgeConfig, JwksSource};
+use crate::jsonrpc::{Message, Payload, parse_payload};
 use crate::keys::KeySet;
+use crate::policy::{PayloadVerdict, Refusal};
 use crate::prm;
+use crate::protocol::{self, ProtocolVersion};
 use crate::reply::{self, Reply, Unauthenticated};
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, TokenPolicy, VerifiedToken, verify_bearer};
@@ -25,6 +30,12 @@ pub enum Outcome {
     MethodNotAllowed,
     KeysUnavailable,
     BodyTooLarge,
+    UnsupportedMediaType,
+    OriginRefused,
+    BadRequest(&'static str),
+    ToolNotAllowed,
+    MethodNotServed,
+    InsufficientScope,
     InternalError,
 }
 
@@ -40,18 +51,35 @@ impl Outcome {
             Self::MethodNotAllowed => "denied.method_not_allowed".into(),
             Self::KeysUnavailable => "denied.keys_unavailable".into(),
             Self::BodyTooLarge => "denied.body_too_large".into(),
+            Self::UnsupportedMediaType => "denied.unsupported_media_type".into(),
+            Self::OriginRefused => "denied.origin".into(),
+            Self::BadRequest(reason) => format!("denied.bad_request.{reason}"),
+            Self::ToolNotAllowed => "denied.tool_not_allowed".into(),
+            Self::MethodNotServed => "denied.method_not_served".into(),
+            Self::InsufficientScope => "denied.insufficient_scope".into(),
             Self::InternalError => "denied.internal_error".into(),
         }
     }
 }
 
 /// What the glue knows about the request when its headers arrive.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RequestHead<'a> {
     pub method: &'a str,
     /// `:path`, with query.
     pub path: &'a str,
     pub authorization: Vec<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    pub protocol_version: Option<&'a [u8]>,
+}
+
+/// An authenticated request, waiting for its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub tenant: TenantContext,
+    pub version: ProtocolVersion,
 }
 
 /// The verdict on a request head.
@@ -59,8 +87,8 @@ pub struct RequestHead<'a> {
 pub enum HeadVerdict {
     /// Answer locally now.
     Respond(Reply, Outcome),
-    /// Authenticated: hold the request until the body is complete, then [`vouch`].
-    Authenticated(TenantContext),
+    /// Authenticated: hold the request until the body is complete, then [`judge_body`] and [`vouch`].
+    Authenticated(Admitted),
     /// The token names a key we do not have: fetch the JWKS once, then call [`judge_head`] again
     /// with `may_refetch: false`.
     FetchKeys,
@@ -136,6 +164,43 @@ fn invalid_token(cfg: &EdgeConfig, e: &TokenError) -> HeadVerdict {
     )
 }
 
+fn bad_request(
+    code: i64,
+    message: &str,
+    id: Option<&Value>,
+    reason: &'static str,
+) -> (Reply, Outcome) {
+    (
+        reply::json_reply(400, &reply::jsonrpc_error_object(id, code, message), vec![]),
+        Outcome::BadRequest(reason),
+    )
+}
+
+/// `Content-Type` must be `application/json` (parameters allowed), `Content-Encoding` identity.
+fn check_media(head: &RequestHead<'_>) -> Result<(), (Reply, Outcome)> {
+    let refuse = |message: &str| {
+        Err((
+            reply::jsonrpc_error(415, reply::CODE_PAYLOAD_REJECTED, message, vec![]),
+            Outcome::UnsupportedMediaType,
+        ))
+    };
+    if let Some(enc) = head.content_encoding
+        && !enc.trim_ascii().eq_ignore_ascii_case(b"identity")
+    {
+        return refuse("Request bodies must not be compressed (Content-Encoding: identity only).");
+    }
+    let media = head.content_type.map(|ct| {
+        ct.split(|b| *b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii()
+    });
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case(b"application/json")) {
+        return refuse("MCP requests must be sent as Content-Type: application/json.");
+    }
+    Ok(())
+}
+
 /// Judges a request from its head: serve metadata, refuse, ask for keys, or authenticate.
 pub fn judge_head(
     cfg: &EdgeConfig,
@@ -162,25 +227,70 @@ pub fn judge_head(
             Outcome::MethodNotAllowed,
         );
     }
+    if let Some(origin) = head.origin
+        && !std::str::from_utf8(origin)
+            .is_ok_and(|o| cfg.allowed_origins.contains(o.trim_end_matches('/')))
+    {
+        return HeadVerdict::Respond(
+            reply::jsonrpc_error(
+                403,
+                reply::CODE_ORIGIN_REFUSED,
+                "Requests from this Origin are not allowed.",
+                vec![],
+            ),
+            Outcome::OriginRefused,
+        );
+    }
+    let tenant = match authenticate(cfg, head, keys, cache, now) {
+        Ok(t) => t,
+        Err(verdict) => return *verdict,
+    };
+    let version = match protocol::request_version(head.protocol_version) {
+        Ok(v) => v,
+        Err(message) => {
+            let (r, o) = bad_request(reply::CODE_NOT_SERVED, &message, None, "protocol_version");
+            return HeadVerdict::Respond(r, o);
+        }
+    };
+    if head.method == "POST"
+        && let Err((r, o)) = check_media(head)
+    {
+        return HeadVerdict::Respond(r, o);
+    }
+    HeadVerdict::Authenticated(Admitted { tenant, version })
+}
 
+fn authenticate(
+    cfg: &EdgeConfig,
+    head: &RequestHead<'_>,
+    keys: &KeyState<'_>,
+    cache: &mut TokenCache,
+    now: u64,
+) -> Result<TenantContext, Box<HeadVerdict>> {
     let token = match extract_bearer(&head.authorization) {
         Ok(t) => t,
         Err(BearerError::Missing) => {
-            return unauthorized(cfg, Unauthenticated::NoToken, Outcome::NoToken);
+            return Err(Box::new(unauthorized(
+                cfg,
+                Unauthenticated::NoToken,
+                Outcome::NoToken,
+            )));
         }
-        Err(BearerError::Malformed) => return invalid_token(cfg, &TokenError::Malformed),
+        Err(BearerError::Malformed) => {
+            return Err(Box::new(invalid_token(cfg, &TokenError::Malformed)));
+        }
     };
     if let Some(v) = cache.get(&token, now) {
-        return HeadVerdict::Authenticated(v.tenant);
+        return Ok(v.tenant);
     }
     let Some(key_set) = keys.keys else {
         // Without keys a token can still be judged malformed or of a refused algorithm.
         if let Err(e @ (TokenError::Malformed | TokenError::AlgorithmNotAllowed(_))) =
             verify_bearer(&token, &KeySet::default(), &token_policy(cfg), now)
         {
-            return invalid_token(cfg, &e);
+            return Err(Box::new(invalid_token(cfg, &e)));
         }
-        return if keys.may_refetch {
+        return Err(Box::new(if keys.may_refetch {
             HeadVerdict::FetchKeys
         } else {
             HeadVerdict::Respond(
@@ -192,7 +302,7 @@ pub fn judge_head(
                 ),
                 Outcome::KeysUnavailable,
             )
-        };
+        }));
     };
     match verify_bearer(&token, key_set, &token_policy(cfg), now) {
         Ok(VerifiedToken { tenant, expires_at }) => {
@@ -204,11 +314,166 @@ pub fn judge_head(
                 },
                 now,
             );
-            HeadVerdict::Authenticated(tenant)
+            Ok(tenant)
         }
-        Err(TokenError::UnknownKey(_)) if keys.may_refetch => HeadVerdict::FetchKeys,
-        Err(e) => invalid_token(cfg, &e),
+        Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(Box::new(HeadVerdict::FetchKeys)),
+        Err(e) => Err(Box::new(invalid_token(cfg, &e))),
     }
+}
+
+/// What the edge learned from an allowed body, for logs and for the response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BodySummary {
+    /// The first message's method (`batch` for a batch).
+    pub method: String,
+    /// The tool of a single `tools/call`.
+    pub tool: Option<String>,
+    /// Ids of `tools/list` requests: their responses are filtered.
+    pub tools_list_ids: Vec<Value>,
+}
+
+/// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28), when sent.
+pub struct RoutingHeaders<'a> {
+    pub mcp_method: Option<&'a [u8]>,
+    pub mcp_name: Option<&'a [u8]>,
+}
+
+fn summary(payload: &Payload) -> BodySummary {
+    let messages = payload.messages();
+    BodySummary {
+        method: if payload.is_batch() {
+            "batch".into()
+        } else {
+            messages
+                .first()
+                .and_then(Message::method)
+                .unwrap_or("response")
+                .to_string()
+        },
+        tool: match payload {
+            Payload::Single(m) => m.tool_name().map(str::to_string),
+            Payload::Batch(_) => None,
+        },
+        tools_list_ids: messages
+            .iter()
+            .filter(|m| m.method() == Some("tools/list"))
+            .filter_map(|m| m.id().cloned())
+            .collect(),
+    }
+}
+
+/// The error object(s) of a refused payload: one per request id (the refused ones with their
+/// reason, the others saying why they were not run), as one object or a batch.
+fn refusal_body(payload: &Payload, code: i64, reasons: &[(Option<Value>, String)]) -> Value {
+    let reason_for = |id: Option<&Value>| {
+        reasons
+            .iter()
+            .find(|(rid, _)| rid.as_ref() == id)
+            .map(|(_, r)| r.clone())
+    };
+    match payload {
+        Payload::Single(m) => {
+            let msg = reason_for(m.id())
+                .unwrap_or_else(|| reasons.first().map(|(_, r)| r.clone()).unwrap_or_default());
+            reply::jsonrpc_error_object(m.id(), code, &msg)
+        }
+        Payload::Batch(ms) => {
+            let first = reasons.first().map(|(_, r)| r.clone()).unwrap_or_default();
+            Value::Array(
+                ms.iter()
+                    .filter_map(|m| m.id().filter(|_| m.method().is_some()))
+                    .map(|id| {
+                        let msg = reason_for(Some(id)).unwrap_or_else(|| {
+                            format!("Not run: another message in this batch was refused ({first})")
+                        });
+                        reply::jsonrpc_error_object(Some(id), code, &msg)
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Judges the complete body of an authenticated POST against the protocol and the policy.
+pub fn judge_body(
+    cfg: &EdgeConfig,
+    admitted: &Admitted,
+    routing: &RoutingHeaders<'_>,
+    body: &[u8],
+) -> Result<BodySummary, (Reply, Outcome)> {
+    let payload = parse_payload(body).map_err(|e| {
+        let reason = if e.code == crate::jsonrpc::PARSE_ERROR {
+            "parse_error"
+        } else {
+            "invalid_request"
+        };
+        bad_request(
+            e.code,
+            &format!("Invalid JSON-RPC: {}", e.message),
+            e.id.as_ref(),
+            reason,
+        )
+    })?;
+    let first_id = payload.messages().first().and_then(Message::id);
+    protocol::check_batch(&payload, admitted.version)
+        .map_err(|m| bad_request(crate::jsonrpc::INVALID_REQUEST, &m, None, "batch"))?;
+    protocol::check_routing_headers(&payload, routing.mcp_method, routing.mcp_name)
+        .map_err(|m| bad_request(protocol::HEADER_MISMATCH, &m, first_id, "header_mismatch"))?;
+    match cfg.policy.judge(&admitted.tenant, &payload) {
+        PayloadVerdict::Allow => Ok(summary(&payload)),
+        PayloadVerdict::Forbidden { refusals } => {
+            let method_only = refusals
+                .iter()
+                .all(|(_, r)| matches!(r, Refusal::MethodNotAllowed { .. }));
+            let reasons: Vec<_> = refusals
+                .iter()
+                .map(|(id, r)| (id.clone(), r.message()))
+                .collect();
+            let body = refusal_body(&payload, reply::CODE_FORBIDDEN, &reasons);
+            let outcome = if method_only {
+                Outcome::MethodNotServed
+            } else {
+                Outcome::ToolNotAllowed
+            };
+            Err((reply::json_reply(403, &body, vec![]), outcome))
+        }
+        PayloadVerdict::InsufficientScope { scopes, ids } => {
+            let needed = scopes.into_iter().collect::<Vec<_>>().join(" ");
+            let message = format!(
+                "This call needs the scope(s) {needed}, which this access token does not have: obtain a token with them and retry."
+            );
+            let reasons: Vec<_> = ids.into_iter().map(|id| (id, message.clone())).collect();
+            let body = refusal_body(&payload, reply::CODE_INSUFFICIENT_SCOPE, &reasons);
+            Err((
+                reply::insufficient_scope(&prm::metadata_url(cfg), &needed, &body),
+                Outcome::InsufficientScope,
+            ))
+        }
+    }
+}
+
+/// Filters a `tools/list` response body for this token; on a body it cannot read, an error body.
+pub fn rewrite_tools_list(
+    cfg: &EdgeConfig,
+    tenant: &TenantContext,
+    content_type: &str,
+    ids: &[Value],
+    body: &[u8],
+) -> Vec<u8> {
+    let keep = |tool: &str| cfg.policy.may_call(tenant, tool);
+    crate::tools_list::filter_response(content_type, body, ids, &keep).unwrap_or_else(|e| {
+        let id = ids.first();
+        let err = reply::jsonrpc_error_object(
+            id,
+            -32603,
+            &format!("The MCP edge could not filter the tool list ({}).", e.0),
+        );
+        if content_type.starts_with("text/event-stream") {
+            format!("event: message\ndata: {err}\n\n").into_bytes()
+        } else {
+            err.to_string().into_bytes()
+        }
+    })
 }
 
 /// Whether a JWKS refetch may start at `now`, given when the last one started.
@@ -295,7 +560,9 @@ mod tests {
             "issuers": ["https://as"],
             "jwks": jwks,
             "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
-            "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]}
+            "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]},
+            "tool_scopes": {"list_projects": "mcp:read", "create_project": "mcp:write", "delete_project": "mcp:admin"},
+            "allowed_origins": ["http://localhost:6274"]
         });
         (
             parse_config(v.to_string().as_bytes(), &|_| None).unwrap(),
@@ -338,6 +605,8 @@ mod tests {
             method,
             path,
             authorization: auth.map(|a| vec![a.as_bytes()]).unwrap_or_default(),
+            content_type: Some(b"application/json"),
+            ..RequestHead::default()
         };
         let keys = KeyState {
             keys: cfg.inline_keys.as_ref(),
@@ -487,6 +756,8 @@ mod tests {
             method: "POST",
             path: "/mcp",
             authorization: vec![auth.as_bytes()],
+            content_type: Some(b"application/json"),
+            ..RequestHead::default()
         };
         let v = judge_head(
             &cfg,
@@ -498,7 +769,7 @@ mod tests {
             &mut cache,
             NOW,
         );
-        assert!(matches!(v, HeadVerdict::Authenticated(t) if t.tenant_id == "acme"));
+        assert!(matches!(v, HeadVerdict::Authenticated(a) if a.tenant.tenant_id == "acme"));
     }
 
     #[test]
@@ -515,7 +786,9 @@ mod tests {
     fn vouch_signs_or_refuses_large_bodies() {
         let (cfg, kp) = setup(false);
         let auth = format!("Bearer {}", token(&kp));
-        let HeadVerdict::Authenticated(t) = judge(&cfg, "POST", "/mcp", Some(&auth), false) else {
+        let HeadVerdict::Authenticated(Admitted { tenant: t, .. }) =
+            judge(&cfg, "POST", "/mcp", Some(&auth), false)
+        else {
             panic!()
         };
         let req = CompleteRequest {
@@ -532,5 +805,210 @@ mod tests {
         let big = vec![b' '; cfg.max_body_bytes + 1];
         let req = CompleteRequest { body: &big, ..req };
         assert_eq!(vouch(&cfg, &t, &req, NOW).unwrap_err().0.status, 413);
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use crate::config::parse_config;
+    use crate::tenant::Tier;
+    use serde_json::json;
+
+    fn cfg() -> EdgeConfig {
+        let v = json!({
+            "resource": "https://mcp.example/mcp",
+            "issuers": ["https://as"],
+            "jwks": {"remote": {"cluster": "c", "path": "/jwks", "authority": "as"}},
+            "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
+            "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]},
+            "tool_scopes": {"list_projects": "mcp:read", "create_project": "mcp:write", "delete_project": "mcp:admin"},
+            "allowed_origins": ["http://localhost:6274"]
+        });
+        parse_config(v.to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    fn admitted(scopes: &[&str], allowed: Option<&[&str]>, version: ProtocolVersion) -> Admitted {
+        Admitted {
+            tenant: TenantContext {
+                tenant_id: "t".into(),
+                user_id: "u".into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                allowed_tools: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
+                data_scope: String::new(),
+                tier: Tier::Pro,
+            },
+            version,
+        }
+    }
+
+    const NO_ROUTING: RoutingHeaders<'static> = RoutingHeaders {
+        mcp_method: None,
+        mcp_name: None,
+    };
+
+    fn call(id: u32, tool: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+        )
+    }
+
+    fn status(r: &Result<BodySummary, (Reply, Outcome)>) -> u32 {
+        r.as_ref().map_or_else(|(r, _)| r.status, |_| 200)
+    }
+
+    #[test]
+    fn allowed_call_is_summarised() {
+        let a = admitted(&["mcp:read"], None, ProtocolVersion::V2025_06_18);
+        let s = judge_body(&cfg(), &a, &NO_ROUTING, call(1, "list_projects").as_bytes()).unwrap();
+        assert_eq!(s.method, "tools/call");
+        assert_eq!(s.tool.as_deref(), Some("list_projects"));
+        let s = judge_body(
+            &cfg(),
+            &a,
+            &NO_ROUTING,
+            br#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.tools_list_ids, vec![json!("L")]);
+    }
+
+    #[test]
+    fn forbidden_and_step_up() {
+        let a = admitted(
+            &["mcp:read", "mcp:write"],
+            Some(&["list_projects"]),
+            ProtocolVersion::V2025_06_18,
+        );
+        let r = judge_body(
+            &cfg(),
+            &a,
+            &NO_ROUTING,
+            call(4, "create_project").as_bytes(),
+        );
+        let (reply, outcome) = r.unwrap_err();
+        assert_eq!((reply.status, outcome), (403, Outcome::ToolNotAllowed));
+        assert!(
+            reply.header("www-authenticate").is_none(),
+            "no step-up for allowed_tools"
+        );
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["id"], 4);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("create_project")
+        );
+
+        let a = admitted(
+            &["mcp:read", "mcp:write"],
+            None,
+            ProtocolVersion::V2025_11_25,
+        );
+        let (reply, outcome) = judge_body(
+            &cfg(),
+            &a,
+            &NO_ROUTING,
+            call(5, "delete_project").as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!((reply.status, outcome), (403, Outcome::InsufficientScope));
+        let h = reply.header("www-authenticate").unwrap();
+        assert!(
+            h.contains("error=\"insufficient_scope\"") && h.contains("scope=\"mcp:admin\""),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn batches() {
+        let body = format!(
+            "[{},{}]",
+            call(1, "list_projects"),
+            call(2, "delete_project")
+        );
+        let old = admitted(
+            &["mcp:read"],
+            Some(&["list_projects"]),
+            ProtocolVersion::V2025_03_26,
+        );
+        let (reply, _) = judge_body(&cfg(), &old, &NO_ROUTING, body.as_bytes()).unwrap_err();
+        assert_eq!(reply.status, 403);
+        let errors: Value = serde_json::from_slice(&reply.body).unwrap();
+        let ids: Vec<_> = errors
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![json!(1), json!(2)], "an error per id");
+        let new = admitted(&["mcp:read"], None, ProtocolVersion::V2025_06_18);
+        let ok_batch = format!(
+            "[{},{}]",
+            call(1, "list_projects"),
+            call(2, "list_projects")
+        );
+        assert_eq!(
+            status(&judge_body(&cfg(), &new, &NO_ROUTING, ok_batch.as_bytes())),
+            400
+        );
+        assert!(judge_body(&cfg(), &old, &NO_ROUTING, ok_batch.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn smuggling_attempts() {
+        let a = admitted(
+            &["mcp:read", "mcp:write"],
+            Some(&["list_projects"]),
+            ProtocolVersion::V2025_06_18,
+        );
+        let c = cfg();
+        let dup_method = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"create_project"}}"#;
+        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, dup_method)), 400);
+        let dup_name = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","name":"create_project"}}"#;
+        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, dup_name)), 400);
+        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"cre\u0061te_project"}}"#;
+        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, escaped)), 403);
+        let routing = RoutingHeaders {
+            mcp_method: Some(b"tools/call"),
+            mcp_name: Some(b"list_projects"),
+        };
+        let (reply, _) =
+            judge_body(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();
+        assert_eq!(reply.status, 400);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&reply.body).unwrap()["error"]["code"],
+            -32020
+        );
+        assert!(judge_body(&c, &a, &routing, call(3, "list_projects").as_bytes()).is_ok());
+        assert_eq!(
+            status(&judge_body(&c, &a, &NO_ROUTING, b"\xef\xbb\xbf{}")),
+            400
+        );
+        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, b"")), 400);
+    }
+
+    #[test]
+    fn tools_list_is_filtered_for_the_token() {
+        let a = admitted(&["mcp:read"], None, ProtocolVersion::V2025_06_18);
+        let body = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_projects"},{"name":"create_project"},{"name":"delete_project"}]}});
+        let out = rewrite_tools_list(
+            &cfg(),
+            &a.tenant,
+            "application/json",
+            &[json!(1)],
+            body.to_string().as_bytes(),
+        );
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["result"]["tools"], json!([{"name": "list_projects"}]));
+        let out = rewrite_tools_list(
+            &cfg(),
+            &a.tenant,
+            "application/json",
+            &[json!(1)],
+            b"garbage",
+        );
+        assert!(String::from_utf8_lossy(&out).contains("-32603"));
     }
 }

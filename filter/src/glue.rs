@@ -14,10 +14,12 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MetricType};
 
 use crate::config::{EdgeConfig, JwksSource, parse_config};
-use crate::gate::{self, CompleteRequest, HeadVerdict, KeyState, Outcome, RequestHead};
+use crate::gate::{
+    self, Admitted, BodySummary, CompleteRequest, HeadVerdict, KeyState, Outcome, RequestHead,
+    RoutingHeaders,
+};
 use crate::keys::KeySet;
 use crate::reply::{self, Reply};
-use crate::tenant::TenantContext;
 use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
 use crate::trusted_headers::{is_trusted_header_name, request_id_from};
 
@@ -208,7 +210,9 @@ enum Phase {
     #[default]
     Start,
     AwaitingKeys(u32),
-    Authenticated(TenantContext),
+    Authenticated(Admitted),
+    /// Forwarded; `tools/list` responses are filtered for this tenant.
+    Forwarded(Box<Admitted>, Vec<serde_json::Value>),
     Done,
 }
 
@@ -222,7 +226,11 @@ struct EdgeRequest {
     path: String,
     request_id: String,
     authorization: Vec<Vec<u8>>,
+    /// Request headers the decisions read, by name.
+    head_headers: Vec<(&'static str, Vec<u8>)>,
     body_size: usize,
+    /// Content type of a `tools/list` response being filtered.
+    response_content_type: Option<String>,
     /// The complete body, once it has arrived.
     body: Option<Vec<u8>>,
 }
@@ -245,9 +253,39 @@ impl EdgeRequest {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
+        self.record_for_access_log(None, outcome, None);
         self.send_http_response(reply.status, headers, Some(&reply.body));
         self.phase = Phase::Done;
         Action::Pause
+    }
+
+    /// Puts tenant, method, tool and outcome into filter state (`wasm.mcp_edge.*`) for the access log.
+    fn record_for_access_log(
+        &self,
+        tenant: Option<&str>,
+        outcome: Outcome,
+        summary: Option<&BodySummary>,
+    ) {
+        let set = |key: &str, value: &str| {
+            let _ = hostcalls::set_property(vec![key], Some(value.as_bytes()));
+        };
+        if let Some(t) = tenant {
+            set("mcp_edge.tenant", t);
+        }
+        if let Some(s) = summary {
+            set("mcp_edge.method", &s.method);
+            if let Some(tool) = &s.tool {
+                set("mcp_edge.tool", tool);
+            }
+        }
+        set("mcp_edge.outcome", &outcome.stat_name());
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head_headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     fn judge(&mut self, may_refetch_if_due: bool) -> Action {
@@ -270,6 +308,10 @@ impl EdgeRequest {
                 method: &self.method,
                 path: &self.path,
                 authorization: self.authorization.iter().map(Vec::as_slice).collect(),
+                origin: self.header("origin"),
+                content_type: self.header("content-type"),
+                content_encoding: self.header("content-encoding"),
+                protocol_version: self.header("mcp-protocol-version"),
             };
             let keys = KeyState {
                 keys: worker.keys.as_ref(),
@@ -286,39 +328,63 @@ impl EdgeRequest {
                 }
                 None => self.judge(false),
             },
-            HeadVerdict::Authenticated(tenant) => {
-                self.phase = Phase::Authenticated(tenant);
+            HeadVerdict::Authenticated(admitted) => {
+                self.phase = Phase::Authenticated(admitted);
                 self.finish_if_complete()
             }
         }
     }
 
-    /// Vouches for an authenticated request once its body is complete.
+    /// Judges the body and vouches for an authenticated request once its body is complete.
     fn finish_if_complete(&mut self) -> Action {
-        let (Phase::Authenticated(tenant), Some(body)) = (&self.phase, &self.body) else {
+        let (Phase::Authenticated(admitted), Some(body)) = (&self.phase, &self.body) else {
             return Action::Pause;
         };
         let Some(w) = self.worker.clone() else {
             return Action::Pause;
         };
         let config = w.borrow().config.clone();
+        let judged = if self.method == "POST" {
+            let routing = RoutingHeaders {
+                mcp_method: self.header("mcp-method"),
+                mcp_name: self.header("mcp-name"),
+            };
+            gate::judge_body(&config, admitted, &routing, body)
+        } else {
+            Ok(BodySummary {
+                method: self.method.clone(),
+                ..BodySummary::default()
+            })
+        };
         let req = CompleteRequest {
             method: &self.method,
             path: &self.path,
             request_id: &self.request_id,
             body,
         };
-        match gate::vouch(&config, tenant, &req, unix_now()) {
-            Ok(headers) => {
+        let verdict = judged.and_then(|summary| {
+            gate::vouch(&config, &admitted.tenant, &req, unix_now()).map(|h| (summary, h))
+        });
+        match verdict {
+            Ok((summary, headers)) => {
                 self.set_http_request_header("authorization", None);
                 for (name, value) in headers {
                     self.set_http_request_header(name, Some(&value));
                 }
                 w.borrow_mut().count(Outcome::Allowed);
-                self.phase = Phase::Done;
+                self.record_for_access_log(
+                    Some(&admitted.tenant.tenant_id),
+                    Outcome::Allowed,
+                    Some(&summary),
+                );
+                let admitted = Box::new(admitted.clone());
+                self.phase = Phase::Forwarded(admitted, summary.tools_list_ids);
                 Action::Continue
             }
-            Err((reply, outcome)) => self.respond(reply, outcome),
+            Err((reply, outcome)) => {
+                self.record_for_access_log(Some(&admitted.tenant.tenant_id), outcome, None);
+                self.respond(reply, outcome)
+            }
         }
     }
 
@@ -376,11 +442,21 @@ impl HttpContext for EdgeRequest {
             )
         });
         // Nobody outside may speak for a tenant: drop every inbound x-mcp-* header.
+        const READ: [&str; 6] = [
+            "origin",
+            "content-type",
+            "content-encoding",
+            "mcp-protocol-version",
+            "mcp-method",
+            "mcp-name",
+        ];
         for (name, value) in self.get_http_request_headers_bytes() {
             if is_trusted_header_name(&name) {
                 self.set_http_request_header(&name, None);
             } else if name.eq_ignore_ascii_case("authorization") {
                 self.authorization.push(value);
+            } else if let Some(known) = READ.iter().find(|k| name.eq_ignore_ascii_case(k)) {
+                self.head_headers.push((known, value));
             }
         }
         if end_of_stream {
@@ -390,7 +466,7 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if matches!(self.phase, Phase::Done) {
+        if matches!(self.phase, Phase::Done | Phase::Forwarded(..)) {
             return Action::Continue;
         }
         self.body_size = body_size;
@@ -416,9 +492,52 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
-        if matches!(self.phase, Phase::Done) {
+        if matches!(self.phase, Phase::Done | Phase::Forwarded(..)) {
             return Action::Continue;
         }
         self.body_complete()
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        let Phase::Forwarded(_, ids) = &self.phase else {
+            return Action::Continue;
+        };
+        if ids.is_empty() {
+            return Action::Continue;
+        }
+        let content_type = self
+            .get_http_response_header_bytes("content-type")
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        // The body is rewritten: its length changes.
+        self.set_http_response_header("content-length", None);
+        self.response_content_type = Some(content_type);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let (Phase::Forwarded(admitted, ids), Some(content_type)) =
+            (&self.phase, &self.response_content_type)
+        else {
+            return Action::Continue;
+        };
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let Some(w) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        let rewritten = gate::rewrite_tools_list(
+            &w.borrow().config,
+            &admitted.tenant,
+            content_type,
+            ids,
+            &body,
+        );
+        self.set_http_response_body(0, body_size, &rewritten);
+        Action::Continue
     }
 }

@@ -9,6 +9,8 @@
 //! - [`prm`]: RFC 9728 protected resource metadata.
 //! - [`trusted_headers`]: the `x-mcp-*` headers and the gateway signature.
 //! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
+//! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
+//!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering.
 //! - [`gate`]: the decisions, start to end.
 //!
 //! `glue` (compiled for wasm32 only) is the one module that talks to Envoy; it moves bytes and headers in and out.
@@ -18,12 +20,17 @@
 pub mod bearer;
 pub mod config;
 pub mod gate;
+pub mod jsonrpc;
 pub mod keys;
+pub mod policy;
 pub mod prm;
+pub mod protocol;
 pub mod reply;
+pub mod strict_json;
 pub mod tenant;
 pub mod token;
 pub mod token_cache;
+pub mod tools_list;
 pub mod trusted_headers;
 
 #[cfg(target_arch = "wasm32")]

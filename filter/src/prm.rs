@@ -59,7 +59,8 @@ mod tests {
             "jwks": {"remote": {"cluster": "c", "path": "/jwks", "authority": "as"}},
             "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
             "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write"],
-                    "resource_documentation": "https://docs"}
+                    "resource_documentation": "https://docs"},
+            "tool_scopes": {}
         });
         parse_config(v.to_string().as_bytes(), &|_| None).unwrap()
     }

@@ -9,9 +9,15 @@ use serde_json::{Value, json};
 
 /// The token is missing or invalid (HTTP 401).
 pub const CODE_UNAUTHORIZED: i64 = -32040;
+/// The tool is unknown or not in the token's `allowed_tools`, or the method is not served (HTTP 403).
+pub const CODE_FORBIDDEN: i64 = -32041;
+/// The token lacks a scope the call needs (HTTP 403 with the `insufficient_scope` challenge).
+pub const CODE_INSUFFICIENT_SCOPE: i64 = -32042;
+/// The `Origin` header names an origin that is not allowed (HTTP 403).
+pub const CODE_ORIGIN_REFUSED: i64 = -32044;
 /// The request is refused for another reason at the edge: wrong path, wrong method (HTTP 404/405).
 pub const CODE_NOT_SERVED: i64 = -32046;
-/// The body is too large (HTTP 413).
+/// The body is too large, not identity-encoded or not `application/json` (HTTP 413/415).
 pub const CODE_PAYLOAD_REJECTED: i64 = -32045;
 /// The edge cannot decide right now (no signing keys yet): HTTP 503.
 pub const CODE_UNAVAILABLE: i64 = -32047;
@@ -42,6 +48,26 @@ pub fn jsonrpc_error_body(id: Option<&Value>, code: i64, message: &str) -> Vec<u
     })
     .to_string()
     .into_bytes()
+}
+
+/// One JSON-RPC error response object.
+pub fn jsonrpc_error_object(id: Option<&Value>, code: i64, message: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": {"code": code, "message": message},
+    })
+}
+
+/// A reply whose body is the given JSON (an error object or a batch of them).
+pub fn json_reply(status: u32, body: &Value, extra_headers: Vec<(String, String)>) -> Reply {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.extend(extra_headers);
+    Reply {
+        status,
+        headers,
+        body: body.to_string().into_bytes(),
+    }
 }
 
 /// A JSON-RPC error reply with extra headers.
@@ -76,6 +102,18 @@ pub enum Unauthenticated {
     NoToken,
     /// A token was sent and refused.
     InvalidToken { description: String },
+}
+
+/// 403 with `WWW-Authenticate: Bearer error="insufficient_scope", scope="…", resource_metadata="…"`:
+/// a token with these scopes would be allowed (step-up authorization).
+pub fn insufficient_scope(resource_metadata_url: &str, scopes: &str, body: &Value) -> Reply {
+    let challenge = format!(
+        "Bearer error=\"insufficient_scope\", scope={}, resource_metadata={}, error_description={}",
+        quoted(scopes),
+        quoted(resource_metadata_url),
+        quoted(&format!("this call needs the scopes {scopes}"))
+    );
+    json_reply(403, body, vec![("www-authenticate".to_string(), challenge)])
 }
 
 /// 401 with `WWW-Authenticate: Bearer resource_metadata="…", scope="…"[, error="invalid_token"]`.
@@ -128,6 +166,20 @@ mod tests {
         assert_eq!(b["jsonrpc"], "2.0");
         assert_eq!(b["id"], Value::Null);
         assert_eq!(b["error"]["code"], CODE_UNAUTHORIZED);
+    }
+
+    #[test]
+    fn insufficient_scope_challenge() {
+        let body = jsonrpc_error_object(Some(&json!(3)), CODE_INSUFFICIENT_SCOPE, "needs admin");
+        let r = insufficient_scope(
+            "https://h/.well-known/oauth-protected-resource/mcp",
+            "mcp:admin",
+            &body,
+        );
+        assert_eq!(r.status, 403);
+        let h = r.header("www-authenticate").unwrap();
+        assert!(h.starts_with("Bearer error=\"insufficient_scope\", scope=\"mcp:admin\", resource_metadata=\"https://h/"), "{h}");
+        assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["id"], 3);
     }
 
     #[test]

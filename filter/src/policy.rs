@@ -1,0 +1,339 @@
+//! `ToolPolicy`: which JSON-RPC messages a TenantContext may send.
+//!
+//! - `tools/call`: the tool must be known to the policy (its required scope comes from the plugin
+//!   configuration's `tool_scopes`, kept in step with the backend's catalogue) and, when the token
+//!   has `allowed_tools`, be listed there; the token must hold the tool's scope.
+//! - `initialize`, `ping`, `tools/list`, notifications and responses: a valid token is enough.
+//! - `resources/*` and `prompts/*`: `mcp:read`.
+//! - any other method: denied, unless `method_scopes` in the configuration lists it.
+//!
+//! A denied message denies the whole payload (a batch is judged as one).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::jsonrpc::{Message, Payload};
+use crate::tenant::TenantContext;
+
+pub const READ_SCOPE: &str = "mcp:read";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPolicy {
+    /// tool name → the scope it needs.
+    pub tool_scopes: BTreeMap<String, String>,
+    /// extra method → the scope it needs (`None`: a valid token is enough).
+    pub method_scopes: BTreeMap<String, Option<String>>,
+}
+
+/// Why a message is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The tool is unknown or not in the token's `allowed_tools`: another token would not help.
+    ToolNotAllowed { tool: String, unknown: bool },
+    /// `tools/call` without a tool name.
+    MissingToolName,
+    /// The method is not served at the edge.
+    MethodNotAllowed { method: String },
+    /// The token lacks a scope: a token with it would help (step-up).
+    InsufficientScope { scope: String },
+}
+
+/// The verdict on a whole payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadVerdict {
+    Allow,
+    /// 403 without a challenge; `refusals` lists each refused message with its id.
+    Forbidden {
+        refusals: Vec<(Option<Value>, Refusal)>,
+    },
+    /// 403 with the `insufficient_scope` challenge naming every scope in `scopes`.
+    InsufficientScope {
+        scopes: BTreeSet<String>,
+        ids: Vec<Option<Value>>,
+    },
+}
+
+impl ToolPolicy {
+    /// Whether this token may call `tool` (used to filter `tools/list` too).
+    pub fn may_call(&self, tenant: &TenantContext, tool: &str) -> bool {
+        self.tool_allowed(tenant, tool).is_ok()
+            && self
+                .tool_scopes
+                .get(tool)
+                .is_some_and(|s| tenant.has_scope(s))
+    }
+
+    fn tool_allowed(&self, tenant: &TenantContext, tool: &str) -> Result<&str, Refusal> {
+        let Some(scope) = self.tool_scopes.get(tool) else {
+            return Err(Refusal::ToolNotAllowed {
+                tool: tool.to_string(),
+                unknown: true,
+            });
+        };
+        if let Some(allowed) = &tenant.allowed_tools
+            && !allowed.iter().any(|t| t == tool)
+        {
+            return Err(Refusal::ToolNotAllowed {
+                tool: tool.to_string(),
+                unknown: false,
+            });
+        }
+        Ok(scope)
+    }
+
+    /// The scope a message needs, or why it is refused whatever the scopes.
+    fn required_scope<'a>(
+        &'a self,
+        tenant: &TenantContext,
+        m: &'a Message,
+    ) -> Result<Option<&'a str>, Refusal> {
+        let Some(method) = m.method() else {
+            return Ok(None); // a response to a server request
+        };
+        match method {
+            "tools/call" => {
+                let tool = m.tool_name().ok_or(Refusal::MissingToolName)?;
+                self.tool_allowed(tenant, tool).map(Some)
+            }
+            "initialize" | "ping" | "tools/list" => Ok(None),
+            _ if method.starts_with("notifications/") => Ok(None),
+            _ if method.starts_with("resources/") || method.starts_with("prompts/") => {
+                Ok(Some(READ_SCOPE))
+            }
+            _ => match self.method_scopes.get(method) {
+                Some(scope) => Ok(scope.as_deref()),
+                None => Err(Refusal::MethodNotAllowed {
+                    method: method.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Judges every message of a payload.
+    pub fn judge(&self, tenant: &TenantContext, payload: &Payload) -> PayloadVerdict {
+        let mut refusals = Vec::new();
+        let mut missing = BTreeSet::new();
+        let mut missing_ids = Vec::new();
+        for m in payload.messages() {
+            match self.required_scope(tenant, m) {
+                Err(r) => refusals.push((m.id().cloned(), r)),
+                Ok(Some(scope)) if !tenant.has_scope(scope) => {
+                    missing.insert(scope.to_string());
+                    missing_ids.push(m.id().cloned());
+                }
+                Ok(_) => {}
+            }
+        }
+        if !refusals.is_empty() {
+            PayloadVerdict::Forbidden { refusals }
+        } else if !missing.is_empty() {
+            PayloadVerdict::InsufficientScope {
+                scopes: missing,
+                ids: missing_ids,
+            }
+        } else {
+            PayloadVerdict::Allow
+        }
+    }
+}
+
+impl Refusal {
+    /// A sentence an agent can repeat to a person.
+    pub fn message(&self) -> String {
+        match self {
+            Self::ToolNotAllowed {
+                tool,
+                unknown: true,
+            } => format!("Unknown tool \"{tool}\": this server has no such tool."),
+            Self::ToolNotAllowed {
+                tool,
+                unknown: false,
+            } => {
+                format!(
+                    "The tool \"{tool}\" is not allowed for this access token (not in its allowed_tools)."
+                )
+            }
+            Self::MissingToolName => "tools/call needs params.name, the tool to call.".into(),
+            Self::MethodNotAllowed { method } => {
+                format!("The method \"{method}\" is not served by this MCP server.")
+            }
+            Self::InsufficientScope { scope } => format!("This call needs the scope \"{scope}\"."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::parse_payload;
+    use crate::tenant::Tier;
+
+    fn policy() -> ToolPolicy {
+        ToolPolicy {
+            tool_scopes: [
+                ("list_projects", "mcp:read"),
+                ("create_project", "mcp:write"),
+                ("delete_project", "mcp:admin"),
+            ]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+            method_scopes: [(
+                "completion/complete".to_string(),
+                Some("mcp:read".to_string()),
+            )]
+            .into(),
+        }
+    }
+
+    fn tenant(scopes: &[&str], allowed: Option<&[&str]>) -> TenantContext {
+        TenantContext {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            allowed_tools: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
+            data_scope: String::new(),
+            tier: Tier::Free,
+        }
+    }
+
+    fn call(id: u32, tool: &str) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}"}}}}"#
+        )
+    }
+
+    fn judge(t: &TenantContext, body: &str) -> PayloadVerdict {
+        policy().judge(t, &parse_payload(body.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn tool_calls() {
+        let rw = tenant(&["mcp:read", "mcp:write"], None);
+        assert_eq!(judge(&rw, &call(1, "list_projects")), PayloadVerdict::Allow);
+        assert_eq!(
+            judge(&rw, &call(1, "create_project")),
+            PayloadVerdict::Allow
+        );
+        assert!(
+            matches!(judge(&rw, &call(1, "delete_project")), PayloadVerdict::InsufficientScope { scopes, .. } if scopes.contains("mcp:admin"))
+        );
+        assert!(matches!(
+            judge(&rw, &call(1, "drop_database")),
+            PayloadVerdict::Forbidden { .. }
+        ));
+        let only_list = tenant(
+            &["mcp:read", "mcp:write", "mcp:admin"],
+            Some(&["list_projects"]),
+        );
+        assert_eq!(
+            judge(&only_list, &call(1, "list_projects")),
+            PayloadVerdict::Allow
+        );
+        assert!(matches!(
+            judge(&only_list, &call(1, "create_project")),
+            PayloadVerdict::Forbidden { .. }
+        ));
+        let none = tenant(&["mcp:read"], Some(&[]));
+        assert!(matches!(
+            judge(&none, &call(1, "list_projects")),
+            PayloadVerdict::Forbidden { .. }
+        ));
+        assert!(matches!(
+            judge(
+                &rw,
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#
+            ),
+            PayloadVerdict::Forbidden { .. }
+        ));
+    }
+
+    #[test]
+    fn other_methods() {
+        let nothing = tenant(&[], None);
+        for m in [
+            "initialize",
+            "ping",
+            "tools/list",
+            "notifications/initialized",
+        ] {
+            assert_eq!(
+                judge(
+                    &nothing,
+                    &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#)
+                ),
+                PayloadVerdict::Allow,
+                "{m}"
+            );
+        }
+        assert_eq!(
+            judge(&nothing, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            PayloadVerdict::Allow
+        );
+        for m in ["resources/list", "prompts/get", "completion/complete"] {
+            assert!(
+                matches!(
+                    judge(
+                        &nothing,
+                        &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#)
+                    ),
+                    PayloadVerdict::InsufficientScope { .. }
+                ),
+                "{m}"
+            );
+        }
+        assert!(matches!(
+            judge(
+                &nothing,
+                r#"{"jsonrpc":"2.0","id":1,"method":"admin/shutdown"}"#
+            ),
+            PayloadVerdict::Forbidden { .. }
+        ));
+    }
+
+    #[test]
+    fn one_denied_element_denies_the_batch_with_every_id() {
+        let rw = tenant(&["mcp:read", "mcp:write"], Some(&["list_projects"]));
+        let body = format!(
+            "[{},{}]",
+            call(1, "list_projects"),
+            call(2, "create_project")
+        );
+        match judge(&rw, &body) {
+            PayloadVerdict::Forbidden { refusals } => {
+                assert_eq!(refusals.len(), 1);
+                assert_eq!(refusals[0].0, Some(serde_json::json!(2)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let admin_needed = format!(
+            "[{},{}]",
+            call(1, "delete_project"),
+            call(2, "create_project")
+        );
+        let rw_all = tenant(&["mcp:read"], None);
+        match judge(&rw_all, &admin_needed) {
+            PayloadVerdict::InsufficientScope { scopes, ids } => {
+                assert_eq!(
+                    scopes.into_iter().collect::<Vec<_>>(),
+                    vec!["mcp:admin", "mcp:write"]
+                );
+                assert_eq!(ids.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn may_call_for_tools_list() {
+        let p = policy();
+        let rw = tenant(&["mcp:read", "mcp:write"], None);
+        assert!(p.may_call(&rw, "list_projects"));
+        assert!(!p.may_call(&rw, "delete_project"));
+        assert!(!p.may_call(&rw, "unknown"));
+        let only = tenant(&["mcp:read", "mcp:write"], Some(&["create_project"]));
+        assert!(!p.may_call(&only, "list_projects"));
+        assert!(p.may_call(&only, "create_project"));
+    }
+}
