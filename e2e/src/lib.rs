@@ -6,10 +6,13 @@
 //! - [`recorder`]: a recording upstream (a mock backend, named as such) that shows exactly what
 //!   Envoy forwarded.
 //! - [`stack`]: the whole request path: Redis, dev issuer, backend, recorder, Envoy.
+//! - [`client`]: HTTP and MCP client helpers; [`runner`]: one stack per test binary, cases in parallel.
 
+pub mod client;
 pub mod envoy;
 pub mod procs;
 pub mod recorder;
+pub mod runner;
 pub mod stack;
 
 use std::path::PathBuf;

@@ -125,7 +125,15 @@ impl Stack {
         let mut cmd = Command::new(envoy_bin()?);
         cmd.arg("-c")
             .arg(&config_path)
-            .args(["--concurrency", "2", "--use-dynamic-base-id", "-l", "info"])
+            .args([
+                "--concurrency",
+                "2",
+                "--use-dynamic-base-id",
+                "-l",
+                "info",
+                "--file-flush-interval-msec",
+                "200",
+            ])
             .env("MCP_EDGE_GATEWAY_SECRET", &secret);
         let mut envoy = Proc::spawn("envoy", cmd, logs)?;
         envoy.wait_for_port(([127, 0, 0, 1], ports.listener).into(), START_TIMEOUT)?;

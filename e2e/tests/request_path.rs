@@ -5,96 +5,18 @@
 //! listener whose upstream records requests, so each one also proves that nothing got through.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
-use libtest_mimic::{Arguments, Failed, Trial};
 use mcp_edge_contract::{SignedRequest, body_digest, headers as h, verify};
+use mcp_edge_e2e::client::*;
+use mcp_edge_e2e::runner::Case;
 use mcp_edge_e2e::stack::Stack;
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use serde_json::{Map, Value, json};
 use xtask::{DevKeys, claims_for};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn http() -> Client {
-    Client::builder()
-        .timeout(std::time::Duration::from_secs(20))
-        .build()
-        .expect("http client")
-}
-
-/// A unique marker to find this request (or its absence) at the recording upstream.
-fn marker(name: &str) -> String {
-    format!("marker-{name}-{}", std::process::id())
-}
-
-/// A JSON-RPC `tools/call` body carrying a marker.
-fn call_body(marker: &str) -> String {
-    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-           "params": {"name": "list_projects", "arguments": {}, "_meta": {"marker": marker}}})
-    .to_string()
-}
-
-fn post_mcp(url: &str, token: Option<&str>, body: &str) -> Result<Response> {
-    let mut req = http()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.to_string());
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    Ok(req.send()?)
-}
-
-fn header(resp: &Response, name: &str) -> String {
-    resp.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Runs the official TypeScript SDK client (e2e/node/sdk_client.mjs).
-fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
-    let script = mcp_edge_e2e::repo_root().join("e2e/node/sdk_client.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("MCP_URL", url)
-        .env("MCP_TOKEN", token)
-        .env("MCP_CALLS", calls.to_string())
-        .output()
-        .context("running node")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line).with_context(|| {
-        format!(
-            "sdk client printed {stdout:?}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    if let Some(e) = v.get("error") {
-        bail!(
-            "sdk client failed: {e}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(v)
-}
-
-fn structured(result: &Value) -> &Value {
-    &result["structuredContent"]
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -629,8 +551,6 @@ fn only_the_mcp_endpoint_is_served(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
-type Case = fn(&Stack) -> Result<()>;
-
 const CASES: &[(&str, Case)] = &[
     (
         "sdk_client_lists_and_calls_tools",
@@ -675,33 +595,5 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() {
-    let args = Arguments::from_args();
-    let stack = match Stack::start() {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("could not start the stack: {e:#}");
-            std::process::exit(1);
-        }
-    };
-    let trials = CASES
-        .iter()
-        .map(|&(name, case)| {
-            let stack = Arc::clone(&stack);
-            Trial::test(name, move || {
-                case(&stack)
-                    .and_then(|()| stack.check_alive())
-                    .map_err(|e| {
-                        Failed::from(format!(
-                            "{e:#}\n--- envoy log (tail) ---\n{}\n--- backend log (tail) ---\n{}",
-                            stack.log_tail("envoy", 15),
-                            stack.log_tail("backend", 15)
-                        ))
-                    })
-            })
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    stack.stop();
-    drop(stack);
-    conclusion.exit();
+    mcp_edge_e2e::runner::run(CASES);
 }

@@ -362,6 +362,11 @@ fn summary(payload: &Payload) -> BodySummary {
     }
 }
 
+/// What a body asks for, for the access log of a refused request (`None` if it does not parse).
+pub fn describe_body(body: &[u8]) -> Option<BodySummary> {
+    parse_payload(body).ok().map(|p| summary(&p))
+}
+
 /// The error object(s) of a refused payload: one per request id (the refused ones with their
 /// reason, the others saying why they were not run), as one object or a batch.
 fn refusal_body(payload: &Payload, code: i64, reasons: &[(Option<Value>, String)]) -> Value {
@@ -476,10 +481,22 @@ pub fn rewrite_tools_list(
     })
 }
 
-/// Whether a JWKS refetch may start at `now`, given when the last one started.
-pub fn refetch_allowed(cfg: &EdgeConfig, last_fetch_started: Option<u64>, now: u64) -> bool {
+/// At most this many JWKS fetches run at once on a worker that has no keys yet.
+pub const MAX_INITIAL_FETCHES: u32 = 4;
+
+/// Whether a request may start a JWKS fetch at `now`. With keys, an unknown `kid` may trigger one
+/// fetch per `min_refetch_seconds`. Without any keys (just started, or the authorization server
+/// was down) a request may fetch itself rather than fail, but only a few fetches run at once.
+pub fn refetch_allowed(
+    cfg: &EdgeConfig,
+    has_keys: bool,
+    last_fetch_started: Option<u64>,
+    fetches_in_flight: u32,
+    now: u64,
+) -> bool {
     match &cfg.jwks_source {
         JwksSource::Inline => false,
+        JwksSource::Remote(_) if !has_keys => fetches_in_flight < MAX_INITIAL_FETCHES,
         JwksSource::Remote(r) => {
             last_fetch_started.is_none_or(|t| now.saturating_sub(t) >= r.min_refetch_seconds)
         }
@@ -775,11 +792,27 @@ mod tests {
     #[test]
     fn refetch_is_rate_limited() {
         let (remote, _) = setup(true);
-        assert!(refetch_allowed(&remote, None, NOW));
-        assert!(!refetch_allowed(&remote, Some(NOW - 5), NOW));
-        assert!(refetch_allowed(&remote, Some(NOW - 10), NOW));
+        assert!(refetch_allowed(&remote, true, None, 0, NOW));
+        assert!(!refetch_allowed(&remote, true, Some(NOW - 5), 0, NOW));
+        assert!(refetch_allowed(&remote, true, Some(NOW - 10), 0, NOW));
+        // without keys: bounded by the fetches in flight, not by time
+        assert!(refetch_allowed(&remote, false, Some(NOW), 0, NOW));
+        assert!(refetch_allowed(
+            &remote,
+            false,
+            Some(NOW),
+            MAX_INITIAL_FETCHES - 1,
+            NOW
+        ));
+        assert!(!refetch_allowed(
+            &remote,
+            false,
+            Some(NOW),
+            MAX_INITIAL_FETCHES,
+            NOW
+        ));
         let (inline, _) = setup(false);
-        assert!(!refetch_allowed(&inline, None, NOW));
+        assert!(!refetch_allowed(&inline, true, None, 0, NOW));
     }
 
     #[test]

@@ -48,6 +48,7 @@ struct Worker {
     keys: Option<KeySet>,
     keys_digest: Option<String>,
     last_fetch_started: Option<u64>,
+    fetches_in_flight: u32,
     next_refresh: u64,
     cache: TokenCache,
     metrics: HashMap<String, u32>,
@@ -88,7 +89,10 @@ impl Worker {
             vec![],
             Duration::from_millis(r.timeout_ms),
         ) {
-            Ok(token) => Some(token),
+            Ok(token) => {
+                self.fetches_in_flight += 1;
+                Some(token)
+            }
             Err(e) => {
                 log::warn!(
                     "mcp-edge: cannot fetch JWKS from cluster {}: {e:?}",
@@ -101,6 +105,7 @@ impl Worker {
 
     /// Installs the keys from a JWKS response; keeps the old keys when the response is unusable.
     fn install_keys(&mut self, status: Option<String>, body: Option<Vec<u8>>, now: u64) {
+        self.fetches_in_flight = self.fetches_in_flight.saturating_sub(1);
         let refresh = match &self.config.jwks_source {
             JwksSource::Remote(r) => r.refresh_seconds,
             JwksSource::Inline => return,
@@ -170,6 +175,7 @@ impl RootContext for EdgeRoot {
             keys: config.inline_keys.clone(),
             keys_digest: None,
             last_fetch_started: None,
+            fetches_in_flight: 0,
             next_refresh: 0,
             cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
             metrics: HashMap::new(),
@@ -303,7 +309,13 @@ impl EdgeRequest {
             let mut guard = w.borrow_mut();
             let worker = &mut *guard;
             let may_refetch = may_refetch_if_due
-                && gate::refetch_allowed(&worker.config, worker.last_fetch_started, now);
+                && gate::refetch_allowed(
+                    &worker.config,
+                    worker.keys.is_some(),
+                    worker.last_fetch_started,
+                    worker.fetches_in_flight,
+                    now,
+                );
             let head = RequestHead {
                 method: &self.method,
                 path: &self.path,
@@ -382,7 +394,12 @@ impl EdgeRequest {
                 Action::Continue
             }
             Err((reply, outcome)) => {
-                self.record_for_access_log(Some(&admitted.tenant.tenant_id), outcome, None);
+                let described = gate::describe_body(body);
+                self.record_for_access_log(
+                    Some(&admitted.tenant.tenant_id),
+                    outcome,
+                    described.as_ref(),
+                );
                 self.respond(reply, outcome)
             }
         }

@@ -1,0 +1,85 @@
+//! Small HTTP and MCP client helpers shared by the end-to-end test binaries.
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, bail};
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn http() -> Client {
+    Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .expect("http client")
+}
+
+/// A unique marker to find this request (or its absence) at the recording upstream.
+pub fn marker(name: &str) -> String {
+    format!("marker-{name}-{}", std::process::id())
+}
+
+/// A JSON-RPC `tools/call` body carrying a marker.
+pub fn call_body(marker: &str) -> String {
+    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": "list_projects", "arguments": {}, "_meta": {"marker": marker}}})
+    .to_string()
+}
+
+pub fn post_mcp(url: &str, token: Option<&str>, body: &str) -> Result<Response> {
+    let mut req = http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    Ok(req.send()?)
+}
+
+pub fn header(resp: &Response, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Runs the official TypeScript SDK client (e2e/node/sdk_client.mjs).
+pub fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
+    let script = crate::repo_root().join("e2e/node/sdk_client.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .env("MCP_URL", url)
+        .env("MCP_TOKEN", token)
+        .env("MCP_CALLS", calls.to_string())
+        .output()
+        .context("running node")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: Value = serde_json::from_str(line).with_context(|| {
+        format!(
+            "sdk client printed {stdout:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    if let Some(e) = v.get("error") {
+        bail!(
+            "sdk client failed: {e}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(v)
+}
+
+pub fn structured(result: &Value) -> &Value {
+    &result["structuredContent"]
+}

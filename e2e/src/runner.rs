@@ -1,0 +1,43 @@
+//! The test runner of an end-to-end binary: one stack, every case against it, then the stack is
+//! stopped by pid before the process exits (libtest-mimic, so `cargo test` filters and output work).
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use crate::stack::Stack;
+
+pub type Case = fn(&Stack) -> Result<()>;
+
+/// Starts the stack, runs `cases` (in parallel, as libtest does), stops the stack and exits.
+pub fn run(cases: &[(&str, Case)]) -> ! {
+    let args = Arguments::from_args();
+    let stack = match Stack::start() {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("could not start the stack: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let trials =
+        cases
+            .iter()
+            .map(|&(name, case)| {
+                let stack = Arc::clone(&stack);
+                Trial::test(name, move || {
+                    case(&stack).and_then(|()| stack.check_alive()).map_err(|e| {
+                    Failed::from(format!(
+                        "{e:#}\n--- envoy log (tail) ---\n{}\n--- backend log (tail) ---\n{}",
+                        stack.log_tail("envoy", 15),
+                        stack.log_tail("backend", 15)
+                    ))
+                })
+                })
+            })
+            .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    stack.stop();
+    drop(stack);
+    conclusion.exit()
+}

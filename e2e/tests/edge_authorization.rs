@@ -1,0 +1,730 @@
+//! Per-tool authorization on JSON-RPC bodies at the edge, through real Envoy and the real .wasm.
+//!
+//! Denials go through the listener whose upstream records requests, and every one of them also
+//! asserts that the upstream received nothing. `tools/list` filtering is checked against the real
+//! backend with the official TypeScript SDK client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, ensure};
+use mcp_edge_e2e::client::*;
+use mcp_edge_e2e::runner::Case;
+use mcp_edge_e2e::stack::Stack;
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+use xtask::claims_for;
+
+/// A token for `tenant` with these scopes and `allowed_tools`.
+fn token_with(s: &Stack, tenant: &str, scope: &str, allowed: Option<&[&str]>) -> Result<String> {
+    let mut spec = s.spec(tenant);
+    spec.scope = scope.to_string();
+    spec.allowed_tools = allowed.map(|a| a.iter().map(|t| t.to_string()).collect());
+    s.sign("RS256", claims_for(&spec))
+}
+
+fn tool_call(id: u64, tool: &str, marker: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": {}, "_meta": {"marker": marker}}})
+}
+
+fn post(s: &Stack, token: &str, body: &str, headers: &[(&str, &str)]) -> Result<Response> {
+    let mut req = http()
+        .post(&s.recorded_mcp_url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(token)
+        .body(body.to_string());
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    Ok(req.send()?)
+}
+
+/// Asserts the status, that nothing with `marker` reached the upstream, and returns the body.
+fn denied(resp: Response, status: u16, s: &Stack, marker: &str) -> Result<(String, Value)> {
+    let got = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = resp.text()?;
+    ensure!(got == status, "expected {status}, got {got}: {text}");
+    ensure!(
+        s.recorder.with_marker(marker).is_empty(),
+        "the upstream received a denied request ({marker})"
+    );
+    let body: Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+    Ok((challenge, body))
+}
+
+fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_e2e::recorder::Recorded> {
+    let got = s.recorder.with_marker(marker);
+    ensure!(
+        got.len() == 1,
+        "expected the upstream to receive {marker} once, got {}",
+        got.len()
+    );
+    Ok(got[0].clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn tool_outside_allowed_tools_is_refused(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-allow",
+        "mcp:read mcp:write mcp:admin",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("outside-allowed");
+    let (challenge, body) = denied(
+        post(s, &t, &tool_call(3, "create_project", &m).to_string(), &[])?,
+        403,
+        s,
+        &m,
+    )?;
+    ensure!(
+        challenge.is_empty(),
+        "no step-up challenge for allowed_tools: {challenge}"
+    );
+    ensure!(
+        body["id"] == 3
+            && body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("create_project"),
+        "{body}"
+    );
+    let m = marker("unknown-tool");
+    let (_, body) = denied(
+        post(s, &t, &tool_call(4, "drop_all_tables", &m).to_string(), &[])?,
+        403,
+        s,
+        &m,
+    )?;
+    ensure!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("drop_all_tables"),
+        "{body}"
+    );
+    let m = marker("inside-allowed");
+    ensure!(
+        post(s, &t, &tool_call(5, "list_projects", &m).to_string(), &[])?.status() == 200,
+        "allowed tool refused"
+    );
+    forwarded_once(s, &m)?;
+    Ok(())
+}
+
+fn step_up_challenge_then_success(s: &Stack) -> Result<()> {
+    let m = marker("step-up");
+    let body = tool_call(8, "delete_project", &m).to_string();
+    let rw = token_with(s, "tenant-step", "mcp:read mcp:write", None)?;
+    let (challenge, err) = denied(
+        post(s, &rw, &body, &[("mcp-protocol-version", "2025-11-25")])?,
+        403,
+        s,
+        &m,
+    )?;
+    ensure!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    ensure!(challenge.contains("scope=\"mcp:admin\""), "{challenge}");
+    ensure!(challenge.contains("resource_metadata=\""), "{challenge}");
+    ensure!(err["id"] == 8 && err["error"]["code"].is_i64(), "{err}");
+    let admin = token_with(s, "tenant-step", "mcp:read mcp:write mcp:admin", None)?;
+    let resp = post(s, &admin, &body, &[("mcp-protocol-version", "2025-11-25")])?;
+    ensure!(resp.status() == 200, "with mcp:admin: {}", resp.status());
+    forwarded_once(s, &m)?;
+    Ok(())
+}
+
+fn batch_smuggling_is_refused_with_an_error_per_id(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-batch",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("batch");
+    let batch = json!([
+        tool_call(1, "list_projects", &m),
+        tool_call(2, "create_project", &m)
+    ])
+    .to_string();
+    let (_, body) = denied(post(s, &t, &batch, &[])?, 403, s, &m)?;
+    let ids: Vec<Value> = body
+        .as_array()
+        .context("an array of errors")?
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    ensure!(ids == vec![json!(1), json!(2)], "{body}");
+    // Batches are not part of 2025-06-18 at all.
+    let m = marker("batch-new");
+    let ok_batch = json!([
+        tool_call(1, "list_projects", &m),
+        tool_call(2, "list_projects", &m)
+    ])
+    .to_string();
+    denied(
+        post(s, &t, &ok_batch, &[("mcp-protocol-version", "2025-06-18")])?,
+        400,
+        s,
+        &m,
+    )?;
+    // An allowed batch under 2025-03-26 goes through whole.
+    let m = marker("batch-ok");
+    let ok_batch = json!([
+        tool_call(1, "list_projects", &m),
+        tool_call(2, "list_projects", &m)
+    ])
+    .to_string();
+    ensure!(
+        post(s, &t, &ok_batch, &[("mcp-protocol-version", "2025-03-26")])?.status() == 200,
+        "allowed batch refused"
+    );
+    forwarded_once(s, &m)?;
+    Ok(())
+}
+
+fn duplicate_and_escaped_keys_cannot_smuggle(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-dup",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("dup-method");
+    let dup_method = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{{"name":"create_project","_meta":{{"marker":"{m}"}}}}}}"#
+    );
+    let (_, body) = denied(post(s, &t, &dup_method, &[])?, 400, s, &m)?;
+    ensure!(body["error"]["code"] == -32700, "{body}");
+    let m = marker("dup-name");
+    let dup_name = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"list_projects","name":"create_project","_meta":{{"marker":"{m}"}}}}}}"#
+    );
+    denied(post(s, &t, &dup_name, &[])?, 400, s, &m)?;
+    let m = marker("escaped-forbidden");
+    let escaped = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{{"name":"cre\u0061te_project","_meta":{{"marker":"{m}"}}}}}}"#
+    );
+    let (_, body) = denied(post(s, &t, &escaped, &[])?, 403, s, &m)?;
+    ensure!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("create_project"),
+        "{body}"
+    );
+    // An allowed call written with escapes is forwarded byte for byte.
+    let m = marker("escaped-allowed");
+    let escaped_ok = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{{"name":"list\u005fprojects","_meta":{{"marker":"{m}"}}}}}}"#
+    );
+    ensure!(
+        post(s, &t, &escaped_ok, &[])?.status() == 200,
+        "escaped allowed call refused"
+    );
+    ensure!(
+        forwarded_once(s, &m)?.body == escaped_ok.as_bytes(),
+        "the forwarded body differs from the judged one"
+    );
+    Ok(())
+}
+
+fn gzip_body_and_wrong_media_type_are_refused(s: &Stack) -> Result<()> {
+    let t = token_with(s, "tenant-gzip", "mcp:read", Some(&["list_projects"]))?;
+    let m = marker("gzip");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(tool_call(1, "delete_project", &m).to_string().as_bytes())?;
+    let resp = http()
+        .post(&s.recorded_mcp_url)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .bearer_auth(&t)
+        .body(gz.finish()?)
+        .send()?;
+    denied(resp, 415, s, &m)?;
+    let m = marker("text-plain");
+    let resp = http()
+        .post(&s.recorded_mcp_url)
+        .header("content-type", "text/plain")
+        .bearer_auth(&t)
+        .body(tool_call(1, "list_projects", &m).to_string())
+        .send()?;
+    denied(resp, 415, s, &m)?;
+    Ok(())
+}
+
+fn body_cap_is_exact(s: &Stack) -> Result<()> {
+    const CAP: usize = 1024 * 1024; // envoy.yaml's max_body_bytes
+    let t = token_with(s, "tenant-cap", "mcp:read", None)?;
+    let sized = |m: &str, len: usize| -> String {
+        let empty = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                           "params": {"name": "list_projects", "_meta": {"marker": m, "pad": ""}}})
+        .to_string();
+        let mut v: Value = serde_json::from_str(&empty).unwrap_or_default();
+        v["params"]["_meta"]["pad"] = json!("x".repeat(len - empty.len()));
+        v.to_string()
+    };
+    let m = marker("cap-exact");
+    let body = sized(&m, CAP);
+    ensure!(body.len() == CAP, "test body is {} bytes", body.len());
+    ensure!(
+        post(s, &t, &body, &[])?.status() == 200,
+        "a body of exactly the cap was refused"
+    );
+    forwarded_once(s, &m)?;
+    let m = marker("cap-over");
+    let body = sized(&m, CAP + 1);
+    denied(post(s, &t, &body, &[])?, 413, s, &m)?;
+    Ok(())
+}
+
+/// Sends a raw HTTP/1.1 request whose body arrives in `chunk`-byte pieces with pauses.
+fn chunked_request(s: &Stack, token: &str, body: &str, chunk: usize) -> Result<u16> {
+    let addr = s
+        .recorded_mcp_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let mut tcp = TcpStream::connect(&addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        tcp,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )?;
+    for piece in body.as_bytes().chunks(chunk) {
+        write!(tcp, "{:x}\r\n", piece.len())?;
+        tcp.write_all(piece)?;
+        tcp.write_all(b"\r\n")?;
+        tcp.flush()?;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    tcp.write_all(b"0\r\n\r\n")?;
+    let mut response = String::new();
+    tcp.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .context("no status line")?
+        .parse()?;
+    Ok(status)
+}
+
+fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-chunks",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("chunks-forbidden");
+    let status = chunked_request(s, &t, &tool_call(1, "create_project", &m).to_string(), 7)?;
+    ensure!(status == 403, "forbidden call in chunks: {status}");
+    ensure!(
+        s.recorder.with_marker(&m).is_empty(),
+        "chunked forbidden call reached the upstream"
+    );
+    let m = marker("chunks-allowed");
+    let body = tool_call(1, "list_projects", &m).to_string();
+    let status = chunked_request(s, &t, &body, 5)?;
+    ensure!(status == 200, "allowed call in chunks: {status}");
+    ensure!(
+        forwarded_once(s, &m)?.body == body.as_bytes(),
+        "chunked body changed"
+    );
+    Ok(())
+}
+
+/// Sends one HTTP/2 (prior knowledge) POST whose body ends with trailers; returns the status.
+fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
+    let addr = s
+        .recorded_mcp_url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mcp")
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(&addr).await?;
+        let (client, conn) = h2::client::handshake(tcp).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await?;
+        let req = http::Request::post(format!("http://{addr}/mcp"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(())?;
+        let (response, mut stream) = client.send_request(req, false)?;
+        let bytes = bytes::Bytes::from(body);
+        let (a, b) = bytes.split_at(bytes.len() / 2);
+        stream.send_data(bytes::Bytes::copy_from_slice(a), false)?;
+        stream.send_data(bytes::Bytes::copy_from_slice(b), false)?;
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", http::HeaderValue::from_static("none"));
+        stream.send_trailers(trailers)?;
+        let resp = tokio::time::timeout(Duration::from_secs(20), response).await??;
+        Ok(resp.status().as_u16())
+    })
+}
+
+fn http2_with_trailers_is_judged(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-h2",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("h2-forbidden");
+    let status = h2_with_trailers(s, &t, tool_call(1, "create_project", &m).to_string())?;
+    ensure!(
+        status == 403,
+        "forbidden call over h2 with trailers: {status}"
+    );
+    ensure!(
+        s.recorder.with_marker(&m).is_empty(),
+        "h2 forbidden call reached the upstream"
+    );
+    let m = marker("h2-allowed");
+    let body = tool_call(1, "list_projects", &m).to_string();
+    let status = h2_with_trailers(s, &t, body.clone())?;
+    ensure!(
+        status == 200,
+        "allowed call over h2 with trailers: {status}"
+    );
+    ensure!(
+        forwarded_once(s, &m)?.body == body.as_bytes(),
+        "h2 body changed"
+    );
+    Ok(())
+}
+
+fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-paths",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let origin = s.recorded_mcp_url.trim_end_matches("/mcp").to_string();
+    for path in [
+        "/mcp/",
+        "/MCP",
+        "//mcp",
+        "/%6dcp",
+        "/./mcp",
+        "/x/../mcp",
+        "/mcp;x",
+        "/mcp%2f",
+    ] {
+        let m = marker(&format!("path-{}", path.replace(['/', '%', '.', ';'], "_")));
+        let resp = http()
+            .post(format!("{origin}{path}"))
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(tool_call(1, "create_project", &m).to_string())
+            .send()?;
+        let status = resp.status().as_u16();
+        ensure!(
+            matches!(status, 400 | 403 | 404),
+            "{path}: forbidden call answered {status}"
+        );
+        ensure!(
+            s.recorder.with_marker(&m).is_empty(),
+            "{path}: a forbidden call reached the upstream"
+        );
+    }
+    for path in ["/mcp/", "/MCP"] {
+        let m = marker(&format!("path-ok-{}", path.replace('/', "_")));
+        let resp = http()
+            .post(format!("{origin}{path}"))
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(tool_call(1, "list_projects", &m).to_string())
+            .send()?;
+        ensure!(resp.status() == 404, "{path}: {}", resp.status());
+    }
+    Ok(())
+}
+
+fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-hdr",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let m = marker("mcp-name");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "create_project", &m).to_string(),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "list_projects"),
+        ],
+    )?;
+    let (_, body) = denied(resp, 400, s, &m)?;
+    ensure!(body["error"]["code"] == -32020, "{body}");
+    let m = marker("mcp-method");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[("mcp-method", "tools/list")],
+    )?;
+    denied(resp, 400, s, &m)?;
+    let m = marker("mcp-agree");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "list_projects"),
+        ],
+    )?;
+    ensure!(resp.status() == 200, "agreeing headers: {}", resp.status());
+    forwarded_once(s, &m)?;
+    let m = marker("bad-version");
+    denied(
+        post(
+            s,
+            &t,
+            &tool_call(1, "list_projects", &m).to_string(),
+            &[("mcp-protocol-version", "1999-01-01")],
+        )?,
+        400,
+        s,
+        &m,
+    )?;
+    Ok(())
+}
+
+fn origin_allow_list(s: &Stack) -> Result<()> {
+    let t = token_with(s, "tenant-origin", "mcp:read", None)?;
+    let m = marker("evil-origin");
+    denied(
+        post(
+            s,
+            &t,
+            &tool_call(1, "list_projects", &m).to_string(),
+            &[("origin", "https://evil.example")],
+        )?,
+        403,
+        s,
+        &m,
+    )?;
+    let m = marker("good-origin");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[("origin", "http://localhost:6274")],
+    )?;
+    ensure!(resp.status() == 200, "allowed origin: {}", resp.status());
+    forwarded_once(s, &m)?;
+    Ok(())
+}
+
+fn other_methods_follow_the_policy(s: &Stack) -> Result<()> {
+    let none = token_with(s, "tenant-methods", "", None)?;
+    for (method, expected) in [
+        ("ping", 200),
+        ("tools/list", 200),
+        ("initialize", 200),
+        ("resources/list", 403),
+        ("prompts/list", 403),
+        ("admin/shutdown", 403),
+    ] {
+        let m = marker(&format!("method-{}", method.replace('/', "_")));
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"_meta": {"marker": m}}}).to_string();
+        let resp = post(s, &none, &body, &[])?;
+        if expected == 200 {
+            ensure!(resp.status() == 200, "{method}: {}", resp.status());
+            forwarded_once(s, &m)?;
+        } else {
+            let (challenge, _) = denied(resp, expected, s, &m)?;
+            if method.starts_with("resources/") || method.starts_with("prompts/") {
+                ensure!(
+                    challenge.contains("scope=\"mcp:read\""),
+                    "{method}: {challenge}"
+                );
+            }
+        }
+    }
+    // GET and DELETE need a token too.
+    let resp = http().get(&s.recorded_mcp_url).send()?;
+    ensure!(
+        resp.status() == 401,
+        "GET without a token: {}",
+        resp.status()
+    );
+    let resp = http().delete(&s.recorded_mcp_url).send()?;
+    ensure!(
+        resp.status() == 401,
+        "DELETE without a token: {}",
+        resp.status()
+    );
+    Ok(())
+}
+
+fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
+    let names = |out: &Value| -> Vec<String> {
+        let mut v: Vec<String> = out["tools"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let listed = sdk_client(
+        &s.mcp_url,
+        &token_with(
+            s,
+            "tenant-list",
+            "mcp:read mcp:write",
+            Some(&["get_project", "list_projects"]),
+        )?,
+        json!([]),
+    )?;
+    ensure!(
+        names(&listed) == vec!["get_project", "list_projects"],
+        "allowed_tools: {:?}",
+        names(&listed)
+    );
+    let read_only = sdk_client(
+        &s.mcp_url,
+        &token_with(s, "tenant-list", "mcp:read", None)?,
+        json!([]),
+    )?;
+    let ro = names(&read_only);
+    ensure!(
+        ro.contains(&"list_projects".to_string()) && !ro.contains(&"create_project".to_string()),
+        "mcp:read: {ro:?}"
+    );
+    ensure!(
+        !ro.iter().any(|t| t.starts_with("delete")),
+        "mcp:read sees a destructive tool: {ro:?}"
+    );
+    let admin = sdk_client(
+        &s.mcp_url,
+        &token_with(s, "tenant-list", "mcp:read mcp:write mcp:admin", None)?,
+        json!([]),
+    )?;
+    let all = names(&admin);
+    ensure!(
+        all.len() > ro.len() && all.contains(&"create_project".to_string()),
+        "admin: {all:?}"
+    );
+    Ok(())
+}
+
+fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
+    let t = token_with(s, "tenant-logged", "mcp:read", Some(&["list_projects"]))?;
+    let m = marker("logged");
+    denied(
+        post(s, &t, &tool_call(1, "create_project", &m).to_string(), &[])?,
+        403,
+        s,
+        &m,
+    )?;
+    let stats = http()
+        .get(format!("{}/stats?filter=mcp_edge.outcome", s.admin_url))
+        .send()?
+        .text()?;
+    ensure!(
+        stats.contains("mcp_edge.outcome.denied.tool_not_allowed"),
+        "{stats}"
+    );
+    ensure!(stats.contains("mcp_edge.outcome.allowed"), "{stats}");
+    // Envoy writes the access log line at the end of the stream; give it a moment.
+    for _ in 0..50 {
+        let log = s.log_tail("envoy", usize::MAX);
+        if log.lines().any(|l| {
+            l.contains("\"tenant\":\"tenant-logged\"")
+                && l.contains("\"tool\":\"create_project\"")
+                && l.contains("denied.tool_not_allowed")
+        }) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    anyhow::bail!("no access log line with tenant, tool and outcome")
+}
+
+const CASES: &[(&str, Case)] = &[
+    (
+        "tool_outside_allowed_tools_is_refused",
+        tool_outside_allowed_tools_is_refused,
+    ),
+    (
+        "step_up_challenge_then_success",
+        step_up_challenge_then_success,
+    ),
+    (
+        "batch_smuggling_is_refused_with_an_error_per_id",
+        batch_smuggling_is_refused_with_an_error_per_id,
+    ),
+    (
+        "duplicate_and_escaped_keys_cannot_smuggle",
+        duplicate_and_escaped_keys_cannot_smuggle,
+    ),
+    (
+        "gzip_body_and_wrong_media_type_are_refused",
+        gzip_body_and_wrong_media_type_are_refused,
+    ),
+    ("body_cap_is_exact", body_cap_is_exact),
+    (
+        "body_in_many_small_chunks_is_judged_whole",
+        body_in_many_small_chunks_is_judged_whole,
+    ),
+    (
+        "http2_with_trailers_is_judged",
+        http2_with_trailers_is_judged,
+    ),
+    (
+        "path_variants_never_bypass_the_policy",
+        path_variants_never_bypass_the_policy,
+    ),
+    (
+        "routing_headers_must_agree_with_the_body",
+        routing_headers_must_agree_with_the_body,
+    ),
+    ("origin_allow_list", origin_allow_list),
+    (
+        "other_methods_follow_the_policy",
+        other_methods_follow_the_policy,
+    ),
+    (
+        "tools_list_is_filtered_for_the_sdk_client",
+        tools_list_is_filtered_for_the_sdk_client,
+    ),
+    (
+        "outcomes_are_counted_and_logged",
+        outcomes_are_counted_and_logged,
+    ),
+];
+
+fn main() {
+    mcp_edge_e2e::runner::run(CASES);
+}
