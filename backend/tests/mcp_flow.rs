@@ -1,114 +1,18 @@
 //! End-to-end through the real router (gateway check + rmcp Streamable HTTP + tools + memory store),
 //! driven with `tower::ServiceExt::oneshot` and requests signed as the filter signs them.
 
+mod common;
+
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
-use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, mcp_service, router};
-use mcp_edge_backend::gateway_auth::GatewayAuth;
+use common::*;
+use mcp_edge_backend::app::mcp_service;
 use mcp_edge_backend::store::MemoryStore;
-use mcp_edge_contract::{self as contract, SignedRequest, headers};
+use mcp_edge_contract::headers;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
-
-const SECRET: &[u8] = b"integration-secret-integration-secret";
-
-fn app() -> Router {
-    router(AppConfig {
-        gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
-        store: Arc::new(MemoryStore::new()),
-        allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
-    })
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// A POST /mcp as it leaves Envoy: signed trusted headers, MCP transport headers, a Host.
-fn signed_post(tenant: &str, host: &str, body: &Value) -> Request<Body> {
-    let body = body.to_string();
-    let digest = contract::body_digest(body.as_bytes());
-    let time = now();
-    let signed = SignedRequest {
-        method: "POST",
-        path: "/mcp",
-        tenant_id: tenant,
-        user_id: "alice",
-        scopes: "mcp:read mcp:write",
-        data_scope: "team:engineering",
-        tier: "pro",
-        request_id: "req-42",
-        gateway_time: time,
-        body_digest: &digest,
-    };
-    let signature = contract::sign(SECRET, &signed).expect("sign");
-    let mut builder = Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header(headers::TENANT_ID, tenant)
-        .header(headers::USER_ID, "alice")
-        .header(headers::SCOPES, "mcp:read mcp:write")
-        .header(headers::DATA_SCOPE, "team:engineering")
-        .header(headers::TIER, "pro")
-        .header(headers::REQUEST_ID, "req-42")
-        .header(headers::GATEWAY_TIME, time.to_string())
-        .header(headers::GATEWAY_SIGNATURE, signature);
-    if body.contains("\"initialize\"") {
-        // The initialize request itself carries no version header.
-    } else {
-        builder = builder.header("mcp-protocol-version", "2025-06-18");
-    }
-    builder.body(Body::from(body)).expect("request")
-}
-
-async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Option<String>) {
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (
-        status,
-        String::from_utf8_lossy(&body).into_owned(),
-        content_type,
-    )
-}
-
-async fn rpc(app: &Router, tenant: &str, body: Value) -> Value {
-    let (status, text, content_type) =
-        send(app, signed_post(tenant, "127.0.0.1:10000", &body)).await;
-    assert_eq!(status, StatusCode::OK, "{text}");
-    assert_eq!(content_type.as_deref(), Some("application/json"), "{text}");
-    serde_json::from_str(&text).expect("json response")
-}
-
-async fn call_tool(app: &Router, tenant: &str, name: &str, arguments: Value) -> Value {
-    rpc(
-        app,
-        tenant,
-        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}}),
-    )
-    .await
-}
 
 #[tokio::test]
 async fn initialize_list_and_call() {
@@ -151,8 +55,19 @@ async fn initialize_list_and_call() {
     .await;
     let tools = list["result"]["tools"].as_array().expect("tools");
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names.len(), 3, "{list}");
-    for name in ["list_projects", "create_project", "get_project"] {
+    assert_eq!(names.len(), 10, "{list}");
+    for name in [
+        "list_projects",
+        "create_project",
+        "get_project",
+        "archive_project",
+        "delete_project",
+        "list_tasks",
+        "create_task",
+        "update_task",
+        "assign_task",
+        "get_analytics",
+    ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
     let list_tool = tools
@@ -348,4 +263,112 @@ async fn a_tool_call_without_tenant_context_fails() {
     assert_eq!(status, StatusCode::OK, "{text}");
     let response: Value = serde_json::from_str(&text).expect("json");
     assert_eq!(response["error"]["code"], -32603, "{response}");
+}
+
+/// What `tools/list` tells a client about each tool: annotations and the input schema limits.
+#[tokio::test]
+async fn tools_list_carries_annotations_and_limits() {
+    let app = app();
+    let list = rpc(
+        &app,
+        "acme",
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+    )
+    .await;
+    let tools = list["result"]["tools"].as_array().expect("tools");
+    let tool = |name: &str| -> Value {
+        tools
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    // name, readOnly, destructive, idempotent
+    let expected = [
+        ("list_projects", true, false, true),
+        ("get_project", true, false, true),
+        ("create_project", false, false, false),
+        ("archive_project", false, false, true),
+        ("delete_project", false, true, false),
+        ("list_tasks", true, false, true),
+        ("create_task", false, false, false),
+        ("update_task", false, false, true),
+        ("assign_task", false, false, true),
+        ("get_analytics", true, false, true),
+    ];
+    for (name, read_only, destructive, idempotent) in expected {
+        let t = tool(name);
+        let a = &t["annotations"];
+        assert_eq!(a["readOnlyHint"], read_only, "{name}: {a}");
+        assert_eq!(a["destructiveHint"], destructive, "{name}: {a}");
+        assert_eq!(a["idempotentHint"], idempotent, "{name}: {a}");
+        assert_eq!(a["openWorldHint"], false, "{name}: {a}");
+        assert!(t["outputSchema"]["type"] == "object", "{name}: {t}");
+        assert_eq!(t["inputSchema"]["additionalProperties"], false, "{name}");
+        assert!(
+            !t["inputSchema"].to_string().contains("\"default\":null"),
+            "{name}: {t}"
+        );
+    }
+
+    let create = tool("create_task");
+    let p = &create["inputSchema"]["properties"];
+    assert_eq!(p["title"]["maxLength"], 200, "{create}");
+    assert_eq!(p["description"]["maxLength"], 5000);
+    assert_eq!(
+        p["priority"]["enum"],
+        json!(["low", "medium", "high", "urgent"])
+    );
+    assert_eq!(p["priority"]["default"], "medium");
+    assert_eq!(p["assignee_email"]["format"], "email");
+    assert_eq!(p["due_date"]["format"], "date");
+    assert!(p["due_date"]["pattern"].is_string());
+    let update = tool("update_task");
+    assert_eq!(
+        update["inputSchema"]["properties"]["status"]["enum"],
+        json!(["todo", "in_progress", "done"]),
+        "{update}"
+    );
+    assert_eq!(
+        update["inputSchema"]["properties"]["title"]["maxLength"],
+        200
+    );
+    let list_tasks = tool("list_tasks");
+    let p = &list_tasks["inputSchema"]["properties"];
+    assert_eq!(p["limit"]["minimum"], 1, "{list_tasks}");
+    assert_eq!(p["limit"]["maximum"], 100);
+    assert_eq!(p["status"]["enum"], json!(["todo", "in_progress", "done"]));
+    assert!(p["cursor"]["description"].is_string());
+}
+
+/// `tenant_id` (or anything else unknown) in the arguments is refused by every tool.
+#[tokio::test]
+async fn no_tool_takes_a_tenant_id() {
+    let app = app();
+    let calls = [
+        ("list_projects", json!({})),
+        ("get_project", json!({"project_id": "prj_x"})),
+        ("create_project", json!({"name": "x"})),
+        ("archive_project", json!({"project_id": "prj_x"})),
+        (
+            "delete_project",
+            json!({"project_id": "prj_x", "confirm_name": "x"}),
+        ),
+        ("list_tasks", json!({"project_id": "prj_x"})),
+        ("create_task", json!({"project_id": "prj_x", "title": "t"})),
+        ("update_task", json!({"task_id": "tsk_x", "title": "t"})),
+        (
+            "assign_task",
+            json!({"task_id": "tsk_x", "assignee_email": "a@b.co"}),
+        ),
+        ("get_analytics", json!({})),
+    ];
+    for (name, mut args) in calls {
+        args["tenant_id"] = json!("globex");
+        let r = call_tool(&app, "acme", name, args).await;
+        let message = tool_error(&r);
+        assert!(message.contains("tenant_id"), "{name}: {message}");
+    }
+    let projects = ok(&call_tool(&app, "acme", "list_projects", json!({})).await);
+    assert_eq!(projects["projects"], json!([]), "nothing was created");
 }

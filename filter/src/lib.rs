@@ -25,6 +25,7 @@ pub mod keys;
 pub mod policy;
 pub mod prm;
 pub mod protocol;
+pub mod rate_limit;
 pub mod reply;
 pub mod strict_json;
 pub mod tenant;

@@ -1,7 +1,7 @@
-//! The opaque pagination cursor of `list_projects`.
+//! The opaque pagination cursor of `list_projects` and `list_tasks`.
 //!
-//! Projects are append-only and listed in creation order, so a position in that order is a stable
-//! cursor. It is wrapped (version tag + base64url) so clients treat it as opaque and so garbage is
+//! Ids are kept in creation order and positions never shift (deleted projects leave a tombstone),
+//! so a position in that order is a stable cursor. It is wrapped (version tag + base64url) so clients treat it as opaque and so garbage is
 //! recognised and refused instead of being read as some position.
 
 use base64::Engine as _;
@@ -11,10 +11,10 @@ use super::StoreError;
 
 const TAG: &str = "mcp-edge-cursor-v1:";
 
-/// A position in a tenant's creation-ordered project list.
+/// A position in a creation-ordered id list (a tenant's projects or a project's tasks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
-    /// How many projects precede the page the cursor points at.
+    /// Where the next page starts walking the list.
     pub offset: u64,
 }
 

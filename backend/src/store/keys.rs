@@ -37,6 +37,18 @@ impl TenantKeys {
     pub fn project_records(&self) -> String {
         format!("{}:projects:by-id", self.prefix)
     }
+
+    /// Redis hash: task id → task JSON (all tasks of the tenant).
+    pub fn task_records(&self) -> String {
+        format!("{}:tasks:by-id", self.prefix)
+    }
+
+    /// Redis list of a project's task ids in creation order. `project_id` must have passed
+    /// `plausible_project_id` (`prj_` + 32 hex digits), so it cannot reach into other keys.
+    pub fn project_tasks(&self, project_id: &str) -> String {
+        debug_assert!(super::records::plausible_project_id(project_id));
+        format!("{}:projects:{project_id}:tasks", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -48,6 +60,11 @@ mod tests {
         let k = TenantKeys::for_tenant_id("acme");
         assert_eq!(k.project_order(), "mcp-edge:tenant:4:acme:projects");
         assert_eq!(k.project_records(), "mcp-edge:tenant:4:acme:projects:by-id");
+        assert_eq!(k.task_records(), "mcp-edge:tenant:4:acme:tasks:by-id");
+        assert_eq!(
+            k.project_tasks("prj_0123456789abcdef0123456789abcdef"),
+            "mcp-edge:tenant:4:acme:projects:prj_0123456789abcdef0123456789abcdef:tasks"
+        );
     }
 
     #[test]
@@ -62,11 +79,19 @@ mod tests {
             "",
             "a:1:b",
             "a:1",
+            "a:tasks",
+            "a:projects:prj_0123456789abcdef0123456789abcdef",
         ];
         let mut all = std::collections::HashSet::new();
         for id in ids {
             let k = TenantKeys::for_tenant_id(id);
-            for key in [k.project_order(), k.project_records()] {
+            let tasks = k.project_tasks("prj_0123456789abcdef0123456789abcdef");
+            for key in [
+                k.project_order(),
+                k.project_records(),
+                k.task_records(),
+                tasks,
+            ] {
                 assert!(all.insert(key.clone()), "collision on {key}");
             }
         }

@@ -1,7 +1,8 @@
-//! In-process project store, used when no Redis URL is configured (development, tests).
+//! In-process store, used when no Redis URL is configured (development, tests).
 //!
 //! Data lives in a map keyed by the tenant's key prefix (the same [`TenantKeys`] the Redis store
-//! uses), so tenant isolation works the same way in both stores. Nothing survives a restart.
+//! uses), so tenant isolation works the same way in both stores; data-scope checks are the same
+//! shared functions. One lock makes every write atomic. Nothing survives a restart.
 
 use std::collections::HashMap;
 
@@ -9,16 +10,43 @@ use async_trait::async_trait;
 use tokio::sync::RwLock;
 
 use super::keys::TenantKeys;
+use super::paging::Pager;
+use super::records::{
+    check_limit, new_project_record, new_task_record, plausible_project_id, plausible_task_id,
+};
 use super::{
-    Cursor, NewProject, Project, ProjectPage, ProjectStore, StoreError, check_limit,
-    new_project_record, plausible_project_id,
+    Cursor, DeletedProject, NewProject, NewTask, Project, ProjectFilter, ProjectPage, ProjectStore,
+    StoreError, Task, TaskFilter, TaskPage, TaskPatch,
 };
 use crate::tenant::TenantContext;
 
+/// One tenant's data.
+#[derive(Debug, Default)]
+struct TenantData {
+    /// Project ids in creation order; a deleted project's id stays as a tombstone.
+    order: Vec<String>,
+    projects: HashMap<String, Project>,
+    tasks: HashMap<String, Task>,
+    /// Project id → its task ids in creation order.
+    task_order: HashMap<String, Vec<String>>,
+}
+
+impl TenantData {
+    /// The project if it exists and `tenant` may see it.
+    fn visible(&self, tenant: &TenantContext, id: &str) -> Option<&Project> {
+        self.projects.get(id).filter(|p| p.visible_to(tenant))
+    }
+
+    fn visible_project(&self, tenant: &TenantContext, id: &str) -> Result<&Project, StoreError> {
+        self.visible(tenant, id)
+            .ok_or_else(|| StoreError::ProjectNotFound(id.to_owned()))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    /// Tenant key prefix → projects in creation order.
-    tenants: RwLock<HashMap<String, Vec<Project>>>,
+    /// Tenant key prefix → its data.
+    tenants: RwLock<HashMap<String, TenantData>>,
 }
 
 impl MemoryStore {
@@ -27,17 +55,35 @@ impl MemoryStore {
     }
 }
 
+fn tenant_key(tenant: &TenantContext) -> String {
+    TenantKeys::for_tenant(tenant).prefix().to_owned()
+}
+
+/// Walks `ids` from `cursor`, keeping what `pick` returns.
+fn page<T>(
+    ids: &[String],
+    cursor: Option<&Cursor>,
+    limit: usize,
+    mut pick: impl FnMut(&str) -> Option<T>,
+) -> (Vec<T>, Option<Cursor>) {
+    let start = usize::try_from(cursor.map_or(0, |c| c.offset)).unwrap_or(usize::MAX);
+    let mut pager = Pager::new(limit);
+    for (position, id) in ids.iter().enumerate().skip(start) {
+        if !pager.offer(position as u64, pick(id)) {
+            break;
+        }
+    }
+    pager.finish()
+}
+
 #[async_trait]
 impl ProjectStore for MemoryStore {
     async fn create(&self, tenant: &TenantContext, new: NewProject) -> Result<Project, StoreError> {
         let project = new_project_record(tenant, new)?;
-        let key = TenantKeys::for_tenant(tenant).prefix().to_owned();
-        self.tenants
-            .write()
-            .await
-            .entry(key)
-            .or_default()
-            .push(project.clone());
+        let mut tenants = self.tenants.write().await;
+        let data = tenants.entry(tenant_key(tenant)).or_default();
+        data.order.push(project.id.clone());
+        data.projects.insert(project.id.clone(), project.clone());
         Ok(project)
     }
 
@@ -45,36 +91,172 @@ impl ProjectStore for MemoryStore {
         if !plausible_project_id(id) {
             return Ok(None);
         }
-        let key = TenantKeys::for_tenant(tenant);
         let tenants = self.tenants.read().await;
         Ok(tenants
-            .get(key.prefix())
-            .and_then(|projects| projects.iter().find(|p| p.id == id))
+            .get(&tenant_key(tenant))
+            .and_then(|data| data.visible(tenant, id))
             .cloned())
     }
 
     async fn list(
         &self,
         tenant: &TenantContext,
+        filter: ProjectFilter,
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<ProjectPage, StoreError> {
         check_limit(limit)?;
-        let key = TenantKeys::for_tenant(tenant);
         let tenants = self.tenants.read().await;
-        let all = tenants
-            .get(key.prefix())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let start = cursor.map_or(0, |c| c.offset);
-        let start = usize::try_from(start).unwrap_or(usize::MAX).min(all.len());
-        let end = start.saturating_add(limit).min(all.len());
-        let projects = all[start..end].to_vec();
-        let next_cursor = (end < all.len()).then(|| Cursor::new(end as u64));
+        let Some(data) = tenants.get(&tenant_key(tenant)) else {
+            return Ok(ProjectPage {
+                projects: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let (projects, next_cursor) = page(&data.order, cursor, limit, |id| {
+            data.visible(tenant, id)
+                .filter(|p| filter.include_archived || !p.archived)
+                .cloned()
+        });
         Ok(ProjectPage {
             projects,
             next_cursor,
         })
+    }
+
+    async fn archive(&self, tenant: &TenantContext, id: &str) -> Result<Project, StoreError> {
+        let not_found = || StoreError::ProjectNotFound(id.to_owned());
+        let mut tenants = self.tenants.write().await;
+        let data = tenants.get_mut(&tenant_key(tenant)).ok_or_else(not_found)?;
+        let project = data
+            .projects
+            .get_mut(id)
+            .filter(|p| p.visible_to(tenant))
+            .ok_or_else(not_found)?;
+        project.archived = true;
+        Ok(project.clone())
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        confirm_name: &str,
+    ) -> Result<DeletedProject, StoreError> {
+        let not_found = || StoreError::ProjectNotFound(id.to_owned());
+        let mut tenants = self.tenants.write().await;
+        let data = tenants.get_mut(&tenant_key(tenant)).ok_or_else(not_found)?;
+        let project = data.visible_project(tenant, id)?;
+        if project.name != confirm_name {
+            return Err(StoreError::NameMismatch(id.to_owned()));
+        }
+        let project = data.projects.remove(id).ok_or_else(not_found)?;
+        let task_ids = data.task_order.remove(id).unwrap_or_default();
+        for task_id in &task_ids {
+            data.tasks.remove(task_id);
+        }
+        Ok(DeletedProject {
+            project,
+            tasks_deleted: task_ids.len() as u64,
+        })
+    }
+
+    async fn create_task(&self, tenant: &TenantContext, new: NewTask) -> Result<Task, StoreError> {
+        let project_id = new.project_id.clone();
+        let not_found = || StoreError::ProjectNotFound(project_id.clone());
+        let mut tenants = self.tenants.write().await;
+        let data = tenants.get_mut(&tenant_key(tenant)).ok_or_else(not_found)?;
+        let project = data.visible_project(tenant, &project_id)?;
+        if project.archived {
+            return Err(StoreError::ProjectArchived(project_id));
+        }
+        let task = new_task_record(tenant, project, new)?;
+        data.task_order
+            .entry(project_id.clone())
+            .or_default()
+            .push(task.id.clone());
+        data.tasks.insert(task.id.clone(), task.clone());
+        Ok(task)
+    }
+
+    async fn list_tasks(
+        &self,
+        tenant: &TenantContext,
+        project_id: &str,
+        filter: &TaskFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<TaskPage, StoreError> {
+        check_limit(limit)?;
+        let tenants = self.tenants.read().await;
+        let data = tenants
+            .get(&tenant_key(tenant))
+            .ok_or_else(|| StoreError::ProjectNotFound(project_id.to_owned()))?;
+        data.visible_project(tenant, project_id)?;
+        let ids = data
+            .task_order
+            .get(project_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (tasks, next_cursor) = page(ids, cursor, limit, |id| {
+            data.tasks.get(id).filter(|t| filter.matches(t)).cloned()
+        });
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    async fn update_task(
+        &self,
+        tenant: &TenantContext,
+        task_id: &str,
+        patch: &TaskPatch,
+    ) -> Result<Task, StoreError> {
+        let not_found = || StoreError::TaskNotFound(task_id.to_owned());
+        if !plausible_task_id(task_id) {
+            return Err(not_found());
+        }
+        let mut tenants = self.tenants.write().await;
+        let data = tenants.get_mut(&tenant_key(tenant)).ok_or_else(not_found)?;
+        let project_id = data
+            .tasks
+            .get(task_id)
+            .map(|t| t.project_id.clone())
+            .ok_or_else(not_found)?;
+        if data.visible(tenant, &project_id).is_none() {
+            return Err(not_found());
+        }
+        let task = data.tasks.get_mut(task_id).ok_or_else(not_found)?;
+        patch.apply_to(task);
+        Ok(task.clone())
+    }
+
+    async fn tasks_in_scope(
+        &self,
+        tenant: &TenantContext,
+        project_id: Option<&str>,
+    ) -> Result<(u64, Vec<Task>), StoreError> {
+        let tenants = self.tenants.read().await;
+        let Some(data) = tenants.get(&tenant_key(tenant)) else {
+            return match project_id {
+                Some(id) => Err(StoreError::ProjectNotFound(id.to_owned())),
+                None => Ok((0, Vec::new())),
+            };
+        };
+        let project_ids: Vec<&str> = match project_id {
+            Some(id) => vec![data.visible_project(tenant, id)?.id.as_str()],
+            None => data
+                .order
+                .iter()
+                .filter(|id| data.visible(tenant, id).is_some_and(|p| !p.archived))
+                .map(String::as_str)
+                .collect(),
+        };
+        let tasks = project_ids
+            .iter()
+            .filter_map(|id| data.task_order.get(*id))
+            .flatten()
+            .filter_map(|task_id| data.tasks.get(task_id).cloned())
+            .collect();
+        Ok((project_ids.len() as u64, tasks))
     }
 
     fn kind(&self) -> &'static str {
@@ -83,101 +265,5 @@ impl ProjectStore for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tenant::test_tenant;
-
-    fn new(name: &str) -> NewProject {
-        NewProject {
-            name: name.into(),
-            description: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn tenants_are_isolated() {
-        let store = MemoryStore::new();
-        let acme = test_tenant("acme");
-        let globex = test_tenant("globex");
-        // A tenant id crafted to look like a prefix of another's key.
-        let crafted = test_tenant("acme:projects");
-        let p = store.create(&acme, new("Apollo")).await.unwrap();
-        store.create(&globex, new("Gemini")).await.unwrap();
-
-        assert_eq!(store.get(&acme, &p.id).await.unwrap(), Some(p.clone()));
-        assert_eq!(store.get(&globex, &p.id).await.unwrap(), None);
-        assert_eq!(store.get(&crafted, &p.id).await.unwrap(), None);
-
-        let acme_page = store.list(&acme, None, 100).await.unwrap();
-        assert_eq!(acme_page.projects, vec![p]);
-        let globex_page = store.list(&globex, None, 100).await.unwrap();
-        assert_eq!(globex_page.projects.len(), 1);
-        assert_eq!(globex_page.projects[0].name, "Gemini");
-        assert!(
-            store
-                .list(&crafted, None, 100)
-                .await
-                .unwrap()
-                .projects
-                .is_empty()
-        );
-    }
-
-    #[tokio::test]
-    async fn paginates_in_creation_order() {
-        let store = MemoryStore::new();
-        let t = test_tenant("acme");
-        let mut created = Vec::new();
-        for i in 0..7 {
-            created.push(store.create(&t, new(&format!("p{i}"))).await.unwrap());
-        }
-        let mut seen = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        let mut pages = 0;
-        loop {
-            // Go through the wire form each time, as a client would.
-            let decoded = cursor.map(|c| Cursor::decode(&c.encode()).unwrap());
-            let page = store.list(&t, decoded.as_ref(), 3).await.unwrap();
-            pages += 1;
-            seen.extend(page.projects);
-            match page.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(pages, 3);
-        assert_eq!(seen, created);
-    }
-
-    #[tokio::test]
-    async fn exact_page_has_no_next_cursor_and_past_the_end_is_empty() {
-        let store = MemoryStore::new();
-        let t = test_tenant("acme");
-        for i in 0..3 {
-            store.create(&t, new(&format!("p{i}"))).await.unwrap();
-        }
-        let page = store.list(&t, None, 3).await.unwrap();
-        assert_eq!(page.projects.len(), 3);
-        assert_eq!(page.next_cursor, None);
-        let page = store
-            .list(&t, Some(&Cursor::new(u64::MAX)), 3)
-            .await
-            .unwrap();
-        assert!(page.projects.is_empty());
-        assert_eq!(page.next_cursor, None);
-    }
-
-    #[tokio::test]
-    async fn limit_is_checked() {
-        let store = MemoryStore::new();
-        let t = test_tenant("acme");
-        assert!(matches!(
-            store.list(&t, None, 0).await,
-            Err(StoreError::InvalidInput(_))
-        ));
-        assert!(matches!(
-            store.list(&t, None, 101).await,
-            Err(StoreError::InvalidInput(_))
-        ));
-    }
-}
+#[path = "memory_tests.rs"]
+mod tests;

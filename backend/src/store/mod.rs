@@ -1,62 +1,42 @@
-//! Per-tenant project storage behind one trait, with an in-memory and a Redis implementation.
+//! Per-tenant project and task storage behind one trait, with an in-memory and a Redis
+//! implementation.
 //!
 //! Every operation takes the caller's [`TenantContext`] and builds its keys from
 //! `TenantContext::tenant_id` alone (see [`keys`]); nothing a tool receives as input ever names a
-//! tenant. Listing is in creation order with an opaque cursor (see [`cursor`]).
+//! tenant. Inside a tenant, the token's data scope ([`crate::tenant::DataScope`]) narrows what it
+//! sees: a project outside it behaves exactly like an unknown id, and so do its tasks. Listing is in
+//! creation order with an opaque cursor (see [`cursor`], [`paging`]).
 
+pub mod analytics;
+#[cfg(test)]
+mod conformance;
 pub mod cursor;
 pub mod keys;
 pub mod memory;
+pub mod model;
+pub mod paging;
+pub mod records;
 pub mod redis;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
 use crate::tenant::TenantContext;
 
+pub use analytics::{TaskCounts, count_tasks};
 pub use cursor::Cursor;
 pub use memory::MemoryStore;
+pub use model::{
+    DeletedProject, NewProject, NewTask, Priority, Project, ProjectFilter, ProjectPage, Task,
+    TaskFilter, TaskPage, TaskPatch, TaskStatus,
+};
+pub use records::{
+    DATE_PATTERN, MAX_DESCRIPTION_CHARS, MAX_EMAIL_BYTES, MAX_NAME_CHARS,
+    MAX_TASK_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
+};
 pub use redis::RedisStore;
 
-/// Longest project name accepted (characters).
-pub const MAX_NAME_CHARS: usize = 200;
-/// Longest project description accepted (characters).
-pub const MAX_DESCRIPTION_CHARS: usize = 2000;
-/// Largest page `list` returns.
+/// Largest page a listing returns.
 pub const MAX_PAGE: usize = 100;
-
-/// A project as stored and as returned by the tools.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Project {
-    /// Identifier to pass to `get_project`, e.g. `prj_0f6c…`.
-    pub id: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The team that owns the project, from the caller's `team:<name>` data scope when it was created.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
-    /// RFC 3339 timestamp (UTC).
-    pub created_at: String,
-    /// The user id of the creator.
-    pub created_by: String,
-}
-
-/// What a caller supplies to create a project.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewProject {
-    pub name: String,
-    pub description: Option<String>,
-}
-
-/// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProjectPage {
-    pub projects: Vec<Project>,
-    /// Present when more projects follow; pass it back to get the next page.
-    pub next_cursor: Option<Cursor>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,142 +46,72 @@ pub enum StoreError {
     InvalidCursor,
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// No project with this id that the caller may see (unknown, another tenant's, or outside the
+    /// token's data scope: the three are indistinguishable on purpose).
+    #[error("no project with id {0:?}")]
+    ProjectNotFound(String),
+    /// No task with this id that the caller may see.
+    #[error("no task with id {0:?}")]
+    TaskNotFound(String),
+    #[error("project {0:?} is archived")]
+    ProjectArchived(String),
+    #[error("confirm_name does not match the name of project {0:?}")]
+    NameMismatch(String),
+    #[error("the token's data scope {0:?} is not supported")]
+    UnsupportedDataScope(String),
     #[error("storage backend error: {0}")]
     Backend(String),
 }
 
-/// Project storage, always scoped to one tenant.
+/// Project and task storage, always scoped to one tenant and narrowed by its data scope.
 #[async_trait]
 pub trait ProjectStore: Send + Sync + 'static {
     /// Creates a project owned by `tenant`, created by its user, in its team (if any).
     async fn create(&self, tenant: &TenantContext, new: NewProject) -> Result<Project, StoreError>;
-    /// The tenant's project with this id, or `None`.
+    /// The tenant's project with this id if the caller may see it, or `None`.
     async fn get(&self, tenant: &TenantContext, id: &str) -> Result<Option<Project>, StoreError>;
-    /// The tenant's projects in creation order, `limit` (1..=[`MAX_PAGE`]) at a time.
+    /// The tenant's visible projects in creation order, `limit` (1..=[`MAX_PAGE`]) at a time.
     async fn list(
         &self,
         tenant: &TenantContext,
+        filter: ProjectFilter,
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<ProjectPage, StoreError>;
+    /// Marks a project archived (idempotent) and returns it.
+    async fn archive(&self, tenant: &TenantContext, id: &str) -> Result<Project, StoreError>;
+    /// Deletes a project and all its tasks if `confirm_name` equals its name.
+    async fn delete(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        confirm_name: &str,
+    ) -> Result<DeletedProject, StoreError>;
+    /// Creates a task in a visible, non-archived project.
+    async fn create_task(&self, tenant: &TenantContext, new: NewTask) -> Result<Task, StoreError>;
+    /// The tasks of a visible project in creation order, filtered, `limit` at a time.
+    async fn list_tasks(
+        &self,
+        tenant: &TenantContext,
+        project_id: &str,
+        filter: &TaskFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<TaskPage, StoreError>;
+    /// Applies a [`TaskPatch::normalised`] patch to a visible task and returns the task.
+    async fn update_task(
+        &self,
+        tenant: &TenantContext,
+        task_id: &str,
+        patch: &TaskPatch,
+    ) -> Result<Task, StoreError>;
+    /// `(project count, tasks)` of one visible project, or with `None` of every visible project
+    /// that is not archived.
+    async fn tasks_in_scope(
+        &self,
+        tenant: &TenantContext,
+        project_id: Option<&str>,
+    ) -> Result<(u64, Vec<Task>), StoreError>;
     /// `"memory"` or `"redis"`, for logs.
     fn kind(&self) -> &'static str;
-}
-
-/// Checks the input and builds the project record both stores save.
-pub(crate) fn new_project_record(
-    tenant: &TenantContext,
-    new: NewProject,
-) -> Result<Project, StoreError> {
-    let name = new.name.trim().to_owned();
-    if name.is_empty() {
-        return Err(StoreError::InvalidInput("name must not be empty".into()));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(StoreError::InvalidInput(format!(
-            "name is longer than {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(StoreError::InvalidInput(
-            "name must not contain control characters".into(),
-        ));
-    }
-    let description = new
-        .description
-        .map(|d| d.trim().to_owned())
-        .filter(|d| !d.is_empty());
-    if let Some(d) = &description
-        && d.chars().count() > MAX_DESCRIPTION_CHARS
-    {
-        return Err(StoreError::InvalidInput(format!(
-            "description is longer than {MAX_DESCRIPTION_CHARS} characters"
-        )));
-    }
-    Ok(Project {
-        id: format!("prj_{}", uuid::Uuid::new_v4().simple()),
-        name,
-        description,
-        team: tenant.team().map(str::to_owned),
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        created_by: tenant.user_id.clone(),
-    })
-}
-
-/// Whether `id` could be a project id at all (saves a lookup for garbage).
-pub(crate) fn plausible_project_id(id: &str) -> bool {
-    id.len() == 36 && id.starts_with("prj_") && id[4..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Clamps nothing: a limit outside 1..=MAX_PAGE is the caller's error.
-pub(crate) fn check_limit(limit: usize) -> Result<(), StoreError> {
-    if (1..=MAX_PAGE).contains(&limit) {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidInput(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tenant::test_tenant;
-
-    #[test]
-    fn record_takes_team_and_creator_from_the_tenant() {
-        let t = test_tenant("acme");
-        let p = new_project_record(
-            &t,
-            NewProject {
-                name: "  Apollo ".into(),
-                description: Some(" ".into()),
-            },
-        )
-        .unwrap();
-        assert_eq!(p.name, "Apollo");
-        assert_eq!(p.description, None);
-        assert_eq!(p.team.as_deref(), Some("engineering"));
-        assert_eq!(p.created_by, "user-of-acme");
-        assert!(plausible_project_id(&p.id), "{}", p.id);
-        assert!(chrono::DateTime::parse_from_rfc3339(&p.created_at).is_ok());
-    }
-
-    #[test]
-    fn names_are_checked() {
-        let t = test_tenant("acme");
-        let long = "n".repeat(MAX_NAME_CHARS + 1);
-        for bad in ["", "   ", long.as_str(), "a\nb"] {
-            let r = new_project_record(
-                &t,
-                NewProject {
-                    name: bad.into(),
-                    description: None,
-                },
-            );
-            assert!(matches!(r, Err(StoreError::InvalidInput(_))), "{bad:?}");
-        }
-        let ok = "é".repeat(MAX_NAME_CHARS);
-        assert!(
-            new_project_record(
-                &t,
-                NewProject {
-                    name: ok,
-                    description: None
-                }
-            )
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn ids_are_checked() {
-        assert!(!plausible_project_id("prj_"));
-        assert!(!plausible_project_id("../../etc"));
-        assert!(!plausible_project_id(
-            "prj_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
-        ));
-        assert!(plausible_project_id("prj_0123456789abcdef0123456789abcdef"));
-    }
 }

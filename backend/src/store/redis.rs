@@ -1,18 +1,32 @@
-//! Redis project store: the tenant data store of a real deployment.
+//! Redis store: the tenant data store of a real deployment.
 //!
-//! Per tenant, a list holds project ids in creation order and a hash maps id → project JSON (keys
-//! from [`TenantKeys`]). A create writes both in one MULTI/EXEC, so a listed id always has a record.
-//! The connection is a [`ConnectionManager`], which reconnects on its own.
+//! Per tenant (keys from [`TenantKeys`]): a list of project ids in creation order, a hash of
+//! project id → project JSON, a hash of task id → task JSON, and per project a list of its task ids.
+//! A write that touches several keys is one MULTI/EXEC or one Lua script (see [`scripts`]); a
+//! read-modify-write is a compare-and-set script retried a few times, so concurrent changes are
+//! never lost and nothing is written into a project deleted meanwhile. The connection is a
+//! [`ConnectionManager`], which reconnects on its own.
+
+mod scripts;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::keys::TenantKeys;
+use super::paging::Pager;
+use super::records::{
+    check_limit, new_project_record, new_task_record, plausible_project_id, plausible_task_id,
+};
 use super::{
-    Cursor, NewProject, Project, ProjectPage, ProjectStore, StoreError, check_limit,
-    new_project_record, plausible_project_id,
+    Cursor, DeletedProject, NewProject, NewTask, Project, ProjectFilter, ProjectPage, ProjectStore,
+    StoreError, Task, TaskFilter, TaskPage, TaskPatch,
 };
 use crate::tenant::TenantContext;
+
+/// How many ids one listing round trip reads.
+const SCAN_CHUNK: usize = 100;
+/// How often a compare-and-set write is retried when the record changed under it.
+const CAS_ATTEMPTS: usize = 8;
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -25,6 +39,22 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+fn backend(err: redis::RedisError) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn contention() -> StoreError {
+    StoreError::Backend("the record kept changing during the update (contention)".into())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("corrupt record: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encode record: {e}")))
+}
+
 impl RedisStore {
     /// Connects (and checks the connection with a PING).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -33,25 +63,121 @@ impl RedisStore {
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(Self { conn })
     }
-}
 
-fn backend(err: redis::RedisError) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
+    async fn hget(&self, hash: &str, field: &str) -> Result<Option<String>, StoreError> {
+        redis::cmd("HGET")
+            .arg(hash)
+            .arg(field)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)
+    }
 
-fn decode(json: &str) -> Result<Project, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Backend(format!("corrupt project record: {e}")))
+    /// The project (and its JSON as stored, for compare-and-set) if `tenant` may see it.
+    async fn visible_project(
+        &self,
+        tenant: &TenantContext,
+        keys: &TenantKeys,
+        id: &str,
+    ) -> Result<(String, Project), StoreError> {
+        let not_found = || StoreError::ProjectNotFound(id.to_owned());
+        if !plausible_project_id(id) {
+            return Err(not_found());
+        }
+        let json = self
+            .hget(&keys.project_records(), id)
+            .await?
+            .ok_or_else(not_found)?;
+        let project: Project = decode(&json)?;
+        if project.visible_to(tenant) {
+            Ok((json, project))
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Walks the id list `list` from `cursor`, reading records from `hash` a chunk at a time and
+    /// keeping what `pick` returns; ids without a record (tombstones) are skipped.
+    async fn scan<T>(
+        &self,
+        list: &str,
+        hash: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+        mut pick: impl FnMut(&str) -> Result<Option<T>, StoreError> + Send,
+    ) -> Result<(Vec<T>, Option<Cursor>), StoreError> {
+        let mut conn = self.conn.clone();
+        let mut pager = Pager::new(limit);
+        let mut position = cursor.map_or(0, |c| c.offset);
+        let chunk = SCAN_CHUNK.max(limit + 1);
+        // LRANGE takes signed 64-bit indexes; a position past that is past the end.
+        while let Ok(start) = i64::try_from(position) {
+            let ids: Vec<String> = redis::cmd("LRANGE")
+                .arg(list)
+                .arg(start)
+                .arg(start.saturating_add(chunk as i64 - 1))
+                .query_async(&mut conn)
+                .await
+                .map_err(backend)?;
+            if ids.is_empty() {
+                break;
+            }
+            let records: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(hash)
+                .arg(&ids)
+                .query_async(&mut conn)
+                .await
+                .map_err(backend)?;
+            for (i, record) in records.iter().enumerate() {
+                let item = match record {
+                    Some(json) => pick(json)?,
+                    None => None,
+                };
+                if !pager.offer(position.saturating_add(i as u64), item) {
+                    return Ok(pager.finish());
+                }
+            }
+            if ids.len() < chunk {
+                break;
+            }
+            position = position.saturating_add(ids.len() as u64);
+        }
+        Ok(pager.finish())
+    }
+
+    /// Every task of `project_id`, in creation order.
+    async fn project_task_list(
+        &self,
+        keys: &TenantKeys,
+        project_id: &str,
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = self
+                .scan(
+                    &keys.project_tasks(project_id),
+                    &keys.task_records(),
+                    cursor.as_ref(),
+                    super::MAX_PAGE,
+                    |json| decode(json).map(Some),
+                )
+                .await?;
+            tasks.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(tasks),
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl ProjectStore for RedisStore {
     async fn create(&self, tenant: &TenantContext, new: NewProject) -> Result<Project, StoreError> {
         let project = new_project_record(tenant, new)?;
-        let json = serde_json::to_string(&project)
-            .map_err(|e| StoreError::Backend(format!("encode project: {e}")))?;
+        let json = encode(&project)?;
         let keys = TenantKeys::for_tenant(tenant);
-        let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
             .cmd("HSET")
@@ -63,72 +189,230 @@ impl ProjectStore for RedisStore {
             .arg(keys.project_order())
             .arg(&project.id)
             .ignore()
-            .query_async::<()>(&mut conn)
+            .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(backend)?;
         Ok(project)
     }
 
     async fn get(&self, tenant: &TenantContext, id: &str) -> Result<Option<Project>, StoreError> {
-        if !plausible_project_id(id) {
-            return Ok(None);
-        }
         let keys = TenantKeys::for_tenant(tenant);
-        let mut conn = self.conn.clone();
-        let json: Option<String> = redis::cmd("HGET")
-            .arg(keys.project_records())
-            .arg(id)
-            .query_async(&mut conn)
-            .await
-            .map_err(backend)?;
-        json.as_deref().map(decode).transpose()
+        match self.visible_project(tenant, &keys, id).await {
+            Ok((_, project)) => Ok(Some(project)),
+            Err(StoreError::ProjectNotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn list(
         &self,
         tenant: &TenantContext,
+        filter: ProjectFilter,
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<ProjectPage, StoreError> {
         check_limit(limit)?;
         let keys = TenantKeys::for_tenant(tenant);
-        let mut conn = self.conn.clone();
-        let start = cursor.map_or(0, |c| c.offset);
-        // LRANGE takes signed 64-bit indexes; a cursor past that is past the end.
-        let Ok(start_i) = i64::try_from(start) else {
-            return Ok(ProjectPage {
-                projects: Vec::new(),
-                next_cursor: None,
-            });
-        };
-        // One extra id tells whether another page follows.
-        let stop = start_i.saturating_add(limit as i64);
-        let ids: Vec<String> = redis::cmd("LRANGE")
-            .arg(keys.project_order())
-            .arg(start_i)
-            .arg(stop)
-            .query_async(&mut conn)
-            .await
-            .map_err(backend)?;
-        let has_more = ids.len() > limit;
-        let ids = &ids[..ids.len().min(limit)];
-        let mut projects = Vec::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let records: Vec<Option<String>> = redis::cmd("HMGET")
-                .arg(keys.project_records())
-                .arg(ids)
-                .query_async(&mut conn)
-                .await
-                .map_err(backend)?;
-            for json in records.into_iter().flatten() {
-                projects.push(decode(&json)?);
-            }
-        }
-        let next_cursor = has_more.then(|| Cursor::new(start + ids.len() as u64));
+        let (projects, next_cursor) = self
+            .scan(
+                &keys.project_order(),
+                &keys.project_records(),
+                cursor,
+                limit,
+                |json| {
+                    let p: Project = decode(json)?;
+                    Ok(
+                        (p.visible_to(tenant) && (filter.include_archived || !p.archived))
+                            .then_some(p),
+                    )
+                },
+            )
+            .await?;
         Ok(ProjectPage {
             projects,
             next_cursor,
         })
+    }
+
+    async fn archive(&self, tenant: &TenantContext, id: &str) -> Result<Project, StoreError> {
+        let keys = TenantKeys::for_tenant(tenant);
+        for _ in 0..CAS_ATTEMPTS {
+            let (json, mut project) = self.visible_project(tenant, &keys, id).await?;
+            if project.archived {
+                return Ok(project);
+            }
+            project.archived = true;
+            let swapped: i64 = scripts::compare_and_set()
+                .key(keys.project_records())
+                .arg(id)
+                .arg(&json)
+                .arg(encode(&project)?)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            if swapped == 1 {
+                return Ok(project);
+            }
+        }
+        Err(contention())
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        confirm_name: &str,
+    ) -> Result<DeletedProject, StoreError> {
+        let keys = TenantKeys::for_tenant(tenant);
+        for _ in 0..CAS_ATTEMPTS {
+            let (json, project) = self.visible_project(tenant, &keys, id).await?;
+            if project.name != confirm_name {
+                return Err(StoreError::NameMismatch(id.to_owned()));
+            }
+            let deleted: i64 = scripts::delete_project()
+                .key(keys.project_records())
+                .key(keys.task_records())
+                .key(keys.project_tasks(id))
+                .arg(id)
+                .arg(&json)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            if let Ok(tasks_deleted) = u64::try_from(deleted) {
+                return Ok(DeletedProject {
+                    project,
+                    tasks_deleted,
+                });
+            }
+        }
+        Err(contention())
+    }
+
+    async fn create_task(&self, tenant: &TenantContext, new: NewTask) -> Result<Task, StoreError> {
+        let keys = TenantKeys::for_tenant(tenant);
+        for _ in 0..CAS_ATTEMPTS {
+            let (json, project) = self.visible_project(tenant, &keys, &new.project_id).await?;
+            if project.archived {
+                return Err(StoreError::ProjectArchived(project.id));
+            }
+            let task = new_task_record(tenant, &project, new.clone())?;
+            let added: i64 = scripts::add_task()
+                .key(keys.project_records())
+                .key(keys.task_records())
+                .key(keys.project_tasks(&project.id))
+                .arg(&project.id)
+                .arg(&json)
+                .arg(&task.id)
+                .arg(encode(&task)?)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            if added == 1 {
+                return Ok(task);
+            }
+        }
+        Err(contention())
+    }
+
+    async fn list_tasks(
+        &self,
+        tenant: &TenantContext,
+        project_id: &str,
+        filter: &TaskFilter,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<TaskPage, StoreError> {
+        check_limit(limit)?;
+        let keys = TenantKeys::for_tenant(tenant);
+        self.visible_project(tenant, &keys, project_id).await?;
+        let (tasks, next_cursor) = self
+            .scan(
+                &keys.project_tasks(project_id),
+                &keys.task_records(),
+                cursor,
+                limit,
+                |json| {
+                    let t: Task = decode(json)?;
+                    Ok(filter.matches(&t).then_some(t))
+                },
+            )
+            .await?;
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    async fn update_task(
+        &self,
+        tenant: &TenantContext,
+        task_id: &str,
+        patch: &TaskPatch,
+    ) -> Result<Task, StoreError> {
+        let not_found = || StoreError::TaskNotFound(task_id.to_owned());
+        if !plausible_task_id(task_id) {
+            return Err(not_found());
+        }
+        let keys = TenantKeys::for_tenant(tenant);
+        for _ in 0..CAS_ATTEMPTS {
+            let json = self
+                .hget(&keys.task_records(), task_id)
+                .await?
+                .ok_or_else(not_found)?;
+            let mut task: Task = decode(&json)?;
+            match self.visible_project(tenant, &keys, &task.project_id).await {
+                Ok(_) => {}
+                Err(StoreError::ProjectNotFound(_)) => return Err(not_found()),
+                Err(e) => return Err(e),
+            }
+            if !patch.apply_to(&mut task) {
+                return Ok(task);
+            }
+            let swapped: i64 = scripts::compare_and_set()
+                .key(keys.task_records())
+                .arg(task_id)
+                .arg(&json)
+                .arg(encode(&task)?)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(backend)?;
+            if swapped == 1 {
+                return Ok(task);
+            }
+        }
+        Err(contention())
+    }
+
+    async fn tasks_in_scope(
+        &self,
+        tenant: &TenantContext,
+        project_id: Option<&str>,
+    ) -> Result<(u64, Vec<Task>), StoreError> {
+        let keys = TenantKeys::for_tenant(tenant);
+        let project_ids = match project_id {
+            Some(id) => vec![self.visible_project(tenant, &keys, id).await?.1.id],
+            None => {
+                let mut ids = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = self
+                        .list(
+                            tenant,
+                            ProjectFilter::default(),
+                            cursor.as_ref(),
+                            super::MAX_PAGE,
+                        )
+                        .await?;
+                    ids.extend(page.projects.into_iter().map(|p| p.id));
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break ids,
+                    }
+                }
+            }
+        };
+        let mut tasks = Vec::new();
+        for id in &project_ids {
+            tasks.extend(self.project_task_list(&keys, id).await?);
+        }
+        Ok((project_ids.len() as u64, tasks))
     }
 
     fn kind(&self) -> &'static str {
@@ -136,65 +420,6 @@ impl ProjectStore for RedisStore {
     }
 }
 
-/// Runs only when `REDIS_URL` is set; each test uses its own random tenant ids.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tenant::test_tenant;
-
-    async fn store() -> Option<RedisStore> {
-        let url = std::env::var("REDIS_URL").ok()?;
-        Some(
-            RedisStore::connect(&url)
-                .await
-                .expect("connect to REDIS_URL"),
-        )
-    }
-
-    fn unique(name: &str) -> String {
-        format!("{name}-{}", uuid::Uuid::new_v4().simple())
-    }
-
-    #[tokio::test]
-    async fn isolates_tenants_and_paginates() {
-        let Some(store) = store().await else {
-            eprintln!("REDIS_URL not set; skipping the Redis store test");
-            return;
-        };
-        let a = test_tenant(&unique("acme"));
-        let b = test_tenant(&format!("{}:projects", a.tenant_id));
-        let mut created = Vec::new();
-        for i in 0..5 {
-            created.push(
-                store
-                    .create(
-                        &a,
-                        NewProject {
-                            name: format!("p{i}"),
-                            description: Some("d".into()),
-                        },
-                    )
-                    .await
-                    .unwrap(),
-            );
-        }
-        assert_eq!(
-            store.get(&a, &created[0].id).await.unwrap().as_ref(),
-            Some(&created[0])
-        );
-        assert_eq!(store.get(&b, &created[0].id).await.unwrap(), None);
-        assert!(store.list(&b, None, 10).await.unwrap().projects.is_empty());
-
-        let mut seen = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store.list(&a, cursor.as_ref(), 2).await.unwrap();
-            seen.extend(page.projects);
-            match page.next_cursor {
-                Some(c) => cursor = Some(Cursor::decode(&c.encode()).unwrap()),
-                None => break,
-            }
-        }
-        assert_eq!(seen, created);
-    }
-}
+#[path = "redis_tests.rs"]
+mod tests;

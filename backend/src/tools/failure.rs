@@ -1,0 +1,154 @@
+//! How a tool call fails, and the tenant lookup every tool starts with.
+//!
+//! A protocol problem (bad cursor or limit, no tenant, storage down) is a JSON-RPC error; a
+//! business failure (unknown id, bad date, name mismatch, archived project) is an `isError: true`
+//! result whose message says what to call next.
+
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+
+use crate::store::{Cursor, MAX_PAGE, StoreError};
+use crate::tenant::TenantContext;
+
+/// Page size of the list tools when the caller gives none.
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// How a tool call fails: a protocol error (JSON-RPC error) or a tool error (`isError: true`, with a
+/// message the agent can act on).
+#[derive(Debug)]
+pub enum ToolFailure {
+    Protocol(ErrorData),
+    Tool(String),
+}
+
+impl IntoCallToolResult for ToolFailure {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Self::Protocol(error) => Err(error),
+            Self::Tool(message) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text(message)]).into())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ToolFailure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::InvalidCursor => {
+                Self::Protocol(ErrorData::invalid_params(error.to_string(), None))
+            }
+            StoreError::InvalidInput(message) => Self::Tool(format!("Invalid input: {message}.")),
+            StoreError::ProjectNotFound(id) => Self::Tool(format!(
+                "No project with id {id:?} exists in your organisation. Call list_projects to see \
+the available projects and their ids (pass include_archived: true to include archived ones)."
+            )),
+            StoreError::TaskNotFound(id) => Self::Tool(format!(
+                "No task with id {id:?} exists in your organisation. Call list_tasks with the \
+task's project_id to find the right task id (list_projects gives the project ids)."
+            )),
+            StoreError::ProjectArchived(id) => Self::Tool(format!(
+                "Project {id:?} is archived, so no tasks can be added to it. Pick an active project \
+from list_projects, or call create_project to start a new one."
+            )),
+            StoreError::NameMismatch(id) => Self::Tool(format!(
+                "Nothing was deleted: confirm_name does not match the name of project {id:?}. Call \
+get_project to read its exact name, make sure the user really wants to delete the project and all \
+its tasks, then call delete_project again with that name as confirm_name."
+            )),
+            StoreError::UnsupportedDataScope(scope) => Self::Tool(format!(
+                "Your access token's data scope {scope:?} is not supported here (expected none or \
+team:<name>), so it cannot create projects. Ask an administrator for a token with a team data \
+scope."
+            )),
+            StoreError::Backend(message) => {
+                tracing::error!(error = %message, "store failed");
+                Self::Protocol(ErrorData::internal_error(
+                    "project storage is unavailable; try again later",
+                    None,
+                ))
+            }
+        }
+    }
+}
+
+/// The verified tenant of the HTTP request behind this tool call.
+pub fn tenant_of(ctx: &RequestContext<RoleServer>) -> Result<TenantContext, ToolFailure> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<TenantContext>())
+        .cloned()
+        .ok_or_else(|| {
+            tracing::error!("tool call without a verified tenant context");
+            ToolFailure::Protocol(ErrorData::internal_error(
+                "no verified tenant context for this request",
+                None,
+            ))
+        })
+}
+
+/// The page size of a list call: 1..=100, default 20; anything else is invalid params (-32602).
+pub fn page_limit(limit: Option<u32>) -> Result<usize, ToolFailure> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE) as usize;
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ToolFailure::Protocol(ErrorData::invalid_params(
+            format!("limit must be between 1 and {MAX_PAGE}"),
+            None,
+        )))
+    }
+}
+
+/// A cursor from a previous page; garbage is invalid params (-32602).
+pub fn page_cursor(cursor: Option<&str>) -> Result<Option<Cursor>, ToolFailure> {
+    Ok(cursor.map(Cursor::decode).transpose()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_cursors_are_protocol_errors() {
+        assert_eq!(page_limit(None).unwrap(), 20);
+        assert_eq!(page_limit(Some(100)).unwrap(), 100);
+        for bad in [0, 101, u32::MAX] {
+            assert!(matches!(
+                page_limit(Some(bad)),
+                Err(ToolFailure::Protocol(e)) if e.code.0 == -32602
+            ));
+        }
+        assert!(matches!(
+            page_cursor(Some("garbage")),
+            Err(ToolFailure::Protocol(e)) if e.code.0 == -32602
+        ));
+        assert_eq!(page_cursor(None).unwrap(), None);
+    }
+
+    #[test]
+    fn business_failures_say_what_to_call_next() {
+        let cases = [
+            (StoreError::ProjectNotFound("prj_x".into()), "list_projects"),
+            (StoreError::TaskNotFound("tsk_x".into()), "list_tasks"),
+            (
+                StoreError::ProjectArchived("prj_x".into()),
+                "create_project",
+            ),
+            (StoreError::NameMismatch("prj_x".into()), "get_project"),
+            (StoreError::InvalidInput("due_date …".into()), "due_date"),
+        ];
+        for (error, hint) in cases {
+            match ToolFailure::from(error) {
+                ToolFailure::Tool(message) => assert!(message.contains(hint), "{message}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            ToolFailure::from(StoreError::Backend("down".into())),
+            ToolFailure::Protocol(e) if e.code.0 == -32603
+        ));
+    }
+}

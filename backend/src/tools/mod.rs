@@ -1,0 +1,161 @@
+//! The MCP tools the backend serves, written with rmcp's `#[tool]` macros, one module per area
+//! ([`projects`], [`tasks`], [`analytics`]) and the catalogue as data ([`catalogue`]).
+//!
+//! Each tool takes the verified [`TenantContext`](crate::tenant::TenantContext) from the HTTP
+//! request (rmcp's Streamable HTTP server puts the request's `http::request::Parts` into the
+//! `RequestContext` extensions, and [`crate::gateway_auth`] put the tenant into the parts'
+//! extensions). A call without one fails as an internal error: there is no default tenant.
+
+pub mod analytics;
+pub mod catalogue;
+pub mod failure;
+pub mod projects;
+pub mod schema;
+pub mod tasks;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::{ServerHandler, tool_handler};
+
+use crate::store::ProjectStore;
+
+pub use catalogue::{ToolSpec, is_billable, required_scope, tool_scopes, tool_specs};
+pub use failure::{DEFAULT_PAGE, ToolFailure, tenant_of};
+
+/// The MCP server: project, task and analytics tools over a [`ProjectStore`].
+#[derive(Clone)]
+pub struct ProjectTools {
+    store: Arc<dyn ProjectStore>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for ProjectTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectTools")
+            .field("store", &self.store.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProjectTools {
+    pub fn new(store: Arc<dyn ProjectStore>) -> Self {
+        Self {
+            store,
+            tool_router: Self::router(),
+        }
+    }
+
+    fn router() -> ToolRouter<Self> {
+        Self::project_router() + Self::task_router() + Self::analytics_router()
+    }
+
+    /// Every tool this server offers, as listed by `tools/list`.
+    pub fn catalogue() -> Vec<rmcp::model::Tool> {
+        Self::router().list_all()
+    }
+}
+
+#[tool_handler(router = self.tool_router, name = "mcp-edge-backend", instructions = "Project tracker of your organisation. Projects: list_projects (paginated with nextCursor), get_project, create_project, archive_project (keeps it, hides it), delete_project (permanent, needs the exact name). Tasks of a project: list_tasks (filter by status or assignee, paginated), create_task, update_task (title, description, status todo/in_progress/done, priority, due date YYYY-MM-DD), assign_task (by email). get_analytics counts tasks per status, priority and assignee and finds overdue ones. Every call only ever sees your organisation's data, narrowed to your team when your access is team-scoped.")]
+impl ServerHandler for ProjectTools {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> rmcp::model::Tool {
+        ProjectTools::catalogue()
+            .into_iter()
+            .find(|t| t.name == name)
+            .expect(name)
+    }
+
+    fn input(name: &str) -> serde_json::Value {
+        serde_json::Value::Object((*tool(name).input_schema).clone())
+    }
+
+    #[test]
+    fn tools_have_descriptions_schemas_and_output_schemas() {
+        let catalogue = ProjectTools::catalogue();
+        assert_eq!(catalogue.len(), 10);
+        for tool in catalogue {
+            assert!(
+                tool.description.as_deref().is_some_and(|d| d.len() > 80),
+                "{}",
+                tool.name
+            );
+            let output = tool.output_schema.as_ref().expect("output schema");
+            assert_eq!(
+                output.get("type"),
+                Some(&serde_json::json!("object")),
+                "{}",
+                tool.name
+            );
+            let schema = serde_json::Value::Object((*tool.input_schema).clone());
+            assert_eq!(schema["type"], "object", "{}", tool.name);
+            // Flat: no references to shared definitions, and no unknown fields (no tenant_id).
+            assert!(schema.get("$defs").is_none(), "{}: {schema}", tool.name);
+            assert!(
+                !schema.to_string().contains("$ref"),
+                "{}: {schema}",
+                tool.name
+            );
+            assert_eq!(schema["additionalProperties"], false, "{}", tool.name);
+            assert!(
+                schema["properties"].get("tenant_id").is_none(),
+                "{}",
+                tool.name
+            );
+            for (field, property) in schema["properties"].as_object().expect("properties") {
+                assert!(property["description"].is_string(), "{}.{field}", tool.name);
+            }
+        }
+    }
+
+    #[test]
+    fn input_schemas_carry_limits() {
+        let create = input("create_task");
+        let p = &create["properties"];
+        assert_eq!(p["title"]["maxLength"], 200, "{create}");
+        assert_eq!(p["title"]["minLength"], 1);
+        assert_eq!(p["description"]["maxLength"], 5000);
+        assert_eq!(p["assignee_email"]["format"], "email");
+        assert_eq!(p["due_date"]["format"], "date");
+        assert_eq!(p["due_date"]["pattern"], crate::store::DATE_PATTERN);
+        assert_eq!(
+            p["priority"]["enum"],
+            serde_json::json!(["low", "medium", "high", "urgent"])
+        );
+        assert_eq!(p["priority"]["default"], "medium");
+        assert_eq!(
+            create["required"],
+            serde_json::json!(["project_id", "title"])
+        );
+
+        let update = input("update_task");
+        assert_eq!(
+            update["properties"]["status"]["enum"],
+            serde_json::json!(["todo", "in_progress", "done"]),
+            "{update}"
+        );
+        assert_eq!(update["required"], serde_json::json!(["task_id"]));
+
+        let list = input("list_tasks");
+        assert_eq!(list["properties"]["limit"]["maximum"], 100, "{list}");
+        assert_eq!(list["properties"]["limit"]["minimum"], 1);
+        assert_eq!(
+            list["properties"]["status"]["enum"],
+            serde_json::json!(["todo", "in_progress", "done"])
+        );
+
+        let delete = input("delete_project");
+        assert_eq!(
+            delete["required"],
+            serde_json::json!(["project_id", "confirm_name"])
+        );
+        assert_eq!(
+            input("list_projects")["properties"]["include_archived"]["type"],
+            "boolean"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Helpers shared by the integration tests: the real router over a memory store, and requests
+//! signed exactly as the mcp-edge filter signs them.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
+use mcp_edge_backend::gateway_auth::GatewayAuth;
+use mcp_edge_backend::store::MemoryStore;
+use mcp_edge_contract::{self as contract, SignedRequest, headers};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+pub const SECRET: &[u8] = b"integration-secret-integration-secret";
+
+pub fn app() -> Router {
+    router(AppConfig {
+        gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
+        store: Arc::new(MemoryStore::new()),
+        allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
+    })
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A POST /mcp as it leaves Envoy: signed trusted headers, MCP transport headers, a Host. The
+/// token's data scope is `team:engineering`.
+pub fn signed_post(tenant: &str, host: &str, body: &Value) -> Request<Body> {
+    signed_post_scoped(tenant, "team:engineering", host, body)
+}
+
+/// [`signed_post`] for a token with the given data scope.
+pub fn signed_post_scoped(
+    tenant: &str,
+    data_scope: &str,
+    host: &str,
+    body: &Value,
+) -> Request<Body> {
+    let body = body.to_string();
+    let digest = contract::body_digest(body.as_bytes());
+    let time = now();
+    let signed = SignedRequest {
+        method: "POST",
+        path: "/mcp",
+        tenant_id: tenant,
+        user_id: "alice",
+        scopes: "mcp:read mcp:write",
+        data_scope,
+        tier: "pro",
+        request_id: "req-42",
+        gateway_time: time,
+        body_digest: &digest,
+    };
+    let signature = contract::sign(SECRET, &signed).expect("sign");
+    let mut builder = Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("host", host)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header(headers::TENANT_ID, tenant)
+        .header(headers::USER_ID, "alice")
+        .header(headers::SCOPES, "mcp:read mcp:write")
+        .header(headers::DATA_SCOPE, data_scope)
+        .header(headers::TIER, "pro")
+        .header(headers::REQUEST_ID, "req-42")
+        .header(headers::GATEWAY_TIME, time.to_string())
+        .header(headers::GATEWAY_SIGNATURE, signature);
+    if body.contains("\"initialize\"") {
+        // The initialize request itself carries no version header.
+    } else {
+        builder = builder.header("mcp-protocol-version", "2025-06-18");
+    }
+    builder.body(Body::from(body)).expect("request")
+}
+
+pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Option<String>) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+        content_type,
+    )
+}
+
+pub async fn rpc(app: &Router, tenant: &str, body: Value) -> Value {
+    rpc_scoped(app, tenant, "team:engineering", body).await
+}
+
+pub async fn rpc_scoped(app: &Router, tenant: &str, data_scope: &str, body: Value) -> Value {
+    let (status, text, content_type) = send(
+        app,
+        signed_post_scoped(tenant, data_scope, "127.0.0.1:10000", &body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(content_type.as_deref(), Some("application/json"), "{text}");
+    serde_json::from_str(&text).expect("json response")
+}
+
+pub async fn call_tool(app: &Router, tenant: &str, name: &str, arguments: Value) -> Value {
+    rpc(
+        app,
+        tenant,
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}}),
+    )
+    .await
+}
+
+/// [`call_tool`] for a token with the given data scope.
+pub async fn call_tool_scoped(
+    app: &Router,
+    tenant: &str,
+    data_scope: &str,
+    name: &str,
+    arguments: Value,
+) -> Value {
+    rpc_scoped(
+        app,
+        tenant,
+        data_scope,
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}}),
+    )
+    .await
+}
+
+/// The `structuredContent` of a successful tool result, after checking that the text block carries
+/// the same JSON.
+pub fn ok(response: &Value) -> Value {
+    let result = &response["result"];
+    assert_eq!(result["isError"], false, "{response}");
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().expect("text"))
+        .expect("json text");
+    assert_eq!(text, result["structuredContent"], "{response}");
+    result["structuredContent"].clone()
+}
+
+/// The message of an `isError: true` tool result.
+pub fn tool_error(response: &Value) -> String {
+    assert_eq!(response["result"]["isError"], true, "{response}");
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .expect("text")
+        .to_owned()
+}
+
+/// The code of a JSON-RPC error response.
+pub fn rpc_error_code(response: &Value) -> i64 {
+    response["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {response}"))
+}
