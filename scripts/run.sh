@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the local stack with the repository's envoy.yaml:
-#   dev issuer (JWKS, 127.0.0.1:9100) → Envoy + mcp-edge filter (127.0.0.1:8080/mcp, admin :9901)
+#   authorization server (authz/server.mjs, oidc-provider, 127.0.0.1:9100: login, tokens, JWKS)
+#   → Envoy + mcp-edge filter (127.0.0.1:8080/mcp, admin :9901)
 #   → backend (127.0.0.1:8081; Redis when REDIS_URL is set, else in memory).
-# Ctrl-C stops everything it started.
+# MCP_EDGE_ISSUER=dev starts the development issuer (`cargo xtask dev-issuer`) on 9100 instead, for
+# `cargo xtask token`. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,12 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-target/debug/xtask dev-issuer --key-file .local/dev-issuer/keys.json >.local/logs/dev-issuer.log 2>&1 &
+if [ "${MCP_EDGE_ISSUER:-authz}" = dev ]; then
+  target/debug/xtask dev-issuer --key-file .local/dev-issuer/keys.json >.local/logs/dev-issuer.log 2>&1 &
+else
+  .venv/bin/node authz/server.mjs --port 9100 --resource http://127.0.0.1:8080/mcp \
+    --key-file .local/authz/keys.json >.local/logs/authz.log 2>&1 &
+fi
 pids+=($!)
 target/debug/mcp-edge-backend --listen 127.0.0.1:8081 >.local/logs/backend.log 2>&1 &
 pids+=($!)
@@ -44,15 +51,22 @@ mcp-edge is running (logs in .local/logs/):
   Envoy admin      http://127.0.0.1:9901/stats?filter=mcp_edge
   Redis            ${REDIS_URL:-none: the backend keeps data in memory}
 
-Get a token for the demo tenant "acme" (valid one hour):
-  TOKEN=\$(cargo xtask token --tenant acme --sub alice --scope "mcp:read mcp:write")
+Connect an MCP client (MCP Inspector, Claude, …) to http://127.0.0.1:8080/mcp: it discovers the
+authorization server (http://127.0.0.1:9100), registers and sends you to a demo login page: pick
+alice (acme, mcp:admin), bob (acme, a few tools) or carol (globex). No passwords: demo only.
+
+Or a token for the service client of tenant acme (client_credentials, valid one hour):
+  TOKEN=\$(scripts/token.sh)
+(with MCP_EDGE_ISSUER=dev: TOKEN=\$(cargo xtask token --tenant acme --sub alice --scope "mcp:read mcp:write"))
 
 Call it:
   curl -s http://127.0.0.1:8080/mcp -H "Authorization: Bearer \$TOKEN" \\
        -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
        -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 
-Or point an MCP client (Streamable HTTP) at http://127.0.0.1:8080/mcp with that bearer token.
+Or list and call tools with the Inspector CLI:
+  npx @modelcontextprotocol/inspector --cli http://127.0.0.1:8080/mcp --transport http \\
+      --header "Authorization: Bearer \$TOKEN" --method tools/list
 Ctrl-C stops everything.
 MSG
 

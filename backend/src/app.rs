@@ -10,6 +10,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::gateway_auth::{GatewayAuth, MAX_BODY_BYTES, authenticate};
+use crate::metering::Metering;
 use crate::request_log::log_requests;
 use crate::store::ProjectStore;
 use crate::tools::ProjectTools;
@@ -24,6 +25,8 @@ pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 pub struct AppConfig {
     pub gateway_auth: GatewayAuth,
     pub store: Arc<dyn ProjectStore>,
+    /// Daily quotas and usage events of billable calls.
+    pub metering: Metering,
     /// `Host` values (`name` = any port, or `name:port`) rmcp's DNS-rebinding check lets through.
     pub allowed_hosts: Vec<String>,
 }
@@ -31,6 +34,7 @@ pub struct AppConfig {
 /// rmcp's Streamable HTTP service in stateless mode: no sessions, plain JSON answers.
 pub fn mcp_service(
     store: Arc<dyn ProjectStore>,
+    metering: Metering,
     allowed_hosts: Vec<String>,
 ) -> StreamableHttpService<ProjectTools, NeverSessionManager> {
     let config = StreamableHttpServerConfig::default()
@@ -40,7 +44,7 @@ pub fn mcp_service(
         .with_sse_retry(None)
         .with_max_request_body_bytes(MAX_BODY_BYTES)
         .with_allowed_hosts(allowed_hosts);
-    let tools = ProjectTools::new(store);
+    let tools = ProjectTools::new(store, metering);
     StreamableHttpService::new(
         move || Ok(tools.clone()),
         Arc::new(NeverSessionManager::default()),
@@ -50,7 +54,10 @@ pub fn mcp_service(
 
 pub fn router(config: AppConfig) -> Router {
     let mcp = Router::new()
-        .route_service(MCP_PATH, mcp_service(config.store, config.allowed_hosts))
+        .route_service(
+            MCP_PATH,
+            mcp_service(config.store, config.metering, config.allowed_hosts),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             config.gateway_auth,
             authenticate,

@@ -1,26 +1,83 @@
 //! Command line and environment options of the `mcp-edge-backend` binary.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 
 use crate::app::DEFAULT_ALLOWED_HOSTS;
+use crate::metering::{DailyQuota, DownPolicy, MeteringConfig, QuotaLimits};
+use crate::usage_cli::Command;
 
 /// The mcp-edge tool server. Serves MCP (Streamable HTTP, stateless) at POST /mcp to requests that
 /// carry a valid mcp-edge gateway signature, and GET /healthz to anyone. Listen on an internal
 /// address only: Envoy with the mcp-edge filter is its only intended client.
+///
+/// Billable tool calls count against a daily quota per tenant and tier and emit a usage event to
+/// the Redis stream mcp-edge:usage-events; `mcp-edge-backend usage --help` reports and exports them.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "mcp-edge-backend", version)]
+#[command(name = "mcp-edge-backend", version, subcommand_negates_reqs = true)]
 pub struct Cli {
     /// Address to listen on; port 0 picks a free port. The address actually bound is printed on
     /// stdout as `mcp-edge-backend listening on <addr>`.
     #[arg(long, env = "BACKEND_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
-    /// Redis URL for tenant data (e.g. redis://127.0.0.1:6379/0). Without it data is kept in
-    /// memory and lost on exit.
+    /// Redis URL for tenant data (e.g. redis://127.0.0.1:6379/0), and for quota counters and usage
+    /// events unless --metering-redis-url is given. Without it data is kept in memory and lost on
+    /// exit.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Redis URL for quota counters and the usage event stream, if not the --redis-url one. Without
+    /// either, quotas are counted in memory and usage events only logged. Run it with
+    /// `appendonly yes` and `appendfsync always` to lose no event it acknowledged.
+    #[arg(long, env = "MCP_EDGE_METERING_REDIS_URL")]
+    pub metering_redis_url: Option<String>,
+
+    /// Directory of the usage spool: events that could not reach Redis are appended there
+    /// (fsync'd JSON lines) and replayed when it is back, also after a restart. One directory per
+    /// backend process. Without it undelivered events wait in memory and are lost on exit.
+    #[arg(long, env = "MCP_EDGE_SPOOL_DIR", value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Billable calls per UTC day for the free tier; 0 or `unlimited` for no limit.
+    #[arg(
+        long,
+        env = "MCP_EDGE_QUOTA_FREE",
+        default_value = "100",
+        value_name = "CALLS"
+    )]
+    pub quota_free: DailyQuota,
+
+    /// Billable calls per UTC day for the pro tier; 0 or `unlimited` for no limit.
+    #[arg(
+        long,
+        env = "MCP_EDGE_QUOTA_PRO",
+        default_value = "10000",
+        value_name = "CALLS"
+    )]
+    pub quota_pro: DailyQuota,
+
+    /// Billable calls per UTC day for the enterprise tier; 0 or `unlimited` for no limit.
+    #[arg(
+        long,
+        env = "MCP_EDGE_QUOTA_ENTERPRISE",
+        default_value = "unlimited",
+        value_name = "CALLS"
+    )]
+    pub quota_enterprise: DailyQuota,
+
+    /// What a billable call does per tier while the quota's Redis is unreachable: `closed` refuses
+    /// it (JSON-RPC error -32051), `open` runs it and counts it when its spooled usage event is
+    /// replayed. Comma-separated tier=open|closed; unnamed tiers keep the default.
+    #[arg(
+        long,
+        env = "MCP_EDGE_QUOTA_WHEN_REDIS_DOWN",
+        default_value = "free=closed,pro=open,enterprise=open",
+        value_name = "POLICY"
+    )]
+    pub quota_when_redis_down: DownPolicy,
 
     /// Shared secret for the gateway signature (HMAC-SHA256), the same as the filter's; at least
     /// 32 bytes.
@@ -51,4 +108,100 @@ pub struct Cli {
     /// Print the tool → required scope map of this server's tool catalogue as JSON and exit.
     #[arg(long)]
     pub print_tool_scopes: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The quota configuration from the options.
+    pub fn metering_config(&self) -> MeteringConfig {
+        MeteringConfig {
+            limits: QuotaLimits {
+                free: self.quota_free,
+                pro: self.quota_pro,
+                enterprise: self.quota_enterprise,
+            },
+            when_down: self.quota_when_redis_down,
+        }
+    }
+
+    /// The Redis URL of metering, if any.
+    pub fn metering_url(&self) -> Option<&str> {
+        self.metering_redis_url
+            .as_deref()
+            .or(self.redis_url.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::WhenDown;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cli = Cli::try_parse_from(["mcp-edge-backend", "--gateway-secret", "x"]).expect("cli");
+        assert_eq!(cli.metering_config(), MeteringConfig::default());
+        assert!(cli.command.is_none());
+        let cli = Cli::try_parse_from([
+            "mcp-edge-backend",
+            "--gateway-secret",
+            "x",
+            "--quota-free",
+            "5",
+            "--quota-pro",
+            "unlimited",
+            "--quota-enterprise",
+            "0",
+            "--quota-when-redis-down",
+            "free=open",
+        ])
+        .expect("cli");
+        let config = cli.metering_config();
+        assert_eq!(config.limits.free, DailyQuota(Some(5)));
+        assert_eq!(config.limits.pro, DailyQuota::UNLIMITED);
+        assert_eq!(config.limits.enterprise, DailyQuota::UNLIMITED);
+        assert_eq!(config.when_down.free, WhenDown::Open);
+        assert!(
+            Cli::try_parse_from([
+                "mcp-edge-backend",
+                "--gateway-secret",
+                "x",
+                "--quota-pro",
+                "x"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn usage_subcommands_need_no_gateway_secret() {
+        let cli = Cli::try_parse_from([
+            "mcp-edge-backend",
+            "usage",
+            "export",
+            "--stripe",
+            "--customers",
+            "tenants.json",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+            "--day",
+            "2026-11-27",
+        ])
+        .expect("cli");
+        assert!(matches!(cli.command, Some(Command::Usage(_))));
+        assert!(
+            Cli::try_parse_from([
+                "mcp-edge-backend",
+                "usage",
+                "report",
+                "--redis-url",
+                "redis://x",
+                "--day",
+                "27.11.2026"
+            ])
+            .is_err()
+        );
+    }
 }

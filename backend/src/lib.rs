@@ -2,13 +2,17 @@
 //!
 //! Requests reach it only through the filter, which signs the tenant identity into `x-mcp-*`
 //! headers. [`gateway_auth`] checks that signature and builds a [`tenant::TenantContext`]; the
-//! [`tools`] run on rmcp's Streamable HTTP server and keep data per tenant in a [`store`].
+//! [`tools`] run on rmcp's Streamable HTTP server and keep data per tenant in a [`store`];
+//! [`metering`] enforces the daily quota of billable calls and emits usage events, which the
+//! `usage` subcommand ([`usage_cli`]) reports and exports for billing.
 
 pub mod app;
 pub mod config;
 pub mod gateway_auth;
 pub mod jsonrpc_error;
+pub mod metering;
 pub mod request_log;
 pub mod store;
 pub mod tenant;
 pub mod tools;
+pub mod usage_cli;

@@ -1,4 +1,5 @@
-//! Entry point of `mcp-edge-backend`: parse options, pick the store, bind, serve until a signal.
+//! Entry point of `mcp-edge-backend`: parse options, pick the store and metering, bind, serve until
+//! a signal (then flush usage events); or run a `usage` subcommand.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
@@ -8,8 +9,10 @@ use clap::Parser as _;
 use mcp_edge_backend::app::{AppConfig, router};
 use mcp_edge_backend::config::Cli;
 use mcp_edge_backend::gateway_auth::GatewayAuth;
+use mcp_edge_backend::metering::{MemoryMeter, MeterStore, Metering, RedisMeter, Spool};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::tools::tool_scopes;
+use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
 use tracing_subscriber::EnvFilter;
 
@@ -30,6 +33,16 @@ async fn main() -> std::process::ExitCode {
     }
     let log_json = cli.log_json;
     init_tracing(log_json);
+    if let Some(Command::Usage(command)) = cli.command {
+        let mut stdout = std::io::stdout().lock();
+        return match usage_cli::run(command, &mut stdout).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mcp-edge-backend usage: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -63,7 +76,7 @@ fn init_tracing(json: bool) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let secret = cli.gateway_secret.unwrap_or_default();
+    let secret = cli.gateway_secret.clone().unwrap_or_default();
     let gateway_auth = GatewayAuth::new(secret.into_bytes()).map_err(|_| {
         anyhow::anyhow!(
             "the gateway secret (--gateway-secret / MCP_EDGE_GATEWAY_SECRET) must be at least {MIN_SECRET_LEN} bytes"
@@ -88,9 +101,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     tracing::info!(allowed_hosts = ?cli.allowed_hosts, "MCP endpoint Host allowlist");
 
+    let meter: Arc<dyn MeterStore> = match cli.metering_url() {
+        Some(url) => Arc::new(
+            RedisMeter::lazy(url)
+                .context("parsing the metering Redis URL (--metering-redis-url / --redis-url)")?,
+        ),
+        None => Arc::new(MemoryMeter::new()),
+    };
+    let spool = match &cli.spool_dir {
+        Some(dir) => Spool::open_dir(dir)
+            .with_context(|| format!("opening the usage spool in {}", dir.display()))?,
+        None => {
+            if meter.kind() == "redis" {
+                tracing::warn!(
+                    "no --spool-dir: usage events that cannot reach Redis wait in memory and are lost if the backend stops first"
+                );
+            }
+            Spool::memory()
+        }
+    };
+    let metering_config = cli.metering_config();
+    tracing::info!(
+        store = meter.kind(),
+        free = %metering_config.limits.free,
+        pro = %metering_config.limits.pro,
+        enterprise = %metering_config.limits.enterprise,
+        when_redis_down = %metering_config.when_down,
+        spool_dir = ?cli.spool_dir,
+        "metering daily quotas"
+    );
+    let (metering, metering_task) = Metering::start(meter, metering_config, spool);
+
     let app = router(AppConfig {
         gateway_auth,
         store,
+        metering,
         allowed_hosts: cli.allowed_hosts,
     });
     let listener = tokio::net::TcpListener::bind(cli.listen)
@@ -107,6 +152,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    metering_task
+        .shutdown(std::time::Duration::from_secs(10))
+        .await;
     tracing::info!("shut down");
     Ok(())
 }

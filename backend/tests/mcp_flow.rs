@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use mcp_edge_backend::app::mcp_service;
+use mcp_edge_backend::metering::Metering;
 use mcp_edge_backend::store::MemoryStore;
 use mcp_edge_contract::headers;
 use serde_json::{Value, json};
@@ -55,7 +56,7 @@ async fn initialize_list_and_call() {
     .await;
     let tools = list["result"]["tools"].as_array().expect("tools");
     let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(names.len(), 10, "{list}");
+    assert_eq!(names.len(), 11, "{list}");
     for name in [
         "list_projects",
         "create_project",
@@ -67,6 +68,7 @@ async fn initialize_list_and_call() {
         "update_task",
         "assign_task",
         "get_analytics",
+        "get_usage",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -256,7 +258,11 @@ async fn a_tool_call_without_tenant_context_fails() {
     // The rmcp service alone, with no gateway layer in front: nothing puts a TenantContext in.
     let bare = Router::new().route_service(
         "/mcp",
-        mcp_service(Arc::new(MemoryStore::new()), vec!["127.0.0.1".into()]),
+        mcp_service(
+            Arc::new(MemoryStore::new()),
+            Metering::in_memory(),
+            vec!["127.0.0.1".into()],
+        ),
     );
     let body = json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"list_projects","arguments":{}}});
     let (status, text, _) = send(&bare, signed_post("acme", "127.0.0.1:10000", &body)).await;

@@ -55,29 +55,62 @@ pub fn header(resp: &Response, name: &str) -> String {
 
 /// Runs the official TypeScript SDK client (e2e/node/sdk_client.mjs).
 pub fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
-    let script = crate::repo_root().join("e2e/node/sdk_client.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("MCP_URL", url)
-        .env("MCP_TOKEN", token)
-        .env("MCP_CALLS", calls.to_string())
-        .output()
-        .context("running node")?;
+    node_script(
+        "sdk_client.mjs",
+        &[
+            ("MCP_URL", url),
+            ("MCP_TOKEN", token),
+            ("MCP_CALLS", &calls.to_string()),
+        ],
+    )
+}
+
+/// Runs a script of e2e/node with `env` and returns the JSON object it prints last; fails if
+/// that object has an `error`.
+pub fn node_script(script: &str, env: &[(&str, &str)]) -> Result<Value> {
+    let script = crate::repo_root().join("e2e/node").join(script);
+    let mut cmd = Command::new(crate::procs::node_bin());
+    cmd.arg(&script);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().context("running node")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().last().unwrap_or_default();
     let v: Value = serde_json::from_str(line).with_context(|| {
         format!(
-            "sdk client printed {stdout:?}; stderr: {}",
+            "{} printed {stdout:?}; stderr: {}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         )
     })?;
     if let Some(e) = v.get("error") {
         bail!(
-            "sdk client failed: {e}; stderr: {}",
+            "{} failed: {e}; output: {v}; stderr: {}",
+            script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
     Ok(v)
+}
+
+/// `application/x-www-form-urlencoded` encoding of `pairs`.
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub fn structured(result: &Value) -> &Value {

@@ -51,8 +51,14 @@ fn cluster_endpoint(cluster: &mut Value) -> Result<&mut Value> {
     )
 }
 
-/// The derived configuration as YAML text.
-pub fn derive_config(base_yaml: &str, ports: &EnvoyPorts, wasm: &Path) -> Result<String> {
+/// The derived configuration as YAML text. `plugin_overrides` (a JSON object, or null) replaces
+/// top-level fields of the filter's plugin configuration, e.g. smaller rate limits for a test.
+pub fn derive_config(
+    base_yaml: &str,
+    ports: &EnvoyPorts,
+    wasm: &Path,
+    plugin_overrides: &Json,
+) -> Result<String> {
     let mut doc: Value = serde_yaml::from_str(base_yaml)?;
     set_port(at(&mut doc, &["admin", "address"])?, ports.admin)?;
 
@@ -82,6 +88,11 @@ pub fn derive_config(base_yaml: &str, ports: &EnvoyPorts, wasm: &Path) -> Result
         .context("envoy.yaml's filter does not fetch its JWKS remotely")?;
     remote["authority"] = Json::from(format!("127.0.0.1:{}", ports.issuer));
     remote["min_refetch_seconds"] = Json::from(1);
+    if let Some(overrides) = plugin_overrides.as_object() {
+        for (k, v) in overrides {
+            plugin[k] = v.clone();
+        }
+    }
     *plugin_value = Value::from(serde_json::to_string_pretty(&plugin)?);
 
     // A second listener, same filter, forwarding to the recording upstream.

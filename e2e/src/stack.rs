@@ -1,6 +1,7 @@
-//! The whole request path for a test binary: Redis, the dev issuer, the backend, the recording
+//! The whole request path for a test binary: Redis, the token issuer, the backend, the recording
 //! upstream and Envoy loading the real `.wasm`, each on a free loopback port, all stopped (by pid)
-//! when the stack is dropped.
+//! when the stack is dropped. The issuer is the dev issuer (default) or, with
+//! [`StackOptions::authz`], the real OAuth authorization server (`authz/server.mjs`, test mode).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,10 +15,29 @@ use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 use crate::envoy::{EnvoyPorts, derive_config};
-use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port};
+use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port, node_bin};
 use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a test binary's stack runs. The default is what `Stack::start()` always ran.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Start the OAuth authorization server (`authz/server.mjs` with `AUTHZ_TEST_MODE=1`) instead
+    /// of the dev issuer.
+    pub authz: bool,
+    /// Plugin configuration fields to replace (a JSON object, or null; see `derive_config`).
+    pub plugin_overrides: Value,
+}
+
+/// The authorization server of a stack started with [`StackOptions::authz`].
+#[derive(Debug, Clone)]
+pub struct Authz {
+    /// Its issuer URL, `http://127.0.0.1:<port>` (also its base URL).
+    pub url: String,
+    /// A second resource it issues tokens for, which no Envoy of the stack serves.
+    pub other_resource: String,
+}
 
 pub struct Stack {
     /// `http://127.0.0.1:<port>/mcp`: Envoy in front of the real backend. Also the resource URI.
@@ -32,14 +52,72 @@ pub struct Stack {
     pub secret: String,
     pub recorder: Recorder,
     pub key_file: PathBuf,
-    keys: Mutex<DevKeys>,
+    /// Set when the stack runs the OAuth authorization server.
+    pub authz: Option<Authz>,
+    keys: Mutex<Option<DevKeys>>,
     procs: Mutex<Vec<Proc>>,
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
 }
 
+impl Authz {
+    /// A `client_credentials` token response (the JSON object) for a service client of
+    /// authz/directory.json; fails unless the server answers 200.
+    pub fn client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+        resource: Option<&str>,
+    ) -> Result<Value> {
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", scope)];
+        if let Some(r) = resource {
+            form.push(("resource", r));
+        }
+        let resp = crate::client::http()
+            .post(format!("{}/token", self.url))
+            .basic_auth(client_id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(crate::client::form_encode(&form))
+            .send()?;
+        let status = resp.status();
+        let body: Value = resp.json()?;
+        anyhow::ensure!(status == 200, "token endpoint answered {status}: {body}");
+        Ok(body)
+    }
+
+    /// Rotates the server's signing key (test mode): a new key with a new `kid` signs from now
+    /// on, the old one stays published. Returns the new `kid`.
+    pub fn rotate_keys(&self) -> Result<String> {
+        let resp = crate::client::http()
+            .post(format!("{}/test/rotate-keys", self.url))
+            .send()?;
+        let status = resp.status();
+        let body: Value = resp.json()?;
+        anyhow::ensure!(status == 200, "rotate-keys answered {status}: {body}");
+        body["kid"]
+            .as_str()
+            .map(str::to_string)
+            .context("no kid in the rotate-keys answer")
+    }
+}
+
 impl Stack {
     pub fn start() -> Result<Self> {
+        Self::start_with_plugin_overrides(&Value::Null)
+    }
+
+    /// Like [`Stack::start`], with some plugin configuration fields replaced (see `derive_config`).
+    pub fn start_with_plugin_overrides(plugin_overrides: &Value) -> Result<Self> {
+        Self::start_with(&StackOptions {
+            plugin_overrides: plugin_overrides.clone(),
+            ..StackOptions::default()
+        })
+    }
+
+    /// The stack `options` describe.
+    pub fn start_with(options: &StackOptions) -> Result<Self> {
+        let plugin_overrides = &options.plugin_overrides;
         let dir = tempfile::Builder::new().prefix("mcp-edge-e2e-").tempdir()?;
         let logs = dir.path();
         let mut procs = Vec::new();
@@ -83,24 +161,49 @@ impl Stack {
             .parse()?;
         procs.push(backend);
 
-        // The dev issuer: JWKS for the filter.
+        // Envoy's ports first: the authorization server must know the resource URI.
+        let listener_port = free_port()?;
+        let recorded_port = free_port()?;
+        let mcp_url = format!("http://127.0.0.1:{listener_port}/mcp");
+
+        // The issuer whose JWKS the filter fetches: the dev issuer or the OAuth server.
         let key_file = logs.join("issuer-keys.json");
-        let keys = DevKeys::load_or_create(&key_file)?;
         let issuer_port = free_port()?;
         let issuer = format!("http://127.0.0.1:{issuer_port}");
-        let mut cmd = Command::new(cargo_bin("xtask")?);
-        cmd.arg("dev-issuer")
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{issuer_port}"),
-                "--issuer",
-                &issuer,
-            ])
-            .arg("--key-file")
-            .arg(&key_file);
-        let mut dev_issuer = Proc::spawn("dev-issuer", cmd, logs)?;
-        dev_issuer.wait_for_port(([127, 0, 0, 1], issuer_port).into(), START_TIMEOUT)?;
-        procs.push(dev_issuer);
+        let (keys, authz) = if options.authz {
+            let other_resource = format!("http://127.0.0.1:{recorded_port}/other-mcp");
+            let mut cmd = Command::new(node_bin());
+            cmd.arg(crate::repo_root().join("authz/server.mjs"))
+                .args(["--port", &issuer_port.to_string(), "--issuer", &issuer])
+                .args(["--resource", &mcp_url, "--resource", &other_resource])
+                .arg("--key-file")
+                .arg(&key_file)
+                .env("AUTHZ_TEST_MODE", "1");
+            let mut server = Proc::spawn("authz", cmd, logs)?;
+            server.wait_for_log("authz listening on", START_TIMEOUT)?;
+            procs.push(server);
+            let authz = Authz {
+                url: issuer.clone(),
+                other_resource,
+            };
+            (None, Some(authz))
+        } else {
+            let keys = DevKeys::load_or_create(&key_file)?;
+            let mut cmd = Command::new(cargo_bin("xtask")?);
+            cmd.arg("dev-issuer")
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{issuer_port}"),
+                    "--issuer",
+                    &issuer,
+                ])
+                .arg("--key-file")
+                .arg(&key_file);
+            let mut dev_issuer = Proc::spawn("dev-issuer", cmd, logs)?;
+            dev_issuer.wait_for_port(([127, 0, 0, 1], issuer_port).into(), START_TIMEOUT)?;
+            procs.push(dev_issuer);
+            (Some(keys), None)
+        };
 
         // The recording upstream.
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -111,15 +214,15 @@ impl Stack {
 
         // Envoy with the configuration derived from envoy.yaml.
         let ports = EnvoyPorts {
-            listener: free_port()?,
-            recorded_listener: free_port()?,
+            listener: listener_port,
+            recorded_listener: recorded_port,
             admin: free_port()?,
             backend: backend_addr.port(),
             recorder: recorder_addr.port(),
             issuer: issuer_port,
         };
         let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
-        let config = derive_config(&base, &ports, &filter_wasm()?)?;
+        let config = derive_config(&base, &ports, &filter_wasm()?, plugin_overrides)?;
         let config_path = logs.join("envoy.yaml");
         std::fs::write(&config_path, config)?;
         let mut cmd = Command::new(envoy_bin()?);
@@ -145,7 +248,7 @@ impl Stack {
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
         Ok(Self {
-            mcp_url: format!("{envoy_origin}/mcp"),
+            mcp_url,
             recorded_mcp_url: format!("http://127.0.0.1:{}/mcp", ports.recorded_listener),
             envoy_origin,
             admin_url: format!("http://127.0.0.1:{}", ports.admin),
@@ -155,6 +258,7 @@ impl Stack {
             secret,
             recorder,
             key_file,
+            authz,
             keys: Mutex::new(keys),
             procs: Mutex::new(procs),
             _runtime: runtime,
@@ -183,7 +287,9 @@ impl Stack {
             .keys
             .lock()
             .map_err(|_| anyhow::anyhow!("keys lock poisoned"))?;
-        keys.sign(alg, claims)
+        keys.as_ref()
+            .context("this stack runs the OAuth server: it has no dev keys")?
+            .sign(alg, claims)
     }
 
     /// A valid RS256 token for `tenant`.

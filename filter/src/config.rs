@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::keys::{Algorithm, KeySet};
 use crate::policy::ToolPolicy;
+use crate::rate_limit::Limit;
+use crate::tenant::Tier;
 
 /// Largest clock leeway the filter accepts (seconds).
 pub const MAX_LEEWAY_SECS: u64 = 60;
@@ -42,6 +44,57 @@ struct RawConfig {
     method_scopes: BTreeMap<String, String>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    #[serde(default = "default_rate_limits")]
+    rate_limits: BTreeMap<String, RawLimit>,
+    #[serde(default = "default_invalid_token_limit")]
+    invalid_token_limit: RawLimit,
+    #[serde(default = "default_rate_limit_slots")]
+    rate_limit_slots: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    requests_per_minute: u64,
+    burst: u64,
+}
+
+fn default_rate_limits() -> BTreeMap<String, RawLimit> {
+    [
+        (
+            "free",
+            RawLimit {
+                requests_per_minute: 60,
+                burst: 20,
+            },
+        ),
+        (
+            "pro",
+            RawLimit {
+                requests_per_minute: 600,
+                burst: 100,
+            },
+        ),
+        (
+            "enterprise",
+            RawLimit {
+                requests_per_minute: 6000,
+                burst: 1000,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+fn default_invalid_token_limit() -> RawLimit {
+    RawLimit {
+        requests_per_minute: 60,
+        burst: 30,
+    }
+}
+fn default_rate_limit_slots() -> u32 {
+    4096
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +211,12 @@ pub struct EdgeConfig {
     pub policy: ToolPolicy,
     /// Browser origins allowed to call the MCP endpoint (an absent `Origin` is always allowed).
     pub allowed_origins: BTreeSet<String>,
+    /// Per-tenant request limits by tier.
+    pub rate_limits: BTreeMap<Tier, Limit>,
+    /// Per-client-address limit on requests whose token fails verification.
+    pub invalid_token_limit: Limit,
+    /// Number of shared-data slots for buckets (of each kind).
+    pub rate_limit_slots: u32,
 }
 
 /// A configuration error, naming the field it is about.
@@ -370,6 +429,36 @@ pub fn parse_config(
         }
     }
 
+    let limit = |field: &str, l: RawLimit| -> Result<Limit, ConfigError> {
+        if l.burst == 0 || l.requests_per_minute == 0 {
+            return Err(err(field, "requests_per_minute and burst must be positive"));
+        }
+        Ok(Limit {
+            capacity: l.burst,
+            per_minute: l.requests_per_minute,
+        })
+    };
+    let mut rate_limits = BTreeMap::new();
+    for tier in [Tier::Free, Tier::Pro, Tier::Enterprise] {
+        let field = format!("rate_limits.{}", tier.name());
+        let raw_limit = raw
+            .rate_limits
+            .get(tier.name())
+            .ok_or_else(|| err(&field, "missing: every tier needs a limit"))?;
+        rate_limits.insert(tier, limit(&field, *raw_limit)?);
+    }
+    if let Some(unknown) = raw
+        .rate_limits
+        .keys()
+        .find(|k| !["free", "pro", "enterprise"].contains(&k.as_str()))
+    {
+        return Err(err("rate_limits", format!("unknown tier {unknown:?}")));
+    }
+    let invalid_token_limit = limit("invalid_token_limit", raw.invalid_token_limit)?;
+    if !(16..=1_000_000).contains(&raw.rate_limit_slots) {
+        return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
+    }
+
     Ok(EdgeConfig {
         resource: raw.resource,
         resource_origin,
@@ -397,6 +486,9 @@ pub fn parse_config(
             .into_iter()
             .map(|o| o.trim_end_matches('/').to_string())
             .collect(),
+        rate_limits,
+        invalid_token_limit,
+        rate_limit_slots: raw.rate_limit_slots,
     })
 }
 

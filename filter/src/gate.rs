@@ -13,8 +13,9 @@ use crate::keys::KeySet;
 use crate::policy::{PayloadVerdict, Refusal};
 use crate::prm;
 use crate::protocol::{self, ProtocolVersion};
+use crate::rate_limit::{Decision, Limit, SharedStore, SlotTable};
 use crate::reply::{self, Reply, Unauthenticated};
-use crate::tenant::TenantContext;
+use crate::tenant::{TenantContext, Tier};
 use crate::token::{TokenError, TokenPolicy, VerifiedToken, verify_bearer};
 use crate::token_cache::TokenCache;
 use crate::trusted_headers::{Vouch, trusted_headers};
@@ -36,6 +37,8 @@ pub enum Outcome {
     ToolNotAllowed,
     MethodNotServed,
     InsufficientScope,
+    RateLimited,
+    TooManyInvalidTokens,
     InternalError,
 }
 
@@ -57,6 +60,8 @@ impl Outcome {
             Self::ToolNotAllowed => "denied.tool_not_allowed".into(),
             Self::MethodNotServed => "denied.method_not_served".into(),
             Self::InsufficientScope => "denied.insufficient_scope".into(),
+            Self::RateLimited => "denied.rate_limited".into(),
+            Self::TooManyInvalidTokens => "denied.too_many_invalid_tokens".into(),
             Self::InternalError => "denied.internal_error".into(),
         }
     }
@@ -99,6 +104,14 @@ pub struct KeyState<'a> {
     pub keys: Option<&'a KeySet>,
     /// Whether a JWKS refetch may be started now (remote JWKS, not fetched too recently).
     pub may_refetch: bool,
+}
+
+/// Where the per-address limit on invalid tokens is kept, and for which address.
+pub struct AddressLimiter<'a> {
+    pub store: &'a dyn SharedStore,
+    /// The client's IP address (without port); `None` when Envoy does not say.
+    pub client_ip: Option<&'a str>,
+    pub now_ms: u64,
 }
 
 pub fn token_policy(cfg: &EdgeConfig) -> TokenPolicy {
@@ -207,6 +220,7 @@ pub fn judge_head(
     head: &RequestHead<'_>,
     keys: &KeyState<'_>,
     cache: &mut TokenCache,
+    limiter: &AddressLimiter<'_>,
     now: u64,
 ) -> HeadVerdict {
     let path = path_only(head.path);
@@ -241,7 +255,7 @@ pub fn judge_head(
             Outcome::OriginRefused,
         );
     }
-    let tenant = match authenticate(cfg, head, keys, cache, now) {
+    let tenant = match authenticate(cfg, head, keys, cache, limiter, now) {
         Ok(t) => t,
         Err(verdict) => return *verdict,
     };
@@ -260,11 +274,67 @@ pub fn judge_head(
     HeadVerdict::Authenticated(Admitted { tenant, version })
 }
 
+fn address_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+    SlotTable {
+        namespace: "mcp_edge.addr",
+        slots: cfg.rate_limit_slots,
+        probes: 8,
+    }
+}
+
+fn tenant_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+    SlotTable {
+        namespace: "mcp_edge.tenant",
+        slots: cfg.rate_limit_slots,
+        probes: 8,
+    }
+}
+
+/// Whether this address may still have a token verified (it has not sent too many bad ones).
+fn address_may_try(cfg: &EdgeConfig, limiter: &AddressLimiter<'_>) -> bool {
+    let Some(ip) = limiter.client_ip else {
+        return true;
+    };
+    let limit = cfg.invalid_token_limit;
+    address_table(cfg)
+        .update(limiter.store, ip.as_bytes(), &limit, limiter.now_ms, |s| {
+            (None, limit.has_tokens(s, limiter.now_ms))
+        })
+        .unwrap_or(false)
+}
+
+/// Counts a failed verification against the address.
+fn charge_address(cfg: &EdgeConfig, limiter: &AddressLimiter<'_>) {
+    let Some(ip) = limiter.client_ip else { return };
+    let limit = cfg.invalid_token_limit;
+    let _ = address_table(cfg).update(limiter.store, ip.as_bytes(), &limit, limiter.now_ms, |s| {
+        let (next, _) = limit.take(s, 1, limiter.now_ms);
+        (Some(next), ())
+    });
+}
+
+fn too_many_invalid_tokens(cfg: &EdgeConfig) -> HeadVerdict {
+    let l = cfg.invalid_token_limit;
+    HeadVerdict::Respond(
+        reply::jsonrpc_error(
+            429,
+            reply::CODE_RATE_LIMITED,
+            &format!(
+                "Too many requests with invalid tokens from this address (limit {} a minute); obtain a valid token.",
+                l.per_minute
+            ),
+            vec![("retry-after".into(), "60".into())],
+        ),
+        Outcome::TooManyInvalidTokens,
+    )
+}
+
 fn authenticate(
     cfg: &EdgeConfig,
     head: &RequestHead<'_>,
     keys: &KeyState<'_>,
     cache: &mut TokenCache,
+    limiter: &AddressLimiter<'_>,
     now: u64,
 ) -> Result<TenantContext, Box<HeadVerdict>> {
     let token = match extract_bearer(&head.authorization) {
@@ -277,11 +347,16 @@ fn authenticate(
             )));
         }
         Err(BearerError::Malformed) => {
+            charge_address(cfg, limiter);
             return Err(Box::new(invalid_token(cfg, &TokenError::Malformed)));
         }
     };
     if let Some(v) = cache.get(&token, now) {
         return Ok(v.tenant);
+    }
+    // A flood of bad tokens from one address must not cost a signature check each.
+    if !address_may_try(cfg, limiter) {
+        return Err(Box::new(too_many_invalid_tokens(cfg)));
     }
     let Some(key_set) = keys.keys else {
         // Without keys a token can still be judged malformed or of a refused algorithm.
@@ -317,7 +392,10 @@ fn authenticate(
             Ok(tenant)
         }
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(Box::new(HeadVerdict::FetchKeys)),
-        Err(e) => Err(Box::new(invalid_token(cfg, &e))),
+        Err(e) => {
+            charge_address(cfg, limiter);
+            Err(Box::new(invalid_token(cfg, &e)))
+        }
     }
 }
 
@@ -330,6 +408,8 @@ pub struct BodySummary {
     pub tool: Option<String>,
     /// Ids of `tools/list` requests: their responses are filtered.
     pub tools_list_ids: Vec<Value>,
+    /// What the body costs against the rate limit: one per request or notification.
+    pub cost: u64,
 }
 
 /// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28), when sent.
@@ -359,6 +439,7 @@ fn summary(payload: &Payload) -> BodySummary {
             .filter(|m| m.method() == Some("tools/list"))
             .filter_map(|m| m.id().cloned())
             .collect(),
+        cost: (messages.iter().filter(|m| m.method().is_some()).count() as u64).max(1),
     }
 }
 
@@ -457,6 +538,88 @@ pub fn judge_body(
     }
 }
 
+/// What an admitted request learned about its tenant's bucket, for the response headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateState {
+    pub tier: Tier,
+    pub per_minute: u64,
+    pub remaining: u64,
+    pub reset_secs: u64,
+}
+
+impl RateState {
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers): the tier's quota
+    /// per 60 s window, what is left now and when the bucket is full again.
+    pub fn headers(&self) -> [(&'static str, String); 2] {
+        let name = self.tier.name();
+        [
+            (
+                "ratelimit-policy",
+                format!("\"{name}\";q={};w=60", self.per_minute),
+            ),
+            (
+                "ratelimit",
+                format!("\"{name}\";r={};t={}", self.remaining, self.reset_secs),
+            ),
+        ]
+    }
+}
+
+/// Takes `cost` tokens from the tenant's bucket, or refuses with 429.
+pub fn admit(
+    cfg: &EdgeConfig,
+    store: &dyn SharedStore,
+    tenant: &TenantContext,
+    cost: u64,
+    now_ms: u64,
+) -> Result<RateState, (Reply, Outcome)> {
+    let tier = tenant.tier;
+    let limit: Limit = cfg.rate_limits.get(&tier).copied().unwrap_or(Limit {
+        capacity: 1,
+        per_minute: 1,
+    });
+    let decision =
+        tenant_table(cfg).update(store, tenant.tenant_id.as_bytes(), &limit, now_ms, |s| {
+            let (next, d) = limit.take(s, cost, now_ms);
+            (Some(next), d)
+        });
+    let retry_after = match decision {
+        Some(Decision::Admitted {
+            remaining,
+            reset_secs,
+        }) => {
+            return Ok(RateState {
+                tier,
+                per_minute: limit.per_minute,
+                remaining,
+                reset_secs,
+            });
+        }
+        Some(Decision::Limited { retry_after_secs }) => retry_after_secs,
+        // No free slot for this tenant's bucket: refuse rather than run unlimited.
+        None => 1,
+    };
+    let message = format!(
+        "Rate limit exceeded for the {} tier: {} requests a minute (bursts of up to {}). Retry after {} s.",
+        tier.name(),
+        limit.per_minute,
+        limit.capacity,
+        retry_after
+    );
+    let state = RateState {
+        tier,
+        per_minute: limit.per_minute,
+        remaining: 0,
+        reset_secs: retry_after,
+    };
+    let mut headers = vec![("retry-after".to_string(), retry_after.to_string())];
+    headers.extend(state.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
+    Err((
+        reply::jsonrpc_error(429, reply::CODE_RATE_LIMITED, &message, headers),
+        Outcome::RateLimited,
+    ))
+}
+
 /// Filters a `tools/list` response body for this token; on a body it cannot read, an error body.
 pub fn rewrite_tools_list(
     cfg: &EdgeConfig,
@@ -482,7 +645,7 @@ pub fn rewrite_tools_list(
 }
 
 /// At most this many JWKS fetches run at once on a worker that has no keys yet.
-pub const MAX_INITIAL_FETCHES: u32 = 4;
+pub const MAX_INITIAL_FETCHES: u32 = 32;
 
 /// Whether a request may start a JWKS fetch at `now`. With keys, an unknown `kid` may trigger one
 /// fetch per `min_refetch_seconds`. Without any keys (just started, or the authorization server
@@ -559,6 +722,7 @@ pub fn body_too_large(cfg: &EdgeConfig) -> (Reply, Outcome) {
 mod tests {
     use super::*;
     use crate::config::parse_config;
+    use crate::rate_limit::testing::MemoryShared;
     use jwt_simple::prelude::*;
     use serde_json::{Value, json};
 
@@ -629,7 +793,13 @@ mod tests {
             keys: cfg.inline_keys.as_ref(),
             may_refetch,
         };
-        judge_head(cfg, &head, &keys, cache, NOW)
+        let shared = MemoryShared::default();
+        let limiter = AddressLimiter {
+            store: &shared,
+            client_ip: Some("192.0.2.1"),
+            now_ms: NOW * 1000,
+        };
+        judge_head(cfg, &head, &keys, cache, &limiter, NOW)
     }
 
     fn status(v: &HeadVerdict) -> u32 {
@@ -784,6 +954,11 @@ mod tests {
                 may_refetch: false,
             },
             &mut cache,
+            &AddressLimiter {
+                store: &MemoryShared::default(),
+                client_ip: None,
+                now_ms: 0,
+            },
             NOW,
         );
         assert!(matches!(v, HeadVerdict::Authenticated(a) if a.tenant.tenant_id == "acme"));
@@ -1043,5 +1218,121 @@ mod body_tests {
             b"garbage",
         );
         assert!(String::from_utf8_lossy(&out).contains("-32603"));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use crate::config::parse_config;
+    use crate::rate_limit::testing::MemoryShared;
+    use serde_json::json;
+
+    fn cfg() -> EdgeConfig {
+        let v = json!({
+            "resource": "https://mcp.example/mcp",
+            "issuers": ["https://as"],
+            "jwks": {"inline": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "k"}]}},
+            "gateway_secret": {"inline": "0123456789abcdef0123456789abcdef"},
+            "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write"]},
+            "tool_scopes": {},
+            "rate_limits": {
+                "free": {"requests_per_minute": 60, "burst": 2},
+                "pro": {"requests_per_minute": 600, "burst": 5},
+                "enterprise": {"requests_per_minute": 6000, "burst": 50}
+            },
+            "invalid_token_limit": {"requests_per_minute": 60, "burst": 3}
+        });
+        parse_config(v.to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    fn tenant(id: &str, tier: Tier) -> TenantContext {
+        TenantContext {
+            tenant_id: id.into(),
+            user_id: "u".into(),
+            scopes: vec![],
+            allowed_tools: None,
+            data_scope: String::new(),
+            tier,
+        }
+    }
+
+    #[test]
+    fn tenants_are_limited_by_their_tier() {
+        let c = cfg();
+        let shared = MemoryShared::default();
+        let free = tenant("f", Tier::Free);
+        let pro = tenant("p", Tier::Pro);
+        assert!(admit(&c, &shared, &free, 1, 0).is_ok());
+        let state = admit(&c, &shared, &free, 1, 0).unwrap();
+        assert_eq!(state.remaining, 0);
+        assert_eq!(state.headers()[0].1, "\"free\";q=60;w=60");
+        let (reply, outcome) = admit(&c, &shared, &free, 1, 0).unwrap_err();
+        assert_eq!((reply.status, outcome), (429, Outcome::RateLimited));
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("free tier") && msg.contains("60 requests a minute"),
+            "{msg}"
+        );
+        // the pro tenant is untouched, and a batch costs its length
+        assert!(admit(&c, &shared, &pro, 5, 0).is_ok());
+        assert!(admit(&c, &shared, &pro, 1, 0).is_err());
+        // an hour later everyone is full again
+        assert!(admit(&c, &shared, &free, 2, 3_600_000).is_ok());
+    }
+
+    #[test]
+    fn bad_tokens_are_limited_per_address_before_verification() {
+        let c = cfg();
+        let shared = MemoryShared::default();
+        let mut cache = TokenCache::new(4, 30);
+        let judge = |ip: &str, cache: &mut TokenCache| {
+            let head = RequestHead {
+                method: "POST",
+                path: "/mcp",
+                authorization: vec![b"Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.e30.AAAA"],
+                content_type: Some(b"application/json"),
+                ..RequestHead::default()
+            };
+            let keys = KeyState {
+                keys: c.inline_keys.as_ref(),
+                may_refetch: false,
+            };
+            let limiter = AddressLimiter {
+                store: &shared,
+                client_ip: Some(ip),
+                now_ms: 1_000,
+            };
+            match judge_head(&c, &head, &keys, cache, &limiter, 1) {
+                HeadVerdict::Respond(r, o) => (r.status, o),
+                other => panic!("{other:?}"),
+            }
+        };
+        for _ in 0..3 {
+            assert_eq!(judge("192.0.2.7", &mut cache).0, 401);
+        }
+        assert_eq!(
+            judge("192.0.2.7", &mut cache),
+            (429, Outcome::TooManyInvalidTokens)
+        );
+        assert_eq!(
+            judge("192.0.2.8", &mut cache).0,
+            401,
+            "another address is not affected"
+        );
+    }
+
+    #[test]
+    fn cost_counts_requests_and_notifications() {
+        let batch = br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"},{"jsonrpc":"2.0","id":2,"result":{}}]"#;
+        assert_eq!(describe_body(batch).unwrap().cost, 2);
+        assert_eq!(
+            describe_body(br#"{"jsonrpc":"2.0","id":2,"result":{}}"#)
+                .unwrap()
+                .cost,
+            1
+        );
     }
 }

@@ -19,6 +19,7 @@ use crate::gate::{
     RoutingHeaders,
 };
 use crate::keys::KeySet;
+use crate::rate_limit::{SharedStore, WriteFailed};
 use crate::reply::{self, Reply};
 use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
 use crate::trusted_headers::{is_trusted_header_name, request_id_from};
@@ -34,6 +35,37 @@ mod entry {
 }
 
 const RETRY_AFTER_FAILED_FETCH_SECS: u64 = 5;
+
+/// Envoy's shared data (one map per Envoy, shared by every worker thread's VM).
+struct HostShared;
+
+impl SharedStore for HostShared {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| WriteFailed)
+    }
+}
+
+fn unix_now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The client's IP address, without the port.
+fn client_ip() -> Option<String> {
+    let raw = hostcalls::get_property(vec!["source", "address"]).ok()??;
+    let text = String::from_utf8(raw).ok()?;
+    let ip = match text.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => text.as_str(),
+    };
+    Some(ip.trim_start_matches('[').trim_end_matches(']').to_string())
+}
 
 fn unix_now() -> u64 {
     hostcalls::get_current_time()
@@ -56,7 +88,10 @@ struct Worker {
 
 impl Worker {
     fn count(&mut self, outcome: Outcome) {
-        let name = format!("mcp_edge.outcome.{}", outcome.stat_name());
+        self.count_name(format!("mcp_edge.outcome.{}", outcome.stat_name()));
+    }
+
+    fn count_name(&mut self, name: String) {
         let id = match self.metrics.get(&name) {
             Some(id) => *id,
             None => match hostcalls::define_metric(MetricType::Counter, &name) {
@@ -143,6 +178,8 @@ impl Worker {
 struct EdgeRoot {
     worker: Option<Rc<RefCell<Worker>>>,
     jwks_call: Option<u32>,
+    /// Whether the tick period is back to one second (keys are in).
+    slow_ticks: bool,
 }
 
 impl Context for EdgeRoot {
@@ -183,7 +220,8 @@ impl RootContext for EdgeRoot {
         };
         self.worker = Some(Rc::new(RefCell::new(worker)));
         if remote {
-            self.set_tick_period(Duration::from_secs(1));
+            // Tick fast until the first keys are in, then once a second.
+            self.set_tick_period(Duration::from_millis(100));
         }
         true
     }
@@ -192,6 +230,10 @@ impl RootContext for EdgeRoot {
         let Some(w) = self.worker.clone() else { return };
         let now = unix_now();
         let mut w = w.borrow_mut();
+        if w.keys.is_some() && !self.slow_ticks {
+            self.slow_ticks = true;
+            self.set_tick_period(Duration::from_secs(1));
+        }
         if self.jwks_call.is_none() && now >= w.next_refresh {
             // Avoid a busy loop while the authorization server is down.
             w.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS;
@@ -218,7 +260,11 @@ enum Phase {
     AwaitingKeys(u32),
     Authenticated(Admitted),
     /// Forwarded; `tools/list` responses are filtered for this tenant.
-    Forwarded(Box<Admitted>, Vec<serde_json::Value>),
+    Forwarded(
+        Box<Admitted>,
+        Vec<serde_json::Value>,
+        Option<gate::RateState>,
+    ),
     Done,
 }
 
@@ -329,7 +375,20 @@ impl EdgeRequest {
                 keys: worker.keys.as_ref(),
                 may_refetch,
             };
-            gate::judge_head(&worker.config, &head, &keys, &mut worker.cache, now)
+            let ip = client_ip();
+            let limiter = gate::AddressLimiter {
+                store: &HostShared,
+                client_ip: ip.as_deref(),
+                now_ms: unix_now_ms(),
+            };
+            gate::judge_head(
+                &worker.config,
+                &head,
+                &keys,
+                &mut worker.cache,
+                &limiter,
+                now,
+            )
         };
         match verdict {
             HeadVerdict::Respond(reply, outcome) => self.respond(reply, outcome),
@@ -374,11 +433,24 @@ impl EdgeRequest {
             request_id: &self.request_id,
             body,
         };
+        let tier = admitted.tenant.tier.name();
         let verdict = judged.and_then(|summary| {
-            gate::vouch(&config, &admitted.tenant, &req, unix_now()).map(|h| (summary, h))
+            let rate = gate::admit(
+                &config,
+                &HostShared,
+                &admitted.tenant,
+                summary.cost,
+                unix_now_ms(),
+            );
+            w.borrow_mut().count_name(format!(
+                "mcp_edge.ratelimit.{tier}.{}",
+                if rate.is_ok() { "admitted" } else { "limited" }
+            ));
+            let rate = rate?;
+            gate::vouch(&config, &admitted.tenant, &req, unix_now()).map(|h| (summary, h, rate))
         });
         match verdict {
-            Ok((summary, headers)) => {
+            Ok((summary, headers, rate)) => {
                 self.set_http_request_header("authorization", None);
                 for (name, value) in headers {
                     self.set_http_request_header(name, Some(&value));
@@ -390,7 +462,7 @@ impl EdgeRequest {
                     Some(&summary),
                 );
                 let admitted = Box::new(admitted.clone());
-                self.phase = Phase::Forwarded(admitted, summary.tools_list_ids);
+                self.phase = Phase::Forwarded(admitted, summary.tools_list_ids, Some(rate));
                 Action::Continue
             }
             Err((reply, outcome)) => {
@@ -516,9 +588,15 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
-        let Phase::Forwarded(_, ids) = &self.phase else {
+        let Phase::Forwarded(_, ids, rate) = &self.phase else {
             return Action::Continue;
         };
+        // Let agents pace themselves.
+        if let Some(rate) = rate {
+            for (name, value) in rate.headers() {
+                self.set_http_response_header(name, Some(&value));
+            }
+        }
         if ids.is_empty() {
             return Action::Continue;
         }
@@ -533,7 +611,7 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let (Phase::Forwarded(admitted, ids), Some(content_type)) =
+        let (Phase::Forwarded(admitted, ids, _), Some(content_type)) =
             (&self.phase, &self.response_content_type)
         else {
             return Action::Continue;

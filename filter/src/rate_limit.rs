@@ -17,7 +17,7 @@ pub struct Limit {
 }
 
 /// A bucket at a point in time. Tokens are kept in thousandths so slow refills are exact enough.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BucketState {
     pub tokens_milli: u64,
     pub updated_ms: u64,
@@ -61,21 +61,48 @@ impl Limit {
     }
 
     /// Takes `cost` tokens from `state` (`None`: a new, full bucket).
-    pub fn take(&self, state: Option<BucketState>, cost: u64, now_ms: u64) -> (BucketState, Decision) {
+    pub fn take(
+        &self,
+        state: Option<BucketState>,
+        cost: u64,
+        now_ms: u64,
+    ) -> (BucketState, Decision) {
         let s = match state {
             Some(s) => self.refill(s, now_ms),
-            None => BucketState { tokens_milli: self.capacity_milli(), updated_ms: now_ms },
+            None => BucketState {
+                tokens_milli: self.capacity_milli(),
+                updated_ms: now_ms,
+            },
         };
         let need = cost.saturating_mul(MILLI);
         if s.tokens_milli >= need {
-            let left = BucketState { tokens_milli: s.tokens_milli - need, ..s };
+            let left = BucketState {
+                tokens_milli: s.tokens_milli - need,
+                ..s
+            };
             let reset_ms = self.ms_to_gain(self.capacity_milli() - left.tokens_milli);
-            (left, Decision::Admitted { remaining: left.tokens_milli / MILLI, reset_secs: reset_ms.div_ceil(1000) })
+            (
+                left,
+                Decision::Admitted {
+                    remaining: left.tokens_milli / MILLI,
+                    reset_secs: reset_ms.div_ceil(1000),
+                },
+            )
         } else if need > self.capacity_milli() {
-            (s, Decision::Limited { retry_after_secs: 60 })
+            (
+                s,
+                Decision::Limited {
+                    retry_after_secs: 60,
+                },
+            )
         } else {
             let wait_ms = self.ms_to_gain(need - s.tokens_milli);
-            (s, Decision::Limited { retry_after_secs: wait_ms.div_ceil(1000).max(1) })
+            (
+                s,
+                Decision::Limited {
+                    retry_after_secs: wait_ms.div_ceil(1000).max(1),
+                },
+            )
         }
     }
 
@@ -115,14 +142,19 @@ pub fn decode(v: &[u8]) -> Option<(&[u8], BucketState)> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
+
+/// A write to shared data did not happen (someone wrote first, or the host refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteFailed;
 
 /// Shared data as Envoy offers it: values with a CAS token; setting a missing key ignores `cas`.
 pub trait SharedStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
-    /// `Err(())` on a CAS mismatch (or any failure to write).
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), ()>;
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed>;
 }
 
 /// Where buckets of one kind live: `<namespace>.<slot>`, `slots` of them, `probes` tried per owner.
@@ -163,14 +195,20 @@ impl SlotTable<'_> {
                     _ => None,
                 };
                 let (new_state, result) = f(mine);
-                let Some(new_state) = new_state else { return Some(result) };
+                let Some(new_state) = new_state else {
+                    return Some(result);
+                };
                 if store.set(&key, &encode(owner, new_state), cas).is_err() {
                     continue; // someone else wrote first: read again
                 }
                 if cas.is_none() {
                     // A new key: Envoy does not compare-and-swap those, so check we won.
                     let (again, _) = store.get(&key);
-                    if again.as_deref().and_then(decode).is_none_or(|(o, _)| o != owner) {
+                    if again
+                        .as_deref()
+                        .and_then(decode)
+                        .is_none_or(|(o, _)| o != owner)
+                    {
                         continue;
                     }
                 }
@@ -181,30 +219,84 @@ impl SlotTable<'_> {
     }
 }
 
+/// An in-memory [`SharedStore`] with Envoy's semantics, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub mod testing {
+    use super::{SharedStore, WriteFailed};
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    const FREE: Limit = Limit { capacity: 10, per_minute: 60 };
+    #[derive(Default)]
+    pub struct MemoryShared {
+        pub map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+        next: RefCell<u32>,
+    }
+
+    impl SharedStore for MemoryShared {
+        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+            match self.map.borrow().get(key) {
+                Some((v, c)) => (Some(v.clone()), Some(*c)),
+                None => (None, None),
+            }
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
+            let mut map = self.map.borrow_mut();
+            if let (Some((_, current)), Some(cas)) = (map.get(key), cas)
+                && *current != cas
+            {
+                return Err(WriteFailed);
+            }
+            *self.next.borrow_mut() += 1;
+            let c = *self.next.borrow();
+            map.insert(key.to_string(), (value.to_vec(), c));
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::MemoryShared as FakeShared;
+    use super::*;
+    use std::cell::RefCell;
+
+    const FREE: Limit = Limit {
+        capacity: 10,
+        per_minute: 60,
+    };
 
     #[test]
     fn bucket_drains_and_refills() {
         let (s, d) = FREE.take(None, 1, 1_000);
-        assert_eq!(d, Decision::Admitted { remaining: 9, reset_secs: 1 });
+        assert_eq!(
+            d,
+            Decision::Admitted {
+                remaining: 9,
+                reset_secs: 1
+            }
+        );
         let mut state = s;
         for _ in 0..9 {
             state = FREE.take(Some(state), 1, 1_000).0;
         }
         let (state, d) = FREE.take(Some(state), 1, 1_000);
-        assert_eq!(d, Decision::Limited { retry_after_secs: 1 });
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after_secs: 1
+            }
+        );
         // one token a second
         let (_, d) = FREE.take(Some(state), 1, 2_000);
         assert!(matches!(d, Decision::Admitted { remaining: 0, .. }));
         // 1.5 tokens at 2.5 s; 3 needed: 1.5 s more, rounded up
         let (_, d) = FREE.take(Some(state), 3, 2_500);
-        assert_eq!(d, Decision::Limited { retry_after_secs: 2 });
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after_secs: 2
+            }
+        );
     }
 
     #[test]
@@ -212,23 +304,43 @@ mod tests {
         let (_, d) = FREE.take(None, 10, 0);
         assert!(matches!(d, Decision::Admitted { remaining: 0, .. }));
         let (_, d) = FREE.take(None, 11, 0);
-        assert_eq!(d, Decision::Limited { retry_after_secs: 60 });
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after_secs: 60
+            }
+        );
     }
 
     #[test]
     fn clock_going_backwards_refills_nothing() {
-        let s = BucketState { tokens_milli: 2_000, updated_ms: 10_000 };
+        let s = BucketState {
+            tokens_milli: 2_000,
+            updated_ms: 10_000,
+        };
         let r = FREE.refill(s, 5_000);
-        assert_eq!(r, BucketState { tokens_milli: 2_000, updated_ms: 10_000 });
+        assert_eq!(
+            r,
+            BucketState {
+                tokens_milli: 2_000,
+                updated_ms: 10_000
+            }
+        );
         // and time does not run twice: from 10 s to 11 s is one token
         assert_eq!(FREE.refill(r, 11_000).tokens_milli, 3_000);
     }
 
     #[test]
     fn huge_gaps_just_fill_the_bucket() {
-        let s = BucketState { tokens_milli: 0, updated_ms: 0 };
+        let s = BucketState {
+            tokens_milli: 0,
+            updated_ms: 0,
+        };
         assert_eq!(FREE.refill(s, u64::MAX).tokens_milli, 10_000);
-        let big = Limit { capacity: u64::MAX, per_minute: u64::MAX };
+        let big = Limit {
+            capacity: u64::MAX,
+            per_minute: u64::MAX,
+        };
         let r = big.refill(s, u64::MAX);
         assert!(r.tokens_milli > 0);
         assert!(FREE.is_stale(s, 10_000));
@@ -237,7 +349,10 @@ mod tests {
 
     #[test]
     fn zero_rate_never_refills() {
-        let none = Limit { capacity: 1, per_minute: 0 };
+        let none = Limit {
+            capacity: 1,
+            per_minute: 0,
+        };
         let (s, _) = none.take(None, 1, 0);
         let (_, d) = none.take(Some(s), 1, 1_000_000);
         assert!(matches!(d, Decision::Limited { .. }));
@@ -245,40 +360,15 @@ mod tests {
 
     #[test]
     fn encoding_round_trips_and_keeps_owners_apart() {
-        let s = BucketState { tokens_milli: 5, updated_ms: 7 };
+        let s = BucketState {
+            tokens_milli: 5,
+            updated_ms: 7,
+        };
         let v = encode(b"tenant-a", s);
         assert_eq!(decode(&v), Some((&b"tenant-a"[..], s)));
         assert_eq!(decode(&v[..15]), None);
         // an owner that is a prefix of another is still another owner
         assert_ne!(encode(b"a", s), encode(b"ab", s));
-    }
-
-    /// Envoy's semantics: a CAS token per value; a missing key is set whatever `cas` says.
-    #[derive(Default)]
-    struct FakeShared {
-        map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-        next: RefCell<u32>,
-    }
-
-    impl SharedStore for FakeShared {
-        fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-            match self.map.borrow().get(key) {
-                Some((v, c)) => (Some(v.clone()), Some(*c)),
-                None => (None, None),
-            }
-        }
-        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), ()> {
-            let mut map = self.map.borrow_mut();
-            if let (Some((_, current)), Some(cas)) = (map.get(key), cas)
-                && *current != cas
-            {
-                return Err(());
-            }
-            *self.next.borrow_mut() += 1;
-            let c = *self.next.borrow();
-            map.insert(key.to_string(), (value.to_vec(), c));
-            Ok(())
-        }
     }
 
     fn take(table: &SlotTable<'_>, store: &FakeShared, owner: &str, now: u64) -> Option<Decision> {
@@ -291,20 +381,36 @@ mod tests {
     #[test]
     fn tenants_get_their_own_buckets_in_bounded_slots() {
         let store = FakeShared::default();
-        let table = SlotTable { namespace: "rl", slots: 4, probes: 4 };
+        let table = SlotTable {
+            namespace: "rl",
+            slots: 4,
+            probes: 4,
+        };
         for _ in 0..10 {
-            assert!(matches!(take(&table, &store, "a", 0), Some(Decision::Admitted { .. })));
+            assert!(matches!(
+                take(&table, &store, "a", 0),
+                Some(Decision::Admitted { .. })
+            ));
         }
-        assert!(matches!(take(&table, &store, "a", 0), Some(Decision::Limited { .. })));
+        assert!(matches!(
+            take(&table, &store, "a", 0),
+            Some(Decision::Limited { .. })
+        ));
         // b is untouched by a's exhaustion
-        assert!(matches!(take(&table, &store, "b", 0), Some(Decision::Admitted { remaining: 9, .. })));
+        assert!(matches!(
+            take(&table, &store, "b", 0),
+            Some(Decision::Admitted { remaining: 9, .. })
+        ));
         take(&table, &store, "c", 0);
         take(&table, &store, "d", 0);
         assert_eq!(store.map.borrow().len(), 4, "no more keys than slots");
         // every slot is live: a fifth tenant gets no slot now…
         assert_eq!(take(&table, &store, "e", 0), None);
         // …but can take over a stale one later
-        assert!(matches!(take(&table, &store, "e", 20_000), Some(Decision::Admitted { .. })));
+        assert!(matches!(
+            take(&table, &store, "e", 20_000),
+            Some(Decision::Admitted { .. })
+        ));
         assert_eq!(store.map.borrow().len(), 4);
     }
 
@@ -318,12 +424,14 @@ mod tests {
             fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
                 self.inner.get(key)
             }
-            fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), ()> {
+            fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
                 if *self.once.borrow() {
                     *self.once.borrow_mut() = false;
                     // another worker takes a token between our read and our write
                     let (v, c) = self.inner.get(key);
-                    let (owner, s) = decode(v.as_deref().unwrap_or_default()).map(|(o, s)| (o.to_vec(), s)).unwrap_or_default();
+                    let (owner, s) = decode(v.as_deref().unwrap_or_default())
+                        .map(|(o, s)| (o.to_vec(), s))
+                        .unwrap_or_default();
                     let (n, _) = FREE.take(Some(s), 1, 0);
                     self.inner.set(key, &encode(&owner, n), c)?;
                 }
@@ -331,19 +439,27 @@ mod tests {
             }
         }
         let store = FakeShared::default();
-        let table = SlotTable { namespace: "rl", slots: 8, probes: 2 };
+        let table = SlotTable {
+            namespace: "rl",
+            slots: 8,
+            probes: 2,
+        };
         take(&table, &store, "a", 0); // 9 left
-        let racy = Interfering { inner: &store, once: RefCell::new(true) };
+        let racy = Interfering {
+            inner: &store,
+            once: RefCell::new(true),
+        };
         let d = table.update(&racy, b"a", &FREE, 0, |s| {
             let (n, d) = FREE.take(s, 1, 0);
             (Some(n), d)
         });
-        assert_eq!(d, Some(Decision::Admitted { remaining: 7, reset_secs: 3 }), "both takes counted");
-    }
-}
-
-impl Default for BucketState {
-    fn default() -> Self {
-        Self { tokens_milli: 0, updated_ms: 0 }
+        assert_eq!(
+            d,
+            Some(Decision::Admitted {
+                remaining: 7,
+                reset_secs: 3
+            }),
+            "both takes counted"
+        );
     }
 }

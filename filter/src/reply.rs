@@ -13,6 +13,8 @@ pub const CODE_UNAUTHORIZED: i64 = -32040;
 pub const CODE_FORBIDDEN: i64 = -32041;
 /// The token lacks a scope the call needs (HTTP 403 with the `insufficient_scope` challenge).
 pub const CODE_INSUFFICIENT_SCOPE: i64 = -32042;
+/// The tenant (or, for invalid tokens, the client address) is over its rate (HTTP 429).
+pub const CODE_RATE_LIMITED: i64 = -32043;
 /// The `Origin` header names an origin that is not allowed (HTTP 403).
 pub const CODE_ORIGIN_REFUSED: i64 = -32044;
 /// The request is refused for another reason at the edge: wrong path, wrong method (HTTP 404/405).

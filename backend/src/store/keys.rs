@@ -17,7 +17,7 @@ impl TenantKeys {
         Self::for_tenant_id(&tenant.tenant_id)
     }
 
-    fn for_tenant_id(tenant_id: &str) -> Self {
+    pub fn for_tenant_id(tenant_id: &str) -> Self {
         Self {
             prefix: format!("mcp-edge:tenant:{}:{}", tenant_id.len(), tenant_id),
         }
@@ -49,6 +49,11 @@ impl TenantKeys {
         debug_assert!(super::records::plausible_project_id(project_id));
         format!("{}:projects:{project_id}:tasks", self.prefix)
     }
+
+    /// Redis counter of the tenant's billable calls on one UTC day (the daily quota).
+    pub fn quota_day(&self, day: chrono::NaiveDate) -> String {
+        format!("{}:quota:{}", self.prefix, day.format("%Y-%m-%d"))
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +70,8 @@ mod tests {
             k.project_tasks("prj_0123456789abcdef0123456789abcdef"),
             "mcp-edge:tenant:4:acme:projects:prj_0123456789abcdef0123456789abcdef:tasks"
         );
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
+        assert_eq!(k.quota_day(day), "mcp-edge:tenant:4:acme:quota:2026-11-27");
     }
 
     #[test]
@@ -86,7 +93,9 @@ mod tests {
         for id in ids {
             let k = TenantKeys::for_tenant_id(id);
             let tasks = k.project_tasks("prj_0123456789abcdef0123456789abcdef");
+            let quota = k.quota_day(chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"));
             for key in [
+                quota,
                 k.project_order(),
                 k.project_records(),
                 k.task_records(),

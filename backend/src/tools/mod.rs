@@ -1,5 +1,8 @@
 //! The MCP tools the backend serves, written with rmcp's `#[tool]` macros, one module per area
-//! ([`projects`], [`tasks`], [`analytics`]) and the catalogue as data ([`catalogue`]).
+//! ([`projects`], [`tasks`], [`analytics`], [`usage`]) and the catalogue as data ([`catalogue`]).
+//!
+//! Every `tools/call` of a billable tool goes through [`crate::metering`]: admitted against the
+//! daily quota before it runs, settled (usage event or refund) after.
 //!
 //! Each tool takes the verified [`TenantContext`](crate::tenant::TenantContext) from the HTTP
 //! request (rmcp's Streamable HTTP server puts the request's `http::request::Parts` into the
@@ -12,12 +15,17 @@ pub mod failure;
 pub mod projects;
 pub mod schema;
 pub mod tasks;
+pub mod usage;
 
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{CallToolRequestParams, CallToolResponse};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
+use crate::metering::Metering;
 use crate::store::ProjectStore;
 
 pub use catalogue::{ToolSpec, is_billable, required_scope, tool_scopes, tool_specs};
@@ -27,6 +35,7 @@ pub use failure::{DEFAULT_PAGE, ToolFailure, tenant_of};
 #[derive(Clone)]
 pub struct ProjectTools {
     store: Arc<dyn ProjectStore>,
+    metering: Metering,
     tool_router: ToolRouter<Self>,
 }
 
@@ -39,15 +48,19 @@ impl std::fmt::Debug for ProjectTools {
 }
 
 impl ProjectTools {
-    pub fn new(store: Arc<dyn ProjectStore>) -> Self {
+    pub fn new(store: Arc<dyn ProjectStore>, metering: Metering) -> Self {
         Self {
             store,
+            metering,
             tool_router: Self::router(),
         }
     }
 
     fn router() -> ToolRouter<Self> {
-        Self::project_router() + Self::task_router() + Self::analytics_router()
+        Self::project_router()
+            + Self::task_router()
+            + Self::analytics_router()
+            + Self::usage_router()
     }
 
     /// Every tool this server offers, as listed by `tools/list`.
@@ -56,8 +69,40 @@ impl ProjectTools {
     }
 }
 
-#[tool_handler(router = self.tool_router, name = "mcp-edge-backend", instructions = "Project tracker of your organisation. Projects: list_projects (paginated with nextCursor), get_project, create_project, archive_project (keeps it, hides it), delete_project (permanent, needs the exact name). Tasks of a project: list_tasks (filter by status or assignee, paginated), create_task, update_task (title, description, status todo/in_progress/done, priority, due date YYYY-MM-DD), assign_task (by email). get_analytics counts tasks per status, priority and assignee and finds overdue ones. Every call only ever sees your organisation's data, narrowed to your team when your access is team-scoped.")]
-impl ServerHandler for ProjectTools {}
+#[tool_handler(router = self.tool_router, name = "mcp-edge-backend", instructions = "Project tracker of your organisation. Projects: list_projects (paginated with nextCursor), get_project, create_project, archive_project (keeps it, hides it), delete_project (permanent, needs the exact name). Tasks of a project: list_tasks (filter by status or assignee, paginated), create_task, update_task (title, description, status todo/in_progress/done, priority, due date YYYY-MM-DD), assign_task (by email). get_analytics counts tasks per status, priority and assignee and finds overdue ones. get_usage tells how much of today's quota of billable calls is left. Every call only ever sees your organisation's data, narrowed to your team when your access is team-scoped.")]
+impl ServerHandler for ProjectTools {
+    /// Runs the tool; a billable one only within its tenant's daily quota (see [`crate::metering`]).
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.clone();
+        if !(self.tool_router.has_route(&name) && is_billable(&name)) {
+            return self
+                .tool_router
+                .call(ToolCallContext::new(self, request, context))
+                .await;
+        }
+        let tenant = tenant_of(&context).map_err(|failure| match failure {
+            ToolFailure::Protocol(error) => error,
+            ToolFailure::Tool(message) => ErrorData::internal_error(message, None),
+        })?;
+        let admission = self.metering.admit(&tenant).await?;
+        let result = self
+            .tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await;
+        let succeeded = match &result {
+            Ok(CallToolResponse::Complete(r)) => r.is_error != Some(true),
+            _ => false,
+        };
+        self.metering
+            .settle(admission, &tenant, &name, succeeded)
+            .await;
+        result
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -77,7 +122,7 @@ mod tests {
     #[test]
     fn tools_have_descriptions_schemas_and_output_schemas() {
         let catalogue = ProjectTools::catalogue();
-        assert_eq!(catalogue.len(), 10);
+        assert_eq!(catalogue.len(), 11);
         for tool in catalogue {
             assert!(
                 tool.description.as_deref().is_some_and(|d| d.len() > 80),

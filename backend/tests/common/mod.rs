@@ -2,6 +2,8 @@
 //! signed exactly as the mcp-edge filter signs them.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +13,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
+use mcp_edge_backend::metering::Metering;
 use mcp_edge_backend::store::MemoryStore;
 use mcp_edge_contract::{self as contract, SignedRequest, headers};
 use serde_json::{Value, json};
@@ -22,6 +25,7 @@ pub fn app() -> Router {
     router(AppConfig {
         gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
         store: Arc::new(MemoryStore::new()),
+        metering: Metering::in_memory(),
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
     })
 }
@@ -46,42 +50,107 @@ pub fn signed_post_scoped(
     host: &str,
     body: &Value,
 ) -> Request<Body> {
-    let body = body.to_string();
+    let caller = Caller {
+        tenant,
+        data_scope,
+        ..Caller::default()
+    };
+    signed_post_as(&caller, host, body)
+}
+
+/// Who a signed request comes from, as the filter would vouch for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub tenant: &'a str,
+    pub user: &'a str,
+    pub scopes: &'a str,
+    pub data_scope: &'a str,
+    pub tier: &'a str,
+    pub request_id: &'a str,
+}
+
+impl Default for Caller<'_> {
+    fn default() -> Self {
+        Self {
+            tenant: "acme",
+            user: "alice",
+            scopes: "mcp:read mcp:write",
+            data_scope: "team:engineering",
+            tier: "pro",
+            request_id: "req-42",
+        }
+    }
+}
+
+/// The headers of a POST /mcp with `body` from `caller`, signed now: trusted headers and MCP
+/// transport headers (no Host).
+pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, String)> {
     let digest = contract::body_digest(body.as_bytes());
     let time = now();
     let signed = SignedRequest {
         method: "POST",
         path: "/mcp",
-        tenant_id: tenant,
-        user_id: "alice",
-        scopes: "mcp:read mcp:write",
-        data_scope,
-        tier: "pro",
-        request_id: "req-42",
+        tenant_id: caller.tenant,
+        user_id: caller.user,
+        scopes: caller.scopes,
+        data_scope: caller.data_scope,
+        tier: caller.tier,
+        request_id: caller.request_id,
         gateway_time: time,
         body_digest: &digest,
     };
     let signature = contract::sign(SECRET, &signed).expect("sign");
+    let mut headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("accept", "application/json, text/event-stream".to_owned()),
+        (headers::TENANT_ID, caller.tenant.to_owned()),
+        (headers::USER_ID, caller.user.to_owned()),
+        (headers::SCOPES, caller.scopes.to_owned()),
+        (headers::DATA_SCOPE, caller.data_scope.to_owned()),
+        (headers::TIER, caller.tier.to_owned()),
+        (headers::REQUEST_ID, caller.request_id.to_owned()),
+        (headers::GATEWAY_TIME, time.to_string()),
+        (headers::GATEWAY_SIGNATURE, signature),
+    ];
+    if !body.contains("\"initialize\"") {
+        // The initialize request itself carries no version header.
+        headers.push(("mcp-protocol-version", "2025-06-18".to_owned()));
+    }
+    headers
+}
+
+/// A POST /mcp from `caller`, as it leaves Envoy.
+pub fn signed_post_as(caller: &Caller<'_>, host: &str, body: &Value) -> Request<Body> {
+    let body = body.to_string();
     let mut builder = Request::builder()
         .method("POST")
         .uri("/mcp")
-        .header("host", host)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header(headers::TENANT_ID, tenant)
-        .header(headers::USER_ID, "alice")
-        .header(headers::SCOPES, "mcp:read mcp:write")
-        .header(headers::DATA_SCOPE, data_scope)
-        .header(headers::TIER, "pro")
-        .header(headers::REQUEST_ID, "req-42")
-        .header(headers::GATEWAY_TIME, time.to_string())
-        .header(headers::GATEWAY_SIGNATURE, signature);
-    if body.contains("\"initialize\"") {
-        // The initialize request itself carries no version header.
-    } else {
-        builder = builder.header("mcp-protocol-version", "2025-06-18");
+        .header("host", host);
+    for (name, value) in signed_headers(caller, &body) {
+        builder = builder.header(name, value);
     }
     builder.body(Body::from(body)).expect("request")
+}
+
+/// A `tools/call` JSON-RPC request.
+pub fn tool_call(name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}})
+}
+
+/// [`call_tool`] as `caller`.
+pub async fn call_tool_as(
+    app: &Router,
+    caller: &Caller<'_>,
+    name: &str,
+    arguments: Value,
+) -> Value {
+    let (status, text, _) = send(
+        app,
+        signed_post_as(caller, "127.0.0.1:10000", &tool_call(name, arguments)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).expect("json response")
 }
 
 pub async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Option<String>) {

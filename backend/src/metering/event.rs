@@ -1,0 +1,133 @@
+//! The usage event of one successful billable call, as it is spooled (a JSON line) and as it is
+//! stored in the Redis stream (flat field/value pairs).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::day::rfc3339_millis;
+use crate::tenant::TenantContext;
+
+/// One billable tool call that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEvent {
+    /// Unique per billable call (`evt_` + 32 hex digits, made by the backend), the idempotency key of
+    /// the stream and of the Stripe export. Not the request id: one HTTP request may carry a batch
+    /// of calls, and a request id may come from outside.
+    pub event_id: String,
+    /// The gateway's `x-mcp-request-id`, to correlate with access logs.
+    pub request_id: String,
+    pub tenant_id: String,
+    pub tool: String,
+    pub user_id: String,
+    /// RFC 3339, UTC, milliseconds.
+    pub timestamp: String,
+    /// The same instant in unix milliseconds.
+    pub timestamp_ms: i64,
+    pub billable: bool,
+}
+
+/// The stream fields of an event, in this order.
+const FIELDS: [&str; 8] = [
+    "event_id",
+    "request_id",
+    "tenant_id",
+    "tool",
+    "user_id",
+    "timestamp",
+    "timestamp_ms",
+    "billable",
+];
+
+impl UsageEvent {
+    /// A new event for `tool` called by `tenant` at `now`, with a fresh event id.
+    pub fn new(tenant: &TenantContext, tool: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            event_id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            request_id: tenant.request_id.clone(),
+            tenant_id: tenant.tenant_id.clone(),
+            tool: tool.to_owned(),
+            user_id: tenant.user_id.clone(),
+            timestamp: rfc3339_millis(now),
+            timestamp_ms: now.timestamp_millis(),
+            billable: true,
+        }
+    }
+
+    /// Field/value pairs for XADD.
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let values = [
+            self.event_id.clone(),
+            self.request_id.clone(),
+            self.tenant_id.clone(),
+            self.tool.clone(),
+            self.user_id.clone(),
+            self.timestamp.clone(),
+            self.timestamp_ms.to_string(),
+            self.billable.to_string(),
+        ];
+        FIELDS.into_iter().zip(values).collect()
+    }
+
+    /// The event back from a stream entry's field/value list.
+    pub fn from_fields(pairs: &[String]) -> Result<Self, String> {
+        let map: HashMap<&str, &str> = pairs
+            .chunks_exact(2)
+            .map(|kv| (kv[0].as_str(), kv[1].as_str()))
+            .collect();
+        let get = |name: &str| {
+            map.get(name)
+                .map(|v| (*v).to_owned())
+                .ok_or_else(|| format!("usage event without {name}"))
+        };
+        Ok(Self {
+            event_id: get("event_id")?,
+            request_id: get("request_id").unwrap_or_default(),
+            tenant_id: get("tenant_id")?,
+            tool: get("tool")?,
+            user_id: get("user_id").unwrap_or_default(),
+            timestamp: get("timestamp")?,
+            timestamp_ms: get("timestamp_ms")?
+                .parse()
+                .map_err(|_| "usage event with a bad timestamp_ms".to_owned())?,
+            billable: get("billable")? == "true",
+        })
+    }
+}
+
+/// A spooled event: the event, and whether its call was already counted in the day's quota (a
+/// call let through while the quota store was down was not; replaying it counts it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpoolRecord {
+    pub event: UsageEvent,
+    pub quota_counted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::test_tenant;
+
+    #[test]
+    fn fields_round_trip() {
+        let now = DateTime::parse_from_rfc3339("2026-11-27T10:00:00.123Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let e = UsageEvent::new(&test_tenant("acme"), "create_task", now);
+        assert!(e.event_id.starts_with("evt_") && e.event_id.len() == 36);
+        assert_eq!(e.timestamp, "2026-11-27T10:00:00.123Z");
+        assert_eq!(e.timestamp_ms, 1_795_773_600_123);
+        let flat: Vec<String> = e
+            .to_fields()
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_owned(), v])
+            .collect();
+        assert_eq!(UsageEvent::from_fields(&flat), Ok(e.clone()));
+        assert!(UsageEvent::from_fields(&flat[2..]).is_err());
+        let json = serde_json::to_value(&e).expect("json");
+        assert_eq!(json["tenant_id"], "acme");
+        assert_eq!(json["billable"], true);
+        assert_eq!(json["timestamp_ms"], 1_795_773_600_123_i64);
+    }
+}

@@ -1,0 +1,178 @@
+//! Quota counters and the usage stream in Redis. Every operation is one Lua script, so a check and
+//! its increment, or an event and its idempotency marker, are never separated.
+//!
+//! Keys: the tenant's day counter `mcp-edge:tenant:{len}:{tenant}:quota:{YYYY-MM-DD}` (see
+//! [`TenantKeys::quota_day`](crate::store::keys::TenantKeys::quota_day)), the stream
+//! [`USAGE_STREAM`], and per delivered event the marker `mcp-edge:usage-event-ids:{event_id}`
+//! (kept [`EVENT_ID_TTL_SECS`]).
+//!
+//! The connection is made lazily and reconnects on its own with short timeouts, so the backend
+//! starts while Redis is down and a dead Redis is noticed within about a second.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::day::COUNTER_TTL_SECS;
+use super::event::SpoolRecord;
+use super::store::{MeterError, MeterStore, Reservation};
+
+/// The Redis stream of usage events.
+pub const USAGE_STREAM: &str = "mcp-edge:usage-events";
+/// Prefix of the per-event idempotency markers.
+pub const EVENT_ID_PREFIX: &str = "mcp-edge:usage-event-ids:";
+/// How long an event's idempotency marker is kept: far longer than the window between delivering
+/// a spooled event and removing it from the spool.
+pub const EVENT_ID_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+
+/// `KEYS[1]` counter; `ARGV` limit (-1: none), ttl. Returns `{1, used}` after counting the call, or
+/// `{0, used}` when the limit is reached.
+const RESERVE: &str = r"
+local limit = tonumber(ARGV[1])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if limit >= 0 and used >= limit then
+  return {0, used}
+end
+used = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, used}
+";
+
+/// `KEYS[1]` counter. Takes one back, never below zero.
+const REFUND: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used > 0 then
+  redis.call('DECR', KEYS[1])
+end
+return 1
+";
+
+/// `KEYS` stream, the event's idempotency marker, the day counter; `ARGV` marker ttl, counter ttl,
+/// whether to count (1/0), then field/value pairs. Adds the event once per event id; returns 1 if
+/// added, 0 if it was a duplicate.
+const DELIVER: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
+if ARGV[3] == '1' then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+";
+
+static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
+static REFUND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFUND));
+static DELIVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELIVER));
+
+#[derive(Clone)]
+pub struct RedisMeter {
+    conn: ConnectionManager,
+    stream: String,
+}
+
+impl std::fmt::Debug for RedisMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisMeter")
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> MeterError {
+    MeterError(e.to_string())
+}
+
+impl RedisMeter {
+    /// A meter on `url`, connecting on first use (the backend starts even while Redis is down).
+    pub fn lazy(url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self {
+            conn,
+            stream: USAGE_STREAM.to_owned(),
+        })
+    }
+
+    /// The same meter writing events to another stream (tests).
+    pub fn with_stream(mut self, stream: &str) -> Self {
+        self.stream = stream.to_owned();
+        self
+    }
+
+    /// A connection for reading (reports).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+#[async_trait]
+impl MeterStore for RedisMeter {
+    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let (granted, used): (i64, i64) = RESERVE_SCRIPT
+            .key(key)
+            .arg(limit)
+            .arg(COUNTER_TTL_SECS)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let used = u64::try_from(used).unwrap_or(0);
+        Ok(if granted == 1 {
+            Reservation::Granted { used }
+        } else {
+            Reservation::Exhausted { used }
+        })
+    }
+
+    async fn refund(&self, key: &str) -> Result<(), MeterError> {
+        REFUND_SCRIPT
+            .key(key)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn used(&self, key: &str) -> Result<u64, MeterError> {
+        let used: Option<u64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError> {
+        let mut invocation = DELIVER_SCRIPT.prepare_invoke();
+        invocation
+            .key(&self.stream)
+            .key(format!("{EVENT_ID_PREFIX}{}", record.event.event_id))
+            .key(quota_key)
+            .arg(EVENT_ID_TTL_SECS)
+            .arg(COUNTER_TTL_SECS)
+            .arg(if record.quota_counted { "0" } else { "1" });
+        for (field, value) in record.event.to_fields() {
+            invocation.arg(field).arg(value);
+        }
+        let added: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(added == 1)
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}

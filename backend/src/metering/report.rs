@@ -1,0 +1,280 @@
+//! Reading the usage stream back: a report per day, tenant and tool, and an export as Stripe
+//! meter events (one JSON object per line, the body of Stripe's `POST /v1/billing/meter_events`).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::NaiveDate;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+
+use super::day::day_of_millis;
+use super::event::UsageEvent;
+
+/// Stream entries read per round trip.
+const PAGE: usize = 1000;
+
+/// Every event of `stream`, oldest first. Entries that are not events are skipped with a warning.
+pub async fn read_stream(
+    conn: &mut ConnectionManager,
+    stream: &str,
+) -> redis::RedisResult<Vec<UsageEvent>> {
+    let mut events = Vec::new();
+    let mut start = "-".to_owned();
+    loop {
+        let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(events);
+        };
+        start = format!("({last}");
+        let full = page.len() == PAGE;
+        for (id, fields) in page {
+            match UsageEvent::from_fields(&fields) {
+                Ok(event) => events.push(event),
+                Err(e) => tracing::warn!(id, error = %e, "skipping a stream entry"),
+            }
+        }
+        if !full {
+            return Ok(events);
+        }
+    }
+}
+
+/// The events of `day` (UTC, by event timestamp), or all; each event id once.
+pub fn select(events: &[UsageEvent], day: Option<NaiveDate>) -> Vec<&UsageEvent> {
+    let mut seen = HashSet::new();
+    events
+        .iter()
+        .filter(|e| day.is_none() || day_of_millis(e.timestamp_ms) == day)
+        .filter(|e| e.billable && seen.insert(e.event_id.as_str()))
+        .collect()
+}
+
+/// One row of the usage report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub day: String,
+    pub tenant_id: String,
+    pub tool: String,
+    pub calls: u64,
+}
+
+/// Calls per (day, tenant, tool), sorted.
+pub fn aggregate(events: &[&UsageEvent]) -> Vec<ReportRow> {
+    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for e in events {
+        let day = day_of_millis(e.timestamp_ms).map_or_else(|| "?".to_owned(), |d| d.to_string());
+        *counts
+            .entry((day, e.tenant_id.clone(), e.tool.clone()))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((day, tenant_id, tool), calls)| ReportRow {
+            day,
+            tenant_id,
+            tool,
+            calls,
+        })
+        .collect()
+}
+
+/// The report as an aligned text table with a total line.
+pub fn render_table(rows: &[ReportRow]) -> String {
+    let head = ["day", "tenant", "tool", "calls"];
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.day.clone(),
+                r.tenant_id.clone(),
+                r.tool.clone(),
+                r.calls.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = head.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: [&str; 4]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}\n",
+            cols[0],
+            cols[1],
+            cols[2],
+            cols[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        )
+    };
+    let mut out = line(head);
+    for row in &cells {
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
+    }
+    let total: u64 = rows.iter().map(|r| r.calls).sum();
+    out.push_str(&format!("total billable calls: {total}\n"));
+    out
+}
+
+/// One Stripe meter event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StripeMeterEvent {
+    pub event_name: String,
+    pub payload: StripePayload,
+    /// The usage event id: Stripe drops a second event with the same identifier.
+    pub identifier: String,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StripePayload {
+    pub stripe_customer_id: String,
+    pub value: String,
+}
+
+/// The events as Stripe meter events; fails with the sorted tenant ids that have no customer.
+pub fn stripe_events(
+    events: &[&UsageEvent],
+    customers: &BTreeMap<String, String>,
+    event_name: &str,
+) -> Result<Vec<StripeMeterEvent>, Vec<String>> {
+    let unmapped: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| !customers.contains_key(&e.tenant_id))
+        .map(|e| e.tenant_id.as_str())
+        .collect();
+    if !unmapped.is_empty() {
+        return Err(unmapped.into_iter().map(str::to_owned).collect());
+    }
+    Ok(events
+        .iter()
+        .filter_map(|e| {
+            customers
+                .get(&e.tenant_id)
+                .map(|customer| StripeMeterEvent {
+                    event_name: event_name.to_owned(),
+                    payload: StripePayload {
+                        stripe_customer_id: customer.clone(),
+                        value: "1".to_owned(),
+                    },
+                    identifier: e.event_id.clone(),
+                    timestamp: e.timestamp_ms.div_euclid(1000),
+                })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metering::day::rfc3339_millis;
+
+    fn event(id: &str, tenant: &str, tool: &str, at: &str) -> UsageEvent {
+        let t = chrono::DateTime::parse_from_rfc3339(at)
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        UsageEvent {
+            event_id: id.to_owned(),
+            request_id: format!("req-{id}"),
+            tenant_id: tenant.to_owned(),
+            tool: tool.to_owned(),
+            user_id: "alice".to_owned(),
+            timestamp: rfc3339_millis(t),
+            timestamp_ms: t.timestamp_millis(),
+            billable: true,
+        }
+    }
+
+    fn sample() -> Vec<UsageEvent> {
+        vec![
+            event("e1", "acme", "create_task", "2026-11-27T09:00:00.500Z"),
+            event("e2", "acme", "create_task", "2026-11-27T23:59:59.999Z"),
+            event("e3", "acme", "update_task", "2026-11-27T10:00:00Z"),
+            event("e4", "globex", "create_task", "2026-11-27T11:00:00Z"),
+            event("e5", "acme", "create_task", "2026-11-28T00:00:00Z"),
+            // A duplicate id (should never be in the stream) counts once.
+            event("e1", "acme", "create_task", "2026-11-27T09:00:00.500Z"),
+        ]
+    }
+
+    #[test]
+    fn report_aggregates_per_day_tenant_and_tool() {
+        let events = sample();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27);
+        let rows = aggregate(&select(&events, day));
+        let flat: Vec<(&str, &str, &str, u64)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.day.as_str(),
+                    r.tenant_id.as_str(),
+                    r.tool.as_str(),
+                    r.calls,
+                )
+            })
+            .collect();
+        assert_eq!(
+            flat,
+            [
+                ("2026-11-27", "acme", "create_task", 2),
+                ("2026-11-27", "acme", "update_task", 1),
+                ("2026-11-27", "globex", "create_task", 1),
+            ]
+        );
+        let all = aggregate(&select(&events, None));
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].day, "2026-11-28");
+        let table = render_table(&rows);
+        assert_eq!(
+            table,
+            "day         tenant  tool         calls\n\
+             2026-11-27  acme    create_task      2\n\
+             2026-11-27  acme    update_task      1\n\
+             2026-11-27  globex  create_task      1\n\
+             total billable calls: 4\n"
+        );
+    }
+
+    #[test]
+    fn stripe_export_shape() {
+        let events = sample();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27);
+        let selected = select(&events, day);
+        let customers: BTreeMap<String, String> = [
+            ("acme".to_owned(), "cus_ACME".to_owned()),
+            ("globex".to_owned(), "cus_GLOBEX".to_owned()),
+        ]
+        .into();
+        let out = stripe_events(&selected, &customers, "mcp_tool_call").expect("mapped");
+        assert_eq!(out.len(), 4);
+        assert_eq!(
+            serde_json::to_value(&out[0]).expect("json"),
+            serde_json::json!({
+                "event_name": "mcp_tool_call",
+                "payload": {"stripe_customer_id": "cus_ACME", "value": "1"},
+                "identifier": "e1",
+                "timestamp": 1_795_770_000
+            })
+        );
+        // Seconds are truncated, not rounded.
+        assert_eq!(out[1].timestamp, 1_795_823_999);
+        let only_acme: BTreeMap<String, String> =
+            [("acme".to_owned(), "cus_ACME".to_owned())].into();
+        assert_eq!(
+            stripe_events(&selected, &only_acme, "mcp_tool_call"),
+            Err(vec!["globex".to_owned()])
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Where quota counters and usage events live: [`MeterStore`], implemented in memory
+//! ([`MemoryMeter`]) and in Redis ([`RedisMeter`](super::redis::RedisMeter)).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::event::{SpoolRecord, UsageEvent};
+
+/// The store could not be reached or answered with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("usage store unavailable: {0}")]
+pub struct MeterError(pub String);
+
+/// The outcome of [`MeterStore::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The call was counted; `used` includes it.
+    Granted { used: u64 },
+    /// The limit is reached; nothing was counted.
+    Exhausted { used: u64 },
+}
+
+#[async_trait]
+pub trait MeterStore: Send + Sync + 'static {
+    /// Atomically: if the counter at `key` is below `limit` (or there is no limit), add one to it
+    /// (and keep it for [`COUNTER_TTL_SECS`](super::day::COUNTER_TTL_SECS)).
+    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError>;
+    /// Gives back a reservation (never below zero).
+    async fn refund(&self, key: &str) -> Result<(), MeterError>;
+    /// The counter at `key` (0 if none).
+    async fn used(&self, key: &str) -> Result<u64, MeterError>;
+    /// Adds the event to the usage stream unless an event with its id was added before, and, when
+    /// the record was not yet counted, adds one to `quota_key` — all or nothing. `Ok(false)`: a
+    /// duplicate, nothing changed.
+    async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError>;
+    /// `"memory"` or `"redis"`, for logs.
+    fn kind(&self) -> &'static str;
+}
+
+/// Counters and events in this process (no Redis configured). One mutex makes every operation
+/// atomic. Events are logged (target `mcp_edge_backend::usage`) and the most recent ones kept.
+#[derive(Debug, Default)]
+pub struct MemoryMeter {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    counters: HashMap<String, u64>,
+    events: Vec<UsageEvent>,
+    seen: std::collections::HashSet<String>,
+}
+
+/// How many events [`MemoryMeter`] keeps.
+const MEMORY_EVENTS_KEPT: usize = 10_000;
+
+impl MemoryMeter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The most recent events delivered (for tests and debugging).
+    pub fn events(&self) -> Vec<UsageEvent> {
+        self.state
+            .lock()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryState>, MeterError> {
+        self.state
+            .lock()
+            .map_err(|_| MeterError("usage counters lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl MeterStore for MemoryMeter {
+    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError> {
+        let mut state = self.lock()?;
+        let used = state.counters.entry(key.to_owned()).or_insert(0);
+        if limit.is_some_and(|limit| *used >= limit) {
+            return Ok(Reservation::Exhausted { used: *used });
+        }
+        *used += 1;
+        Ok(Reservation::Granted { used: *used })
+    }
+
+    async fn refund(&self, key: &str) -> Result<(), MeterError> {
+        let mut state = self.lock()?;
+        if let Some(used) = state.counters.get_mut(key) {
+            *used = used.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn used(&self, key: &str) -> Result<u64, MeterError> {
+        Ok(self.lock()?.counters.get(key).copied().unwrap_or(0))
+    }
+
+    async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError> {
+        let mut state = self.lock()?;
+        if !state.seen.insert(record.event.event_id.clone()) {
+            return Ok(false);
+        }
+        if !record.quota_counted {
+            *state.counters.entry(quota_key.to_owned()).or_insert(0) += 1;
+        }
+        tracing::info!(
+            target: "mcp_edge_backend::usage",
+            event_id = %record.event.event_id,
+            tenant_id = %record.event.tenant_id,
+            tool = %record.event.tool,
+            user_id = %record.event.user_id,
+            timestamp = %record.event.timestamp,
+            "usage event"
+        );
+        if state.events.len() >= MEMORY_EVENTS_KEPT {
+            let old = state.events.remove(0);
+            state.seen.remove(&old.event_id);
+        }
+        state.events.push(record.event.clone());
+        Ok(true)
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::test_tenant;
+
+    #[tokio::test]
+    async fn memory_counters_stop_at_the_limit_and_refund() {
+        let m = MemoryMeter::new();
+        for i in 1..=3 {
+            assert_eq!(
+                m.reserve("k", Some(3)).await.expect("reserve"),
+                Reservation::Granted { used: i }
+            );
+        }
+        assert_eq!(
+            m.reserve("k", Some(3)).await.expect("reserve"),
+            Reservation::Exhausted { used: 3 }
+        );
+        m.refund("k").await.expect("refund");
+        assert_eq!(m.used("k").await.expect("used"), 2);
+        m.refund("none").await.expect("refund");
+        assert_eq!(m.used("none").await.expect("used"), 0);
+        assert_eq!(
+            m.reserve("u", None).await.expect("reserve"),
+            Reservation::Granted { used: 1 }
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_delivery_is_idempotent_and_counts_uncounted_calls() {
+        let m = MemoryMeter::new();
+        let event = UsageEvent::new(&test_tenant("acme"), "create_task", chrono::Utc::now());
+        let record = SpoolRecord {
+            event,
+            quota_counted: false,
+        };
+        assert!(m.deliver(&record, "q").await.expect("deliver"));
+        assert!(!m.deliver(&record, "q").await.expect("deliver"));
+        assert_eq!(m.used("q").await.expect("used"), 1);
+        assert_eq!(m.events().len(), 1);
+    }
+}

@@ -1,0 +1,252 @@
+//! Rate limits at the edge, through real Envoy (two worker threads) and the real .wasm.
+//!
+//! This binary's stack uses small limits (plugin overrides below) so the tests run in seconds.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use mcp_edge_e2e::client::*;
+use mcp_edge_e2e::runner::Case;
+use mcp_edge_e2e::stack::Stack;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use xtask::claims_for;
+
+fn overrides() -> Value {
+    json!({
+        "rate_limits": {
+            "free": {"requests_per_minute": 60, "burst": 10},
+            "pro": {"requests_per_minute": 60000, "burst": 10000},
+            "enterprise": {"requests_per_minute": 1200, "burst": 20}
+        },
+        "invalid_token_limit": {"requests_per_minute": 60, "burst": 5}
+    })
+}
+
+fn token(s: &Stack, tenant: &str, tier: &str) -> Result<String> {
+    let mut spec = s.spec(tenant);
+    spec.tier = tier.to_string();
+    s.sign("RS256", claims_for(&spec))
+}
+
+fn call(client: &Client, s: &Stack, token: &str) -> Result<reqwest::blocking::Response> {
+    Ok(client
+        .post(&s.recorded_mcp_url)
+        .header("content-type", "application/json")
+        .bearer_auth(token)
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_projects"}}).to_string())
+        .send()?)
+}
+
+/// Status, `Retry-After`, `RateLimit-Policy` and body of one answer.
+type Answer = (u16, Option<String>, Option<String>, String);
+
+fn free_tenant_is_limited_while_pro_is_not(s: &Stack) -> Result<()> {
+    let free = token(s, "tenant-free", "free")?;
+    let pro = token(s, "tenant-pro", "pro")?;
+    let run = |t: String| {
+        let s_url = s.recorded_mcp_url.clone();
+        std::thread::spawn(move || -> Result<Vec<Answer>> {
+            let client = http();
+            let mut out = Vec::new();
+            for _ in 0..40 {
+                let r = client
+                    .post(&s_url)
+                    .header("content-type", "application/json")
+                    .bearer_auth(&t)
+                    .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+                    .send()?;
+                let h = |n: &str| {
+                    r.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from)
+                };
+                let (retry, policy) = (h("retry-after"), h("ratelimit-policy"));
+                out.push((r.status().as_u16(), retry, policy, r.text()?));
+            }
+            Ok(out)
+        })
+    };
+    let (f, p) = (run(free), run(pro));
+    let free_results = f
+        .join()
+        .map_err(|_| anyhow::anyhow!("free thread panicked"))??;
+    let pro_results = p
+        .join()
+        .map_err(|_| anyhow::anyhow!("pro thread panicked"))??;
+    let pro_refused: Vec<_> = pro_results.iter().filter(|r| r.0 != 200).collect();
+    ensure!(
+        pro_refused.is_empty(),
+        "the pro tenant was limited: {pro_refused:?}"
+    );
+    ensure!(
+        pro_results[0].2.as_deref() == Some("\"pro\";q=60000;w=60"),
+        "RateLimit-Policy: {:?}",
+        pro_results[0].2
+    );
+    let limited: Vec<_> = free_results.iter().filter(|r| r.0 == 429).collect();
+    let admitted = free_results.iter().filter(|r| r.0 == 200).count();
+    ensure!(
+        admitted >= 10 && !limited.is_empty(),
+        "free: {admitted} admitted, {} limited",
+        limited.len()
+    );
+    let first = limited[0];
+    ensure!(
+        first
+            .1
+            .as_deref()
+            .is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n >= 1)),
+        "Retry-After: {:?}",
+        first.1
+    );
+    let body: Value = serde_json::from_str(&first.3)?;
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    ensure!(
+        msg.contains("free tier") && msg.contains("60 requests a minute"),
+        "{msg}"
+    );
+    Ok(())
+}
+
+fn shared_bucket_holds_across_worker_threads(s: &Stack) -> Result<()> {
+    // enterprise here: 1200 a minute (20 a second), bursts of 20.
+    let t = Arc::new(token(s, "tenant-shared-bucket", "enterprise")?);
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let window = Duration::from_secs(10);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (t, admitted, sent, url) = (
+                t.clone(),
+                admitted.clone(),
+                sent.clone(),
+                s.recorded_mcp_url.clone(),
+            );
+            std::thread::spawn(move || -> Result<()> {
+                let client = http();
+                while start.elapsed() < window {
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .bearer_auth(t.as_str())
+                        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                        .send()?;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if r.status() == 200 {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let expected = 20.0 + 20.0 * elapsed;
+    let got = admitted.load(Ordering::Relaxed) as f64;
+    let total = sent.load(Ordering::Relaxed);
+    ensure!(
+        total as f64 > expected * 2.0,
+        "only {total} requests sent: the load did not exceed the rate"
+    );
+    let error = (got - expected).abs() / expected;
+    println!(
+        "shared bucket: {got} admitted of {total} sent in {elapsed:.2} s; expected {expected:.0} (error {:.1} %)",
+        error * 100.0
+    );
+    ensure!(
+        error <= 0.05,
+        "{got} admitted, expected {expected:.0} ± 5 %"
+    );
+    Ok(())
+}
+
+fn bad_tokens_are_limited_per_address(s: &Stack) -> Result<()> {
+    // From 127.0.0.2, so this flood does not touch the other tests' address.
+    let client = Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let good = token(s, "tenant-addr", "pro")?;
+    ensure!(
+        call(&client, s, &good)?.status() == 200,
+        "valid token refused"
+    );
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        statuses.push(
+            call(&client, s, &format!("eyJhbGciOiJSUzI1NiJ9.e30.bad{i}"))?
+                .status()
+                .as_u16(),
+        );
+    }
+    ensure!(statuses[..5].iter().all(|&c| c == 401), "{statuses:?}");
+    ensure!(statuses[5..].iter().all(|&c| c == 429), "{statuses:?}");
+    // A valid token from that address is verified again once the address's bucket refills (one
+    // verification a second at 60 a minute; the token cache is per worker thread, so it may have
+    // to be verified again on the other one).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = call(&client, s, &good)?.status();
+        if status == 200 {
+            break;
+        }
+        ensure!(
+            status == 429 && Instant::now() < deadline,
+            "valid token after the flood: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Other addresses are not affected.
+    ensure!(
+        call(&http(), s, &format!("{good}x"))?.status() == 401,
+        "127.0.0.1 affected by 127.0.0.2's flood"
+    );
+    Ok(())
+}
+
+fn rate_limit_counters_per_tier(s: &Stack) -> Result<()> {
+    let t = token(s, "tenant-counted", "free")?;
+    let client = http();
+    for _ in 0..15 {
+        call(&client, s, &t)?;
+    }
+    let stats = client
+        .get(format!("{}/stats?filter=mcp_edge.ratelimit", s.admin_url))
+        .send()?
+        .text()?;
+    ensure!(
+        stats.contains("mcp_edge.ratelimit.free.admitted"),
+        "{stats}"
+    );
+    ensure!(stats.contains("mcp_edge.ratelimit.free.limited"), "{stats}");
+    Ok(())
+}
+
+const CASES: &[(&str, Case)] = &[
+    (
+        "free_tenant_is_limited_while_pro_is_not",
+        free_tenant_is_limited_while_pro_is_not,
+    ),
+    (
+        "shared_bucket_holds_across_worker_threads",
+        shared_bucket_holds_across_worker_threads,
+    ),
+    (
+        "bad_tokens_are_limited_per_address",
+        bad_tokens_are_limited_per_address,
+    ),
+    ("rate_limit_counters_per_tier", rate_limit_counters_per_tier),
+];
+
+fn main() {
+    mcp_edge_e2e::runner::run_with(&overrides(), CASES);
+}
