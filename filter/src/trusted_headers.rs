@@ -55,15 +55,15 @@ pub fn trusted_headers(
     ])
 }
 
-/// A request id safe to sign and log: Envoy's `x-request-id` when it is short printable ASCII,
-/// otherwise one made from the fallback.
-pub fn request_id_from(x_request_id: Option<&[u8]>, fallback: impl FnOnce() -> String) -> String {
-    match x_request_id {
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
-            String::from_utf8_lossy(v).into_owned()
-        }
-        _ => fallback(),
-    }
+/// A fresh request id for `x-mcp-request-id`: 128 bits from the VM's randomly keyed hasher and the
+/// clock. It is the edge's own: an inbound `x-request-id` is client-controlled when Envoy treats the
+/// client as internal, and ids that end up in logs and usage records must not be chosen by clients.
+pub fn new_request_id(now_nanos: u128) -> String {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let a = state.hash_one(now_nanos);
+    let b = state.hash_one((now_nanos, a));
+    format!("mcpe-{a:016x}{b:016x}")
 }
 
 #[cfg(test)]
@@ -130,10 +130,11 @@ mod tests {
     }
 
     #[test]
-    fn request_id_falls_back_on_odd_values() {
-        assert_eq!(request_id_from(Some(b"abc-1"), || "f".into()), "abc-1");
-        assert_eq!(request_id_from(Some(b"a b"), || "f".into()), "f");
-        assert_eq!(request_id_from(Some(b"\xff"), || "f".into()), "f");
-        assert_eq!(request_id_from(None, || "f".into()), "f");
+    fn request_ids_are_fresh_and_printable() {
+        let a = new_request_id(1);
+        let b = new_request_id(1);
+        assert_ne!(a, b, "same clock reading, still different ids");
+        assert_eq!(a.len(), 37);
+        assert!(a.starts_with("mcpe-") && a[5..].bytes().all(|c| c.is_ascii_hexdigit()));
     }
 }

@@ -1,257 +1,21 @@
-//! The proxy-wasm glue: the one module that talks to Envoy.
-//!
-//! It reads what Envoy hands over (headers, body, JWKS responses), asks [`crate::gate`] what to do
-//! and carries the verdict out. It holds no policy of its own. Per worker thread there is one VM,
-//! one root context (configuration, keys, token cache, stats) and one HTTP context per request.
+//! One HTTP request: collect what Envoy gives, judge it with `gate`, vouch, filter the response.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, MetricType};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
 
-use crate::config::{EdgeConfig, JwksSource, parse_config};
 use crate::gate::{
     self, Admitted, BodySummary, CompleteRequest, HeadVerdict, KeyState, Outcome, RequestHead,
     RoutingHeaders,
 };
-use crate::keys::KeySet;
-use crate::rate_limit::{SharedStore, WriteFailed};
 use crate::reply::{self, Reply};
-use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
-use crate::trusted_headers::{is_trusted_header_name, request_id_from};
+use crate::trusted_headers::{is_trusted_header_name, new_request_id};
 
-#[allow(unsafe_code)] // the SDK's entry point macro exports `_initialize`
-mod entry {
-    proxy_wasm::main! {{
-        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-            Box::new(super::EdgeRoot::default())
-        });
-    }}
-}
-
-const RETRY_AFTER_FAILED_FETCH_SECS: u64 = 5;
-
-/// Envoy's shared data (one map per Envoy, shared by every worker thread's VM).
-struct HostShared;
-
-impl SharedStore for HostShared {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
-        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| WriteFailed)
-    }
-}
-
-fn unix_now_ms() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// The client's IP address, without the port.
-fn client_ip() -> Option<String> {
-    let raw = hostcalls::get_property(vec!["source", "address"]).ok()??;
-    let text = String::from_utf8(raw).ok()?;
-    let ip = match text.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => text.as_str(),
-    };
-    Some(ip.trim_start_matches('[').trim_end_matches(']').to_string())
-}
-
-fn unix_now() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
-}
-
-/// What the root context and the HTTP contexts of one worker share.
-struct Worker {
-    config: Rc<EdgeConfig>,
-    keys: Option<KeySet>,
-    keys_digest: Option<String>,
-    last_fetch_started: Option<u64>,
-    fetches_in_flight: u32,
-    next_refresh: u64,
-    cache: TokenCache,
-    metrics: HashMap<String, u32>,
-}
-
-impl Worker {
-    fn count(&mut self, outcome: Outcome) {
-        self.count_name(format!("mcp_edge.outcome.{}", outcome.stat_name()));
-    }
-
-    fn count_name(&mut self, name: String) {
-        let id = match self.metrics.get(&name) {
-            Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, &name) {
-                Ok(id) => {
-                    self.metrics.insert(name, id);
-                    id
-                }
-                Err(_) => return,
-            },
-        };
-        let _ = hostcalls::increment_metric(id, 1);
-    }
-
-    /// Starts a JWKS fetch if the configuration has a remote source. Returns the call's token.
-    fn start_fetch(&mut self, ctx: &dyn Context, now: u64) -> Option<u32> {
-        let JwksSource::Remote(r) = &self.config.jwks_source else {
-            return None;
-        };
-        self.last_fetch_started = Some(now);
-        let headers = vec![
-            (":method", "GET"),
-            (":path", r.path.as_str()),
-            (":authority", r.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        match ctx.dispatch_http_call(
-            &r.cluster,
-            headers,
-            None,
-            vec![],
-            Duration::from_millis(r.timeout_ms),
-        ) {
-            Ok(token) => {
-                self.fetches_in_flight += 1;
-                Some(token)
-            }
-            Err(e) => {
-                log::warn!(
-                    "mcp-edge: cannot fetch JWKS from cluster {}: {e:?}",
-                    r.cluster
-                );
-                None
-            }
-        }
-    }
-
-    /// Installs the keys from a JWKS response; keeps the old keys when the response is unusable.
-    fn install_keys(&mut self, status: Option<String>, body: Option<Vec<u8>>, now: u64) {
-        self.fetches_in_flight = self.fetches_in_flight.saturating_sub(1);
-        let refresh = match &self.config.jwks_source {
-            JwksSource::Remote(r) => r.refresh_seconds,
-            JwksSource::Inline => return,
-        };
-        let body = body.unwrap_or_default();
-        let result = match status.as_deref() {
-            Some("200") => KeySet::from_jwks(&body, &self.config.algorithms),
-            other => Err(format!("JWKS endpoint answered status {other:?}")),
-        };
-        match result {
-            Ok(keys) => {
-                let digest = mcp_edge_contract::body_digest(&body);
-                if self.keys_digest.as_deref() != Some(digest.as_str()) {
-                    log::info!(
-                        "mcp-edge: installed {} signing key(s) from the JWKS",
-                        keys.len()
-                    );
-                    // Tokens verified with keys that are gone must be verified again.
-                    self.cache.clear();
-                }
-                self.keys = Some(keys);
-                self.keys_digest = Some(digest);
-                self.next_refresh = now + refresh;
-            }
-            Err(e) => {
-                log::warn!("mcp-edge: JWKS refresh failed, keeping the current keys: {e}");
-                self.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS.min(refresh);
-            }
-        }
-    }
-}
-
-/// The root context of one worker.
-#[derive(Default)]
-struct EdgeRoot {
-    worker: Option<Rc<RefCell<Worker>>>,
-    jwks_call: Option<u32>,
-    /// Whether the tick period is back to one second (keys are in).
-    slow_ticks: bool,
-}
-
-impl Context for EdgeRoot {
-    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
-        if self.jwks_call != Some(token) {
-            return;
-        }
-        self.jwks_call = None;
-        let status = self.get_http_call_response_header(":status");
-        let body = self.get_http_call_response_body(0, body_size);
-        if let Some(w) = &self.worker {
-            w.borrow_mut().install_keys(status, body, unix_now());
-        }
-    }
-}
-
-impl RootContext for EdgeRoot {
-    fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
-        let config = match parse_config(&bytes, &|name| std::env::var(name).ok()) {
-            Ok(c) => c,
-            Err(e) => {
-                log::error!("mcp-edge: {e}");
-                self.worker = None;
-                return false;
-            }
-        };
-        let remote = matches!(config.jwks_source, JwksSource::Remote(_));
-        let worker = Worker {
-            keys: config.inline_keys.clone(),
-            keys_digest: None,
-            last_fetch_started: None,
-            fetches_in_flight: 0,
-            next_refresh: 0,
-            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
-            metrics: HashMap::new(),
-            config: Rc::new(config),
-        };
-        self.worker = Some(Rc::new(RefCell::new(worker)));
-        if remote {
-            // Tick fast until the first keys are in, then once a second.
-            self.set_tick_period(Duration::from_millis(100));
-        }
-        true
-    }
-
-    fn on_tick(&mut self) {
-        let Some(w) = self.worker.clone() else { return };
-        let now = unix_now();
-        let mut w = w.borrow_mut();
-        if w.keys.is_some() && !self.slow_ticks {
-            self.slow_ticks = true;
-            self.set_tick_period(Duration::from_secs(1));
-        }
-        if self.jwks_call.is_none() && now >= w.next_refresh {
-            // Avoid a busy loop while the authorization server is down.
-            w.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS;
-            self.jwks_call = w.start_fetch(self, now);
-        }
-    }
-
-    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(EdgeRequest {
-            worker: self.worker.clone(),
-            ..EdgeRequest::default()
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
-    }
-}
+use super::{HostShared, Worker, client_ip, unix_now, unix_now_ms};
 
 #[derive(Default)]
 enum Phase {
@@ -270,7 +34,7 @@ enum Phase {
 
 /// One request.
 #[derive(Default)]
-struct EdgeRequest {
+pub(super) struct EdgeRequest {
     /// `None` only if the configuration was refused: then every request is refused.
     worker: Option<Rc<RefCell<Worker>>>,
     phase: Phase,
@@ -285,6 +49,16 @@ struct EdgeRequest {
     response_content_type: Option<String>,
     /// The complete body, once it has arrived.
     body: Option<Vec<u8>>,
+}
+
+impl EdgeRequest {
+    /// A new request of the worker (`None` if its configuration was refused).
+    pub(super) fn new(worker: Option<Rc<RefCell<Worker>>>) -> Self {
+        Self {
+            worker,
+            ..Self::default()
+        }
+    }
 }
 
 impl EdgeRequest {
@@ -520,16 +294,15 @@ impl HttpContext for EdgeRequest {
         };
         self.method = text(self.get_http_request_header_bytes(":method"));
         self.path = text(self.get_http_request_header_bytes(":path"));
-        let x_request_id = self.get_http_request_header_bytes("x-request-id");
-        self.request_id = request_id_from(x_request_id.as_deref(), || {
-            format!(
-                "edge-{}",
-                hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos())
-            )
-        });
+        let now_nanos = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        self.request_id = new_request_id(now_nanos);
+        let _ = hostcalls::set_property(
+            vec!["mcp_edge.request_id"],
+            Some(self.request_id.as_bytes()),
+        );
         // Nobody outside may speak for a tenant: drop every inbound x-mcp-* header.
         const READ: [&str; 6] = [
             "origin",

@@ -1,0 +1,60 @@
+//! The last step for an allowed request: the trusted headers, or a refusal.
+
+use crate::config::EdgeConfig;
+use crate::reply::{self, Reply};
+use crate::tenant::TenantContext;
+use crate::trusted_headers::{Vouch, trusted_headers};
+
+use super::*;
+
+/// The complete request of an authenticated client.
+pub struct CompleteRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub request_id: &'a str,
+    pub body: &'a [u8],
+}
+
+/// The last step for an authenticated request: the headers to set, or a refusal.
+pub fn vouch(
+    cfg: &EdgeConfig,
+    tenant: &TenantContext,
+    req: &CompleteRequest<'_>,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>, (Reply, Outcome)> {
+    if req.body.len() > cfg.max_body_bytes {
+        return Err(body_too_large(cfg));
+    }
+    let v = Vouch {
+        tenant,
+        method: req.method,
+        path: req.path,
+        request_id: req.request_id,
+        now,
+        body: req.body,
+    };
+    trusted_headers(&cfg.gateway_secret, &v).map_err(|_| {
+        (
+            reply::jsonrpc_error(
+                500,
+                reply::CODE_NOT_SERVED,
+                "The MCP edge could not vouch for this request.",
+                vec![],
+            ),
+            Outcome::InternalError,
+        )
+    })
+}
+
+/// 413 for a body over the configured cap (checked as soon as the buffered size exceeds it).
+pub fn body_too_large(cfg: &EdgeConfig) -> (Reply, Outcome) {
+    (
+        reply::jsonrpc_error(
+            413,
+            reply::CODE_PAYLOAD_REJECTED,
+            &format!("Request body larger than {} bytes.", cfg.max_body_bytes),
+            vec![],
+        ),
+        Outcome::BodyTooLarge,
+    )
+}

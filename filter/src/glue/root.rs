@@ -1,0 +1,91 @@
+//! The root context of one worker: configuration, and the JWKS fetched on a timer.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::ContextType;
+
+use crate::config::{JwksSource, parse_config};
+use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
+
+use super::{EdgeRequest, RETRY_AFTER_FAILED_FETCH_SECS, Worker, unix_now};
+
+/// The root context of one worker.
+#[derive(Default)]
+pub(super) struct EdgeRoot {
+    worker: Option<Rc<RefCell<Worker>>>,
+    jwks_call: Option<u32>,
+    /// Whether the tick period is back to one second (keys are in).
+    slow_ticks: bool,
+}
+
+impl Context for EdgeRoot {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if self.jwks_call != Some(token) {
+            return;
+        }
+        self.jwks_call = None;
+        let status = self.get_http_call_response_header(":status");
+        let body = self.get_http_call_response_body(0, body_size);
+        if let Some(w) = &self.worker {
+            w.borrow_mut().install_keys(status, body, unix_now());
+        }
+    }
+}
+
+impl RootContext for EdgeRoot {
+    fn on_configure(&mut self, _: usize) -> bool {
+        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let config = match parse_config(&bytes, &|name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("mcp-edge: {e}");
+                self.worker = None;
+                return false;
+            }
+        };
+        let remote = matches!(config.jwks_source, JwksSource::Remote(_));
+        let worker = Worker {
+            keys: config.inline_keys.clone(),
+            keys_digest: None,
+            last_fetch_started: None,
+            fetches_in_flight: 0,
+            next_refresh: 0,
+            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
+            metrics: HashMap::new(),
+            config: Rc::new(config),
+        };
+        self.worker = Some(Rc::new(RefCell::new(worker)));
+        if remote {
+            // Tick fast until the first keys are in, then once a second.
+            self.set_tick_period(Duration::from_millis(100));
+        }
+        true
+    }
+
+    fn on_tick(&mut self) {
+        let Some(w) = self.worker.clone() else { return };
+        let now = unix_now();
+        let mut w = w.borrow_mut();
+        if w.keys.is_some() && !self.slow_ticks {
+            self.slow_ticks = true;
+            self.set_tick_period(Duration::from_secs(1));
+        }
+        if self.jwks_call.is_none() && now >= w.next_refresh {
+            // Avoid a busy loop while the authorization server is down.
+            w.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS;
+            self.jwks_call = w.start_fetch(self, now);
+        }
+    }
+
+    fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EdgeRequest::new(self.worker.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
