@@ -57,10 +57,14 @@ impl ProjectTools {
     }
 
     fn router() -> ToolRouter<Self> {
-        Self::project_router()
+        let mut router = Self::project_router()
             + Self::task_router()
             + Self::analytics_router()
-            + Self::usage_router()
+            + Self::usage_router();
+        for route in router.map.values_mut() {
+            schema::drop_integer_formats(&mut route.attr);
+        }
+        router
     }
 
     /// Every tool this server offers, as listed by `tools/list`.
