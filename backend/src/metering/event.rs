@@ -12,9 +12,10 @@ use crate::tenant::TenantContext;
 /// One billable tool call that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageEvent {
-    /// Unique per billable call (`evt_` + 32 hex digits, made by the backend), the idempotency key of
-    /// the stream and of the Stripe export. Not the request id: one HTTP request may carry a batch
-    /// of calls, and a request id may come from outside.
+    /// The gateway's request id and the call's JSON-RPC id, `<x-mcp-request-id>/<id>`: the
+    /// idempotency key of the stream and of the Stripe export. The request id alone would not do:
+    /// one HTTP request may carry a batch of calls (protocol 2025-03-26), each with its own id.
+    /// The edge makes a fresh, unguessable request id for every request it lets through.
     pub event_id: String,
     /// The gateway's `x-mcp-request-id`, to correlate with access logs.
     pub request_id: String,
@@ -41,10 +42,10 @@ const FIELDS: [&str; 8] = [
 ];
 
 impl UsageEvent {
-    /// A new event for `tool` called by `tenant` at `now`, with a fresh event id.
-    pub fn new(tenant: &TenantContext, tool: &str, now: DateTime<Utc>) -> Self {
+    /// The event of the call `call_id` (its JSON-RPC id) of `tool` by `tenant` at `now`.
+    pub fn new(tenant: &TenantContext, tool: &str, call_id: &str, now: DateTime<Utc>) -> Self {
         Self {
-            event_id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            event_id: format!("{}/{call_id}", tenant.request_id),
             request_id: tenant.request_id.clone(),
             tenant_id: tenant.tenant_id.clone(),
             tool: tool.to_owned(),
@@ -114,8 +115,8 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-11-27T10:00:00.123Z")
             .expect("time")
             .with_timezone(&Utc);
-        let e = UsageEvent::new(&test_tenant("acme"), "create_task", now);
-        assert!(e.event_id.starts_with("evt_") && e.event_id.len() == 36);
+        let e = UsageEvent::new(&test_tenant("acme"), "create_task", "7", now);
+        assert_eq!(e.event_id, format!("{}/7", e.request_id));
         assert_eq!(e.timestamp, "2026-11-27T10:00:00.123Z");
         assert_eq!(e.timestamp_ms, 1_795_773_600_123);
         let flat: Vec<String> = e

@@ -188,6 +188,7 @@ impl Metering {
         admission: Admission,
         tenant: &TenantContext,
         tool: &str,
+        call_id: &str,
         succeeded: bool,
     ) {
         if !succeeded {
@@ -199,7 +200,7 @@ impl Metering {
             return;
         }
         let record = SpoolRecord {
-            event: UsageEvent::new(tenant, tool, self.now()),
+            event: UsageEvent::new(tenant, tool, call_id, self.now()),
             quota_counted: admission.counted_in.is_some(),
         };
         match self.inner.events.try_send(record) {

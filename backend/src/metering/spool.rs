@@ -220,7 +220,12 @@ mod tests {
 
     fn record(tool: &str, counted: bool) -> SpoolRecord {
         SpoolRecord {
-            event: UsageEvent::new(&test_tenant("acme"), tool, chrono::Utc::now()),
+            event: UsageEvent::new(
+                &test_tenant("acme"),
+                tool,
+                &uuid::Uuid::new_v4().to_string(),
+                chrono::Utc::now(),
+            ),
             quota_counted: counted,
         }
     }

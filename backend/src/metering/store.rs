@@ -161,7 +161,7 @@ mod tests {
     #[tokio::test]
     async fn memory_delivery_is_idempotent_and_counts_uncounted_calls() {
         let m = MemoryMeter::new();
-        let event = UsageEvent::new(&test_tenant("acme"), "create_task", chrono::Utc::now());
+        let event = UsageEvent::new(&test_tenant("acme"), "create_task", "1", chrono::Utc::now());
         let record = SpoolRecord {
             event,
             quota_counted: false,

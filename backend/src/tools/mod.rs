@@ -93,6 +93,7 @@ impl ServerHandler for ProjectTools {
             ToolFailure::Tool(message) => ErrorData::internal_error(message, None),
         })?;
         let admission = self.metering.admit(&tenant).await?;
+        let call_id = context.id.to_string();
         let result = self
             .tool_router
             .call(ToolCallContext::new(self, request, context))
@@ -102,7 +103,7 @@ impl ServerHandler for ProjectTools {
             _ => false,
         };
         self.metering
-            .settle(admission, &tenant, &name, succeeded)
+            .settle(admission, &tenant, &name, &call_id, succeeded)
             .await;
         result
     }
