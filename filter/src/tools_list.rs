@@ -3,7 +3,9 @@
 //! The backend lists its whole catalogue; the edge knows the token. Responses come as JSON (one
 //! response or a batch of them) or as a `text/event-stream` whose `data:` lines carry JSON-RPC
 //! messages. Only responses whose `id` belongs to a `tools/list` request of this exchange are
-//! touched. A body the edge cannot read is replaced by an error (fail closed).
+//! touched. A body the edge cannot read is replaced by an error (fail closed). A filtered list is
+//! this token's own: where the result carries cache hints (MCP 2026-07-28), its `cacheScope`
+//! becomes `private`, so no intermediary serves one token's list to another.
 
 use serde_json::Value;
 
@@ -18,10 +20,13 @@ fn filter_value(v: &mut Value, ids: &[Value], keep: &dyn Fn(&str) -> bool) -> bo
             if !ours {
                 return false;
             }
-            if let Some(Value::Array(tools)) =
-                obj.get_mut("result").and_then(|r| r.get_mut("tools"))
-            {
-                tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+            if let Some(result) = obj.get_mut("result").and_then(Value::as_object_mut) {
+                if let Some(Value::Array(tools)) = result.get_mut("tools") {
+                    tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+                }
+                if result.contains_key("cacheScope") || result.contains_key("ttlMs") {
+                    result.insert("cacheScope".into(), Value::String("private".into()));
+                }
             }
             true
         }
@@ -151,6 +156,23 @@ mod tests {
                 .unwrap();
         assert_eq!(out[1]["result"]["tools"].as_array().unwrap().len(), 2);
         assert!(filter_json(b"nope", &[json!(1)], &keep).is_err());
+    }
+
+    #[test]
+    fn a_filtered_list_is_never_publicly_cacheable() {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools(), "ttlMs": 0, "cacheScope": "public"}}).to_string();
+        let out: Value =
+            serde_json::from_slice(&filter_json(body.as_bytes(), &[json!(1)], &keep).unwrap())
+                .unwrap();
+        assert_eq!(out["result"]["cacheScope"], "private");
+        let plain = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools()}}).to_string();
+        let out: Value =
+            serde_json::from_slice(&filter_json(plain.as_bytes(), &[json!(1)], &keep).unwrap())
+                .unwrap();
+        assert!(
+            out["result"].get("cacheScope").is_none(),
+            "no cache hints added for older protocols"
+        );
     }
 
     #[test]
