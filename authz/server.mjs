@@ -22,6 +22,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
+// The provider's own in-memory store, made once: a test-mode key rotation builds a new Provider,
+// and clients, grants and sessions must survive that (by default each Provider gets a new store).
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MCP_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin'];
@@ -109,6 +112,8 @@ function tenantClaims(who) {
 
 const cookieKeys = [crypto.randomBytes(32).toString('base64url')];
 
+const sharedAdapter = createMemoryAdapter();
+
 function makeProvider(keys) {
   const serviceClients = Object.entries(directory.service_clients ?? {}).map(([id, c]) => ({
     client_id: id,
@@ -119,6 +124,7 @@ function makeProvider(keys) {
     scope: c.scopes.join(' '),
   }));
   const provider = new Provider(issuer, {
+    adapter: sharedAdapter,
     clients: serviceClients,
     jwks: { keys },
     cookies: { keys: cookieKeys },

@@ -2,7 +2,8 @@
 //!
 //! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
 //! and a shorter JWKS refetch interval. A second listener with the same filter forwards to the
-//! recording upstream, so tests can see exactly what the filter lets through.
+//! recording upstream, so tests can see exactly what the filter lets through; a third forwards to
+//! it with no filter at all, the baseline of the overhead benchmark.
 
 use std::path::Path;
 
@@ -13,6 +14,8 @@ use serde_yaml::Value;
 pub struct EnvoyPorts {
     pub listener: u16,
     pub recorded_listener: u16,
+    /// The same recording upstream without the mcp-edge filter (benchmark baseline).
+    pub baseline_listener: u16,
     pub admin: u16,
     pub backend: u16,
     pub recorder: u16,
@@ -116,6 +119,28 @@ pub fn derive_config(
         ],
     )?;
     *at(route, &["cluster"])? = Value::from("recorder");
+    // A third: the recorded listener without the wasm filter.
+    let mut baseline = recorded.clone();
+    *at(&mut baseline, &["name"])? = Value::from("baseline_no_filter");
+    set_port(at(&mut baseline, &["address"])?, ports.baseline_listener)?;
+    at(
+        &mut baseline,
+        &[
+            "filter_chains",
+            "0",
+            "filters",
+            "0",
+            "typed_config",
+            "http_filters",
+        ],
+    )?
+    .as_sequence_mut()
+    .context("http_filters is not a list")?
+    .retain(|f| f.get("name").and_then(Value::as_str) != Some("envoy.filters.http.wasm"));
+    at(&mut doc, &["static_resources", "listeners"])?
+        .as_sequence_mut()
+        .context("listeners is not a list")?
+        .push(baseline);
     at(&mut doc, &["static_resources", "listeners"])?
         .as_sequence_mut()
         .context("listeners is not a list")?

@@ -44,6 +44,8 @@ pub struct Stack {
     pub mcp_url: String,
     /// Same filter, forwarding to the recording upstream.
     pub recorded_mcp_url: String,
+    /// The recording upstream through Envoy without the mcp-edge filter (benchmark baseline).
+    pub baseline_mcp_url: String,
     pub envoy_origin: String,
     pub admin_url: String,
     pub issuer: String,
@@ -216,6 +218,7 @@ impl Stack {
         let ports = EnvoyPorts {
             listener: listener_port,
             recorded_listener: recorded_port,
+            baseline_listener: free_port()?,
             admin: free_port()?,
             backend: backend_addr.port(),
             recorder: recorder_addr.port(),
@@ -244,12 +247,17 @@ impl Stack {
             ([127, 0, 0, 1], ports.recorded_listener).into(),
             START_TIMEOUT,
         )?;
+        envoy.wait_for_port(
+            ([127, 0, 0, 1], ports.baseline_listener).into(),
+            START_TIMEOUT,
+        )?;
         procs.push(envoy);
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
         Ok(Self {
             mcp_url,
             recorded_mcp_url: format!("http://127.0.0.1:{}/mcp", ports.recorded_listener),
+            baseline_mcp_url: format!("http://127.0.0.1:{}/mcp", ports.baseline_listener),
             envoy_origin,
             admin_url: format!("http://127.0.0.1:{}", ports.admin),
             issuer,
