@@ -539,6 +539,62 @@ fn origin_allow_list(s: &Stack) -> Result<()> {
     )?;
     ensure!(resp.status() == 200, "allowed origin: {}", resp.status());
     forwarded_once(s, &m)?;
+    // A browser's preflight from the allowed origin, and a refusal it can read.
+    let pre = http()
+        .request(reqwest::Method::OPTIONS, &s.recorded_mcp_url)
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()?;
+    let h = |r: &Response, n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    ensure!(pre.status() == 204, "preflight: {}", pre.status());
+    ensure!(
+        h(&pre, "access-control-allow-origin") == "http://localhost:6274",
+        "preflight ACAO"
+    );
+    ensure!(
+        h(&pre, "access-control-allow-headers").contains("authorization"),
+        "preflight ACAH"
+    );
+    let bad = http()
+        .request(reqwest::Method::OPTIONS, &s.recorded_mcp_url)
+        .header("origin", "https://evil.example")
+        .send()?;
+    ensure!(
+        h(&bad, "access-control-allow-origin").is_empty(),
+        "a foreign origin got CORS headers"
+    );
+    let m = marker("cors-401");
+    let unauth = http()
+        .post(&s.recorded_mcp_url)
+        .header("origin", "http://localhost:6274")
+        .header("content-type", "application/json")
+        .body(tool_call(1, "list_projects", &m).to_string())
+        .send()?;
+    ensure!(unauth.status() == 401, "no token: {}", unauth.status());
+    ensure!(
+        h(&unauth, "access-control-expose-headers").contains("www-authenticate"),
+        "WWW-Authenticate not exposed"
+    );
+    let ok = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &marker("cors-ok")).to_string(),
+        &[("origin", "http://localhost:6274")],
+    )?;
+    ensure!(
+        h(&ok, "access-control-allow-origin") == "http://localhost:6274",
+        "forwarded answer lacks ACAO"
+    );
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! - [`bearer`]: the token from the `Authorization` header, nowhere else.
 //! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext.
 //! - [`token_cache`]: verified tokens, bounded, until `exp`.
-//! - [`prm`]: RFC 9728 protected resource metadata.
+//! - [`prm`]: RFC 9728 protected resource metadata; [`cors`]: browsers from allowed origins.
 //! - [`trusted_headers`]: the `x-mcp-*` headers and the gateway signature.
 //! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
 //! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
@@ -19,6 +19,7 @@
 
 pub mod bearer;
 pub mod config;
+pub mod cors;
 pub mod gate;
 pub mod jsonrpc;
 pub mod keys;

@@ -168,6 +168,16 @@ pub fn judge_head(
             Outcome::NotFound,
         );
     }
+    if head.method == "OPTIONS"
+        && let Some(origin) = crate::cors::allowed_origin(cfg, head.origin)
+    {
+        let reply = Reply {
+            status: 204,
+            headers: crate::cors::preflight_headers(origin),
+            body: Vec::new(),
+        };
+        return HeadVerdict::Respond(reply, Outcome::CorsPreflight);
+    }
     if !matches!(head.method, "POST" | "GET" | "DELETE") {
         return not_served(
             405,
@@ -456,6 +466,54 @@ mod tests {
             )),
             405
         );
+    }
+
+    #[test]
+    fn cors_preflight_only_for_allowed_origins() {
+        let (cfg, _) = setup(false);
+        let head = |origin: &'static [u8]| RequestHead {
+            method: "OPTIONS",
+            path: "/mcp",
+            origin: Some(origin),
+            ..RequestHead::default()
+        };
+        let mut cache = TokenCache::new(4, 30);
+        let shared = MemoryShared::default();
+        let limiter = AddressLimiter {
+            store: &shared,
+            client_ip: None,
+            now_ms: 0,
+        };
+        let keys = KeyState {
+            keys: None,
+            may_refetch: false,
+        };
+        match judge_head(
+            &cfg,
+            &head(b"http://localhost:6274"),
+            &keys,
+            &mut cache,
+            &limiter,
+            NOW,
+        ) {
+            HeadVerdict::Respond(r, Outcome::CorsPreflight) => {
+                assert_eq!(r.status, 204);
+                assert_eq!(
+                    r.header("access-control-allow-origin"),
+                    Some("http://localhost:6274")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let v = judge_head(
+            &cfg,
+            &head(b"https://evil.example"),
+            &keys,
+            &mut cache,
+            &limiter,
+            NOW,
+        );
+        assert_eq!(status(&v), 405);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use serde_json::Value;
 pub enum Outcome {
     Allowed,
     MetadataServed,
+    CorsPreflight,
     NoToken,
     InvalidToken(&'static str),
     NotFound,
@@ -53,6 +54,7 @@ impl Outcome {
         match self {
             Self::Allowed => "allowed".into(),
             Self::MetadataServed => "metadata_served".into(),
+            Self::CorsPreflight => "cors_preflight".into(),
             Self::NoToken => "denied.no_token".into(),
             Self::InvalidToken(reason) => format!("denied.invalid_token.{reason}"),
             Self::NotFound => "denied.not_found".into(),

@@ -62,9 +62,21 @@ impl EdgeRequest {
 }
 
 impl EdgeRequest {
-    fn respond(&mut self, reply: Reply, outcome: Outcome) -> Action {
+    /// The request's `Origin` when it is an allowed one.
+    fn cors_origin(&self) -> Option<String> {
+        let w = self.worker.as_ref()?;
+        crate::cors::allowed_origin(&w.borrow().config, self.header("origin")).map(str::to_string)
+    }
+
+    fn respond(&mut self, mut reply: Reply, outcome: Outcome) -> Action {
         if let Some(w) = &self.worker {
             w.borrow_mut().count(outcome);
+        }
+        // A browser must be able to read the refusal (and its WWW-Authenticate) too.
+        if let Some(origin) = self.cors_origin()
+            && reply.header("access-control-allow-origin").is_none()
+        {
+            reply.headers.extend(crate::cors::response_headers(&origin));
         }
         log::info!(
             "mcp-edge: request_id={} {} {} -> {} ({})",
@@ -361,6 +373,14 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+        if !matches!(self.phase, Phase::Forwarded(..)) {
+            return Action::Continue;
+        }
+        if let Some(origin) = self.cors_origin() {
+            for (name, value) in crate::cors::response_headers(&origin) {
+                self.set_http_response_header(&name, Some(&value));
+            }
+        }
         let Phase::Forwarded(_, ids, rate) = &self.phase else {
             return Action::Continue;
         };
