@@ -14,5 +14,7 @@ pub mod metering;
 pub mod request_log;
 pub mod store;
 pub mod tenant;
+#[doc(hidden)]
+pub mod test_support;
 pub mod tools;
 pub mod usage_cli;

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use axum::Router;
 use chrono::{DateTime, Utc};
-use common::redis_server::{RedisServer, temp_dir};
 use common::*;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
@@ -20,6 +19,7 @@ use mcp_edge_backend::metering::{
     RedisMeter, Spool,
 };
 use mcp_edge_backend::store::MemoryStore;
+use mcp_edge_backend::test_support::{RedisServer, temp_dir};
 use serde_json::{Value, json};
 
 fn app_with(
@@ -85,9 +85,7 @@ fn project_count(listed: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_never_exceed_the_quota_in_redis() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+    let redis = RedisServer::start();
     let now = Utc::now();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
     let (app, task) = app_with(Arc::new(meter), free_quota(20), Spool::memory(), now);
@@ -255,9 +253,7 @@ async fn failed_calls_are_refunded_and_only_successes_billed() {
 
 #[tokio::test]
 async fn redis_down_fails_closed_for_free_and_open_for_pro_then_replays_at_startup() {
-    let Some(mut redis) = RedisServer::start() else {
-        return;
-    };
+    let mut redis = RedisServer::start();
     let spool_dir = temp_dir("spool");
     redis.kill();
     let now = Utc::now();

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis_server::{RedisServer, free_port, temp_dir};
 use common::*;
 use mcp_edge_backend::metering::UsageEvent;
 use mcp_edge_backend::metering::redis::USAGE_STREAM;
 use mcp_edge_backend::metering::spool::SPOOL_FILE;
+use mcp_edge_backend::test_support::{RedisServer, free_port, temp_dir};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-edge-backend");
@@ -132,9 +132,7 @@ fn usage_cli(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
-    let Some(mut redis) = RedisServer::start() else {
-        return;
-    };
+    let mut redis = RedisServer::start();
     let work = temp_dir("fault");
     let spool: PathBuf = work.join("spool");
     let log = work.join("backend.log");

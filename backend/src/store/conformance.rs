@@ -1,5 +1,5 @@
-//! Behaviour every [`ProjectStore`] must show, run against the memory store always and against
-//! Redis when `REDIS_URL` is set. Each check uses fresh random tenant ids.
+//! Behaviour every [`ProjectStore`] must show, run against the memory store and against Redis (the
+//! one at `REDIS_URL`, or a throwaway server). Each check uses fresh random tenant ids.
 
 use super::*;
 use crate::tenant::{TenantContext, test_tenant};

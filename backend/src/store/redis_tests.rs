@@ -1,32 +1,27 @@
-//! The store conformance checks run against [`RedisStore`]; they run only when `REDIS_URL` is set
-//! (each uses its own random tenant ids, so a shared Redis is fine).
+//! The store conformance checks run against [`RedisStore`]: on the Redis at `REDIS_URL` when it is
+//! set (each check uses its own random tenant ids, so a shared Redis is fine), otherwise on a
+//! throwaway `redis-server` of the test's own.
 
 use super::*;
 use crate::store::conformance;
-use crate::tenant::test_tenant;
+use crate::tenant::{TenantContext, test_tenant};
+use crate::test_support::RedisServer;
 
-async fn store() -> Option<RedisStore> {
-    let Ok(url) = std::env::var("REDIS_URL") else {
-        eprintln!("REDIS_URL not set; skipping the Redis store test");
-        return None;
+/// The store, and the server it talks to when the test started one (kept alive with it).
+async fn store() -> (RedisStore, Option<RedisServer>) {
+    let (url, server) = match std::env::var("REDIS_URL") {
+        Ok(url) => (url, None),
+        Err(_) => {
+            let server = RedisServer::start();
+            (server.url(), Some(server))
+        }
     };
-    Some(
-        RedisStore::connect(&url)
-            .await
-            .expect("connect to REDIS_URL"),
-    )
+    let store = RedisStore::connect(&url).await.expect("connect to Redis");
+    (store, server)
 }
 
-#[tokio::test]
-async fn conformance() {
-    if let Some(store) = store().await {
-        conformance::all(&store).await;
-    }
-}
-
-#[tokio::test]
-async fn keys_are_the_documented_ones() {
-    let Some(store) = store().await else { return };
+/// A fresh tenant with one project ("Apollo") holding one task ("Launch").
+async fn project_with_task(store: &RedisStore) -> (TenantContext, Project, Task) {
     let t = test_tenant(&format!("acme-{}", uuid::Uuid::new_v4().simple()));
     let p = store
         .create(
@@ -49,6 +44,19 @@ async fn keys_are_the_documented_ones() {
         )
         .await
         .unwrap();
+    (t, p, task)
+}
+
+#[tokio::test]
+async fn conformance() {
+    let (store, _server) = store().await;
+    conformance::all(&store).await;
+}
+
+#[tokio::test]
+async fn keys_are_the_documented_ones() {
+    let (store, _server) = store().await;
+    let (t, p, task) = project_with_task(&store).await;
     let prefix = format!("mcp-edge:tenant:{}:{}", t.tenant_id.len(), t.tenant_id);
     let mut conn = store.conn.clone();
     let ids: Vec<String> = redis::cmd("LRANGE")
@@ -70,29 +78,8 @@ async fn keys_are_the_documented_ones() {
 
 #[tokio::test]
 async fn concurrent_updates_are_not_lost() {
-    let Some(store) = store().await else { return };
-    let t = test_tenant(&format!("acme-{}", uuid::Uuid::new_v4().simple()));
-    let p = store
-        .create(
-            &t,
-            NewProject {
-                name: "Apollo".into(),
-                description: None,
-            },
-        )
-        .await
-        .unwrap();
-    let task = store
-        .create_task(
-            &t,
-            NewTask {
-                project_id: p.id.clone(),
-                title: "Launch".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (store, _server) = store().await;
+    let (t, p, task) = project_with_task(&store).await;
     let title = TaskPatch {
         title: Some("Renamed".into()),
         ..Default::default()

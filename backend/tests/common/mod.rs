@@ -2,8 +2,6 @@
 //! signed exactly as the mcp-edge filter signs them.
 #![allow(dead_code)]
 
-pub mod redis_server;
-
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

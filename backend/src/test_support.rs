@@ -1,5 +1,7 @@
-//! A throwaway `redis-server` for tests: a free loopback port, its own directory, append-only
-//! file with `appendfsync always` (so every acknowledged write survives a kill), stopped by pid.
+//! Test support, not used by the server: a throwaway `redis-server` on a free loopback port with
+//! its own directory and an append-only file with `appendfsync always` (so every acknowledged write
+//! survives a kill), stopped by pid. Shared by the unit tests (the Redis store's conformance run)
+//! and the integration tests (metering, the fault test), so no Redis test is ever skipped.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,25 +31,25 @@ pub fn temp_dir(what: &str) -> PathBuf {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port in a new directory, or `None` (with a note) when
-    /// `redis-server` is not installed.
-    pub fn start() -> Option<Self> {
-        if Command::new("redis-server")
+    /// Starts a server on a free port in a new directory. Fails (never skips) when
+    /// `redis-server` is not installed: scripts/install-deps.sh installs it.
+    pub fn start() -> Self {
+        let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
             .status()
-            .is_err()
-        {
-            eprintln!("redis-server not found; skipping");
-            return None;
-        }
+            .is_ok();
+        assert!(
+            installed,
+            "redis-server is not installed: run scripts/install-deps.sh"
+        );
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: temp_dir("redis"),
         };
         server.restart();
-        Some(server)
+        server
     }
 
     pub fn url(&self) -> String {
