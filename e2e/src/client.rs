@@ -116,3 +116,15 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
 pub fn structured(result: &Value) -> &Value {
     &result["structuredContent"]
 }
+
+/// The tool names in a `tools/list` result (`{"tools": [...]}`), sorted; an error if it has none.
+pub fn tool_names(result: &Value) -> Result<Vec<&str>> {
+    let mut names: Vec<&str> = result["tools"]
+        .as_array()
+        .with_context(|| format!("no tools in {result}"))?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}

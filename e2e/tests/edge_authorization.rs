@@ -641,18 +641,6 @@ fn other_methods_follow_the_policy(s: &Stack) -> Result<()> {
 }
 
 fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
-    let names = |out: &Value| -> Vec<String> {
-        let mut v: Vec<String> = out["tools"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
     let listed = sdk_client(
         &s.mcp_url,
         &token_with(
@@ -663,19 +651,19 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
         )?,
         json!([]),
     )?;
+    let listed = tool_names(&listed)?;
     ensure!(
-        names(&listed) == vec!["get_project", "list_projects"],
-        "allowed_tools: {:?}",
-        names(&listed)
+        listed == ["get_project", "list_projects"],
+        "allowed_tools: {listed:?}"
     );
     let read_only = sdk_client(
         &s.mcp_url,
         &token_with(s, "tenant-list", "mcp:read", None)?,
         json!([]),
     )?;
-    let ro = names(&read_only);
+    let ro = tool_names(&read_only)?;
     ensure!(
-        ro.contains(&"list_projects".to_string()) && !ro.contains(&"create_project".to_string()),
+        ro.contains(&"list_projects") && !ro.contains(&"create_project"),
         "mcp:read: {ro:?}"
     );
     ensure!(
@@ -687,9 +675,9 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
         &token_with(s, "tenant-list", "mcp:read mcp:write mcp:admin", None)?,
         json!([]),
     )?;
-    let all = names(&admin);
+    let all = tool_names(&admin)?;
     ensure!(
-        all.len() > ro.len() && all.contains(&"create_project".to_string()),
+        all.len() > ro.len() && all.contains(&"create_project"),
         "admin: {all:?}"
     );
     Ok(())

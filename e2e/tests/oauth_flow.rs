@@ -132,12 +132,7 @@ fn sdk_client_runs_the_oauth_flow_and_steps_up(s: &Stack) -> Result<()> {
     ensure!(first_token["has_refresh_token"] == true, "{first_token}");
 
     // Tools listed and called through Envoy with that token.
-    let names: Vec<&str> = out["tools"]
-        .as_array()
-        .context("tools")?
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = tool_names(&out)?;
     ensure!(names.contains(&"create_project"), "{names:?}");
     ensure!(!names.contains(&"delete_project"), "{names:?}");
     let created = &out["results"][0];
@@ -283,13 +278,7 @@ fn client_credentials_token_works_through_envoy(s: &Stack) -> Result<()> {
         ]),
     )?;
     // tools/list shows only the service client's allowed_tools.
-    let mut names: Vec<&str> = out["tools"]
-        .as_array()
-        .context("tools")?
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    names.sort_unstable();
+    let names = tool_names(&out)?;
     ensure!(
         names
             == [
@@ -418,12 +407,7 @@ fn inspector(s: &Stack, token: &str, args: &[&str]) -> Result<Value> {
 fn inspector_cli_lists_and_calls_tools(s: &Stack) -> Result<()> {
     let token = service_token(s, "mcp:read mcp:write", None)?;
     let listed = inspector(s, &token, &["--method", "tools/list"])?;
-    let names: Vec<&str> = listed["result"]["tools"]
-        .as_array()
-        .with_context(|| format!("no tools in {listed}"))?
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = tool_names(&listed["result"])?;
     ensure!(names.contains(&"list_projects"), "{names:?}");
     ensure!(!names.contains(&"delete_project"), "{names:?}");
     let called = inspector(

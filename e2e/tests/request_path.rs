@@ -30,12 +30,7 @@ fn sdk_client_lists_and_calls_tools(s: &Stack) -> Result<()> {
             {"name": "list_projects", "arguments": {"limit": 10}},
         ]),
     )?;
-    let names: Vec<&str> = out["tools"]
-        .as_array()
-        .context("tools")?
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = tool_names(&out)?;
     for tool in ["list_projects", "create_project", "get_project"] {
         ensure!(names.contains(&tool), "tools/list lacks {tool}: {names:?}");
     }
