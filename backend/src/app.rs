@@ -9,7 +9,7 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::gateway_auth::{GatewayAuth, MAX_BODY_BYTES, authenticate};
+use crate::gateway_auth::{GatewayAuth, authenticate};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
 use crate::store::ProjectStore;
@@ -42,7 +42,8 @@ pub fn mcp_service(
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_sse_retry(None)
-        .with_max_request_body_bytes(MAX_BODY_BYTES)
+        // The gateway layer in front already enforces the configured cap.
+        .with_max_request_body_bytes(mcp_edge_contract::limits::MAX_BODY_BYTES_CEILING)
         .with_allowed_hosts(allowed_hosts);
     let tools = ProjectTools::new(store, metering);
     StreamableHttpService::new(

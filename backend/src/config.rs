@@ -23,6 +23,17 @@ pub struct Cli {
     #[arg(long, env = "BACKEND_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// The largest request body accepted (bytes, 1 to 16777216); keep it equal to the filter's
+    /// `max_body_bytes` so the backend never refuses what the edge judged.
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_BODY_BYTES",
+        default_value_t = 1_048_576,
+        value_parser = clap::value_parser!(u32).range(1..=16_777_216),
+        value_name = "BYTES"
+    )]
+    pub max_body_bytes: u32,
+
     /// Redis URL for tenant data (e.g. redis://127.0.0.1:6379/0), and for quota counters and usage
     /// events unless --metering-redis-url is given. Without it data is kept in memory and lost on
     /// exit.
@@ -144,6 +155,24 @@ mod tests {
         let cli = Cli::try_parse_from(["mcp-edge-backend", "--gateway-secret", "x"]).expect("cli");
         assert_eq!(cli.metering_config(), MeteringConfig::default());
         assert!(cli.command.is_none());
+        assert_eq!(
+            cli.max_body_bytes as usize,
+            mcp_edge_contract::limits::DEFAULT_MAX_BODY_BYTES,
+            "the backend's body cap defaults to the filter's"
+        );
+        for bad in ["0", "16777217"] {
+            assert!(
+                Cli::try_parse_from([
+                    "mcp-edge-backend",
+                    "--gateway-secret",
+                    "x",
+                    "--max-body-bytes",
+                    bad
+                ])
+                .is_err(),
+                "{bad}"
+            );
+        }
         let cli = Cli::try_parse_from([
             "mcp-edge-backend",
             "--gateway-secret",

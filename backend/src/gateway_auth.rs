@@ -12,17 +12,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use mcp_edge_contract::{self as contract, SignedRequest, headers};
+use mcp_edge_contract::{self as contract, HeaderError, headers};
 
 use crate::jsonrpc_error::{GATEWAY_AUTH_FAILED, INVALID_REQUEST, error_response};
 use crate::tenant::TenantContext;
 
-/// The largest request body the backend buffers (bytes); larger ones get 413.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest request body the backend buffers unless configured otherwise (bytes); the same
+/// default as the filter's `max_body_bytes`. Larger ones get 413.
+pub const MAX_BODY_BYTES: usize = contract::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// Unix seconds now; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -32,6 +33,7 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct GatewayAuth {
     secret: Arc<[u8]>,
     clock: Clock,
+    max_body_bytes: usize,
 }
 
 impl std::fmt::Debug for GatewayAuth {
@@ -52,7 +54,15 @@ impl GatewayAuth {
         Ok(Self {
             secret: secret.into(),
             clock: Arc::new(system_now),
+            max_body_bytes: MAX_BODY_BYTES,
         })
+    }
+
+    /// Buffer bodies up to `bytes` (at most [`contract::limits::MAX_BODY_BYTES_CEILING`]); keep it
+    /// equal to the filter's `max_body_bytes`.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes.clamp(1, contract::limits::MAX_BODY_BYTES_CEILING);
+        self
     }
 
     /// Use another clock (tests).
@@ -82,16 +92,26 @@ pub enum Rejection {
     Malformed(&'static str),
     #[error("gateway signature rejected: {0}")]
     Contract(contract::ContractError),
-    #[error("request body exceeds {MAX_BODY_BYTES} bytes")]
-    TooLarge,
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
     #[error("request body could not be read")]
     BodyUnreadable,
+}
+
+impl From<contract::ContractError> for Rejection {
+    fn from(e: contract::ContractError) -> Self {
+        match e {
+            contract::ContractError::Header(HeaderError::Missing(name)) => Self::Missing(name),
+            contract::ContractError::Header(HeaderError::Malformed(name)) => Self::Malformed(name),
+            other => Self::Contract(other),
+        }
+    }
 }
 
 impl Rejection {
     fn into_response(self) -> Response {
         match self {
-            Self::TooLarge => error_response(
+            Self::TooLarge(_) => error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 INVALID_REQUEST,
                 &self.to_string(),
@@ -146,85 +166,52 @@ pub async fn verify_request(
         }
     }
 
-    let h = &parts.headers;
-    let tenant_id = single(h, headers::TENANT_ID)?;
-    let user_id = single(h, headers::USER_ID)?;
-    let scopes = single(h, headers::SCOPES)?;
-    let data_scope = single(h, headers::DATA_SCOPE)?;
-    let tier = single(h, headers::TIER)?;
-    let request_id = single(h, headers::REQUEST_ID)?;
-    let gateway_time = single(h, headers::GATEWAY_TIME)?;
-    let signature = single(h, headers::GATEWAY_SIGNATURE)?;
-    if tenant_id.is_empty() {
-        return Err(Rejection::Malformed(headers::TENANT_ID));
+    // The value of each trusted header, read once; the contract decodes and verifies them.
+    let mut values: Vec<(&'static str, &str)> = Vec::with_capacity(headers::ALL.len());
+    for name in headers::ALL {
+        let value = parts.headers.get(name).ok_or(Rejection::Missing(name))?;
+        values.push((name, value.to_str().map_err(|_| Rejection::NotUtf8(name))?));
     }
-    let gateway_time =
-        parse_unix_secs(gateway_time).ok_or(Rejection::Malformed(headers::GATEWAY_TIME))?;
+    let h = &parts.headers;
 
     // Refuse early on a declared length over the cap; the limited read below catches the rest.
     if let Some(len) = h
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        && len > MAX_BODY_BYTES as u64
+        && len > auth.max_body_bytes as u64
     {
-        return Err(Rejection::TooLarge);
+        return Err(Rejection::TooLarge(auth.max_body_bytes));
     }
-    let body: Bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let body: Bytes = match Limited::new(body, auth.max_body_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(Rejection::TooLarge);
+            return Err(Rejection::TooLarge(auth.max_body_bytes));
         }
         Err(_) => return Err(Rejection::BodyUnreadable),
     };
 
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let digest = contract::body_digest(&body);
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
+    let header = |name: &'static str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let vouched = contract::verify_vouched(
+        &auth.secret,
+        header,
+        parts.method.as_str(),
         path,
-        tenant_id,
-        user_id,
-        scopes,
-        data_scope,
-        tier,
-        request_id,
-        gateway_time,
-        body_digest: &digest,
-    };
-    contract::verify(&auth.secret, &signed, signature, (auth.clock)())
-        .map_err(Rejection::Contract)?;
-
-    let tenant = TenantContext {
-        tenant_id: tenant_id.to_owned(),
-        user_id: user_id.to_owned(),
-        scopes: scopes.split_ascii_whitespace().map(str::to_owned).collect(),
-        data_scope: data_scope.to_owned(),
-        tier: tier.to_owned(),
-        request_id: request_id.to_owned(),
-    };
+        &body,
+        (auth.clock)(),
+    )
+    .map_err(Rejection::from)?;
+    let tenant = TenantContext::from(vouched);
     parts.extensions.insert(tenant.clone());
     Ok((Request::from_parts(parts, Body::from(body)), tenant))
-}
-
-/// The one value of a trusted header, as UTF-8.
-fn single<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Rejection> {
-    let value = headers.get(name).ok_or(Rejection::Missing(name))?;
-    value.to_str().map_err(|_| Rejection::NotUtf8(name))
-}
-
-/// Plain decimal digits only (no sign, no spaces).
-fn parse_unix_secs(value: &str) -> Option<u64> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.parse().ok()
 }
 
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Builds requests signed the way the filter signs them.
     use super::*;
+    use mcp_edge_contract::{Identity, RequestFacts};
 
     pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
     pub const NOW: u64 = 1_700_000_000;
@@ -242,31 +229,24 @@ pub(crate) mod test_support {
         body: &str,
         time: u64,
     ) -> axum::http::request::Builder {
+        let identity = Identity {
+            user_id: "user-1".into(),
+            ..Identity::example(tenant)
+        };
         let digest = contract::body_digest(body.as_bytes());
-        let signed = SignedRequest {
+        let facts = RequestFacts {
             method: "POST",
             path,
-            tenant_id: tenant,
-            user_id: "user-1",
-            scopes: "mcp:read mcp:write",
-            data_scope: "team:engineering",
-            tier: "pro",
             request_id: "req-1",
             gateway_time: time,
             body_digest: &digest,
         };
-        let signature = contract::sign(SECRET, &signed).expect("sign");
-        axum::http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header(headers::TENANT_ID, tenant)
-            .header(headers::USER_ID, "user-1")
-            .header(headers::SCOPES, "mcp:read mcp:write")
-            .header(headers::DATA_SCOPE, "team:engineering")
-            .header(headers::TIER, "pro")
-            .header(headers::REQUEST_ID, "req-1")
-            .header(headers::GATEWAY_TIME, time.to_string())
-            .header(headers::GATEWAY_SIGNATURE, signature)
+        let vouched = contract::vouch_headers(SECRET, &identity, &facts).expect("sign");
+        let mut builder = axum::http::Request::builder().method("POST").uri(path);
+        for (name, value) in vouched {
+            builder = builder.header(name, value);
+        }
+        builder
     }
 }
 

@@ -7,10 +7,10 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// The gateway signature or trusted headers are missing, malformed, repeated, stale or do not verify.
-pub const GATEWAY_AUTH_FAILED: i32 = -32040;
 /// JSON-RPC "Invalid Request": used for a body over the size cap.
-pub const INVALID_REQUEST: i32 = -32600;
+pub use mcp_edge_contract::codes::INVALID_REQUEST;
+/// The gateway signature or trusted headers are missing, malformed, repeated, stale or do not verify.
+pub use mcp_edge_contract::codes::UNAUTHORIZED as GATEWAY_AUTH_FAILED;
 
 /// An HTTP response with a JSON-RPC error body carrying `id: null`.
 pub fn error_response(status: StatusCode, code: i32, message: &str) -> Response {

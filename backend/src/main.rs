@@ -81,7 +81,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         anyhow::anyhow!(
             "the gateway secret (--gateway-secret / MCP_EDGE_GATEWAY_SECRET) must be at least {MIN_SECRET_LEN} bytes"
         )
-    })?;
+    })?
+    .with_max_body_bytes(usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX));
 
     let store: Arc<dyn ProjectStore> = match &cli.redis_url {
         Some(url) => {

@@ -4,6 +4,8 @@
 //! into the request's extensions; tools read it from there and nowhere else. Tool input never carries
 //! a tenant id.
 
+use mcp_edge_contract::{Identity, Vouched};
+
 /// The part of its tenant's data a token may see, from its `data_scope` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataScope<'a> {
@@ -15,18 +17,29 @@ pub enum DataScope<'a> {
     Unsupported,
 }
 
-/// Who is calling, as signed by the mcp-edge filter.
+/// Who is calling, as signed by the mcp-edge filter: the contract's [`Identity`] and the gateway's
+/// request id. It dereferences to the identity (`tenant.tenant_id`, `tenant.tier`, …).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantContext {
-    pub tenant_id: String,
-    /// The token's `sub`.
-    pub user_id: String,
-    pub scopes: Vec<String>,
-    /// For example `team:engineering`; may be empty.
-    pub data_scope: String,
-    /// `free`, `pro` or `enterprise` (not interpreted here yet).
-    pub tier: String,
+    pub identity: Identity,
     pub request_id: String,
+}
+
+impl std::ops::Deref for TenantContext {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+impl From<Vouched> for TenantContext {
+    fn from(v: Vouched) -> Self {
+        Self {
+            identity: v.identity,
+            request_id: v.request_id,
+        }
+    }
 }
 
 impl TenantContext {
@@ -56,21 +69,12 @@ impl TenantContext {
             DataScope::Unsupported => false,
         }
     }
-
-    /// Whether the gateway granted `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
 }
 
 #[cfg(test)]
 pub(crate) fn test_tenant(tenant_id: &str) -> TenantContext {
     TenantContext {
-        tenant_id: tenant_id.to_owned(),
-        user_id: format!("user-of-{tenant_id}"),
-        scopes: vec!["mcp:read".into(), "mcp:write".into()],
-        data_scope: "team:engineering".into(),
-        tier: "pro".into(),
+        identity: Identity::example(tenant_id),
         request_id: "req-test".into(),
     }
 }
@@ -83,11 +87,11 @@ mod tests {
     fn team_comes_only_from_a_team_data_scope() {
         let mut t = test_tenant("acme");
         assert_eq!(t.team(), Some("engineering"));
-        t.data_scope = "org:acme".into();
+        t.identity.data_scope = "org:acme".into();
         assert_eq!(t.team(), None);
-        t.data_scope = "team:".into();
+        t.identity.data_scope = "team:".into();
         assert_eq!(t.team(), None);
-        t.data_scope = String::new();
+        t.identity.data_scope = String::new();
         assert_eq!(t.team(), None);
     }
 
@@ -98,11 +102,11 @@ mod tests {
         assert!(t.can_see_team(Some("engineering")));
         assert!(!t.can_see_team(Some("sales")));
         assert!(!t.can_see_team(None));
-        t.data_scope = String::new();
+        t.identity.data_scope = String::new();
         assert_eq!(t.data_scope(), DataScope::All);
         assert!(t.can_see_team(Some("sales")) && t.can_see_team(None));
         for odd in ["team:", "org:acme", "TEAM:x", " "] {
-            t.data_scope = odd.into();
+            t.identity.data_scope = odd.into();
             assert_eq!(t.data_scope(), DataScope::Unsupported, "{odd:?}");
             assert!(
                 !t.can_see_team(None) && !t.can_see_team(Some("x")),

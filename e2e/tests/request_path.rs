@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
-use mcp_edge_contract::{SignedRequest, body_digest, headers as h, verify};
+use mcp_edge_contract::{Identity, RequestFacts, Tier, body_digest, headers as h, verify_vouched};
 use mcp_edge_e2e::client::*;
 use mcp_edge_e2e::runner::Case;
 use mcp_edge_e2e::stack::Stack;
@@ -329,32 +329,27 @@ fn upstream_gets_signed_identity_and_never_the_token(s: &Stack) -> Result<()> {
         ensure!(v.len() == 1, "{name}: {v:?}");
         Ok(v[0].clone())
     };
-    let digest = body_digest(&r.body);
-    let (tenant, user, scopes, data_scope, tier, rid, time, sig) = (
-        one(h::TENANT_ID)?,
-        one(h::USER_ID)?,
-        one(h::SCOPES)?,
-        r.header(h::DATA_SCOPE).unwrap_or_default(),
-        one(h::TIER)?,
-        one(h::REQUEST_ID)?,
-        one(h::GATEWAY_TIME)?,
-        one(h::GATEWAY_SIGNATURE)?,
-    );
-    let signed = SignedRequest {
-        method: &r.method,
-        path: &r.path,
-        tenant_id: &tenant,
-        user_id: &user,
-        scopes: &scopes,
-        data_scope: &data_scope,
-        tier: &tier,
-        request_id: &rid,
-        gateway_time: time.parse()?,
-        body_digest: &digest,
-    };
+    let mut values = Vec::new();
+    for name in h::ALL {
+        values.push((name, one(name)?));
+    }
     ensure!(r.path == "/mcp?trace=1", "path {}", r.path);
-    verify(s.secret.as_bytes(), &signed, &sig, now())
-        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    let header = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let vouched = verify_vouched(
+        s.secret.as_bytes(),
+        header,
+        &r.method,
+        &r.path,
+        &r.body,
+        now(),
+    )
+    .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    let (user, tier) = (vouched.identity.user_id, vouched.identity.tier.name());
     ensure!(
         user == "user-of-tenant-real" && tier == "pro",
         "{user} {tier}"
@@ -477,21 +472,23 @@ fn backend_refuses_requests_without_a_valid_gateway_signature(s: &Stack) -> Resu
     ];
     ensure!(send(&forged)?.status() == 401, "forged signature accepted");
     // Signed with the right secret but for another body: still refused.
-    let digest = body_digest(b"{}");
     let t = now();
-    let signed = SignedRequest {
+    let identity = Identity {
+        tenant_id: "tenant-a".into(),
+        user_id: "mallory".into(),
+        scopes: vec!["mcp:admin".into()],
+        data_scope: String::new(),
+        tier: Tier::Enterprise,
+    };
+    let digest = body_digest(b"{}");
+    let facts = RequestFacts {
         method: "POST",
         path: "/mcp",
-        tenant_id: "tenant-a",
-        user_id: "mallory",
-        scopes: "mcp:admin",
-        data_scope: "",
-        tier: "enterprise",
         request_id: "r",
         gateway_time: t,
         body_digest: &digest,
     };
-    let sig = mcp_edge_contract::sign(s.secret.as_bytes(), &signed)?;
+    let sig = mcp_edge_contract::sign(s.secret.as_bytes(), &identity, &facts)?;
     let mut replay = forged.to_vec();
     replay[6] = (h::GATEWAY_TIME, t.to_string());
     replay[7] = (h::GATEWAY_SIGNATURE, sig);

@@ -150,7 +150,7 @@ fn default_mcp_paths() -> Vec<String> {
     vec!["/mcp".into()]
 }
 fn default_max_body() -> usize {
-    1024 * 1024
+    mcp_edge_contract::limits::DEFAULT_MAX_BODY_BYTES
 }
 fn default_refresh() -> u64 {
     300
@@ -319,7 +319,9 @@ pub fn parse_config(
         }
     }
 
-    if raw.max_body_bytes == 0 || raw.max_body_bytes > 16 * 1024 * 1024 {
+    if raw.max_body_bytes == 0
+        || raw.max_body_bytes > mcp_edge_contract::limits::MAX_BODY_BYTES_CEILING
+    {
         return Err(err("max_body_bytes", "must be between 1 and 16777216"));
     }
 

@@ -4,12 +4,10 @@
 //! (`method`, no `id`) or a response to the server (`id` + exactly one of `result`/`error`).
 //! Anything else is refused before any decision is taken on it.
 
+use mcp_edge_contract::codes;
 use serde_json::{Map, Value};
 
 use crate::strict_json::parse_strict;
-
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
 
 /// One JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,14 +82,14 @@ impl Payload {
 /// Why a body is not acceptable JSON-RPC; `id` is the request's id when it could be read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcError {
-    pub code: i64,
+    pub code: i32,
     pub message: String,
     pub id: Option<Value>,
 }
 
 fn invalid(message: impl Into<String>, id: Option<&Value>) -> RpcError {
     RpcError {
-        code: INVALID_REQUEST,
+        code: codes::INVALID_REQUEST,
         message: message.into(),
         id: id.cloned(),
     }
@@ -156,7 +154,7 @@ fn message_from(value: Value) -> Result<Message, RpcError> {
 /// Parses a POST body strictly into a payload.
 pub fn parse_payload(body: &[u8]) -> Result<Payload, RpcError> {
     let value = parse_strict(body).map_err(|e| RpcError {
-        code: PARSE_ERROR,
+        code: codes::PARSE_ERROR,
         message: format!("the body is not acceptable JSON: {e}"),
         id: None,
     })?;
@@ -212,47 +210,53 @@ mod tests {
     #[test]
     fn malformed_messages_are_refused() {
         let cases = [
-            (r#"{"id":1,"method":"ping"}"#, INVALID_REQUEST),
+            (r#"{"id":1,"method":"ping"}"#, codes::INVALID_REQUEST),
             (
                 r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
-            (r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#, INVALID_REQUEST),
+            (
+                r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#,
+                codes::INVALID_REQUEST,
+            ),
             (
                 r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
             (
                 r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
             (
                 r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
             (
                 r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
-            (r#"{"jsonrpc":"2.0","id":1,"method":7}"#, INVALID_REQUEST),
-            (r#"{"jsonrpc":"2.0","id":1}"#, INVALID_REQUEST),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+                codes::INVALID_REQUEST,
+            ),
+            (r#"{"jsonrpc":"2.0","id":1}"#, codes::INVALID_REQUEST),
             (
                 r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
-                INVALID_REQUEST,
+                codes::INVALID_REQUEST,
             ),
-            (r#"[]"#, INVALID_REQUEST),
-            (r#"[1]"#, INVALID_REQUEST),
-            (r#""x""#, INVALID_REQUEST),
+            (r#"[]"#, codes::INVALID_REQUEST),
+            (r#"[1]"#, codes::INVALID_REQUEST),
+            (r#""x""#, codes::INVALID_REQUEST),
             (
                 r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
-                PARSE_ERROR,
+                codes::PARSE_ERROR,
             ),
             (
                 r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
-                PARSE_ERROR,
+                codes::PARSE_ERROR,
             ),
-            ("\u{feff}{}", PARSE_ERROR),
-            ("{", PARSE_ERROR),
+            ("\u{feff}{}", codes::PARSE_ERROR),
+            ("{", codes::PARSE_ERROR),
         ];
         for (body, code) in cases {
             assert_eq!(parse(body).unwrap_err().code, code, "{body}");

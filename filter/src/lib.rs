@@ -7,7 +7,8 @@
 //! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext.
 //! - [`token_cache`]: verified tokens, bounded, until `exp`.
 //! - [`prm`]: RFC 9728 protected resource metadata; [`cors`]: browsers from allowed origins.
-//! - [`trusted_headers`]: the `x-mcp-*` headers and the gateway signature.
+//! - [`request_id`]: the edge's own request ids; the `x-mcp-*` headers and their signature are
+//!   the contract crate's.
 //! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
 //! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
 //!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering.
@@ -28,12 +29,12 @@ pub mod prm;
 pub mod protocol;
 pub mod rate_limit;
 pub mod reply;
+pub mod request_id;
 pub mod strict_json;
 pub mod tenant;
 pub mod token;
 pub mod token_cache;
 pub mod tools_list;
-pub mod trusted_headers;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

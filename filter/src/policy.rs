@@ -168,6 +168,7 @@ mod tests {
     use super::*;
     use crate::jsonrpc::parse_payload;
     use crate::tenant::Tier;
+    use mcp_edge_contract::Identity;
 
     fn policy() -> ToolPolicy {
         ToolPolicy {
@@ -189,12 +190,12 @@ mod tests {
 
     fn tenant(scopes: &[&str], allowed: Option<&[&str]>) -> TenantContext {
         TenantContext {
-            tenant_id: "t".into(),
-            user_id: "u".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            identity: Identity {
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                tier: Tier::Free,
+                ..Identity::example("t")
+            },
             allowed_tools: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
-            data_scope: String::new(),
-            tier: Tier::Free,
         }
     }
 

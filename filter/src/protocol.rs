@@ -10,9 +10,6 @@
 
 use crate::jsonrpc::{Message, Payload};
 
-/// JSON-RPC code for headers that disagree with the body (MCP 2026-07-28).
-pub const HEADER_MISMATCH: i64 = -32020;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProtocolVersion {
     V2024_11_05,

@@ -3,26 +3,11 @@
 //! Every error body is a JSON-RPC error object carrying the request's `id` (or `null` when the
 //! body was not read), with a message an agent can repeat to a person. The codes below are ours:
 //! they lie in JSON-RPC's implementation-defined range and avoid -32000 and -32001, which the
-//! TypeScript SDK uses. docs/errors.md lists them.
+//! TypeScript SDK uses. They are the contract's ([`mcp_edge_contract::codes`]); docs/errors.md
+//! lists them.
 
+use mcp_edge_contract::codes;
 use serde_json::{Value, json};
-
-/// The token is missing or invalid (HTTP 401).
-pub const CODE_UNAUTHORIZED: i64 = -32040;
-/// The tool is unknown or not in the token's `allowed_tools`, or the method is not served (HTTP 403).
-pub const CODE_FORBIDDEN: i64 = -32041;
-/// The token lacks a scope the call needs (HTTP 403 with the `insufficient_scope` challenge).
-pub const CODE_INSUFFICIENT_SCOPE: i64 = -32042;
-/// The tenant (or, for invalid tokens, the client address) is over its rate (HTTP 429).
-pub const CODE_RATE_LIMITED: i64 = -32043;
-/// The `Origin` header names an origin that is not allowed (HTTP 403).
-pub const CODE_ORIGIN_REFUSED: i64 = -32044;
-/// The request is refused for another reason at the edge: wrong path, wrong method (HTTP 404/405).
-pub const CODE_NOT_SERVED: i64 = -32046;
-/// The body is too large, not identity-encoded or not `application/json` (HTTP 413/415).
-pub const CODE_PAYLOAD_REJECTED: i64 = -32045;
-/// The edge cannot decide right now (no signing keys yet): HTTP 503.
-pub const CODE_UNAVAILABLE: i64 = -32047;
 
 /// A complete local reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +27,7 @@ impl Reply {
 }
 
 /// The JSON-RPC error body.
-pub fn jsonrpc_error_body(id: Option<&Value>, code: i64, message: &str) -> Vec<u8> {
+pub fn jsonrpc_error_body(id: Option<&Value>, code: i32, message: &str) -> Vec<u8> {
     json!({
         "jsonrpc": "2.0",
         "id": id.cloned().unwrap_or(Value::Null),
@@ -53,7 +38,7 @@ pub fn jsonrpc_error_body(id: Option<&Value>, code: i64, message: &str) -> Vec<u
 }
 
 /// One JSON-RPC error response object.
-pub fn jsonrpc_error_object(id: Option<&Value>, code: i64, message: &str) -> Value {
+pub fn jsonrpc_error_object(id: Option<&Value>, code: i32, message: &str) -> Value {
     json!({
         "jsonrpc": "2.0",
         "id": id.cloned().unwrap_or(Value::Null),
@@ -75,7 +60,7 @@ pub fn json_reply(status: u32, body: &Value, extra_headers: Vec<(String, String)
 /// A JSON-RPC error reply with extra headers.
 pub fn jsonrpc_error(
     status: u32,
-    code: i64,
+    code: i32,
     message: &str,
     extra_headers: Vec<(String, String)>,
 ) -> Reply {
@@ -137,7 +122,7 @@ pub fn unauthorized(resource_metadata_url: &str, scope: &str, why: &Unauthentica
     };
     jsonrpc_error(
         401,
-        CODE_UNAUTHORIZED,
+        codes::UNAUTHORIZED,
         &message,
         vec![("www-authenticate".to_string(), challenge)],
     )
@@ -167,12 +152,12 @@ mod tests {
         let b = body(&r);
         assert_eq!(b["jsonrpc"], "2.0");
         assert_eq!(b["id"], Value::Null);
-        assert_eq!(b["error"]["code"], CODE_UNAUTHORIZED);
+        assert_eq!(b["error"]["code"], codes::UNAUTHORIZED);
     }
 
     #[test]
     fn insufficient_scope_challenge() {
-        let body = jsonrpc_error_object(Some(&json!(3)), CODE_INSUFFICIENT_SCOPE, "needs admin");
+        let body = jsonrpc_error_object(Some(&json!(3)), codes::INSUFFICIENT_SCOPE, "needs admin");
         let r = insufficient_scope(
             "https://h/.well-known/oauth-protected-resource/mcp",
             "mcp:admin",

@@ -4,61 +4,28 @@
 //! `tenant_id`, a `tenant_id` with control characters or over 128 bytes) makes the token invalid. It
 //! is never read as "absent", because "absent" can mean "everything" (see `allowed_tools`).
 
+use mcp_edge_contract::Identity;
+use mcp_edge_contract::limits::{
+    MAX_ALLOWED_TOOLS, MAX_DATA_SCOPE_BYTES, MAX_SCOPE_BYTES, MAX_SUB_BYTES, MAX_TENANT_ID_BYTES,
+};
 use serde_json::{Map, Value};
 
-pub const MAX_TENANT_ID_BYTES: usize = 128;
-pub const MAX_SUB_BYTES: usize = 256;
-pub const MAX_DATA_SCOPE_BYTES: usize = 256;
-pub const MAX_SCOPE_BYTES: usize = 1024;
-pub const MAX_ALLOWED_TOOLS: usize = 256;
+pub use mcp_edge_contract::Tier;
 
-/// The rate-limit tier of a tenant. An unknown or missing tier is the lowest one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Tier {
-    Free,
-    Pro,
-    Enterprise,
-}
-
-impl Tier {
-    pub fn from_claim(value: Option<&str>) -> Self {
-        match value {
-            Some("pro") => Self::Pro,
-            Some("enterprise") => Self::Enterprise,
-            _ => Self::Free,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Free => "free",
-            Self::Pro => "pro",
-            Self::Enterprise => "enterprise",
-        }
-    }
-}
-
-/// What the edge vouches for on an allowed request.
+/// What the edge knows of an authenticated caller: the [`Identity`] it vouches for upstream, and
+/// the tools the token may call (which stays at the edge). Dereferences to the identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantContext {
-    pub tenant_id: String,
-    /// The token's `sub`.
-    pub user_id: String,
-    pub scopes: Vec<String>,
+    pub identity: Identity,
     /// `None`: every tool the scopes permit. `Some(empty)`: no tool.
     pub allowed_tools: Option<Vec<String>>,
-    /// Empty when the token has none.
-    pub data_scope: String,
-    pub tier: Tier,
 }
 
-impl TenantContext {
-    pub fn scopes_joined(&self) -> String {
-        self.scopes.join(" ")
-    }
+impl std::ops::Deref for TenantContext {
+    type Target = Identity;
 
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+    fn deref(&self) -> &Identity {
+        &self.identity
     }
 }
 
@@ -154,12 +121,14 @@ pub fn tenant_context_from_claims(
     let data_scope = string_claim(custom, "data_scope", MAX_DATA_SCOPE_BYTES)?.unwrap_or_default();
     let tier = Tier::from_claim(string_claim(custom, "rate_limit_tier", 64)?);
     Ok(TenantContext {
-        tenant_id: tenant_id.to_string(),
-        user_id: user_id.to_string(),
-        scopes,
+        identity: Identity {
+            tenant_id: tenant_id.to_string(),
+            user_id: user_id.to_string(),
+            scopes,
+            data_scope: data_scope.to_string(),
+            tier,
+        },
         allowed_tools,
-        data_scope: data_scope.to_string(),
-        tier,
     })
 }
 

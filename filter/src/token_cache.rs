@@ -87,17 +87,14 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::{TenantContext, Tier};
+    use crate::tenant::TenantContext;
+    use mcp_edge_contract::Identity;
 
     fn verified(exp: u64) -> VerifiedToken {
         VerifiedToken {
             tenant: TenantContext {
-                tenant_id: "t".into(),
-                user_id: "u".into(),
-                scopes: vec![],
+                identity: Identity::example("t"),
                 allowed_tools: None,
-                data_scope: String::new(),
-                tier: Tier::Free,
             },
             expires_at: exp,
         }

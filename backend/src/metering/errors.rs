@@ -12,10 +12,10 @@ use super::day::{next_reset, rfc3339_seconds, seconds_until};
 use super::plan::Tier;
 
 /// The tenant's daily quota of billable calls is used up; the call did not run.
-pub const QUOTA_EXHAUSTED: i32 = -32050;
+pub use mcp_edge_contract::codes::QUOTA_EXHAUSTED;
 /// The daily quota could not be checked (usage store down) and the tier fails closed; the call did
 /// not run.
-pub const QUOTA_UNAVAILABLE: i32 = -32051;
+pub use mcp_edge_contract::codes::QUOTA_UNAVAILABLE;
 
 /// The message of [`QUOTA_EXHAUSTED`].
 pub fn exhausted_message(tier: Tier, limit: u64, now: DateTime<Utc>) -> String {
@@ -24,7 +24,7 @@ pub fn exhausted_message(tier: Tier, limit: u64, now: DateTime<Utc>) -> String {
         "Daily quota exhausted: the {tier} plan allows {limit} billable tool calls per UTC day and \
 all {limit} have been used today. The quota resets at {at} (in {secs} seconds). Upgrade the plan for \
 a higher limit, or wait until then; tools that are not billable, such as get_usage, still work.",
-        tier = tier.as_str(),
+        tier = tier.name(),
         at = rfc3339_seconds(reset),
         secs = seconds_until(now, reset),
     )
@@ -36,7 +36,7 @@ pub fn exhausted(tier: Tier, limit: u64, used: u64, now: DateTime<Utc>) -> Error
         ErrorCode(QUOTA_EXHAUSTED),
         exhausted_message(tier, limit, now),
         Some(serde_json::json!({
-            "tier": tier.as_str(),
+            "tier": tier.name(),
             "limit": limit,
             "used": used,
             "resetsAt": rfc3339_seconds(reset),
@@ -52,9 +52,9 @@ pub fn unavailable(tier: Tier) -> ErrorData {
             "The daily quota of the {} plan cannot be checked right now because the usage store is \
 unavailable, so this billable call was not run. Try again in a minute; tools that are not billable \
 still work.",
-            tier.as_str()
+            tier.name()
         ),
-        Some(serde_json::json!({ "tier": tier.as_str(), "reason": "usage store unavailable" })),
+        Some(serde_json::json!({ "tier": tier.name(), "reason": "usage store unavailable" })),
     )
 }
 
@@ -64,7 +64,7 @@ pub fn usage_unavailable(tier: Tier) -> ErrorData {
         ErrorCode(QUOTA_UNAVAILABLE),
         "Today's usage cannot be read right now because the usage store is unavailable. Try again \
 in a minute.",
-        Some(serde_json::json!({ "tier": tier.as_str(), "reason": "usage store unavailable" })),
+        Some(serde_json::json!({ "tier": tier.name(), "reason": "usage store unavailable" })),
     )
 }
 

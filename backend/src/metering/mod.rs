@@ -157,7 +157,7 @@ impl Metering {
     /// Checks and counts one billable call of `tenant`; an error means the call must not run.
     pub async fn admit(&self, tenant: &TenantContext) -> Result<Admission, ErrorData> {
         let now = self.now();
-        let tier = Tier::from_header(&tenant.tier);
+        let tier = tenant.tier;
         let limit = self.inner.config.limits.of(tier).limit();
         let key = TenantKeys::for_tenant(tenant).quota_day(day::utc_day(now));
         match self.inner.store.reserve(&key, limit).await {
@@ -165,16 +165,16 @@ impl Metering {
                 counted_in: Some(key),
             }),
             Ok(Reservation::Exhausted { used }) => {
-                tracing::info!(tier = tier.as_str(), ?limit, used, "daily quota exhausted");
+                tracing::info!(tier = tier.name(), ?limit, used, "daily quota exhausted");
                 Err(errors::exhausted(tier, limit.unwrap_or(used), used, now))
             }
             Err(e) => match self.inner.config.when_down.of(tier) {
                 WhenDown::Closed => {
-                    tracing::warn!(error = %e, tier = tier.as_str(), "quota unavailable; refusing (fail closed)");
+                    tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; refusing (fail closed)");
                     Err(errors::unavailable(tier))
                 }
                 WhenDown::Open => {
-                    tracing::warn!(error = %e, tier = tier.as_str(), "quota unavailable; allowing uncounted (fail open)");
+                    tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; allowing uncounted (fail open)");
                     Ok(Admission { counted_in: None })
                 }
             },
@@ -218,7 +218,7 @@ impl Metering {
     /// Today's quota of `tenant`.
     pub async fn usage(&self, tenant: &TenantContext) -> Result<UsageToday, ErrorData> {
         let now = self.now();
-        let tier = Tier::from_header(&tenant.tier);
+        let tier = tenant.tier;
         let limit = self.inner.config.limits.of(tier).limit();
         let key = TenantKeys::for_tenant(tenant).quota_day(day::utc_day(now));
         let used = self.inner.store.used(&key).await.map_err(|e| {
@@ -227,7 +227,7 @@ impl Metering {
         })?;
         let reset = day::next_reset(now);
         Ok(UsageToday {
-            tier: tier.as_str().to_owned(),
+            tier: tier.name().to_owned(),
             limit,
             used,
             remaining: limit.map(|l| l.saturating_sub(used)),

@@ -1,37 +1,13 @@
 //! Plans (tiers), their daily quotas and what the quota does while the usage store is down.
 //!
-//! A tier comes from the gateway's `x-mcp-tier` header (the token's `rate_limit_tier` claim). An
-//! unknown or empty tier gets the free plan's rules: the most restrictive one.
+//! A tier comes from the gateway's `x-mcp-tier` header (the token's `rate_limit_tier` claim; the edge
+//! reads an unknown or missing one as free, the most restrictive plan).
 
 use std::fmt;
 use std::str::FromStr;
 
-/// The plan a tenant is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tier {
-    Free,
-    Pro,
-    Enterprise,
-}
-
-impl Tier {
-    /// `free`, `pro` or `enterprise`; anything else is treated as `free`.
-    pub fn from_header(value: &str) -> Self {
-        match value {
-            "pro" => Self::Pro,
-            "enterprise" => Self::Enterprise,
-            _ => Self::Free,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Free => "free",
-            Self::Pro => "pro",
-            Self::Enterprise => "enterprise",
-        }
-    }
-}
+/// The plan a tenant is on: the contract's tier, vouched for by the gateway.
+pub use mcp_edge_contract::Tier;
 
 /// A daily quota: a number of billable calls per UTC day, or unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,15 +180,6 @@ mod tests {
         assert_eq!(limits.of(Tier::Free).limit(), Some(100));
         assert_eq!(limits.of(Tier::Pro).limit(), Some(10_000));
         assert_eq!(limits.of(Tier::Enterprise).limit(), None);
-    }
-
-    #[test]
-    fn tiers_fall_back_to_free() {
-        assert_eq!(Tier::from_header("pro"), Tier::Pro);
-        assert_eq!(Tier::from_header("enterprise"), Tier::Enterprise);
-        for odd in ["", "Pro", "gold", "free"] {
-            assert_eq!(Tier::from_header(odd), Tier::Free, "{odd:?}");
-        }
     }
 
     #[test]

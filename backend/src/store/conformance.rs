@@ -9,10 +9,9 @@ fn unique(name: &str) -> String {
 }
 
 fn with_scope(tenant: &TenantContext, data_scope: &str) -> TenantContext {
-    TenantContext {
-        data_scope: data_scope.into(),
-        ..tenant.clone()
-    }
+    let mut scoped = tenant.clone();
+    scoped.identity.data_scope = data_scope.into();
+    scoped
 }
 
 fn new(name: &str) -> NewProject {

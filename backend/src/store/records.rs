@@ -296,12 +296,12 @@ mod tests {
     #[test]
     fn unsupported_data_scope_cannot_create() {
         let mut t = test_tenant("acme");
-        t.data_scope = "org:acme".into();
+        t.identity.data_scope = "org:acme".into();
         assert!(matches!(
             new_project_record(&t, project("x")),
             Err(StoreError::UnsupportedDataScope(_))
         ));
-        t.data_scope = String::new();
+        t.identity.data_scope = String::new();
         assert_eq!(new_project_record(&t, project("x")).unwrap().team, None);
     }
 

@@ -13,7 +13,7 @@ use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::Metering;
 use mcp_edge_backend::store::MemoryStore;
-use mcp_edge_contract::{self as contract, SignedRequest, headers};
+use mcp_edge_contract::{self as contract, Identity, RequestFacts, Tier};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -83,33 +83,26 @@ impl Default for Caller<'_> {
 /// The headers of a POST /mcp with `body` from `caller`, signed now: trusted headers and MCP
 /// transport headers (no Host).
 pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, String)> {
+    let identity = Identity {
+        tenant_id: caller.tenant.to_owned(),
+        user_id: caller.user.to_owned(),
+        scopes: caller.scopes.split(' ').map(str::to_owned).collect(),
+        data_scope: caller.data_scope.to_owned(),
+        tier: Tier::parse(caller.tier).expect("a tier name"),
+    };
     let digest = contract::body_digest(body.as_bytes());
-    let time = now();
-    let signed = SignedRequest {
+    let facts = RequestFacts {
         method: "POST",
         path: "/mcp",
-        tenant_id: caller.tenant,
-        user_id: caller.user,
-        scopes: caller.scopes,
-        data_scope: caller.data_scope,
-        tier: caller.tier,
         request_id: caller.request_id,
-        gateway_time: time,
+        gateway_time: now(),
         body_digest: &digest,
     };
-    let signature = contract::sign(SECRET, &signed).expect("sign");
     let mut headers = vec![
         ("content-type", "application/json".to_owned()),
         ("accept", "application/json, text/event-stream".to_owned()),
-        (headers::TENANT_ID, caller.tenant.to_owned()),
-        (headers::USER_ID, caller.user.to_owned()),
-        (headers::SCOPES, caller.scopes.to_owned()),
-        (headers::DATA_SCOPE, caller.data_scope.to_owned()),
-        (headers::TIER, caller.tier.to_owned()),
-        (headers::REQUEST_ID, caller.request_id.to_owned()),
-        (headers::GATEWAY_TIME, time.to_string()),
-        (headers::GATEWAY_SIGNATURE, signature),
     ];
+    headers.extend(contract::vouch_headers(SECRET, &identity, &facts).expect("sign"));
     if !body.contains("\"initialize\"") {
         // The initialize request itself carries no version header.
         headers.push(("mcp-protocol-version", "2025-06-18".to_owned()));

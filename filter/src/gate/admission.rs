@@ -4,6 +4,7 @@ use crate::config::EdgeConfig;
 use crate::rate_limit::{Decision, Limit, SharedStore};
 use crate::reply::{self, Reply};
 use crate::tenant::{TenantContext, Tier};
+use mcp_edge_contract::codes;
 
 use super::*;
 
@@ -84,7 +85,7 @@ pub fn admit(
     let mut headers = vec![("retry-after".to_string(), retry_after.to_string())];
     headers.extend(state.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
     Err((
-        reply::jsonrpc_error(429, reply::CODE_RATE_LIMITED, &message, headers),
+        reply::jsonrpc_error(429, codes::RATE_LIMITED, &message, headers),
         Outcome::RateLimited,
     ))
 }
@@ -95,6 +96,7 @@ mod limit_tests {
     use crate::config::parse_config;
     use crate::rate_limit::testing::MemoryShared;
     use crate::token_cache::TokenCache;
+    use mcp_edge_contract::Identity;
     use serde_json::json;
 
     fn cfg() -> EdgeConfig {
@@ -117,12 +119,11 @@ mod limit_tests {
 
     fn tenant(id: &str, tier: Tier) -> TenantContext {
         TenantContext {
-            tenant_id: id.into(),
-            user_id: "u".into(),
-            scopes: vec![],
+            identity: Identity {
+                tier,
+                ..Identity::example(id)
+            },
             allowed_tools: None,
-            data_scope: String::new(),
-            tier,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The verdict on a complete JSON-RPC body, and the `tools/list` rewrite of the response.
 
+use mcp_edge_contract::codes;
 use serde_json::Value;
 
 use crate::config::EdgeConfig;
@@ -63,7 +64,7 @@ pub fn describe_body(body: &[u8]) -> Option<BodySummary> {
 
 /// The error object(s) of a refused payload: one per request id (the refused ones with their
 /// reason, the others saying why they were not run), as one object or a batch.
-fn refusal_body(payload: &Payload, code: i64, reasons: &[(Option<Value>, String)]) -> Value {
+fn refusal_body(payload: &Payload, code: i32, reasons: &[(Option<Value>, String)]) -> Value {
     let reason_for = |id: Option<&Value>| {
         reasons
             .iter()
@@ -101,7 +102,7 @@ pub fn judge_body(
     body: &[u8],
 ) -> Result<BodySummary, (Reply, Outcome)> {
     let payload = parse_payload(body).map_err(|e| {
-        let reason = if e.code == crate::jsonrpc::PARSE_ERROR {
+        let reason = if e.code == codes::PARSE_ERROR {
             "parse_error"
         } else {
             "invalid_request"
@@ -115,9 +116,9 @@ pub fn judge_body(
     })?;
     let first_id = payload.messages().first().and_then(Message::id);
     protocol::check_batch(&payload, admitted.version)
-        .map_err(|m| bad_request(crate::jsonrpc::INVALID_REQUEST, &m, None, "batch"))?;
+        .map_err(|m| bad_request(codes::INVALID_REQUEST, &m, None, "batch"))?;
     protocol::check_routing_headers(&payload, routing.mcp_method, routing.mcp_name)
-        .map_err(|m| bad_request(protocol::HEADER_MISMATCH, &m, first_id, "header_mismatch"))?;
+        .map_err(|m| bad_request(codes::HEADER_MISMATCH, &m, first_id, "header_mismatch"))?;
     match cfg.policy.judge(&admitted.tenant, &payload) {
         PayloadVerdict::Allow => Ok(summary(&payload)),
         PayloadVerdict::Forbidden { refusals } => {
@@ -128,7 +129,7 @@ pub fn judge_body(
                 .iter()
                 .map(|(id, r)| (id.clone(), r.message()))
                 .collect();
-            let body = refusal_body(&payload, reply::CODE_FORBIDDEN, &reasons);
+            let body = refusal_body(&payload, codes::FORBIDDEN, &reasons);
             let outcome = if method_only {
                 Outcome::MethodNotServed
             } else {
@@ -142,7 +143,7 @@ pub fn judge_body(
                 "This call needs the scope(s) {needed}, which this access token does not have: obtain a token with them and retry."
             );
             let reasons: Vec<_> = ids.into_iter().map(|id| (id, message.clone())).collect();
-            let body = refusal_body(&payload, reply::CODE_INSUFFICIENT_SCOPE, &reasons);
+            let body = refusal_body(&payload, codes::INSUFFICIENT_SCOPE, &reasons);
             Err((
                 reply::insufficient_scope(&prm::metadata_url(cfg), &needed, &body),
                 Outcome::InsufficientScope,
@@ -180,7 +181,7 @@ mod body_tests {
     use super::*;
     use crate::config::parse_config;
     use crate::protocol::ProtocolVersion;
-    use crate::tenant::Tier;
+    use mcp_edge_contract::Identity;
     use serde_json::json;
 
     fn cfg() -> EdgeConfig {
@@ -199,12 +200,11 @@ mod body_tests {
     fn admitted(scopes: &[&str], allowed: Option<&[&str]>, version: ProtocolVersion) -> Admitted {
         Admitted {
             tenant: TenantContext {
-                tenant_id: "t".into(),
-                user_id: "u".into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                identity: Identity {
+                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                    ..Identity::example("t")
+                },
                 allowed_tools: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
-                data_scope: String::new(),
-                tier: Tier::Pro,
             },
             version,
         }

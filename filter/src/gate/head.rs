@@ -10,6 +10,7 @@ use crate::reply::{self, Reply, Unauthenticated};
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, TokenPolicy, VerifiedToken, verify_bearer};
 use crate::token_cache::TokenCache;
+use mcp_edge_contract::codes;
 
 use super::*;
 
@@ -75,7 +76,7 @@ fn path_only(path: &str) -> &str {
 
 fn not_served(status: u32, message: &str, outcome: Outcome) -> HeadVerdict {
     HeadVerdict::Respond(
-        reply::jsonrpc_error(status, reply::CODE_NOT_SERVED, message, vec![]),
+        reply::jsonrpc_error(status, codes::NOT_SERVED, message, vec![]),
         outcome,
     )
 }
@@ -127,7 +128,7 @@ fn invalid_token(cfg: &EdgeConfig, e: &TokenError) -> HeadVerdict {
 fn check_media(head: &RequestHead<'_>) -> Result<(), (Reply, Outcome)> {
     let refuse = |message: &str| {
         Err((
-            reply::jsonrpc_error(415, reply::CODE_PAYLOAD_REJECTED, message, vec![]),
+            reply::jsonrpc_error(415, codes::PAYLOAD_REJECTED, message, vec![]),
             Outcome::UnsupportedMediaType,
         ))
     };
@@ -192,7 +193,7 @@ pub fn judge_head(
         return HeadVerdict::Respond(
             reply::jsonrpc_error(
                 403,
-                reply::CODE_ORIGIN_REFUSED,
+                codes::ORIGIN_REFUSED,
                 "Requests from this Origin are not allowed.",
                 vec![],
             ),
@@ -206,7 +207,7 @@ pub fn judge_head(
     let version = match protocol::request_version(head.protocol_version) {
         Ok(v) => v,
         Err(message) => {
-            let (r, o) = bad_request(reply::CODE_NOT_SERVED, &message, None, "protocol_version");
+            let (r, o) = bad_request(codes::NOT_SERVED, &message, None, "protocol_version");
             return HeadVerdict::Respond(r, o);
         }
     };
@@ -246,7 +247,7 @@ fn too_many_invalid_tokens(cfg: &EdgeConfig) -> HeadVerdict {
     HeadVerdict::Respond(
         reply::jsonrpc_error(
             429,
-            reply::CODE_RATE_LIMITED,
+            codes::RATE_LIMITED,
             &format!(
                 "Too many requests with invalid tokens from this address (limit {} a minute); obtain a valid token.",
                 l.per_minute
@@ -299,7 +300,7 @@ fn authenticate(
             HeadVerdict::Respond(
                 reply::jsonrpc_error(
                     503,
-                    reply::CODE_UNAVAILABLE,
+                    codes::UNAVAILABLE,
                     "The MCP edge has no token signing keys yet; retry shortly.",
                     vec![("retry-after".into(), "5".into())],
                 ),

@@ -75,7 +75,7 @@ impl Outcome {
 }
 
 pub(crate) fn bad_request(
-    code: i64,
+    code: i32,
     message: &str,
     id: Option<&Value>,
     reason: &'static str,

@@ -3,7 +3,8 @@
 use crate::config::EdgeConfig;
 use crate::reply::{self, Reply};
 use crate::tenant::TenantContext;
-use crate::trusted_headers::{Vouch, trusted_headers};
+use mcp_edge_contract::codes;
+use mcp_edge_contract::{RequestFacts, body_digest, vouch_headers};
 
 use super::*;
 
@@ -25,19 +26,19 @@ pub fn vouch(
     if req.body.len() > cfg.max_body_bytes {
         return Err(body_too_large(cfg));
     }
-    let v = Vouch {
-        tenant,
+    let digest = body_digest(req.body);
+    let facts = RequestFacts {
         method: req.method,
         path: req.path,
         request_id: req.request_id,
-        now,
-        body: req.body,
+        gateway_time: now,
+        body_digest: &digest,
     };
-    trusted_headers(&cfg.gateway_secret, &v).map_err(|_| {
+    vouch_headers(&cfg.gateway_secret, &tenant.identity, &facts).map_err(|_| {
         (
             reply::jsonrpc_error(
                 500,
-                reply::CODE_NOT_SERVED,
+                codes::NOT_SERVED,
                 "The MCP edge could not vouch for this request.",
                 vec![],
             ),
@@ -51,7 +52,7 @@ pub fn body_too_large(cfg: &EdgeConfig) -> (Reply, Outcome) {
     (
         reply::jsonrpc_error(
             413,
-            reply::CODE_PAYLOAD_REJECTED,
+            codes::PAYLOAD_REJECTED,
             &format!("Request body larger than {} bytes.", cfg.max_body_bytes),
             vec![],
         ),

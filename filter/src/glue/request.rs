@@ -1,5 +1,6 @@
 //! One HTTP request: collect what Envoy gives, judge it with `gate`, vouch, filter the response.
 
+use mcp_edge_contract::codes;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -13,7 +14,8 @@ use crate::gate::{
     RoutingHeaders,
 };
 use crate::reply::{self, Reply};
-use crate::trusted_headers::{is_trusted_header_name, new_request_id};
+use crate::request_id::new_request_id;
+use mcp_edge_contract::headers;
 
 use super::{HostShared, Worker, client_ip, unix_now, unix_now_ms};
 
@@ -130,7 +132,7 @@ impl EdgeRequest {
         let Some(w) = self.worker.clone() else {
             let r = reply::jsonrpc_error(
                 503,
-                reply::CODE_UNAVAILABLE,
+                codes::UNAVAILABLE,
                 "The MCP edge is misconfigured.",
                 vec![],
             );
@@ -325,7 +327,7 @@ impl HttpContext for EdgeRequest {
             "mcp-name",
         ];
         for (name, value) in self.get_http_request_headers_bytes() {
-            if is_trusted_header_name(&name) {
+            if headers::is_trusted(&name) {
                 self.set_http_request_header(&name, None);
             } else if name.eq_ignore_ascii_case("authorization") {
                 self.authorization.push(value);
@@ -350,7 +352,7 @@ impl HttpContext for EdgeRequest {
                 None => (
                     reply::jsonrpc_error(
                         413,
-                        reply::CODE_PAYLOAD_REJECTED,
+                        codes::PAYLOAD_REJECTED,
                         "Request body too large.",
                         vec![],
                     ),

@@ -1,0 +1,31 @@
+//! JSON-RPC error codes a client can get from the edge or the backend, in one place.
+//!
+//! Our own codes lie in the implementation-defined range and avoid the ones SDKs use (the
+//! TypeScript SDK uses -32000 and -32001). docs/errors.md explains each to people.
+
+/// JSON-RPC: the body is not JSON.
+pub const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC: not a valid request object (also a body the backend will not buffer).
+pub const INVALID_REQUEST: i32 = -32600;
+/// `Mcp-Method` / `Mcp-Name` disagree with the body (MCP 2026-07-28).
+pub const HEADER_MISMATCH: i32 = -32020;
+/// No usable token (edge), or no valid gateway signature (backend).
+pub const UNAUTHORIZED: i32 = -32040;
+/// The token may not call this tool or method.
+pub const FORBIDDEN: i32 = -32041;
+/// The token lacks a scope the call needs (step-up).
+pub const INSUFFICIENT_SCOPE: i32 = -32042;
+/// The tenant is over its rate.
+pub const RATE_LIMITED: i32 = -32043;
+/// `Origin` present and not allowed.
+pub const ORIGIN_REFUSED: i32 = -32044;
+/// Body too large, not identity-encoded or not JSON.
+pub const PAYLOAD_REJECTED: i32 = -32045;
+/// The edge does not serve this request (path, HTTP method, internal failure).
+pub const NOT_SERVED: i32 = -32046;
+/// The edge cannot decide now (no keys, bad configuration).
+pub const UNAVAILABLE: i32 = -32047;
+/// The tenant's daily quota is used up.
+pub const QUOTA_EXHAUSTED: i32 = -32050;
+/// The usage store is down and the plan does not allow calls without it.
+pub const QUOTA_UNAVAILABLE: i32 = -32051;

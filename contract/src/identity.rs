@@ -1,0 +1,226 @@
+//! The identity the edge vouches for, and its encoding as trusted `x-mcp-*` headers.
+//!
+//! [`Identity`] is who is calling, for which tenant, with what rights. The filter builds it from a
+//! verified token; the backend rebuilds it from the signed headers. Both sides go through
+//! [`Identity::header_values`] and [`Identity::from_header_values`], so a field added here reaches
+//! the wire, the signature (see [`crate::signature`]) and the backend in this one file.
+
+use crate::limits;
+
+/// Names of the trusted request headers. All of them start with [`headers::PREFIX`].
+pub mod headers {
+    /// Every header with this prefix is removed from inbound requests by the filter.
+    pub const PREFIX: &str = "x-mcp-";
+    pub const TENANT_ID: &str = "x-mcp-tenant-id";
+    pub const USER_ID: &str = "x-mcp-user-id";
+    pub const SCOPES: &str = "x-mcp-scopes";
+    pub const DATA_SCOPE: &str = "x-mcp-data-scope";
+    pub const TIER: &str = "x-mcp-tier";
+    pub const REQUEST_ID: &str = "x-mcp-request-id";
+    pub const GATEWAY_TIME: &str = "x-mcp-gateway-time";
+    pub const GATEWAY_SIGNATURE: &str = "x-mcp-gateway-signature";
+
+    /// Every header the filter sets on an allowed request; the backend requires each exactly once.
+    pub const ALL: [&str; 8] = [
+        TENANT_ID,
+        USER_ID,
+        SCOPES,
+        DATA_SCOPE,
+        TIER,
+        REQUEST_ID,
+        GATEWAY_TIME,
+        GATEWAY_SIGNATURE,
+    ];
+
+    /// Whether a header name belongs to the trusted namespace (any casing).
+    pub fn is_trusted(name: &str) -> bool {
+        name.len() >= PREFIX.len()
+            && name.as_bytes()[..PREFIX.len()].eq_ignore_ascii_case(PREFIX.as_bytes())
+    }
+}
+
+/// The plan a tenant is on: its rate limit at the edge and its daily quota at the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tier {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Free, Tier::Pro, Tier::Enterprise];
+
+    /// `free`, `pro` or `enterprise`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Pro => "pro",
+            Self::Enterprise => "enterprise",
+        }
+    }
+
+    /// The tier of that exact name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// A token's `rate_limit_tier` claim: an unknown or missing tier is the lowest one.
+    pub fn from_claim(value: Option<&str>) -> Self {
+        value.and_then(Self::parse).unwrap_or(Self::Free)
+    }
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Who is calling, as the edge vouches for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub tenant_id: String,
+    /// The token's `sub`.
+    pub user_id: String,
+    pub scopes: Vec<String>,
+    /// For example `team:engineering`; empty when the token has none.
+    pub data_scope: String,
+    pub tier: Tier,
+}
+
+/// Why trusted headers do not make an [`Identity`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    Missing(&'static str),
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing(name) => write!(f, "missing trusted header {name}"),
+            Self::Malformed(name) => write!(f, "trusted header {name} is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+impl Identity {
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// The scopes as sent on the wire: space separated.
+    pub fn scopes_joined(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    /// Each field as a trusted header, in the order the signature covers them.
+    pub fn header_values(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (headers::TENANT_ID, self.tenant_id.clone()),
+            (headers::USER_ID, self.user_id.clone()),
+            (headers::SCOPES, self.scopes_joined()),
+            (headers::DATA_SCOPE, self.data_scope.clone()),
+            (headers::TIER, self.tier.name().to_string()),
+        ]
+    }
+
+    /// The identity from its trusted headers (`header` returns a header's one value).
+    pub fn from_header_values<'h>(
+        header: impl Fn(&'static str) -> Option<&'h str>,
+    ) -> Result<Self, HeaderError> {
+        let get = |name| header(name).ok_or(HeaderError::Missing(name));
+        let bounded = |name, max: usize| {
+            let value = get(name)?;
+            if value.len() > max {
+                Err(HeaderError::Malformed(name))
+            } else {
+                Ok(value.to_string())
+            }
+        };
+        let tenant_id = bounded(headers::TENANT_ID, limits::MAX_TENANT_ID_BYTES)?;
+        if tenant_id.is_empty() {
+            return Err(HeaderError::Malformed(headers::TENANT_ID));
+        }
+        let tier = get(headers::TIER)?;
+        Ok(Self {
+            tenant_id,
+            user_id: bounded(headers::USER_ID, limits::MAX_SUB_BYTES)?,
+            scopes: bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?
+                .split_ascii_whitespace()
+                .map(str::to_string)
+                .collect(),
+            data_scope: bounded(headers::DATA_SCOPE, limits::MAX_DATA_SCOPE_BYTES)?,
+            tier: Tier::parse(tier).ok_or(HeaderError::Malformed(headers::TIER))?,
+        })
+    }
+
+    /// An identity for tests and examples: `tenant_id`, user `user-of-<tenant>`, read and write
+    /// scopes, team `engineering`, the pro tier.
+    pub fn example(tenant_id: &str) -> Self {
+        Self {
+            tenant_id: tenant_id.to_string(),
+            user_id: format!("user-of-{tenant_id}"),
+            scopes: vec![crate::scopes::READ.into(), crate::scopes::WRITE.into()],
+            data_scope: "team:engineering".into(),
+            tier: Tier::Pro,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn headers_round_trip() {
+        let id = Identity::example("acme");
+        let map: HashMap<&str, String> = id.header_values().into_iter().collect();
+        let back = Identity::from_header_values(|n| map.get(n).map(String::as_str)).unwrap();
+        assert_eq!(back, id);
+        assert_eq!(map[headers::SCOPES], "mcp:read mcp:write");
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_named() {
+        let id = Identity::example("acme");
+        for (name, _) in id.header_values() {
+            let map: HashMap<&str, String> = id
+                .header_values()
+                .into_iter()
+                .filter(|(n, _)| *n != name)
+                .collect();
+            assert_eq!(
+                Identity::from_header_values(|n| map.get(n).map(String::as_str)),
+                Err(HeaderError::Missing(name))
+            );
+        }
+        let mut map: HashMap<&str, String> = id.header_values().into_iter().collect();
+        map.insert(headers::TIER, "platinum".into());
+        assert_eq!(
+            Identity::from_header_values(|n| map.get(n).map(String::as_str)),
+            Err(HeaderError::Malformed(headers::TIER))
+        );
+        map.insert(headers::TIER, "pro".into());
+        map.insert(headers::TENANT_ID, String::new());
+        assert_eq!(
+            Identity::from_header_values(|n| map.get(n).map(String::as_str)),
+            Err(HeaderError::Malformed(headers::TENANT_ID))
+        );
+    }
+
+    #[test]
+    fn tiers() {
+        assert_eq!(Tier::from_claim(Some("pro")), Tier::Pro);
+        assert_eq!(Tier::from_claim(Some("platinum")), Tier::Free);
+        assert_eq!(Tier::from_claim(None), Tier::Free);
+        assert_eq!(Tier::parse("Pro"), None);
+        assert!(headers::is_trusted("X-MCP-Tenant-Id"));
+        assert!(!headers::is_trusted("x-mc"));
+        assert!(!headers::is_trusted("mcp-session-id"));
+    }
+}

@@ -1,0 +1,13 @@
+//! Sizes both sides enforce, so the edge never forwards what the backend would refuse.
+
+/// The body cap when none is configured (bytes), at the edge and at the backend.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest body cap either side accepts in its configuration (bytes).
+pub const MAX_BODY_BYTES_CEILING: usize = 16 * 1024 * 1024;
+
+/// Claim sizes: a token whose claim is longer is invalid; a header longer is malformed.
+pub const MAX_TENANT_ID_BYTES: usize = 128;
+pub const MAX_SUB_BYTES: usize = 256;
+pub const MAX_DATA_SCOPE_BYTES: usize = 256;
+pub const MAX_SCOPE_BYTES: usize = 1024;
+pub const MAX_ALLOWED_TOOLS: usize = 256;

@@ -1,0 +1,409 @@
+//! The gateway signature: HMAC-SHA256 over a newline-joined canonical string.
+//!
+//! The string holds a version tag, the HTTP method, the path, every [`Identity`] header value in
+//! [`Identity::header_values`] order, the request id, the signing time and the SHA-256 of the body
+//! the filter judged. So a captured header set can neither be replayed later nor carry another body.
+//! [`vouch_headers`] is the filter's half, [`verify_vouched`] the backend's.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::identity::{HeaderError, Identity, headers};
+
+/// How far (seconds) the backend accepts `x-mcp-gateway-time` from its own clock, either way.
+pub const MAX_GATEWAY_CLOCK_SKEW_SECS: u64 = 30;
+
+/// The shortest gateway secret either side accepts (bytes).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Version tag at the head of the canonical string; bump it when the canonical form changes.
+const CANONICAL_VERSION: &str = "mcp-edge-gateway-v1";
+
+/// What the signature covers besides the identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    /// The request target as sent upstream (path and query).
+    pub path: &'a str,
+    pub request_id: &'a str,
+    /// Unix seconds at which the filter signed.
+    pub gateway_time: u64,
+    /// [`body_digest`] of the body the filter judged.
+    pub body_digest: &'a str,
+}
+
+/// A request the backend verified: who, and under which request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vouched {
+    pub identity: Identity,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContractError {
+    /// A value contains a control character, so the canonical string would be ambiguous.
+    ControlCharacter(&'static str),
+    /// The secret is shorter than [`MIN_SECRET_LEN`].
+    SecretTooShort,
+    /// The signature does not match.
+    BadSignature,
+    /// `x-mcp-gateway-time` is further than [`MAX_GATEWAY_CLOCK_SKEW_SECS`] from now.
+    Stale { gateway_time: u64, now: u64 },
+    /// A trusted header is missing or malformed.
+    Header(HeaderError),
+}
+
+impl std::fmt::Display for ContractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ControlCharacter(field) => write!(f, "{field} contains a control character"),
+            Self::SecretTooShort => write!(f, "gateway secret shorter than {MIN_SECRET_LEN} bytes"),
+            Self::BadSignature => write!(f, "gateway signature does not match"),
+            Self::Stale { gateway_time, now } => write!(
+                f,
+                "gateway time {gateway_time} is more than {MAX_GATEWAY_CLOCK_SKEW_SECS}s from now ({now})"
+            ),
+            Self::Header(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+impl From<HeaderError> for ContractError {
+    fn from(e: HeaderError) -> Self {
+        Self::Header(e)
+    }
+}
+
+/// SHA-256 of a body, base64url without padding.
+pub fn body_digest(body: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(body))
+}
+
+/// The newline-joined string that is signed. Fails if a value could make it ambiguous.
+pub fn canonical_string(
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+) -> Result<String, ContractError> {
+    let identity_values = identity.header_values();
+    let mut fields: Vec<(&'static str, &str)> =
+        vec![("method", facts.method), ("path", facts.path)];
+    fields.extend(identity_values.iter().map(|(n, v)| (*n, v.as_str())));
+    fields.push(("request_id", facts.request_id));
+    fields.push(("body_digest", facts.body_digest));
+    if let Some((name, _)) = fields.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+        return Err(ContractError::ControlCharacter(name));
+    }
+    let time = facts.gateway_time.to_string();
+    let digest = fields.pop().map_or("", |(_, v)| v);
+    let mut parts: Vec<&str> = vec![CANONICAL_VERSION];
+    parts.extend(fields.iter().map(|(_, v)| *v));
+    parts.push(&time);
+    parts.push(digest);
+    Ok(parts.join("\n"))
+}
+
+fn mac(
+    secret: &[u8],
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+) -> Result<Hmac<Sha256>, ContractError> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(ContractError::SecretTooShort);
+    }
+    let canonical = canonical_string(identity, facts)?;
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ContractError::SecretTooShort)?;
+    mac.update(canonical.as_bytes());
+    Ok(mac)
+}
+
+/// The value of `x-mcp-gateway-signature`.
+pub fn sign(
+    secret: &[u8],
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+) -> Result<String, ContractError> {
+    Ok(URL_SAFE_NO_PAD.encode(mac(secret, identity, facts)?.finalize().into_bytes()))
+}
+
+/// Checks freshness against `now` (unix seconds), then the signature in constant time.
+pub fn verify(
+    secret: &[u8],
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+    signature: &str,
+    now: u64,
+) -> Result<(), ContractError> {
+    if facts.gateway_time.abs_diff(now) > MAX_GATEWAY_CLOCK_SKEW_SECS {
+        return Err(ContractError::Stale {
+            gateway_time: facts.gateway_time,
+            now,
+        });
+    }
+    let expected = mac(secret, identity, facts)?.finalize().into_bytes();
+    let given = URL_SAFE_NO_PAD
+        .decode(signature.as_bytes())
+        .map_err(|_| ContractError::BadSignature)?;
+    if given.len() == expected.len() && bool::from(given.as_slice().ct_eq(expected.as_slice())) {
+        Ok(())
+    } else {
+        Err(ContractError::BadSignature)
+    }
+}
+
+/// The filter's half: every `x-mcp-*` header to set on an allowed request, signature last.
+pub fn vouch_headers(
+    secret: &[u8],
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+) -> Result<Vec<(&'static str, String)>, ContractError> {
+    let signature = sign(secret, identity, facts)?;
+    let mut out = identity.header_values();
+    out.push((headers::REQUEST_ID, facts.request_id.to_string()));
+    out.push((headers::GATEWAY_TIME, facts.gateway_time.to_string()));
+    out.push((headers::GATEWAY_SIGNATURE, signature));
+    Ok(out)
+}
+
+/// The backend's half: the identity and request id from the trusted headers (`header` returns a
+/// header's one value), verified against the request line, the body and the clock.
+pub fn verify_vouched<'h>(
+    secret: &[u8],
+    header: impl Fn(&'static str) -> Option<&'h str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: u64,
+) -> Result<Vouched, ContractError> {
+    let identity = Identity::from_header_values(&header)?;
+    let required = |name| header(name).ok_or(HeaderError::Missing(name));
+    let request_id = required(headers::REQUEST_ID)?;
+    let time = required(headers::GATEWAY_TIME)?;
+    let gateway_time =
+        parse_unix_secs(time).ok_or(HeaderError::Malformed(headers::GATEWAY_TIME))?;
+    let signature = required(headers::GATEWAY_SIGNATURE)?;
+    let digest = body_digest(body);
+    let facts = RequestFacts {
+        method,
+        path,
+        request_id,
+        gateway_time,
+        body_digest: &digest,
+    };
+    verify(secret, &identity, &facts, signature, now)?;
+    Ok(Vouched {
+        identity,
+        request_id: request_id.to_string(),
+    })
+}
+
+/// Plain decimal digits only (no sign, no spaces).
+fn parse_unix_secs(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Tier;
+    use std::collections::HashMap;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn facts(digest: &str) -> RequestFacts<'_> {
+        RequestFacts {
+            method: "POST",
+            path: "/mcp",
+            request_id: "req-1",
+            gateway_time: 1_000,
+            body_digest: digest,
+        }
+    }
+
+    #[test]
+    fn canonical_form_is_stable() {
+        let d = body_digest(b"{}");
+        let id = Identity::example("acme");
+        assert_eq!(
+            canonical_string(&id, &facts(&d)).unwrap(),
+            format!(
+                "mcp-edge-gateway-v1\nPOST\n/mcp\nacme\nuser-of-acme\nmcp:read mcp:write\nteam:engineering\npro\nreq-1\n1000\n{d}"
+            )
+        );
+    }
+
+    #[test]
+    fn signature_round_trips() {
+        let d = body_digest(b"{}");
+        let id = Identity::example("acme");
+        let sig = sign(SECRET, &id, &facts(&d)).unwrap();
+        assert_eq!(verify(SECRET, &id, &facts(&d), &sig, 1_010), Ok(()));
+    }
+
+    #[test]
+    fn every_field_is_covered() {
+        let d = body_digest(b"{}");
+        let id = Identity::example("acme");
+        let sig = sign(SECRET, &id, &facts(&d)).unwrap();
+        let other = body_digest(b"{ }");
+        let identities = [
+            Identity {
+                tenant_id: "other".into(),
+                ..id.clone()
+            },
+            Identity {
+                user_id: "u2".into(),
+                ..id.clone()
+            },
+            Identity {
+                scopes: vec!["mcp:admin".into()],
+                ..id.clone()
+            },
+            Identity {
+                data_scope: String::new(),
+                ..id.clone()
+            },
+            Identity {
+                tier: Tier::Enterprise,
+                ..id.clone()
+            },
+        ];
+        for v in &identities {
+            assert_eq!(
+                verify(SECRET, v, &facts(&d), &sig, 1_000),
+                Err(ContractError::BadSignature),
+                "{v:?}"
+            );
+        }
+        let variants = [
+            RequestFacts {
+                method: "GET",
+                ..facts(&d)
+            },
+            RequestFacts {
+                path: "/mcp2",
+                ..facts(&d)
+            },
+            RequestFacts {
+                request_id: "req-2",
+                ..facts(&d)
+            },
+            RequestFacts {
+                gateway_time: 1_001,
+                ..facts(&d)
+            },
+            facts(&other),
+        ];
+        for v in &variants {
+            assert_eq!(
+                verify(SECRET, &id, v, &sig, 1_000),
+                Err(ContractError::BadSignature),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_and_future_times_are_refused() {
+        let d = body_digest(b"");
+        let id = Identity::example("acme");
+        let sig = sign(SECRET, &id, &facts(&d)).unwrap();
+        assert!(matches!(
+            verify(SECRET, &id, &facts(&d), &sig, 1_031),
+            Err(ContractError::Stale { .. })
+        ));
+        assert!(matches!(
+            verify(SECRET, &id, &facts(&d), &sig, 969),
+            Err(ContractError::Stale { .. })
+        ));
+        assert_eq!(verify(SECRET, &id, &facts(&d), &sig, 970), Ok(()));
+    }
+
+    #[test]
+    fn newline_in_a_value_is_refused() {
+        let d = body_digest(b"");
+        let id = Identity {
+            tenant_id: "a\nb".into(),
+            ..Identity::example("x")
+        };
+        assert_eq!(
+            sign(SECRET, &id, &facts(&d)),
+            Err(ContractError::ControlCharacter("x-mcp-tenant-id"))
+        );
+    }
+
+    #[test]
+    fn short_secret_and_garbage_signature_are_refused() {
+        let d = body_digest(b"");
+        let id = Identity::example("acme");
+        assert_eq!(
+            sign(b"short", &id, &facts(&d)),
+            Err(ContractError::SecretTooShort)
+        );
+        assert_eq!(
+            verify(SECRET, &id, &facts(&d), "!!!", 1_000),
+            Err(ContractError::BadSignature)
+        );
+        assert_eq!(
+            verify(SECRET, &id, &facts(&d), "", 1_000),
+            Err(ContractError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn vouched_headers_verify_on_the_other_side() {
+        let id = Identity::example("acme");
+        let d = body_digest(b"{}");
+        let headers: HashMap<&str, String> = vouch_headers(SECRET, &id, &facts(&d))
+            .unwrap()
+            .into_iter()
+            .collect();
+        let get = |n: &'static str| headers.get(n).map(String::as_str);
+        let vouched = verify_vouched(SECRET, get, "POST", "/mcp", b"{}", 1_000).unwrap();
+        assert_eq!(
+            vouched,
+            Vouched {
+                identity: id,
+                request_id: "req-1".into()
+            }
+        );
+        assert_eq!(
+            verify_vouched(SECRET, get, "POST", "/mcp", b"{ }", 1_000),
+            Err(ContractError::BadSignature)
+        );
+        let no_time = |n: &'static str| {
+            if n == headers::GATEWAY_TIME {
+                None
+            } else {
+                get(n)
+            }
+        };
+        assert_eq!(
+            verify_vouched(SECRET, no_time, "POST", "/mcp", b"{}", 1_000),
+            Err(ContractError::Header(HeaderError::Missing(
+                headers::GATEWAY_TIME
+            )))
+        );
+        let bad_time = |n: &'static str| {
+            if n == headers::GATEWAY_TIME {
+                Some("+1000")
+            } else {
+                get(n)
+            }
+        };
+        assert_eq!(
+            verify_vouched(SECRET, bad_time, "POST", "/mcp", b"{}", 1_000),
+            Err(ContractError::Header(HeaderError::Malformed(
+                headers::GATEWAY_TIME
+            )))
+        );
+    }
+}
