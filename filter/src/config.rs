@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::keys::{Algorithm, KeySet};
 use crate::policy::ToolPolicy;
+use crate::prepared::Prepared;
 use crate::rate_limit::Limit;
 use crate::tenant::Tier;
 
@@ -217,6 +218,8 @@ pub struct EdgeConfig {
     pub invalid_token_limit: Limit,
     /// Number of shared-data slots for buckets (of each kind).
     pub rate_limit_slots: u32,
+    /// What follows from the fields above, computed once.
+    pub prepared: Prepared,
 }
 
 /// A configuration error, naming the field it is about.
@@ -461,7 +464,7 @@ pub fn parse_config(
         return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
     }
 
-    Ok(EdgeConfig {
+    let mut cfg = EdgeConfig {
         resource: raw.resource,
         resource_origin,
         issuers: raw.issuers.into_iter().collect(),
@@ -491,7 +494,10 @@ pub fn parse_config(
         rate_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
-    })
+        prepared: Prepared::default(),
+    };
+    cfg.prepared = Prepared::new(&cfg);
+    Ok(cfg)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
 //! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
 //!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering.
-//! - [`gate`]: the decisions, start to end.
+//! - [`jwks`]: the JWKS lifecycle (when to fetch, installing keys); [`prepared`]: what the
+//!   configuration determines, computed once.
+//! - [`gate`]: the request's journey, start to end: one state machine the glue feeds.
 //!
 //! `glue` (compiled for wasm32 only) is the one module that talks to Envoy; it moves bytes and headers in and out.
 
@@ -23,8 +25,10 @@ pub mod config;
 pub mod cors;
 pub mod gate;
 pub mod jsonrpc;
+pub mod jwks;
 pub mod keys;
 pub mod policy;
+pub mod prepared;
 pub mod prm;
 pub mod protocol;
 pub mod rate_limit;

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::jsonrpc::{Message, Payload};
 use crate::tenant::TenantContext;
 
-pub const READ_SCOPE: &str = "mcp:read";
+pub const READ_SCOPE: &str = mcp_edge_contract::scopes::READ;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolPolicy {

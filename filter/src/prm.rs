@@ -26,7 +26,7 @@ pub fn metadata_url(cfg: &EdgeConfig) -> String {
 /// Whether `path` (without query) is one of the paths this document is served at: the bare
 /// well-known path and the path-suffixed form for the resource and for every MCP path.
 pub fn is_metadata_path(cfg: &EdgeConfig, path: &str) -> bool {
-    if path == WELL_KNOWN || path == metadata_path(cfg) {
+    if path == WELL_KNOWN || path == cfg.prepared.metadata_path {
         return true;
     }
     path.strip_prefix(WELL_KNOWN)

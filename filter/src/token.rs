@@ -14,7 +14,7 @@ use crate::keys::{Algorithm, KeySet, VerifyingKey};
 use crate::tenant::{ClaimError, TenantContext, tenant_context_from_claims};
 
 /// What a token must satisfy besides its signature.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TokenPolicy {
     pub issuers: BTreeSet<String>,
     pub audiences: BTreeSet<String>,

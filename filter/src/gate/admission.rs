@@ -2,11 +2,9 @@
 
 use crate::config::EdgeConfig;
 use crate::rate_limit::{Decision, Limit, SharedStore};
-use crate::reply::{self, Reply};
 use crate::tenant::{TenantContext, Tier};
-use mcp_edge_contract::codes;
 
-use super::*;
+use super::{Denial, tenant_table};
 
 /// What an admitted request learned about its tenant's bucket, for the response headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +40,7 @@ pub fn admit(
     tenant: &TenantContext,
     cost: u64,
     now_ms: u64,
-) -> Result<RateState, (Reply, Outcome)> {
+) -> Result<RateState, Denial> {
     let tier = tenant.tier;
     let limit: Limit = cfg.rate_limits.get(&tier).copied().unwrap_or(Limit {
         capacity: 1,
@@ -69,25 +67,13 @@ pub fn admit(
         // No free slot for this tenant's bucket: refuse rather than run unlimited.
         None => 1,
     };
-    let message = format!(
-        "Rate limit exceeded for the {} tier: {} requests a minute (bursts of up to {}). Retry after {} s.",
-        tier.name(),
-        limit.per_minute,
-        limit.capacity,
-        retry_after
-    );
     let state = RateState {
         tier,
         per_minute: limit.per_minute,
         remaining: 0,
         reset_secs: retry_after,
     };
-    let mut headers = vec![("retry-after".to_string(), retry_after.to_string())];
-    headers.extend(state.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
-    Err((
-        reply::jsonrpc_error(429, codes::RATE_LIMITED, &message, headers),
-        Outcome::RateLimited,
-    ))
+    Err(Denial::RateLimited { tier, limit, state })
 }
 
 #[cfg(test)]
@@ -95,7 +81,8 @@ mod limit_tests {
     use super::*;
     use crate::config::parse_config;
     use crate::rate_limit::testing::MemoryShared;
-    use crate::token_cache::TokenCache;
+    use crate::gate::{Outcome, describe_body};
+    use serde_json::Value;
     use mcp_edge_contract::Identity;
     use serde_json::json;
 
@@ -137,7 +124,8 @@ mod limit_tests {
         let state = admit(&c, &shared, &free, 1, 0).unwrap();
         assert_eq!(state.remaining, 0);
         assert_eq!(state.headers()[0].1, "\"free\";q=60;w=60");
-        let (reply, outcome) = admit(&c, &shared, &free, 1, 0).unwrap_err();
+        let denial = admit(&c, &shared, &free, 1, 0).unwrap_err();
+        let (reply, outcome) = (denial.reply(Some(&c)), denial.outcome());
         assert_eq!((reply.status, outcome), (429, Outcome::RateLimited));
         assert_eq!(reply.header("retry-after"), Some("1"));
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
@@ -151,47 +139,6 @@ mod limit_tests {
         assert!(admit(&c, &shared, &pro, 1, 0).is_err());
         // an hour later everyone is full again
         assert!(admit(&c, &shared, &free, 2, 3_600_000).is_ok());
-    }
-
-    #[test]
-    fn bad_tokens_are_limited_per_address_before_verification() {
-        let c = cfg();
-        let shared = MemoryShared::default();
-        let mut cache = TokenCache::new(4, 30);
-        let judge = |ip: &str, cache: &mut TokenCache| {
-            let head = RequestHead {
-                method: "POST",
-                path: "/mcp",
-                authorization: vec![b"Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.e30.AAAA"],
-                content_type: Some(b"application/json"),
-                ..RequestHead::default()
-            };
-            let keys = KeyState {
-                keys: c.inline_keys.as_ref(),
-                may_refetch: false,
-            };
-            let limiter = AddressLimiter {
-                store: &shared,
-                client_ip: Some(ip),
-                now_ms: 1_000,
-            };
-            match judge_head(&c, &head, &keys, cache, &limiter, 1) {
-                HeadVerdict::Respond(r, o) => (r.status, o),
-                other => panic!("{other:?}"),
-            }
-        };
-        for _ in 0..3 {
-            assert_eq!(judge("192.0.2.7", &mut cache).0, 401);
-        }
-        assert_eq!(
-            judge("192.0.2.7", &mut cache),
-            (429, Outcome::TooManyInvalidTokens)
-        );
-        assert_eq!(
-            judge("192.0.2.8", &mut cache).0,
-            401,
-            "another address is not affected"
-        );
     }
 
     #[test]

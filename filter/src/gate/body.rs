@@ -1,4 +1,4 @@
-//! The verdict on a complete JSON-RPC body, and the `tools/list` rewrite of the response.
+//! The verdict on a complete JSON-RPC body: protocol rules, then the tool policy.
 
 use mcp_edge_contract::codes;
 use serde_json::Value;
@@ -6,12 +6,10 @@ use serde_json::Value;
 use crate::config::EdgeConfig;
 use crate::jsonrpc::{Message, Payload, parse_payload};
 use crate::policy::{PayloadVerdict, Refusal};
-use crate::prm;
 use crate::protocol;
-use crate::reply::{self, Reply};
-use crate::tenant::TenantContext;
+use crate::reply;
 
-use super::*;
+use super::{Admitted, Denial};
 
 /// What the edge learned from an allowed body, for logs and for the response.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,35 +92,40 @@ fn refusal_body(payload: &Payload, code: i32, reasons: &[(Option<Value>, String)
     }
 }
 
+fn bad_request(code: i32, message: String, id: Option<&Value>, reason: &'static str) -> Denial {
+    Denial::BadRequest {
+        code,
+        message,
+        id: id.cloned(),
+        reason,
+    }
+}
+
 /// Judges the complete body of an authenticated POST against the protocol and the policy.
 pub fn judge_body(
     cfg: &EdgeConfig,
     admitted: &Admitted,
     routing: &RoutingHeaders<'_>,
     body: &[u8],
-) -> Result<BodySummary, (Reply, Outcome)> {
+) -> Result<BodySummary, Denial> {
     let payload = parse_payload(body).map_err(|e| {
         let reason = if e.code == codes::PARSE_ERROR {
             "parse_error"
         } else {
             "invalid_request"
         };
-        bad_request(
-            e.code,
-            &format!("Invalid JSON-RPC: {}", e.message),
-            e.id.as_ref(),
-            reason,
-        )
+        let message = format!("Invalid JSON-RPC: {}", e.message);
+        bad_request(e.code, message, e.id.as_ref(), reason)
     })?;
     let first_id = payload.messages().first().and_then(Message::id);
     protocol::check_batch(&payload, admitted.version)
-        .map_err(|m| bad_request(codes::INVALID_REQUEST, &m, None, "batch"))?;
+        .map_err(|m| bad_request(codes::INVALID_REQUEST, m, None, "batch"))?;
     protocol::check_routing_headers(&payload, routing.mcp_method, routing.mcp_name)
-        .map_err(|m| bad_request(codes::HEADER_MISMATCH, &m, first_id, "header_mismatch"))?;
+        .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
     match cfg.policy.judge(&admitted.tenant, &payload) {
         PayloadVerdict::Allow => Ok(summary(&payload)),
         PayloadVerdict::Forbidden { refusals } => {
-            let method_only = refusals
+            let methods_only = refusals
                 .iter()
                 .all(|(_, r)| matches!(r, Refusal::MethodNotAllowed { .. }));
             let reasons: Vec<_> = refusals
@@ -130,12 +133,7 @@ pub fn judge_body(
                 .map(|(id, r)| (id.clone(), r.message()))
                 .collect();
             let body = refusal_body(&payload, codes::FORBIDDEN, &reasons);
-            let outcome = if method_only {
-                Outcome::MethodNotServed
-            } else {
-                Outcome::ToolNotAllowed
-            };
-            Err((reply::json_reply(403, &body, vec![]), outcome))
+            Err(Denial::Forbidden { body, methods_only })
         }
         PayloadVerdict::InsufficientScope { scopes, ids } => {
             let needed = scopes.into_iter().collect::<Vec<_>>().join(" ");
@@ -144,45 +142,32 @@ pub fn judge_body(
             );
             let reasons: Vec<_> = ids.into_iter().map(|id| (id, message.clone())).collect();
             let body = refusal_body(&payload, codes::INSUFFICIENT_SCOPE, &reasons);
-            Err((
-                reply::insufficient_scope(&prm::metadata_url(cfg), &needed, &body),
-                Outcome::InsufficientScope,
-            ))
+            Err(Denial::InsufficientScope { needed, body })
         }
     }
-}
-
-/// Filters a `tools/list` response body for this token; on a body it cannot read, an error body.
-pub fn rewrite_tools_list(
-    cfg: &EdgeConfig,
-    tenant: &TenantContext,
-    content_type: &str,
-    ids: &[Value],
-    body: &[u8],
-) -> Vec<u8> {
-    let keep = |tool: &str| cfg.policy.may_call(tenant, tool);
-    crate::tools_list::filter_response(content_type, body, ids, &keep).unwrap_or_else(|e| {
-        let id = ids.first();
-        let err = reply::jsonrpc_error_object(
-            id,
-            -32603,
-            &format!("The MCP edge could not filter the tool list ({}).", e.0),
-        );
-        if content_type.starts_with("text/event-stream") {
-            format!("event: message\ndata: {err}\n\n").into_bytes()
-        } else {
-            err.to_string().into_bytes()
-        }
-    })
 }
 
 #[cfg(test)]
 mod body_tests {
     use super::*;
     use crate::config::parse_config;
+    use crate::gate::Outcome;
+    use crate::gate::response::rewrite_tools_list;
+    use crate::tenant::TenantContext;
     use crate::protocol::ProtocolVersion;
+    use crate::reply::Reply;
     use mcp_edge_contract::Identity;
     use serde_json::json;
+
+    /// The verdict as the client sees it.
+    fn judge(
+        cfg: &EdgeConfig,
+        a: &Admitted,
+        routing: &RoutingHeaders<'_>,
+        body: &[u8],
+    ) -> Result<BodySummary, (Reply, Outcome)> {
+        judge_body(cfg, a, routing, body).map_err(|d| (d.reply(Some(cfg)), d.outcome()))
+    }
 
     fn cfg() -> EdgeConfig {
         let v = json!({
@@ -228,10 +213,10 @@ mod body_tests {
     #[test]
     fn allowed_call_is_summarised() {
         let a = admitted(&["mcp:read"], None, ProtocolVersion::V2025_06_18);
-        let s = judge_body(&cfg(), &a, &NO_ROUTING, call(1, "list_projects").as_bytes()).unwrap();
+        let s = judge(&cfg(), &a, &NO_ROUTING, call(1, "list_projects").as_bytes()).unwrap();
         assert_eq!(s.method, "tools/call");
         assert_eq!(s.tool.as_deref(), Some("list_projects"));
-        let s = judge_body(
+        let s = judge(
             &cfg(),
             &a,
             &NO_ROUTING,
@@ -248,7 +233,7 @@ mod body_tests {
             Some(&["list_projects"]),
             ProtocolVersion::V2025_06_18,
         );
-        let r = judge_body(
+        let r = judge(
             &cfg(),
             &a,
             &NO_ROUTING,
@@ -274,7 +259,7 @@ mod body_tests {
             None,
             ProtocolVersion::V2025_11_25,
         );
-        let (reply, outcome) = judge_body(
+        let (reply, outcome) = judge(
             &cfg(),
             &a,
             &NO_ROUTING,
@@ -301,7 +286,7 @@ mod body_tests {
             Some(&["list_projects"]),
             ProtocolVersion::V2025_03_26,
         );
-        let (reply, _) = judge_body(&cfg(), &old, &NO_ROUTING, body.as_bytes()).unwrap_err();
+        let (reply, _) = judge(&cfg(), &old, &NO_ROUTING, body.as_bytes()).unwrap_err();
         assert_eq!(reply.status, 403);
         let errors: Value = serde_json::from_slice(&reply.body).unwrap();
         let ids: Vec<_> = errors
@@ -318,10 +303,10 @@ mod body_tests {
             call(2, "list_projects")
         );
         assert_eq!(
-            status(&judge_body(&cfg(), &new, &NO_ROUTING, ok_batch.as_bytes())),
+            status(&judge(&cfg(), &new, &NO_ROUTING, ok_batch.as_bytes())),
             400
         );
-        assert!(judge_body(&cfg(), &old, &NO_ROUTING, ok_batch.as_bytes()).is_ok());
+        assert!(judge(&cfg(), &old, &NO_ROUTING, ok_batch.as_bytes()).is_ok());
     }
 
     #[test]
@@ -333,28 +318,24 @@ mod body_tests {
         );
         let c = cfg();
         let dup_method = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"create_project"}}"#;
-        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, dup_method)), 400);
+        assert_eq!(status(&judge(&c, &a, &NO_ROUTING, dup_method)), 400);
         let dup_name = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","name":"create_project"}}"#;
-        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, dup_name)), 400);
+        assert_eq!(status(&judge(&c, &a, &NO_ROUTING, dup_name)), 400);
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"cre\u0061te_project"}}"#;
-        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, escaped)), 403);
+        assert_eq!(status(&judge(&c, &a, &NO_ROUTING, escaped)), 403);
         let routing = RoutingHeaders {
             mcp_method: Some(b"tools/call"),
             mcp_name: Some(b"list_projects"),
         };
-        let (reply, _) =
-            judge_body(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();
+        let (reply, _) = judge(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();
         assert_eq!(reply.status, 400);
         assert_eq!(
             serde_json::from_slice::<Value>(&reply.body).unwrap()["error"]["code"],
             -32020
         );
-        assert!(judge_body(&c, &a, &routing, call(3, "list_projects").as_bytes()).is_ok());
-        assert_eq!(
-            status(&judge_body(&c, &a, &NO_ROUTING, b"\xef\xbb\xbf{}")),
-            400
-        );
-        assert_eq!(status(&judge_body(&c, &a, &NO_ROUTING, b"")), 400);
+        assert!(judge(&c, &a, &routing, call(3, "list_projects").as_bytes()).is_ok());
+        assert_eq!(status(&judge(&c, &a, &NO_ROUTING, b"\xef\xbb\xbf{}")), 400);
+        assert_eq!(status(&judge(&c, &a, &NO_ROUTING, b"")), 400);
     }
 
     #[test]

@@ -1,89 +1,545 @@
-//! The edge's decisions, start to end, as pure functions over plain values.
+//! The request's journey through the edge, start to end, as one state machine over plain values.
 //!
-//! The proxy-wasm glue collects what Envoy gives it (method, path, the `Authorization` values, the
-//! body), calls these functions and carries out the verdict. Everything a reviewer needs to judge
-//! the filter's behaviour is here, and all of it runs under `cargo test`.
+//! The proxy-wasm glue creates one [`Gate`] per request and feeds it what Envoy hands over; each
+//! step returns an [`Output`]: what to do with the request (continue, wait, fetch keys, answer
+//! locally), headers to remove or set, counters to bump and access-log properties. The gate decides;
+//! the glue only carries it out. Everything here runs under `cargo test`.
 //!
-//! - [`head`]: what the request line and headers decide (metadata, paths, Origin, the token).
-//! - [`body`]: what the JSON-RPC body decides (protocol rules, the tool policy), and the
-//!   `tools/list` rewrite of the response.
-//! - [`admission`]: the tenant's rate limit.
-//! - [`vouch`]: the trusted headers of an allowed request.
+//! 1. [`Gate::on_request_headers`]: drop inbound `x-mcp-*` headers, route ([`routing`]: metadata,
+//!    path, CORS preflight, method, `Origin`), authenticate ([`authenticate`]), check transport.
+//! 2. [`Gate::on_keys`]: after a JWKS fetch the head asked for, authenticate again.
+//! 3. [`Gate::on_request_body`] / [`Gate::on_body`]: size cap, then the JSON-RPC verdict ([`body`]),
+//!    the tenant's rate ([`admission`]) and the signed identity headers ([`vouch`]). The body is not
+//!    kept after the verdict.
+//! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`]: CORS and RateLimit headers, and the
+//!    `tools/list` rewrite ([`response`]).
+//!
+//! Every refusal is a typed [`Denial`]; [`denial`] maps it to the reply and the stat name.
 
 mod admission;
+mod authenticate;
 mod body;
-mod head;
+mod denial;
+mod response;
+mod routing;
 mod vouch;
 
-pub use admission::*;
-pub use body::*;
-pub use head::*;
-pub use vouch::*;
+pub use admission::{RateState, admit};
+pub use authenticate::{KeyAccess, NotAuthenticated, authenticate};
+pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
+pub use denial::{Denial, Outcome};
+pub use routing::{Route, check_transport, route};
+
+use std::rc::Rc;
+
+use mcp_edge_contract::headers;
 
 use crate::config::EdgeConfig;
-use crate::rate_limit::SlotTable;
-use crate::reply::{self, Reply};
-use serde_json::Value;
+use crate::jwks::{Installed, KeyStore};
+use crate::protocol::ProtocolVersion;
+use crate::rate_limit::{SharedStore, SlotTable};
+use crate::reply::Reply;
+use crate::request_id::new_request_id;
+use crate::tenant::TenantContext;
+use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
 
-/// How a request ended at the edge, for stats and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Allowed,
-    MetadataServed,
-    CorsPreflight,
-    NoToken,
-    InvalidToken(&'static str),
-    NotFound,
-    MethodNotAllowed,
-    KeysUnavailable,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    OriginRefused,
-    BadRequest(&'static str),
-    ToolNotAllowed,
-    MethodNotServed,
-    InsufficientScope,
-    RateLimited,
-    TooManyInvalidTokens,
-    InternalError,
+/// What the gate needs from the host besides the request itself.
+pub trait Host {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u128;
+    /// The client's IP address (without port), when known. Asked only on a token-cache miss.
+    fn client_ip(&self) -> Option<String>;
+    /// Counters shared by every worker of this Envoy.
+    fn shared(&self) -> &dyn SharedStore;
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.now_nanos() / 1_000_000).unwrap_or(u64::MAX)
+    }
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.now_nanos() / 1_000_000_000).unwrap_or(u64::MAX)
+    }
 }
 
-impl Outcome {
-    /// A stable name for Envoy stats (`mcp_edge.outcome.<name>`).
-    pub fn stat_name(self) -> String {
-        match self {
-            Self::Allowed => "allowed".into(),
-            Self::MetadataServed => "metadata_served".into(),
-            Self::CorsPreflight => "cors_preflight".into(),
-            Self::NoToken => "denied.no_token".into(),
-            Self::InvalidToken(reason) => format!("denied.invalid_token.{reason}"),
-            Self::NotFound => "denied.not_found".into(),
-            Self::MethodNotAllowed => "denied.method_not_allowed".into(),
-            Self::KeysUnavailable => "denied.keys_unavailable".into(),
-            Self::BodyTooLarge => "denied.body_too_large".into(),
-            Self::UnsupportedMediaType => "denied.unsupported_media_type".into(),
-            Self::OriginRefused => "denied.origin".into(),
-            Self::BadRequest(reason) => format!("denied.bad_request.{reason}"),
-            Self::ToolNotAllowed => "denied.tool_not_allowed".into(),
-            Self::MethodNotServed => "denied.method_not_served".into(),
-            Self::InsufficientScope => "denied.insufficient_scope".into(),
-            Self::RateLimited => "denied.rate_limited".into(),
-            Self::TooManyInvalidTokens => "denied.too_many_invalid_tokens".into(),
-            Self::InternalError => "denied.internal_error".into(),
+/// What the requests of one worker share: configuration, signing keys, verified tokens.
+pub struct WorkerState {
+    pub config: Rc<EdgeConfig>,
+    pub keys: KeyStore,
+    pub cache: TokenCache,
+}
+
+impl WorkerState {
+    pub fn new(config: EdgeConfig) -> Self {
+        Self {
+            keys: KeyStore::new(&config),
+            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
+            config: Rc::new(config),
+        }
+    }
+
+    /// Installs a JWKS answer; tokens verified with keys that are gone are forgotten.
+    pub fn install_keys(&mut self, status: Option<&str>, body: &[u8], now: u64) -> Installed {
+        let installed = self.keys.install(&self.config, status, body, now);
+        if matches!(installed, Installed::Changed(_)) {
+            self.cache.clear();
+        }
+        installed
+    }
+}
+
+/// What the glue does with the request after a step.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Let the request (or response) go on.
+    Continue,
+    /// Hold it; more body is coming.
+    WaitForBody,
+    /// The whole body is buffered: read it and call [`Gate::on_body`].
+    ReadBody,
+    /// Fetch the JWKS, then call [`Gate::on_keys`] (or [`Gate::on_keys_unavailable`]).
+    FetchKeys,
+    /// Answer locally with this reply.
+    Respond(Reply),
+}
+
+/// The result of one step.
+#[derive(Debug)]
+pub struct Output {
+    pub step: Step,
+    /// Request headers to remove, before those to set.
+    pub remove_request_headers: Vec<String>,
+    pub set_request_headers: Vec<(&'static str, String)>,
+    /// Counters to increment by one.
+    pub counters: Vec<String>,
+    /// Filter state for the access log (`mcp_edge.*`).
+    pub log_properties: Vec<(&'static str, String)>,
+    /// A line for Envoy's log.
+    pub log_line: Option<String>,
+}
+
+impl Output {
+    fn step(step: Step) -> Self {
+        Self {
+            step,
+            remove_request_headers: Vec::new(),
+            set_request_headers: Vec::new(),
+            counters: Vec::new(),
+            log_properties: Vec::new(),
+            log_line: None,
         }
     }
 }
 
-pub(crate) fn bad_request(
-    code: i32,
-    message: &str,
-    id: Option<&Value>,
-    reason: &'static str,
-) -> (Reply, Outcome) {
-    (
-        reply::json_reply(400, &reply::jsonrpc_error_object(id, code, message), vec![]),
-        Outcome::BadRequest(reason),
-    )
+/// An authenticated request, waiting for its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    pub tenant: TenantContext,
+    pub version: ProtocolVersion,
+}
+
+/// A request let through; its response may be rewritten for its tenant.
+#[derive(Debug)]
+struct Forwarded {
+    tenant: TenantContext,
+    tools_list_ids: Vec<serde_json::Value>,
+    rate: RateState,
+}
+
+#[derive(Debug, Default)]
+enum Phase {
+    #[default]
+    Start,
+    AwaitingKeys,
+    Authenticated(Box<Admitted>),
+    Forwarded(Box<Forwarded>),
+    /// Answered locally.
+    Done,
+}
+
+/// The request headers the gate reads, by name.
+const READ_HEADERS: [&str; 7] = [
+    "authorization",
+    "origin",
+    "content-type",
+    "content-encoding",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+];
+
+/// What the glue gives the gate of the request head, and of its answer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    /// `:path`, with query.
+    pub path: &'a str,
+    pub authorization: Vec<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    pub protocol_version: Option<&'a [u8]>,
+}
+
+/// One request at the edge.
+#[derive(Debug, Default)]
+pub struct Gate {
+    phase: Phase,
+    method: String,
+    path: String,
+    request_id: String,
+    /// The headers of [`READ_HEADERS`] (several for `authorization`).
+    headers: Vec<(&'static str, Vec<u8>)>,
+    body_size: usize,
+    body_complete: bool,
+    /// Content type of a `tools/list` response being filtered.
+    response_content_type: Option<String>,
+}
+
+impl Gate {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn head(&self) -> RequestHead<'_> {
+        RequestHead {
+            method: &self.method,
+            path: &self.path,
+            authorization: self
+                .headers
+                .iter()
+                .filter(|(n, _)| *n == "authorization")
+                .map(|(_, v)| v.as_slice())
+                .collect(),
+            origin: self.header("origin"),
+            content_type: self.header("content-type"),
+            content_encoding: self.header("content-encoding"),
+            protocol_version: self.header("mcp-protocol-version"),
+        }
+    }
+
+    /// The request's `Origin` when it is an allowed one.
+    fn cors_origin(&self, cfg: &EdgeConfig) -> Option<&str> {
+        crate::cors::allowed_origin(cfg, self.header("origin"))
+    }
+
+    /// The edge's own id for this request.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Step 1: the request head. `headers` are all request headers, pseudo-headers included.
+    pub fn on_request_headers(
+        &mut self,
+        w: &mut WorkerState,
+        host: &dyn Host,
+        headers: Vec<(String, Vec<u8>)>,
+        end_of_stream: bool,
+    ) -> Output {
+        self.request_id = new_request_id(host.now_nanos());
+        let mut removed = Vec::new();
+        for (name, value) in headers {
+            // Nobody outside may speak for a tenant: drop every inbound x-mcp-* header.
+            if headers::is_trusted(&name) {
+                removed.push(name);
+            } else if name == ":path" {
+                self.path = String::from_utf8(value).unwrap_or_default();
+            } else if name == ":method" {
+                self.method = String::from_utf8(value).unwrap_or_default();
+            } else if let Some(known) = READ_HEADERS.iter().find(|k| name.eq_ignore_ascii_case(k)) {
+                self.headers.push((known, value));
+            }
+        }
+        self.body_complete = end_of_stream;
+        let mut out = self.judge_head(w, host, true);
+        out.remove_request_headers.splice(0..0, removed);
+        out.log_properties
+            .insert(0, ("mcp_edge.request_id", self.request_id.clone()));
+        out
+    }
+
+    /// Step 2: the JWKS fetch asked for has been answered (and installed).
+    pub fn on_keys(&mut self, w: &mut WorkerState, host: &dyn Host) -> Output {
+        if !matches!(self.phase, Phase::AwaitingKeys) {
+            return Output::step(Step::Continue);
+        }
+        self.judge_head(w, host, false)
+    }
+
+    fn judge_head(&mut self, w: &mut WorkerState, host: &dyn Host, may_refetch: bool) -> Output {
+        let cfg = Rc::clone(&w.config);
+        let head = self.head();
+        match route(&cfg, &head) {
+            Route::Served(reply, outcome) => return self.answer(&cfg, reply, outcome, None),
+            Route::Denied(denial) => return self.deny(Some(&cfg), denial, None),
+            Route::Mcp => {}
+        }
+        let now = host.now_secs();
+        let keys = KeyAccess {
+            keys: w.keys.keys(),
+            may_refetch: may_refetch && w.keys.may_refetch(&cfg, now),
+        };
+        let tenant = match authenticate(&cfg, &head.authorization, &keys, &mut w.cache, host, now) {
+            Ok(tenant) => tenant,
+            Err(NotAuthenticated::FetchKeys) => {
+                self.phase = Phase::AwaitingKeys;
+                return Output::step(Step::FetchKeys);
+            }
+            Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
+        };
+        match check_transport(&head) {
+            Ok(version) => {
+                self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
+                Output::step(if self.body_complete {
+                    Step::ReadBody
+                } else {
+                    Step::WaitForBody
+                })
+            }
+            Err(d) => self.deny(Some(&cfg), d, Some(&tenant)),
+        }
+    }
+
+    /// Step 2, when no fetch could be started: judge without keys (fails closed).
+    pub fn on_keys_unavailable(&mut self, w: &mut WorkerState, host: &dyn Host) -> Output {
+        self.judge_head(w, host, false)
+    }
+
+    /// Step 3: body data arrived; `buffered` is the size of everything buffered so far.
+    pub fn on_request_body(&mut self, cfg: &EdgeConfig, buffered: usize, end: bool) -> Output {
+        if matches!(self.phase, Phase::Done | Phase::Forwarded(_)) {
+            return Output::step(Step::Continue);
+        }
+        self.body_size = buffered;
+        if buffered > cfg.max_body_bytes {
+            return self.deny(Some(cfg), Denial::BodyTooLarge, None);
+        }
+        self.body_complete = end;
+        let ready = end && matches!(self.phase, Phase::Authenticated(_));
+        Output::step(if ready {
+            Step::ReadBody
+        } else {
+            Step::WaitForBody
+        })
+    }
+
+    /// Step 3, trailers: the body is complete.
+    pub fn on_request_trailers(&mut self, cfg: &EdgeConfig) -> Output {
+        let size = self.body_size;
+        self.on_request_body(cfg, size, true)
+    }
+
+    /// The size of the buffered body, for [`Step::ReadBody`].
+    pub fn body_size(&self) -> usize {
+        self.body_size
+    }
+
+    /// Step 3: the complete body of an authenticated request — judge, admit, vouch.
+    pub fn on_body(&mut self, w: &WorkerState, host: &dyn Host, body: &[u8]) -> Output {
+        let Phase::Authenticated(admitted) = std::mem::take(&mut self.phase) else {
+            return Output::step(Step::Continue);
+        };
+        let cfg = &w.config;
+        let judged = if self.method == "POST" {
+            let routing = RoutingHeaders {
+                mcp_method: self.header("mcp-method"),
+                mcp_name: self.header("mcp-name"),
+            };
+            judge_body(cfg, &admitted, &routing, body)
+        } else {
+            Ok(BodySummary {
+                method: self.method.clone(),
+                ..BodySummary::default()
+            })
+        };
+        let summary = match judged {
+            Ok(s) => s,
+            Err(d) => {
+                return self
+                    .deny(Some(cfg), d, Some(&admitted.tenant))
+                    .described(body);
+            }
+        };
+        let tier = admitted.tenant.tier.name();
+        let rate = admit(
+            cfg,
+            host.shared(),
+            &admitted.tenant,
+            summary.cost,
+            host.now_ms(),
+        );
+        let rate_counter = format!(
+            "mcp_edge.ratelimit.{tier}.{}",
+            if rate.is_ok() { "admitted" } else { "limited" }
+        );
+        let vouched = rate.and_then(|rate| {
+            let req = vouch::CompleteRequest {
+                method: &self.method,
+                path: &self.path,
+                request_id: &self.request_id,
+                body,
+            };
+            vouch::vouch(cfg, &admitted.tenant, &req, host.now_secs()).map(|h| (h, rate))
+        });
+        let mut out = match vouched {
+            Ok((trusted, rate)) => {
+                let mut out = Output::step(Step::Continue);
+                out.remove_request_headers.push("authorization".into());
+                out.set_request_headers = trusted;
+                out.counters.push(outcome_counter(Outcome::Allowed));
+                out.log_properties = access_log(&admitted.tenant, Outcome::Allowed, Some(&summary));
+                self.phase = Phase::Forwarded(Box::new(Forwarded {
+                    tenant: admitted.tenant,
+                    tools_list_ids: summary.tools_list_ids,
+                    rate,
+                }));
+                out
+            }
+            Err(d) => self
+                .deny(Some(cfg), d, Some(&admitted.tenant))
+                .described(body),
+        };
+        out.counters.insert(0, rate_counter);
+        out
+    }
+
+    /// Step 4: the response head. Returns the headers to set (an empty value removes one).
+    pub fn on_response_headers(
+        &mut self,
+        cfg: &EdgeConfig,
+        content_type: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Vec<(String, String)> {
+        let Phase::Forwarded(f) = &self.phase else {
+            return Vec::new();
+        };
+        let origin = crate::cors::allowed_origin(cfg, self.header("origin"));
+        let (set, filter) = response::response_headers(origin, &f.rate, &f.tools_list_ids);
+        if filter {
+            let ct = content_type().unwrap_or_default();
+            self.response_content_type = Some(String::from_utf8_lossy(&ct).into_owned());
+        }
+        set
+    }
+
+    /// Step 4: response body data. `read` returns the buffered body once it is complete.
+    pub fn on_response_body(
+        &self,
+        cfg: &EdgeConfig,
+        end: bool,
+        read: impl FnOnce() -> Vec<u8>,
+    ) -> ResponseBody {
+        let (Phase::Forwarded(f), Some(content_type)) = (&self.phase, &self.response_content_type)
+        else {
+            return ResponseBody::Continue;
+        };
+        if !end {
+            return ResponseBody::Wait;
+        }
+        let body = read();
+        ResponseBody::Replace(response::rewrite_tools_list(
+            cfg,
+            &f.tenant,
+            content_type,
+            &f.tools_list_ids,
+            &body,
+        ))
+    }
+
+    /// A local answer that is not a denial (metadata, preflight).
+    fn answer(
+        &mut self,
+        cfg: &EdgeConfig,
+        mut reply: Reply,
+        outcome: Outcome,
+        tenant: Option<&TenantContext>,
+    ) -> Output {
+        // A browser must be able to read the answer (and its WWW-Authenticate) too.
+        if let Some(origin) = self.cors_origin(cfg)
+            && reply.header("access-control-allow-origin").is_none()
+        {
+            reply.headers.extend(crate::cors::response_headers(origin));
+        }
+        let line = format!(
+            "mcp-edge: request_id={} {} {} -> {} ({})",
+            self.request_id,
+            self.method,
+            self.path,
+            reply.status,
+            outcome.stat_name()
+        );
+        let mut out = Output::step(Step::Respond(reply));
+        out.counters.push(outcome_counter(outcome));
+        out.log_properties = tenant.map_or_else(
+            || vec![("mcp_edge.outcome", outcome.stat_name())],
+            |t| access_log(t, outcome, None),
+        );
+        out.log_line = Some(line);
+        self.phase = Phase::Done;
+        out
+    }
+
+    /// Refuses the request (`cfg` is `None` when the configuration was refused).
+    pub fn deny(
+        &mut self,
+        cfg: Option<&EdgeConfig>,
+        denial: Denial,
+        tenant: Option<&TenantContext>,
+    ) -> Output {
+        let reply = denial.reply(cfg);
+        match cfg {
+            Some(cfg) => self.answer(cfg, reply, denial.outcome(), tenant),
+            None => {
+                let mut out = Output::step(Step::Respond(reply));
+                out.counters.push(outcome_counter(denial.outcome()));
+                self.phase = Phase::Done;
+                out
+            }
+        }
+    }
+}
+
+impl Output {
+    /// Adds what a refused body asked for to the access log.
+    fn described(mut self, body: &[u8]) -> Self {
+        if let Some(s) = describe_body(body) {
+            self.log_properties.push(("mcp_edge.method", s.method));
+            if let Some(tool) = s.tool {
+                self.log_properties.push(("mcp_edge.tool", tool));
+            }
+        }
+        self
+    }
+}
+
+/// What to do with response body data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    Continue,
+    Wait,
+    Replace(Vec<u8>),
+}
+
+/// The stat of an outcome.
+fn outcome_counter(outcome: Outcome) -> String {
+    format!("mcp_edge.outcome.{}", outcome.stat_name())
+}
+
+/// Tenant, method, tool and outcome for the access log.
+fn access_log(
+    tenant: &TenantContext,
+    outcome: Outcome,
+    summary: Option<&BodySummary>,
+) -> Vec<(&'static str, String)> {
+    let mut props = vec![("mcp_edge.tenant", tenant.tenant_id.clone())];
+    if let Some(s) = summary {
+        props.push(("mcp_edge.method", s.method.clone()));
+        if let Some(tool) = &s.tool {
+            props.push(("mcp_edge.tool", tool.clone()));
+        }
+    }
+    props.push(("mcp_edge.outcome", outcome.stat_name()));
+    props
 }
 
 pub(crate) fn address_table(cfg: &EdgeConfig) -> SlotTable<'static> {
@@ -101,3 +557,6 @@ pub(crate) fn tenant_table(cfg: &EdgeConfig) -> SlotTable<'static> {
         probes: 8,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,12 +1,12 @@
 //! The proxy-wasm glue: the one module that talks to Envoy.
 //!
-//! It reads what Envoy hands over (headers, body, JWKS responses), asks [`crate::gate`] what to do
-//! and carries the verdict out. It holds no policy of its own. Per worker thread there is one VM,
+//! It reads what Envoy hands over (headers, body, JWKS responses), gives it to the request's
+//! [`crate::gate::Gate`] and carries out what that returns. It holds no policy of its own. Per worker thread there is one VM,
 //! one root context (configuration, keys, token cache, stats) and one HTTP context per request.
 //!
 //! - [`root`]: the root context: configuration, JWKS fetching on a timer.
 //! - [`worker`]: what the root and the requests of one worker share (keys, token cache, stats).
-//! - [`request`]: one HTTP request: collect, judge, vouch, filter the response.
+//! - [`request`]: one HTTP request: feed its gate, apply the gate's output.
 
 mod request;
 mod root;
@@ -32,8 +32,6 @@ mod entry {
     }}
 }
 
-const RETRY_AFTER_FAILED_FETCH_SECS: u64 = 5;
-
 /// Envoy's shared data (one map per Envoy, shared by every worker thread's VM).
 struct HostShared;
 
@@ -47,11 +45,11 @@ impl SharedStore for HostShared {
     }
 }
 
-fn unix_now_ms() -> u64 {
+fn unix_now_nanos() -> u128 {
     hostcalls::get_current_time()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// The client's IP address, without the port.

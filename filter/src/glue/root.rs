@@ -1,7 +1,6 @@
 //! The root context of one worker: configuration, and the JWKS fetched on a timer.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -9,9 +8,9 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
 use crate::config::{JwksSource, parse_config};
-use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
+use crate::gate::WorkerState;
 
-use super::{EdgeRequest, RETRY_AFTER_FAILED_FETCH_SECS, Worker, unix_now};
+use super::{EdgeRequest, Worker, unix_now};
 
 /// The root context of one worker.
 #[derive(Default)]
@@ -48,16 +47,7 @@ impl RootContext for EdgeRoot {
             }
         };
         let remote = matches!(config.jwks_source, JwksSource::Remote(_));
-        let worker = Worker {
-            keys: config.inline_keys.clone(),
-            keys_digest: None,
-            last_fetch_started: None,
-            fetches_in_flight: 0,
-            next_refresh: 0,
-            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
-            metrics: HashMap::new(),
-            config: Rc::new(config),
-        };
+        let worker = Worker::new(WorkerState::new(config));
         self.worker = Some(Rc::new(RefCell::new(worker)));
         if remote {
             // Tick fast until the first keys are in, then once a second.
@@ -70,13 +60,12 @@ impl RootContext for EdgeRoot {
         let Some(w) = self.worker.clone() else { return };
         let now = unix_now();
         let mut w = w.borrow_mut();
-        if w.keys.is_some() && !self.slow_ticks {
+        if w.state.keys.keys().is_some() && !self.slow_ticks {
             self.slow_ticks = true;
             self.set_tick_period(Duration::from_secs(1));
         }
-        if self.jwks_call.is_none() && now >= w.next_refresh {
-            // Avoid a busy loop while the authorization server is down.
-            w.next_refresh = now + RETRY_AFTER_FAILED_FETCH_SECS;
+        let config = w.state.config.clone();
+        if self.jwks_call.is_none() && w.state.keys.refresh_due(&config, now) {
             self.jwks_call = w.start_fetch(self, now);
         }
     }

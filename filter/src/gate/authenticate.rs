@@ -1,0 +1,106 @@
+//! The bearer token → the caller's [`TenantContext`]: cache first, then the per-address budget for
+//! invalid tokens, then the signature and claims (see [`crate::token`]).
+
+use crate::bearer::{BearerError, extract_bearer};
+use crate::config::EdgeConfig;
+use crate::keys::KeySet;
+use crate::tenant::TenantContext;
+use crate::token::{TokenError, VerifiedToken, verify_bearer};
+use crate::token_cache::TokenCache;
+
+use super::{Denial, Host, address_table};
+
+/// Why no tenant came out of the token.
+#[derive(Debug)]
+pub enum NotAuthenticated {
+    Denied(Denial),
+    /// The token names a key we do not have: fetch the JWKS, then authenticate again.
+    FetchKeys,
+}
+
+/// The signing keys a request may use, and whether it may trigger a JWKS fetch.
+pub struct KeyAccess<'a> {
+    pub keys: Option<&'a KeySet>,
+    pub may_refetch: bool,
+}
+
+/// Authenticates the `Authorization` header values of a request.
+pub fn authenticate(
+    cfg: &EdgeConfig,
+    authorization: &[&[u8]],
+    keys: &KeyAccess<'_>,
+    cache: &mut TokenCache,
+    host: &dyn Host,
+    now: u64,
+) -> Result<TenantContext, NotAuthenticated> {
+    let deny = |d| Err(NotAuthenticated::Denied(d));
+    let token = match extract_bearer(authorization) {
+        Ok(t) => t,
+        Err(BearerError::Missing) => return deny(Denial::NoToken),
+        Err(BearerError::Malformed) => {
+            charge_address(cfg, host);
+            return deny(Denial::InvalidToken(TokenError::Malformed));
+        }
+    };
+    if let Some(v) = cache.get(&token, now) {
+        return Ok(v.tenant);
+    }
+    // A flood of bad tokens from one address must not cost a signature check each.
+    if !address_may_try(cfg, host) {
+        return deny(Denial::TooManyInvalidTokens(cfg.invalid_token_limit));
+    }
+    let policy = &cfg.prepared.token_policy;
+    let Some(key_set) = keys.keys else {
+        // Without keys a token can still be judged malformed or of a refused algorithm.
+        if let Err(e @ (TokenError::Malformed | TokenError::AlgorithmNotAllowed(_))) =
+            verify_bearer(&token, &KeySet::default(), policy, now)
+        {
+            return deny(Denial::InvalidToken(e));
+        }
+        return if keys.may_refetch {
+            Err(NotAuthenticated::FetchKeys)
+        } else {
+            deny(Denial::KeysUnavailable)
+        };
+    };
+    match verify_bearer(&token, key_set, policy, now) {
+        Ok(VerifiedToken { tenant, expires_at }) => {
+            let verified = VerifiedToken {
+                tenant: tenant.clone(),
+                expires_at,
+            };
+            cache.insert(&token, verified, now);
+            Ok(tenant)
+        }
+        Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(NotAuthenticated::FetchKeys),
+        Err(e) => {
+            charge_address(cfg, host);
+            deny(Denial::InvalidToken(e))
+        }
+    }
+}
+
+/// Whether this address may still have a token verified (it has not sent too many bad ones).
+fn address_may_try(cfg: &EdgeConfig, host: &dyn Host) -> bool {
+    let Some(ip) = host.client_ip() else {
+        return true;
+    };
+    let limit = cfg.invalid_token_limit;
+    let now_ms = host.now_ms();
+    address_table(cfg)
+        .update(host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
+            (None, limit.has_tokens(s, now_ms))
+        })
+        .unwrap_or(false)
+}
+
+/// Counts a failed verification against the address.
+fn charge_address(cfg: &EdgeConfig, host: &dyn Host) {
+    let Some(ip) = host.client_ip() else { return };
+    let limit = cfg.invalid_token_limit;
+    let now_ms = host.now_ms();
+    let _ = address_table(cfg).update(host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
+        let (next, _) = limit.take(s, 1, now_ms);
+        (Some(next), ())
+    });
+}

@@ -1,0 +1,105 @@
+//! What the request line and the transport headers decide before and after authentication:
+//! the metadata document, the MCP path, CORS preflight, HTTP methods, `Origin`, then (for an
+//! authenticated request) the protocol version and the media type.
+
+use crate::config::EdgeConfig;
+use crate::protocol::{self, ProtocolVersion};
+use crate::reply::Reply;
+
+use super::{Denial, Outcome, RequestHead};
+
+/// Where a request goes after its request line and `Origin`.
+#[derive(Debug)]
+pub enum Route {
+    /// Answered here, not a denial (metadata, CORS preflight).
+    Served(Reply, Outcome),
+    /// The MCP endpoint: authenticate.
+    Mcp,
+    Denied(Denial),
+}
+
+fn path_only(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(p, _)| p)
+}
+
+fn metadata(cfg: &EdgeConfig, method: &str) -> Route {
+    if method != "GET" && method != "HEAD" {
+        return Route::Denied(Denial::MethodNotAllowed(
+            "The protected resource metadata is read with GET.",
+        ));
+    }
+    let reply = Reply {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("cache-control".into(), "max-age=300".into()),
+            ("access-control-allow-origin".into(), "*".into()),
+        ],
+        body: cfg.prepared.metadata_document.clone(),
+    };
+    Route::Served(reply, Outcome::MetadataServed)
+}
+
+/// Routes a request by path, method and `Origin`.
+pub fn route(cfg: &EdgeConfig, head: &RequestHead<'_>) -> Route {
+    let path = path_only(head.path);
+    if crate::prm::is_metadata_path(cfg, path) {
+        return metadata(cfg, head.method);
+    }
+    if !cfg.mcp_paths.iter().any(|p| p == path) {
+        return Route::Denied(Denial::NotFound);
+    }
+    if head.method == "OPTIONS"
+        && let Some(origin) = crate::cors::allowed_origin(cfg, head.origin)
+    {
+        let reply = Reply {
+            status: 204,
+            headers: crate::cors::preflight_headers(origin),
+            body: Vec::new(),
+        };
+        return Route::Served(reply, Outcome::CorsPreflight);
+    }
+    if !matches!(head.method, "POST" | "GET" | "DELETE") {
+        return Route::Denied(Denial::MethodNotAllowed(
+            "The MCP endpoint accepts POST, GET and DELETE.",
+        ));
+    }
+    if head.origin.is_some() && crate::cors::allowed_origin(cfg, head.origin).is_none() {
+        return Route::Denied(Denial::OriginRefused);
+    }
+    Route::Mcp
+}
+
+/// For an authenticated request: the protocol version it speaks, and for a POST, a JSON body that
+/// is not compressed.
+pub fn check_transport(head: &RequestHead<'_>) -> Result<ProtocolVersion, Denial> {
+    let version = protocol::request_version(head.protocol_version)
+        .map_err(Denial::UnsupportedProtocolVersion)?;
+    if head.method == "POST" {
+        check_media(head)?;
+    }
+    Ok(version)
+}
+
+/// `Content-Type` must be `application/json` (parameters allowed), `Content-Encoding` identity.
+fn check_media(head: &RequestHead<'_>) -> Result<(), Denial> {
+    if let Some(enc) = head.content_encoding
+        && !enc.trim_ascii().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(Denial::UnsupportedMediaType(
+            "Request bodies must not be compressed (Content-Encoding: identity only).",
+        ));
+    }
+    let media = head.content_type.map(|ct| {
+        ct.split(|b| *b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii()
+    });
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case(b"application/json")) {
+        return Err(Denial::UnsupportedMediaType(
+            "MCP requests must be sent as Content-Type: application/json.",
+        ));
+    }
+    Ok(())
+}

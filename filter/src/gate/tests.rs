@@ -1,0 +1,521 @@
+//! The journey through [`Gate`], driven as the glue drives it, with a fake host.
+
+use std::cell::Cell;
+
+use jwt_simple::prelude::*;
+use mcp_edge_contract::{headers as h, verify_vouched};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::parse_config;
+use crate::rate_limit::testing::MemoryShared;
+
+const NOW: u64 = 1_800_000_000;
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+struct FakeHost {
+    shared: MemoryShared,
+    ip: Option<&'static str>,
+    ip_reads: Cell<u32>,
+}
+
+impl FakeHost {
+    fn new(ip: Option<&'static str>) -> Self {
+        Self {
+            shared: MemoryShared::default(),
+            ip,
+            ip_reads: Cell::new(0),
+        }
+    }
+}
+
+impl Host for FakeHost {
+    fn now_nanos(&self) -> u128 {
+        u128::from(NOW) * 1_000_000_000
+    }
+    fn client_ip(&self) -> Option<String> {
+        self.ip_reads.set(self.ip_reads.get() + 1);
+        self.ip.map(str::to_string)
+    }
+    fn shared(&self) -> &dyn SharedStore {
+        &self.shared
+    }
+}
+
+fn config(remote: bool, kp: &Ed25519KeyPair) -> EdgeConfig {
+    let jwk: Value = serde_json::from_str(&kp.public_key().to_jwk()).unwrap();
+    let jwks = if remote {
+        json!({"remote": {"cluster": "c", "path": "/jwks", "authority": "as"}})
+    } else {
+        json!({"inline": {"keys": [jwk]}})
+    };
+    let v = json!({
+        "resource": "https://mcp.example/mcp",
+        "issuers": ["https://as"],
+        "jwks": jwks,
+        "gateway_secret": {"inline": SECRET},
+        "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"]},
+        "tool_scopes": {"list_projects": "mcp:read", "create_project": "mcp:write", "delete_project": "mcp:admin"},
+        "allowed_origins": ["http://localhost:6274"],
+        "rate_limits": {
+            "free": {"requests_per_minute": 60, "burst": 2},
+            "pro": {"requests_per_minute": 600, "burst": 5},
+            "enterprise": {"requests_per_minute": 6000, "burst": 50}
+        },
+        "invalid_token_limit": {"requests_per_minute": 60, "burst": 3}
+    });
+    parse_config(v.to_string().as_bytes(), &|_| None).unwrap()
+}
+
+fn jwks_of(kp: &Ed25519KeyPair) -> Vec<u8> {
+    let jwk: Value = serde_json::from_str(&kp.public_key().to_jwk()).unwrap();
+    json!({"keys": [jwk]}).to_string().into_bytes()
+}
+
+fn token(kp: &Ed25519KeyPair, scope: &str) -> String {
+    let custom = json!({"tenant_id": "acme", "scope": scope, "rate_limit_tier": "pro"});
+    let custom = custom.as_object().unwrap().clone();
+    let mut c = Claims::with_custom_claims(custom, Duration::from_secs(600))
+        .with_issuer("https://as")
+        .with_audience("https://mcp.example/mcp")
+        .with_subject("u1");
+    c.issued_at = Some(Duration::from_secs(NOW));
+    c.invalid_before = Some(Duration::from_secs(NOW));
+    c.expires_at = Some(Duration::from_secs(NOW + 600));
+    format!("Bearer {}", kp.sign(c).unwrap())
+}
+
+fn key() -> Ed25519KeyPair {
+    Ed25519KeyPair::generate().with_key_id("k1")
+}
+
+/// The head of a request: method, path, authorization, extra headers.
+fn head(
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Vec<(String, Vec<u8>)> {
+    let mut hs = vec![
+        (":method".to_string(), method.as_bytes().to_vec()),
+        (":path".to_string(), path.as_bytes().to_vec()),
+        ("content-type".to_string(), b"application/json".to_vec()),
+    ];
+    if let Some(a) = auth {
+        hs.push(("authorization".into(), a.as_bytes().to_vec()));
+    }
+    hs.extend(
+        extra
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())),
+    );
+    hs
+}
+
+fn status(out: &Output) -> u32 {
+    match &out.step {
+        Step::Respond(r) => r.status,
+        _ => 0,
+    }
+}
+
+fn reply(out: &Output) -> &Reply {
+    match &out.step {
+        Step::Respond(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A request with `body` through the whole request path; the last output.
+fn post(w: &mut WorkerState, host: &FakeHost, auth: Option<&str>, body: &str) -> (Gate, Output) {
+    let mut gate = Gate::default();
+    let out = gate.on_request_headers(w, host, head("POST", "/mcp", auth, &[]), false);
+    if out.step != Step::WaitForBody {
+        return (gate, out);
+    }
+    let cfg = w.config.clone();
+    let out = gate.on_request_body(&cfg, body.len(), true);
+    assert_eq!(out.step, Step::ReadBody);
+    let out = gate.on_body(w, host, body.as_bytes());
+    (gate, out)
+}
+
+fn call(tool: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
+    )
+}
+
+#[test]
+fn metadata_is_public_and_read_with_get() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    for p in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let out =
+            Gate::default().on_request_headers(&mut w, &host, head("GET", p, None, &[]), true);
+        let doc: Value = serde_json::from_slice(&reply(&out).body).unwrap();
+        assert_eq!(doc["resource"], "https://mcp.example/mcp");
+        assert_eq!(
+            out.counters,
+            vec!["mcp_edge.outcome.metadata_served".to_string()]
+        );
+    }
+    let p = "/.well-known/oauth-protected-resource";
+    let out = Gate::default().on_request_headers(&mut w, &host, head("POST", p, None, &[]), true);
+    assert_eq!(status(&out), 405);
+}
+
+#[test]
+fn cors_preflight_only_for_allowed_origins() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let preflight = |origin: &str| head("OPTIONS", "/mcp", None, &[("origin", origin)]);
+    let out =
+        Gate::default().on_request_headers(&mut w, &host, preflight("http://localhost:6274"), true);
+    assert_eq!(status(&out), 204);
+    assert_eq!(
+        reply(&out).header("access-control-allow-origin"),
+        Some("http://localhost:6274")
+    );
+    let out =
+        Gate::default().on_request_headers(&mut w, &host, preflight("https://evil.example"), true);
+    assert_eq!(status(&out), 405);
+    // A refusal to an allowed origin is readable by the browser.
+    let h = head("POST", "/mcp", None, &[("origin", "http://localhost:6274")]);
+    let out = Gate::default().on_request_headers(&mut w, &host, h, true);
+    assert_eq!(status(&out), 401);
+    assert!(
+        reply(&out)
+            .header("access-control-expose-headers")
+            .unwrap()
+            .contains("www-authenticate")
+    );
+    let h = head("POST", "/mcp", None, &[("origin", "https://evil.example")]);
+    let out = Gate::default().on_request_headers(&mut w, &host, h, true);
+    assert_eq!(status(&out), 403);
+}
+
+#[test]
+fn paths_and_methods() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let auth = token(&kp, "mcp:read");
+    let cases = [
+        ("POST", "/other", 404),
+        ("POST", "/mcp/", 404),
+        ("PUT", "/mcp", 405),
+        ("POST", "/mcp?x=1", 0),
+        ("GET", "/mcp", 0),
+        ("DELETE", "/mcp", 0),
+    ];
+    for (method, path, expected) in cases {
+        let out = Gate::default().on_request_headers(
+            &mut w,
+            &host,
+            head(method, path, Some(&auth), &[]),
+            false,
+        );
+        assert_eq!(status(&out), expected, "{method} {path}");
+    }
+}
+
+#[test]
+fn missing_and_invalid_tokens_get_401_challenges() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let (_, out) = post(&mut w, &host, None, "{}");
+    let challenge = reply(&out).header("www-authenticate").unwrap();
+    assert!(challenge.contains(
+        "resource_metadata=\"https://mcp.example/.well-known/oauth-protected-resource/mcp\""
+    ));
+    assert!(!challenge.contains("error="));
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.no_token".to_string()]
+    );
+    let (_, out) = post(&mut w, &host, Some("Bearer nope"), "{}");
+    assert!(
+        reply(&out)
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.invalid_token.malformed".to_string()]
+    );
+    // A token in the query string is not a token.
+    let h = head("POST", "/mcp?access_token=abc", None, &[]);
+    let out = Gate::default().on_request_headers(&mut w, &host, h, true);
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.no_token".to_string()]
+    );
+}
+
+#[test]
+fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(Some("192.0.2.1"));
+    let mut gate = Gate::default();
+    let mut hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
+    hs.push(("X-MCP-Tenant-Id".into(), b"evil".to_vec()));
+    let out = gate.on_request_headers(&mut w, &host, hs, false);
+    assert_eq!(out.step, Step::WaitForBody);
+    assert_eq!(
+        out.remove_request_headers,
+        vec!["X-MCP-Tenant-Id".to_string()]
+    );
+    let body = call("list_projects");
+    let cfg = w.config.clone();
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len() / 2, false).step,
+        Step::WaitForBody
+    );
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len(), true).step,
+        Step::ReadBody
+    );
+    let out = gate.on_body(&w, &host, body.as_bytes());
+    assert_eq!(out.step, Step::Continue);
+    assert_eq!(
+        out.remove_request_headers,
+        vec!["authorization".to_string()]
+    );
+    let set = &out.set_request_headers;
+    let header = |n: &str| set.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
+    let vouched = verify_vouched(
+        SECRET.as_bytes(),
+        header,
+        "POST",
+        "/mcp",
+        body.as_bytes(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(vouched.identity.tenant_id, "acme");
+    assert_eq!(vouched.request_id, gate.request_id());
+    assert_eq!(header(h::SCOPES), Some("mcp:read"));
+    assert_eq!(
+        out.counters,
+        vec![
+            "mcp_edge.ratelimit.pro.admitted".to_string(),
+            "mcp_edge.outcome.allowed".to_string()
+        ]
+    );
+    assert!(
+        out.log_properties
+            .contains(&("mcp_edge.tool", "list_projects".to_string()))
+    );
+    // Later body callbacks change nothing.
+    assert_eq!(gate.on_request_trailers(&cfg).step, Step::Continue);
+}
+
+#[test]
+fn a_refused_call_is_answered_and_described_for_the_access_log() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let (_, out) = post(
+        &mut w,
+        &host,
+        Some(&token(&kp, "mcp:read")),
+        &call("delete_project"),
+    );
+    assert_eq!(status(&out), 403);
+    assert!(
+        reply(&out)
+            .header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    assert!(
+        out.log_properties
+            .contains(&("mcp_edge.tool", "delete_project".to_string()))
+    );
+    assert!(
+        out.log_properties
+            .contains(&("mcp_edge.tenant", "acme".to_string()))
+    );
+    assert!(out.set_request_headers.is_empty());
+}
+
+#[test]
+fn body_over_the_cap_is_refused_while_it_arrives() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let mut gate = Gate::default();
+    gate.on_request_headers(
+        &mut w,
+        &host,
+        head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]),
+        false,
+    );
+    let cfg = w.config.clone();
+    let out = gate.on_request_body(&cfg, cfg.max_body_bytes + 1, false);
+    assert_eq!(status(&out), 413);
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.body_too_large".to_string()]
+    );
+    assert_eq!(
+        gate.on_request_body(&cfg, cfg.max_body_bytes + 2, true)
+            .step,
+        Step::Continue
+    );
+}
+
+#[test]
+fn unknown_keys_are_fetched_then_the_request_goes_on() {
+    let kp = key();
+    let mut w = WorkerState::new(config(true, &kp));
+    let host = FakeHost::new(None);
+    let mut gate = Gate::default();
+    let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
+    assert_eq!(
+        gate.on_request_headers(&mut w, &host, hs, false).step,
+        Step::FetchKeys
+    );
+    let cfg = w.config.clone();
+    // The body completes while the keys are fetched: it waits.
+    let body = call("list_projects");
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len(), true).step,
+        Step::WaitForBody
+    );
+    assert_eq!(
+        w.install_keys(Some("200"), &jwks_of(&kp), NOW),
+        Installed::Changed(1)
+    );
+    assert_eq!(gate.on_keys(&mut w, &host).step, Step::ReadBody);
+    assert_eq!(
+        gate.on_body(&w, &host, body.as_bytes()).step,
+        Step::Continue
+    );
+}
+
+#[test]
+fn no_keys_fails_closed() {
+    let kp = key();
+    let mut w = WorkerState::new(config(true, &kp));
+    let host = FakeHost::new(None);
+    let mut gate = Gate::default();
+    let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
+    assert_eq!(
+        gate.on_request_headers(&mut w, &host, hs, false).step,
+        Step::FetchKeys
+    );
+    let out = gate.on_keys_unavailable(&mut w, &host);
+    assert_eq!(status(&out), 503);
+    assert_eq!(reply(&out).header("retry-after"), Some("5"));
+    // A malformed token is judged without keys.
+    let hs = head("POST", "/mcp", Some("Bearer abc.def"), &[]);
+    assert_eq!(
+        status(&Gate::default().on_request_headers(&mut w, &host, hs, false)),
+        401
+    );
+}
+
+#[test]
+fn verified_tokens_are_cached_and_the_address_read_only_on_a_miss() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(Some("192.0.2.1"));
+    let auth = token(&kp, "mcp:read");
+    assert_eq!(
+        post(&mut w, &host, Some(&auth), &call("list_projects"))
+            .1
+            .step,
+        Step::Continue
+    );
+    assert_eq!(w.cache.len(), 1);
+    let reads = host.ip_reads.get();
+    assert!(reads > 0);
+    assert_eq!(
+        post(&mut w, &host, Some(&auth), &call("list_projects"))
+            .1
+            .step,
+        Step::Continue
+    );
+    assert_eq!(
+        host.ip_reads.get(),
+        reads,
+        "a cached token needs no address"
+    );
+}
+
+#[test]
+fn bad_tokens_are_limited_per_address_before_verification() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let forged = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.e30.AAAA";
+    let host7 = FakeHost::new(Some("192.0.2.7"));
+    for _ in 0..3 {
+        assert_eq!(status(&post(&mut w, &host7, Some(forged), "{}").1), 401);
+    }
+    let (_, out) = post(&mut w, &host7, Some(forged), "{}");
+    assert_eq!(status(&out), 429);
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.too_many_invalid_tokens".to_string()]
+    );
+    // Another address (same shared store) is not affected.
+    let host8 = FakeHost {
+        ip: Some("192.0.2.8"),
+        ..host7
+    };
+    assert_eq!(status(&post(&mut w, &host8, Some(forged), "{}").1), 401);
+}
+
+#[test]
+fn tools_list_answers_are_filtered_for_the_token() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp));
+    let host = FakeHost::new(None);
+    let list = r#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#;
+    let (mut gate, out) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), list);
+    assert_eq!(out.step, Step::Continue);
+    let cfg = w.config.clone();
+    let set = gate.on_response_headers(&cfg, || Some(b"application/json".to_vec()));
+    assert!(set.contains(&("content-length".to_string(), String::new())));
+    assert!(
+        set.iter()
+            .any(|(n, v)| n == "ratelimit-policy" && v.contains("\"pro\""))
+    );
+    assert_eq!(
+        gate.on_response_body(&cfg, false, Vec::new),
+        ResponseBody::Wait
+    );
+    let answer = json!({"jsonrpc": "2.0", "id": "L", "result": {"tools": [
+        {"name": "list_projects", "inputSchema": {"type": "object"}},
+        {"name": "delete_project", "inputSchema": {"type": "object"}}
+    ]}});
+    let ResponseBody::Replace(body) =
+        gate.on_response_body(&cfg, true, || answer.to_string().into_bytes())
+    else {
+        panic!("not rewritten")
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(body["result"]["tools"][0]["name"], "list_projects");
+}
+
+#[test]
+fn a_refused_configuration_refuses_everything() {
+    let mut gate = Gate::default();
+    let out = gate.deny(None, Denial::Misconfigured, None);
+    assert_eq!(status(&out), 503);
+    assert_eq!(
+        out.counters,
+        vec!["mcp_edge.outcome.denied.internal_error".to_string()]
+    );
+}

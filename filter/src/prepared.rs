@@ -1,0 +1,37 @@
+//! What depends only on the configuration, computed once when it is loaded rather than on every
+//! request: the token policy, the metadata document and URL, the 401 challenge's scope string.
+
+use crate::config::EdgeConfig;
+use crate::prm;
+use crate::token::TokenPolicy;
+
+/// Per-request constants derived from an [`EdgeConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub token_policy: TokenPolicy,
+    /// Where the RFC 9728 document is served for the resource (path only).
+    pub metadata_path: String,
+    /// The absolute URL of that document, for `WWW-Authenticate: Bearer resource_metadata="…"`.
+    pub metadata_url: String,
+    /// The serialized RFC 9728 document.
+    pub metadata_document: Vec<u8>,
+    /// `scope="…"` of the 401 challenge: what a client should ask for first.
+    pub challenge_scope: String,
+}
+
+impl Prepared {
+    pub fn new(cfg: &EdgeConfig) -> Self {
+        Self {
+            token_policy: TokenPolicy {
+                issuers: cfg.issuers.clone(),
+                audiences: cfg.audiences.clone(),
+                algorithms: cfg.algorithms.clone(),
+                leeway_seconds: cfg.leeway_seconds,
+            },
+            metadata_path: prm::metadata_path(cfg),
+            metadata_url: prm::metadata_url(cfg),
+            metadata_document: prm::document(cfg).to_string().into_bytes(),
+            challenge_scope: cfg.challenge_scopes.join(" "),
+        }
+    }
+}
