@@ -80,10 +80,10 @@ pub fn admit(
 mod limit_tests {
     use super::*;
     use crate::config::parse_config;
-    use crate::rate_limit::testing::MemoryShared;
     use crate::gate::{Outcome, describe_body};
-    use serde_json::Value;
+    use crate::rate_limit::testing::MemoryShared;
     use mcp_edge_contract::Identity;
+    use serde_json::Value;
     use serde_json::json;
 
     fn cfg() -> EdgeConfig {

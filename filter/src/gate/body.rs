@@ -153,9 +153,9 @@ mod body_tests {
     use crate::config::parse_config;
     use crate::gate::Outcome;
     use crate::gate::response::rewrite_tools_list;
-    use crate::tenant::TenantContext;
     use crate::protocol::ProtocolVersion;
     use crate::reply::Reply;
+    use crate::tenant::TenantContext;
     use mcp_edge_contract::Identity;
     use serde_json::json;
 

@@ -20,6 +20,7 @@ mod admission;
 mod authenticate;
 mod body;
 mod denial;
+mod exchange;
 mod response;
 mod routing;
 mod vouch;
@@ -28,6 +29,7 @@ pub use admission::{RateState, admit};
 pub use authenticate::{KeyAccess, NotAuthenticated, authenticate};
 pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
 pub use denial::{Denial, Outcome};
+pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
 pub use routing::{Route, check_transport, route};
 
 use std::rc::Rc;
@@ -35,99 +37,13 @@ use std::rc::Rc;
 use mcp_edge_contract::headers;
 
 use crate::config::EdgeConfig;
-use crate::jwks::{Installed, KeyStore};
 use crate::protocol::ProtocolVersion;
-use crate::rate_limit::{SharedStore, SlotTable};
 use crate::reply::Reply;
 use crate::request_id::new_request_id;
 use crate::tenant::TenantContext;
-use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
 
-/// What the gate needs from the host besides the request itself.
-pub trait Host {
-    /// Nanoseconds since the Unix epoch.
-    fn now_nanos(&self) -> u128;
-    /// The client's IP address (without port), when known. Asked only on a token-cache miss.
-    fn client_ip(&self) -> Option<String>;
-    /// Counters shared by every worker of this Envoy.
-    fn shared(&self) -> &dyn SharedStore;
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.now_nanos() / 1_000_000).unwrap_or(u64::MAX)
-    }
-    fn now_secs(&self) -> u64 {
-        u64::try_from(self.now_nanos() / 1_000_000_000).unwrap_or(u64::MAX)
-    }
-}
-
-/// What the requests of one worker share: configuration, signing keys, verified tokens.
-pub struct WorkerState {
-    pub config: Rc<EdgeConfig>,
-    pub keys: KeyStore,
-    pub cache: TokenCache,
-}
-
-impl WorkerState {
-    pub fn new(config: EdgeConfig) -> Self {
-        Self {
-            keys: KeyStore::new(&config),
-            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
-            config: Rc::new(config),
-        }
-    }
-
-    /// Installs a JWKS answer; tokens verified with keys that are gone are forgotten.
-    pub fn install_keys(&mut self, status: Option<&str>, body: &[u8], now: u64) -> Installed {
-        let installed = self.keys.install(&self.config, status, body, now);
-        if matches!(installed, Installed::Changed(_)) {
-            self.cache.clear();
-        }
-        installed
-    }
-}
-
-/// What the glue does with the request after a step.
-#[derive(Debug, PartialEq)]
-pub enum Step {
-    /// Let the request (or response) go on.
-    Continue,
-    /// Hold it; more body is coming.
-    WaitForBody,
-    /// The whole body is buffered: read it and call [`Gate::on_body`].
-    ReadBody,
-    /// Fetch the JWKS, then call [`Gate::on_keys`] (or [`Gate::on_keys_unavailable`]).
-    FetchKeys,
-    /// Answer locally with this reply.
-    Respond(Reply),
-}
-
-/// The result of one step.
-#[derive(Debug)]
-pub struct Output {
-    pub step: Step,
-    /// Request headers to remove, before those to set.
-    pub remove_request_headers: Vec<String>,
-    pub set_request_headers: Vec<(&'static str, String)>,
-    /// Counters to increment by one.
-    pub counters: Vec<String>,
-    /// Filter state for the access log (`mcp_edge.*`).
-    pub log_properties: Vec<(&'static str, String)>,
-    /// A line for Envoy's log.
-    pub log_line: Option<String>,
-}
-
-impl Output {
-    fn step(step: Step) -> Self {
-        Self {
-            step,
-            remove_request_headers: Vec::new(),
-            set_request_headers: Vec::new(),
-            counters: Vec::new(),
-            log_properties: Vec::new(),
-            log_line: None,
-        }
-    }
-}
+use exchange::{access_log, outcome_counter};
+pub(crate) use exchange::{address_table, tenant_table};
 
 /// An authenticated request, waiting for its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,19 +81,6 @@ const READ_HEADERS: [&str; 7] = [
     "mcp-method",
     "mcp-name",
 ];
-
-/// What the glue gives the gate of the request head, and of its answer.
-#[derive(Debug, Clone, Default)]
-pub struct RequestHead<'a> {
-    pub method: &'a str,
-    /// `:path`, with query.
-    pub path: &'a str,
-    pub authorization: Vec<&'a [u8]>,
-    pub origin: Option<&'a [u8]>,
-    pub content_type: Option<&'a [u8]>,
-    pub content_encoding: Option<&'a [u8]>,
-    pub protocol_version: Option<&'a [u8]>,
-}
 
 /// One request at the edge.
 #[derive(Debug, Default)]
@@ -496,65 +399,6 @@ impl Gate {
                 out
             }
         }
-    }
-}
-
-impl Output {
-    /// Adds what a refused body asked for to the access log.
-    fn described(mut self, body: &[u8]) -> Self {
-        if let Some(s) = describe_body(body) {
-            self.log_properties.push(("mcp_edge.method", s.method));
-            if let Some(tool) = s.tool {
-                self.log_properties.push(("mcp_edge.tool", tool));
-            }
-        }
-        self
-    }
-}
-
-/// What to do with response body data.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ResponseBody {
-    Continue,
-    Wait,
-    Replace(Vec<u8>),
-}
-
-/// The stat of an outcome.
-fn outcome_counter(outcome: Outcome) -> String {
-    format!("mcp_edge.outcome.{}", outcome.stat_name())
-}
-
-/// Tenant, method, tool and outcome for the access log.
-fn access_log(
-    tenant: &TenantContext,
-    outcome: Outcome,
-    summary: Option<&BodySummary>,
-) -> Vec<(&'static str, String)> {
-    let mut props = vec![("mcp_edge.tenant", tenant.tenant_id.clone())];
-    if let Some(s) = summary {
-        props.push(("mcp_edge.method", s.method.clone()));
-        if let Some(tool) = &s.tool {
-            props.push(("mcp_edge.tool", tool.clone()));
-        }
-    }
-    props.push(("mcp_edge.outcome", outcome.stat_name()));
-    props
-}
-
-pub(crate) fn address_table(cfg: &EdgeConfig) -> SlotTable<'static> {
-    SlotTable {
-        namespace: "mcp_edge.addr",
-        slots: cfg.rate_limit_slots,
-        probes: 8,
-    }
-}
-
-pub(crate) fn tenant_table(cfg: &EdgeConfig) -> SlotTable<'static> {
-    SlotTable {
-        namespace: "mcp_edge.tenant",
-        slots: cfg.rate_limit_slots,
-        probes: 8,
     }
 }
 

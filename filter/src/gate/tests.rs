@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::config::parse_config;
+use crate::jwks::Installed;
+use crate::rate_limit::SharedStore;
 use crate::rate_limit::testing::MemoryShared;
 
 const NOW: u64 = 1_800_000_000;

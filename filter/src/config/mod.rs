@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
-use serde_json::Value;
+mod raw;
+
+use raw::*;
 
 use crate::keys::{Algorithm, KeySet};
 use crate::policy::ToolPolicy;
@@ -18,151 +19,6 @@ use crate::tenant::Tier;
 pub const MAX_LEEWAY_SECS: u64 = 60;
 
 /// The configuration as written in envoy.yaml.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    resource: String,
-    issuers: Vec<String>,
-    #[serde(default)]
-    audiences: Option<Vec<String>>,
-    jwks: RawJwks,
-    #[serde(default = "default_algorithms")]
-    algorithms: Vec<String>,
-    #[serde(default)]
-    allow_hmac: bool,
-    #[serde(default = "default_leeway")]
-    leeway_seconds: u64,
-    #[serde(default = "default_mcp_paths")]
-    mcp_paths: Vec<String>,
-    #[serde(default = "default_max_body")]
-    max_body_bytes: usize,
-    gateway_secret: RawSecret,
-    prm: RawPrm,
-    #[serde(default = "default_challenge_scopes")]
-    challenge_scopes: Vec<String>,
-    tool_scopes: BTreeMap<String, String>,
-    #[serde(default)]
-    method_scopes: BTreeMap<String, String>,
-    #[serde(default)]
-    allowed_origins: Vec<String>,
-    #[serde(default = "default_rate_limits")]
-    rate_limits: BTreeMap<String, RawLimit>,
-    #[serde(default = "default_invalid_token_limit")]
-    invalid_token_limit: RawLimit,
-    #[serde(default = "default_rate_limit_slots")]
-    rate_limit_slots: u32,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimit {
-    requests_per_minute: u64,
-    burst: u64,
-}
-
-fn default_rate_limits() -> BTreeMap<String, RawLimit> {
-    [
-        (
-            "free",
-            RawLimit {
-                requests_per_minute: 60,
-                burst: 20,
-            },
-        ),
-        (
-            "pro",
-            RawLimit {
-                requests_per_minute: 600,
-                burst: 100,
-            },
-        ),
-        (
-            "enterprise",
-            RawLimit {
-                requests_per_minute: 6000,
-                burst: 1000,
-            },
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-fn default_invalid_token_limit() -> RawLimit {
-    RawLimit {
-        requests_per_minute: 60,
-        burst: 30,
-    }
-}
-fn default_rate_limit_slots() -> u32 {
-    4096
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum RawJwks {
-    /// A JWKS document written into the config.
-    Inline(Value),
-    /// A JWKS document fetched through an Envoy cluster.
-    Remote(RawRemoteJwks),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRemoteJwks {
-    cluster: String,
-    path: String,
-    authority: String,
-    #[serde(default = "default_refresh")]
-    refresh_seconds: u64,
-    #[serde(default = "default_min_refetch")]
-    min_refetch_seconds: u64,
-    #[serde(default = "default_timeout_ms")]
-    timeout_ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum RawSecret {
-    Inline(String),
-    /// Name of an environment variable of the Envoy process (list it in `vm_config.environment_variables.host_env_keys`).
-    Env(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPrm {
-    authorization_servers: Vec<String>,
-    scopes_supported: Vec<String>,
-    #[serde(default)]
-    resource_documentation: Option<String>,
-}
-
-fn default_algorithms() -> Vec<String> {
-    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
-}
-fn default_challenge_scopes() -> Vec<String> {
-    vec!["mcp:read".into(), "mcp:write".into()]
-}
-fn default_leeway() -> u64 {
-    30
-}
-fn default_mcp_paths() -> Vec<String> {
-    vec!["/mcp".into()]
-}
-fn default_max_body() -> usize {
-    mcp_edge_contract::limits::DEFAULT_MAX_BODY_BYTES
-}
-fn default_refresh() -> u64 {
-    300
-}
-fn default_min_refetch() -> u64 {
-    10
-}
-fn default_timeout_ms() -> u64 {
-    5_000
-}
-
 /// Where the filter gets its verification keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
@@ -503,6 +359,7 @@ pub fn parse_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use serde_json::json;
 
     fn no_env(_: &str) -> Option<String> {

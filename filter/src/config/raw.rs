@@ -1,0 +1,151 @@
+//! The plugin configuration as written in envoy.yaml: serde shapes and defaults, before validation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) resource: String,
+    pub(super) issuers: Vec<String>,
+    #[serde(default)]
+    pub(super) audiences: Option<Vec<String>>,
+    pub(super) jwks: RawJwks,
+    #[serde(default = "default_algorithms")]
+    pub(super) algorithms: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_hmac: bool,
+    #[serde(default = "default_leeway")]
+    pub(super) leeway_seconds: u64,
+    #[serde(default = "default_mcp_paths")]
+    pub(super) mcp_paths: Vec<String>,
+    #[serde(default = "default_max_body")]
+    pub(super) max_body_bytes: usize,
+    pub(super) gateway_secret: RawSecret,
+    pub(super) prm: RawPrm,
+    #[serde(default = "default_challenge_scopes")]
+    pub(super) challenge_scopes: Vec<String>,
+    pub(super) tool_scopes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) method_scopes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) allowed_origins: Vec<String>,
+    #[serde(default = "default_rate_limits")]
+    pub(super) rate_limits: BTreeMap<String, RawLimit>,
+    #[serde(default = "default_invalid_token_limit")]
+    pub(super) invalid_token_limit: RawLimit,
+    #[serde(default = "default_rate_limit_slots")]
+    pub(super) rate_limit_slots: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimit {
+    pub(super) requests_per_minute: u64,
+    pub(super) burst: u64,
+}
+
+pub(super) fn default_rate_limits() -> BTreeMap<String, RawLimit> {
+    [
+        (
+            "free",
+            RawLimit {
+                requests_per_minute: 60,
+                burst: 20,
+            },
+        ),
+        (
+            "pro",
+            RawLimit {
+                requests_per_minute: 600,
+                burst: 100,
+            },
+        ),
+        (
+            "enterprise",
+            RawLimit {
+                requests_per_minute: 6000,
+                burst: 1000,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+pub(super) fn default_invalid_token_limit() -> RawLimit {
+    RawLimit {
+        requests_per_minute: 60,
+        burst: 30,
+    }
+}
+pub(super) fn default_rate_limit_slots() -> u32 {
+    4096
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum RawJwks {
+    /// A JWKS document written into the config.
+    Inline(Value),
+    /// A JWKS document fetched through an Envoy cluster.
+    Remote(RawRemoteJwks),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRemoteJwks {
+    pub(super) cluster: String,
+    pub(super) path: String,
+    pub(super) authority: String,
+    #[serde(default = "default_refresh")]
+    pub(super) refresh_seconds: u64,
+    #[serde(default = "default_min_refetch")]
+    pub(super) min_refetch_seconds: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub(super) timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub(super) enum RawSecret {
+    Inline(String),
+    /// Name of an environment variable of the Envoy process (list it in `vm_config.environment_variables.host_env_keys`).
+    Env(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrm {
+    pub(super) authorization_servers: Vec<String>,
+    pub(super) scopes_supported: Vec<String>,
+    #[serde(default)]
+    pub(super) resource_documentation: Option<String>,
+}
+
+pub(super) fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+pub(super) fn default_challenge_scopes() -> Vec<String> {
+    vec!["mcp:read".into(), "mcp:write".into()]
+}
+pub(super) fn default_leeway() -> u64 {
+    30
+}
+pub(super) fn default_mcp_paths() -> Vec<String> {
+    vec!["/mcp".into()]
+}
+pub(super) fn default_max_body() -> usize {
+    mcp_edge_contract::limits::DEFAULT_MAX_BODY_BYTES
+}
+pub(super) fn default_refresh() -> u64 {
+    300
+}
+pub(super) fn default_min_refetch() -> u64 {
+    10
+}
+pub(super) fn default_timeout_ms() -> u64 {
+    5_000
+}

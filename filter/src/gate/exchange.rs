@@ -1,0 +1,171 @@
+//! What passes between the glue and the [`Gate`](super::Gate): the host it asks for time, the
+//! client address and shared counters; the worker state it reads; the [`Output`] of each step.
+
+use std::rc::Rc;
+
+use crate::config::EdgeConfig;
+use crate::jwks::{Installed, KeyStore};
+use crate::rate_limit::{SharedStore, SlotTable};
+use crate::reply::Reply;
+use crate::tenant::TenantContext;
+use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
+
+use super::{BodySummary, Outcome, describe_body};
+
+/// What the gate needs from the host besides the request itself.
+pub trait Host {
+    /// Nanoseconds since the Unix epoch.
+    fn now_nanos(&self) -> u128;
+    /// The client's IP address (without port), when known. Asked only on a token-cache miss.
+    fn client_ip(&self) -> Option<String>;
+    /// Counters shared by every worker of this Envoy.
+    fn shared(&self) -> &dyn SharedStore;
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.now_nanos() / 1_000_000).unwrap_or(u64::MAX)
+    }
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.now_nanos() / 1_000_000_000).unwrap_or(u64::MAX)
+    }
+}
+
+/// What the requests of one worker share: configuration, signing keys, verified tokens.
+pub struct WorkerState {
+    pub config: Rc<EdgeConfig>,
+    pub keys: KeyStore,
+    pub cache: TokenCache,
+}
+
+impl WorkerState {
+    pub fn new(config: EdgeConfig) -> Self {
+        Self {
+            keys: KeyStore::new(&config),
+            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
+            config: Rc::new(config),
+        }
+    }
+
+    /// Installs a JWKS answer; tokens verified with keys that are gone are forgotten.
+    pub fn install_keys(&mut self, status: Option<&str>, body: &[u8], now: u64) -> Installed {
+        let installed = self.keys.install(&self.config, status, body, now);
+        if matches!(installed, Installed::Changed(_)) {
+            self.cache.clear();
+        }
+        installed
+    }
+}
+
+/// What the glue does with the request after a step.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Let the request (or response) go on.
+    Continue,
+    /// Hold it; more body is coming.
+    WaitForBody,
+    /// The whole body is buffered: read it and call [`Gate::on_body`].
+    ReadBody,
+    /// Fetch the JWKS, then call [`Gate::on_keys`] (or [`Gate::on_keys_unavailable`]).
+    FetchKeys,
+    /// Answer locally with this reply.
+    Respond(Reply),
+}
+
+/// The result of one step.
+#[derive(Debug)]
+pub struct Output {
+    pub step: Step,
+    /// Request headers to remove, before those to set.
+    pub remove_request_headers: Vec<String>,
+    pub set_request_headers: Vec<(&'static str, String)>,
+    /// Counters to increment by one.
+    pub counters: Vec<String>,
+    /// Filter state for the access log (`mcp_edge.*`).
+    pub log_properties: Vec<(&'static str, String)>,
+    /// A line for Envoy's log.
+    pub log_line: Option<String>,
+}
+
+impl Output {
+    pub(super) fn step(step: Step) -> Self {
+        Self {
+            step,
+            remove_request_headers: Vec::new(),
+            set_request_headers: Vec::new(),
+            counters: Vec::new(),
+            log_properties: Vec::new(),
+            log_line: None,
+        }
+    }
+}
+
+/// What the glue gives the gate of the request head, and of its answer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    /// `:path`, with query.
+    pub path: &'a str,
+    pub authorization: Vec<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
+    pub content_encoding: Option<&'a [u8]>,
+    pub protocol_version: Option<&'a [u8]>,
+}
+
+impl Output {
+    /// Adds what a refused body asked for to the access log.
+    pub(super) fn described(mut self, body: &[u8]) -> Self {
+        if let Some(s) = describe_body(body) {
+            self.log_properties.push(("mcp_edge.method", s.method));
+            if let Some(tool) = s.tool {
+                self.log_properties.push(("mcp_edge.tool", tool));
+            }
+        }
+        self
+    }
+}
+
+/// What to do with response body data.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    Continue,
+    Wait,
+    Replace(Vec<u8>),
+}
+
+/// The stat of an outcome.
+pub(super) fn outcome_counter(outcome: Outcome) -> String {
+    format!("mcp_edge.outcome.{}", outcome.stat_name())
+}
+
+/// Tenant, method, tool and outcome for the access log.
+pub(super) fn access_log(
+    tenant: &TenantContext,
+    outcome: Outcome,
+    summary: Option<&BodySummary>,
+) -> Vec<(&'static str, String)> {
+    let mut props = vec![("mcp_edge.tenant", tenant.tenant_id.clone())];
+    if let Some(s) = summary {
+        props.push(("mcp_edge.method", s.method.clone()));
+        if let Some(tool) = &s.tool {
+            props.push(("mcp_edge.tool", tool.clone()));
+        }
+    }
+    props.push(("mcp_edge.outcome", outcome.stat_name()));
+    props
+}
+
+pub(crate) fn address_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+    SlotTable {
+        namespace: "mcp_edge.addr",
+        slots: cfg.rate_limit_slots,
+        probes: 8,
+    }
+}
+
+pub(crate) fn tenant_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+    SlotTable {
+        namespace: "mcp_edge.tenant",
+        slots: cfg.rate_limit_slots,
+        probes: 8,
+    }
+}
