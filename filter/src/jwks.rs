@@ -86,6 +86,11 @@ impl KeyStore {
         self.last_fetch_started = Some(now);
     }
 
+    /// A request that started a fetch went away before the answer: the answer will not come.
+    pub fn fetch_abandoned(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
     /// Installs the keys of a JWKS answer (`status` is the `:status` header).
     pub fn install(
         &mut self,
@@ -160,6 +165,9 @@ mod tests {
             store.fetch_started(100);
         }
         assert!(!store.may_refetch(&cfg, 100));
+        // Requests that went away before their answer do not hold a place for ever.
+        store.fetch_abandoned();
+        assert!(store.may_refetch(&cfg, 100));
     }
 
     #[test]

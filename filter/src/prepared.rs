@@ -27,6 +27,7 @@ impl Prepared {
                 audiences: cfg.audiences.clone(),
                 algorithms: cfg.algorithms.clone(),
                 leeway_seconds: cfg.leeway_seconds,
+                required_typ: cfg.required_typ.clone(),
             },
             metadata_path: prm::metadata_path(cfg),
             metadata_url: prm::metadata_url(cfg),

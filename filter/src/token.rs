@@ -20,6 +20,8 @@ pub struct TokenPolicy {
     pub audiences: BTreeSet<String>,
     pub algorithms: BTreeSet<Algorithm>,
     pub leeway_seconds: u64,
+    /// The `typ` header a token must carry (compared without case; `application/` may precede it).
+    pub required_typ: Option<String>,
 }
 
 /// A token that passed every check.
@@ -46,6 +48,8 @@ pub enum TokenError {
     MissingExpiry,
     WrongIssuer,
     WrongAudience,
+    /// The `typ` header is not the one the configuration requires.
+    WrongType,
     InvalidClaim(ClaimError),
 }
 
@@ -63,6 +67,7 @@ impl TokenError {
             Self::MissingExpiry => "missing_exp",
             Self::WrongIssuer => "wrong_issuer",
             Self::WrongAudience => "wrong_audience",
+            Self::WrongType => "wrong_typ",
             Self::InvalidClaim(_) => "invalid_claim",
         }
     }
@@ -81,6 +86,7 @@ impl TokenError {
             Self::MissingExpiry => "the access token has no expiry (exp)".into(),
             Self::WrongIssuer => "the access token was issued by an untrusted issuer".into(),
             Self::WrongAudience => "the access token was not issued for this resource".into(),
+            Self::WrongType => "the access token is not of the required type (typ)".into(),
             Self::InvalidClaim(c) => format!("the access token's {c}"),
         }
     }
@@ -137,6 +143,16 @@ pub fn verify_bearer(
         .filter(|a| policy.algorithms.contains(a))
         .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.to_string()))?;
     let kid = meta.key_id();
+    if let Some(required) = &policy.required_typ {
+        let typ = meta.signature_type().unwrap_or_default();
+        let typ = typ
+            .get(..12)
+            .filter(|p| p.eq_ignore_ascii_case("application/"))
+            .map_or(typ, |_| &typ[12..]);
+        if !typ.eq_ignore_ascii_case(required) {
+            return Err(TokenError::WrongType);
+        }
+    }
 
     let options = || VerificationOptions {
         allowed_issuers: Some(policy.issuers.iter().cloned().collect::<HashSet<_>>()),
@@ -189,6 +205,7 @@ mod tests {
             audiences: [AUD.to_string()].into(),
             algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
             leeway_seconds: 30,
+            required_typ: None,
         }
     }
 
@@ -372,5 +389,40 @@ mod tests {
             verify_bearer(&t, &keys, &policy(), NOW),
             Err(TokenError::InvalidClaim(_))
         ));
+    }
+
+    #[test]
+    fn a_required_typ_is_enforced() {
+        let (kp, set) = ed_setup();
+        let strict = TokenPolicy {
+            required_typ: Some("at+jwt".into()),
+            ..policy()
+        };
+        let typed = |typ: &str| {
+            let opts = HeaderOptions {
+                signature_type: Some(typ.to_string()),
+                ..Default::default()
+            };
+            kp.sign_with_options(claims_at(NOW, 600), &opts).unwrap()
+        };
+        let plain = kp.sign(claims_at(NOW, 600)).unwrap();
+        assert_eq!(
+            verify_bearer(&plain, &set, &strict, NOW).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert!(
+            verify_bearer(&plain, &set, &policy(), NOW).is_ok(),
+            "not required by default"
+        );
+        for ok in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(
+                verify_bearer(&typed(ok), &set, &strict, NOW).is_ok(),
+                "{ok}"
+            );
+        }
+        assert_eq!(
+            verify_bearer(&typed("jwt"), &set, &strict, NOW).unwrap_err(),
+            TokenError::WrongType
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Pure-Rust RSA in wasm costs milliseconds per verification; agents send the same token on every
 //! call. Entries are keyed by the SHA-256 of the token (the cache never holds a token), live until
-//! the token's `exp` (plus the configured leeway, exactly as long as verification would accept it),
-//! and the cache never grows past its capacity.
+//! the token's `exp` (plus the configured leeway, exactly as long as verification would accept it)
+//! or for at most the configured maximum age, whichever ends first, and the cache never grows past
+//! its capacity.
 
 use std::collections::HashMap;
 
@@ -17,7 +18,9 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 pub struct TokenCache {
     capacity: usize,
     leeway_seconds: u64,
-    entries: HashMap<[u8; 32], VerifiedToken>,
+    max_age_seconds: Option<u64>,
+    /// The verified token and the last second it may be served from the cache.
+    entries: HashMap<[u8; 32], (VerifiedToken, u64)>,
 }
 
 fn key_of(token: &str) -> [u8; 32] {
@@ -29,19 +32,22 @@ impl TokenCache {
         Self {
             capacity: capacity.max(1),
             leeway_seconds,
+            max_age_seconds: None,
             entries: HashMap::new(),
         }
     }
 
-    fn still_valid(&self, v: &VerifiedToken, now: u64) -> bool {
-        now <= v.expires_at.saturating_add(self.leeway_seconds)
+    /// Serve an entry for at most `seconds` after it was verified (`None`: until `exp`).
+    pub fn with_max_age(mut self, seconds: Option<u64>) -> Self {
+        self.max_age_seconds = seconds;
+        self
     }
 
     /// The verified token, if it is cached and still within its lifetime.
     pub fn get(&mut self, token: &str, now: u64) -> Option<VerifiedToken> {
         let key = key_of(token);
         match self.entries.get(&key) {
-            Some(v) if self.still_valid(v, now) => Some(v.clone()),
+            Some((v, until)) if now <= *until => Some(v.clone()),
             Some(_) => {
                 self.entries.remove(&key);
                 None
@@ -52,22 +58,24 @@ impl TokenCache {
 
     pub fn insert(&mut self, token: &str, verified: VerifiedToken, now: u64) {
         if self.entries.len() >= self.capacity {
-            let leeway = self.leeway_seconds;
-            self.entries
-                .retain(|_, v| now <= v.expires_at.saturating_add(leeway));
+            self.entries.retain(|_, (_, until)| now <= *until);
         }
         if self.entries.len() >= self.capacity {
             // Still full of live tokens: drop the one that expires first.
             if let Some(victim) = self
                 .entries
                 .iter()
-                .min_by_key(|(_, v)| v.expires_at)
+                .min_by_key(|(_, (_, until))| *until)
                 .map(|(k, _)| *k)
             {
                 self.entries.remove(&victim);
             }
         }
-        self.entries.insert(key_of(token), verified);
+        let mut until = verified.expires_at.saturating_add(self.leeway_seconds);
+        if let Some(max) = self.max_age_seconds {
+            until = until.min(now.saturating_add(max));
+        }
+        self.entries.insert(key_of(token), (verified, until));
     }
 
     /// Forgets every entry (used when the trusted key set changes).
@@ -131,5 +139,23 @@ mod tests {
         c.insert("new", verified(500), 20);
         assert!(c.get("live", 20).is_some());
         assert!(c.get("new", 20).is_some());
+    }
+
+    #[test]
+    fn a_maximum_age_ends_an_entry_before_its_exp() {
+        let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
+        c.insert("t", verified(10_000), 1_000);
+        assert!(c.get("t", 1_060).is_some());
+        assert!(
+            c.get("t", 1_061).is_none(),
+            "at most 60 s after verification"
+        );
+        let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
+        c.insert("t", verified(1_010), 1_000);
+        assert!(c.get("t", 1_040).is_some());
+        assert!(
+            c.get("t", 1_041).is_none(),
+            "exp plus leeway still ends it first"
+        );
     }
 }

@@ -74,6 +74,13 @@ pub struct EdgeConfig {
     pub invalid_token_limit: Limit,
     /// Number of shared-data slots for buckets (of each kind).
     pub rate_limit_slots: u32,
+    /// The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), if any.
+    pub required_typ: Option<String>,
+    /// How long a verified token is served from the cache at most (`None`: until its `exp`).
+    pub token_cache_max_seconds: Option<u64>,
+    /// Whether the upstream keeps sessions: then GET (SSE streams) and DELETE (session end) are
+    /// forwarded; otherwise the edge answers them 405 itself.
+    pub stateful_upstream: bool,
     /// What follows from the fields above, computed once.
     pub prepared: Prepared,
 }
@@ -319,6 +326,19 @@ pub fn parse_config(
     if !(16..=1_000_000).contains(&raw.rate_limit_slots) {
         return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
     }
+    if raw
+        .required_typ
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(err("required_typ", "must be a media type such as at+jwt"));
+    }
+    if raw.token_cache_max_seconds == Some(0) {
+        return Err(err(
+            "token_cache_max_seconds",
+            "must be at least 1 (leave it out to cache until exp)",
+        ));
+    }
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
@@ -350,6 +370,9 @@ pub fn parse_config(
         rate_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
+        required_typ: raw.required_typ,
+        token_cache_max_seconds: raw.token_cache_max_seconds,
+        stateful_upstream: raw.stateful_upstream,
         prepared: Prepared::default(),
     };
     cfg.prepared = Prepared::new(&cfg);

@@ -38,6 +38,12 @@ pub(super) struct RawConfig {
     pub(super) invalid_token_limit: RawLimit,
     #[serde(default = "default_rate_limit_slots")]
     pub(super) rate_limit_slots: u32,
+    #[serde(default)]
+    pub(super) required_typ: Option<String>,
+    #[serde(default)]
+    pub(super) token_cache_max_seconds: Option<u64>,
+    #[serde(default)]
+    pub(super) stateful_upstream: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

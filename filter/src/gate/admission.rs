@@ -1,7 +1,7 @@
 //! Admission against the tenant's token bucket (its tier's rate limit).
 
 use crate::config::EdgeConfig;
-use crate::rate_limit::{Decision, Limit, SharedStore};
+use crate::rate_limit::{Decision, Limit, SharedStore, SlotSecret};
 use crate::tenant::{TenantContext, Tier};
 
 use super::{Denial, tenant_table};
@@ -37,6 +37,7 @@ impl RateState {
 pub fn admit(
     cfg: &EdgeConfig,
     store: &dyn SharedStore,
+    secret: &SlotSecret,
     tenant: &TenantContext,
     cost: u64,
     now_ms: u64,
@@ -47,7 +48,7 @@ pub fn admit(
         per_minute: 1,
     });
     let decision =
-        tenant_table(cfg).update(store, tenant.tenant_id.as_bytes(), &limit, now_ms, |s| {
+        tenant_table(cfg, secret).update(store, tenant.tenant_id.as_bytes(), &limit, now_ms, |s| {
             let (next, d) = limit.take(s, cost, now_ms);
             (Some(next), d)
         });
@@ -120,11 +121,11 @@ mod limit_tests {
         let shared = MemoryShared::default();
         let free = tenant("f", Tier::Free);
         let pro = tenant("p", Tier::Pro);
-        assert!(admit(&c, &shared, &free, 1, 0).is_ok());
-        let state = admit(&c, &shared, &free, 1, 0).unwrap();
+        assert!(admit(&c, &shared, &SlotSecret([0; 16]), &free, 1, 0).is_ok());
+        let state = admit(&c, &shared, &SlotSecret([0; 16]), &free, 1, 0).unwrap();
         assert_eq!(state.remaining, 0);
         assert_eq!(state.headers()[0].1, "\"free\";q=60;w=60");
-        let denial = admit(&c, &shared, &free, 1, 0).unwrap_err();
+        let denial = admit(&c, &shared, &SlotSecret([0; 16]), &free, 1, 0).unwrap_err();
         let (reply, outcome) = (denial.reply(Some(&c)), denial.outcome());
         assert_eq!((reply.status, outcome), (429, Outcome::RateLimited));
         assert_eq!(reply.header("retry-after"), Some("1"));
@@ -135,10 +136,10 @@ mod limit_tests {
             "{msg}"
         );
         // the pro tenant is untouched, and a batch costs its length
-        assert!(admit(&c, &shared, &pro, 5, 0).is_ok());
-        assert!(admit(&c, &shared, &pro, 1, 0).is_err());
+        assert!(admit(&c, &shared, &SlotSecret([0; 16]), &pro, 5, 0).is_ok());
+        assert!(admit(&c, &shared, &SlotSecret([0; 16]), &pro, 1, 0).is_err());
         // an hour later everyone is full again
-        assert!(admit(&c, &shared, &free, 2, 3_600_000).is_ok());
+        assert!(admit(&c, &shared, &SlotSecret([0; 16]), &free, 2, 3_600_000).is_ok());
     }
 
     #[test]

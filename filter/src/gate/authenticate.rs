@@ -4,6 +4,7 @@
 use crate::bearer::{BearerError, extract_bearer};
 use crate::config::EdgeConfig;
 use crate::keys::KeySet;
+use crate::rate_limit::SlotSecret;
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, VerifiedToken, verify_bearer};
 use crate::token_cache::TokenCache;
@@ -24,13 +25,19 @@ pub struct KeyAccess<'a> {
     pub may_refetch: bool,
 }
 
+/// Where the per-address budget for invalid tokens is kept.
+pub struct AddressBudget<'a> {
+    pub host: &'a dyn Host,
+    pub secret: &'a SlotSecret,
+}
+
 /// Authenticates the `Authorization` header values of a request.
 pub fn authenticate(
     cfg: &EdgeConfig,
     authorization: &[&[u8]],
     keys: &KeyAccess<'_>,
     cache: &mut TokenCache,
-    host: &dyn Host,
+    budget: &AddressBudget<'_>,
     now: u64,
 ) -> Result<TenantContext, NotAuthenticated> {
     let deny = |d| Err(NotAuthenticated::Denied(d));
@@ -38,7 +45,7 @@ pub fn authenticate(
         Ok(t) => t,
         Err(BearerError::Missing) => return deny(Denial::NoToken),
         Err(BearerError::Malformed) => {
-            charge_address(cfg, host);
+            charge_address(cfg, budget);
             return deny(Denial::InvalidToken(TokenError::Malformed));
         }
     };
@@ -46,7 +53,7 @@ pub fn authenticate(
         return Ok(v.tenant);
     }
     // A flood of bad tokens from one address must not cost a signature check each.
-    if !address_may_try(cfg, host) {
+    if !address_may_try(cfg, budget) {
         return deny(Denial::TooManyInvalidTokens(cfg.invalid_token_limit));
     }
     let policy = &cfg.prepared.token_policy;
@@ -74,33 +81,41 @@ pub fn authenticate(
         }
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(NotAuthenticated::FetchKeys),
         Err(e) => {
-            charge_address(cfg, host);
+            charge_address(cfg, budget);
             deny(Denial::InvalidToken(e))
         }
     }
 }
 
 /// Whether this address may still have a token verified (it has not sent too many bad ones).
-fn address_may_try(cfg: &EdgeConfig, host: &dyn Host) -> bool {
-    let Some(ip) = host.client_ip() else {
+fn address_may_try(cfg: &EdgeConfig, budget: &AddressBudget<'_>) -> bool {
+    let Some(ip) = budget.host.client_ip() else {
         return true;
     };
     let limit = cfg.invalid_token_limit;
-    let now_ms = host.now_ms();
-    address_table(cfg)
-        .update(host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
+    let now_ms = budget.host.now_ms();
+    address_table(cfg, budget.secret)
+        .update(budget.host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
             (None, limit.has_tokens(s, now_ms))
         })
         .unwrap_or(false)
 }
 
 /// Counts a failed verification against the address.
-fn charge_address(cfg: &EdgeConfig, host: &dyn Host) {
-    let Some(ip) = host.client_ip() else { return };
+fn charge_address(cfg: &EdgeConfig, budget: &AddressBudget<'_>) {
+    let Some(ip) = budget.host.client_ip() else {
+        return;
+    };
     let limit = cfg.invalid_token_limit;
-    let now_ms = host.now_ms();
-    let _ = address_table(cfg).update(host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
-        let (next, _) = limit.take(s, 1, now_ms);
-        (Some(next), ())
-    });
+    let now_ms = budget.host.now_ms();
+    let _ = address_table(cfg, budget.secret).update(
+        budget.host.shared(),
+        ip.as_bytes(),
+        &limit,
+        now_ms,
+        |s| {
+            let (next, _) = limit.take(s, 1, now_ms);
+            (Some(next), ())
+        },
+    );
 }

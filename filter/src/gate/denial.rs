@@ -69,6 +69,8 @@ pub enum Denial {
     /// An HTTP method the path does not serve; the message names the ones it does.
     MethodNotAllowed(&'static str),
     OriginRefused,
+    /// GET or DELETE while the upstream keeps no sessions: no SSE stream to open, no session to end.
+    StatelessUpstream,
     NoToken,
     InvalidToken(TokenError),
     /// This address sent too many invalid tokens lately.
@@ -113,7 +115,7 @@ impl Denial {
     pub fn outcome(&self) -> Outcome {
         match self {
             Self::NotFound => Outcome::NotFound,
-            Self::MethodNotAllowed(_) => Outcome::MethodNotAllowed,
+            Self::MethodNotAllowed(_) | Self::StatelessUpstream => Outcome::MethodNotAllowed,
             Self::OriginRefused => Outcome::OriginRefused,
             Self::NoToken => Outcome::NoToken,
             Self::InvalidToken(e) => Outcome::InvalidToken(e.reason()),
@@ -160,6 +162,12 @@ impl Denial {
                 403,
                 codes::ORIGIN_REFUSED,
                 "Requests from this Origin are not allowed.",
+            ),
+            Self::StatelessUpstream => reply::jsonrpc_error(
+                405,
+                codes::NOT_SERVED,
+                "This MCP server keeps no sessions: it offers no stream on GET and nothing to DELETE; send requests with POST.",
+                vec![("allow".into(), "POST".into())],
             ),
             Self::NoToken => challenge(Unauthenticated::NoToken),
             Self::InvalidToken(e) => challenge(Unauthenticated::InvalidToken {

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use crate::config::EdgeConfig;
 use crate::jwks::{Installed, KeyStore};
-use crate::rate_limit::{SharedStore, SlotTable};
+use crate::rate_limit::{SharedStore, SlotSecret, SlotTable};
 use crate::reply::Reply;
 use crate::tenant::TenantContext;
 use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
@@ -32,15 +32,19 @@ pub trait Host {
 /// What the requests of one worker share: configuration, signing keys, verified tokens.
 pub struct WorkerState {
     pub config: Rc<EdgeConfig>,
+    /// Keys the shared-data slot hash (the same for every worker of this Envoy).
+    pub slot_secret: SlotSecret,
     pub keys: KeyStore,
     pub cache: TokenCache,
 }
 
 impl WorkerState {
-    pub fn new(config: EdgeConfig) -> Self {
+    pub fn new(config: EdgeConfig, slot_secret: SlotSecret) -> Self {
         Self {
+            slot_secret,
             keys: KeyStore::new(&config),
-            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds),
+            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds)
+                .with_max_age(config.token_cache_max_seconds),
             config: Rc::new(config),
         }
     }
@@ -154,18 +158,20 @@ pub(super) fn access_log(
     props
 }
 
-pub(crate) fn address_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+pub(crate) fn address_table<'a>(cfg: &EdgeConfig, secret: &'a SlotSecret) -> SlotTable<'a> {
     SlotTable {
         namespace: "mcp_edge.addr",
         slots: cfg.rate_limit_slots,
         probes: 8,
+        secret,
     }
 }
 
-pub(crate) fn tenant_table(cfg: &EdgeConfig) -> SlotTable<'static> {
+pub(crate) fn tenant_table<'a>(cfg: &EdgeConfig, secret: &'a SlotSecret) -> SlotTable<'a> {
     SlotTable {
         namespace: "mcp_edge.tenant",
         slots: cfg.rate_limit_slots,
         probes: 8,
+        secret,
     }
 }

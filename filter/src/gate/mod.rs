@@ -26,11 +26,11 @@ mod routing;
 mod vouch;
 
 pub use admission::{RateState, admit};
-pub use authenticate::{KeyAccess, NotAuthenticated, authenticate};
+pub use authenticate::{AddressBudget, KeyAccess, NotAuthenticated, authenticate};
 pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
 pub use denial::{Denial, Outcome};
 pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
-pub use routing::{Route, check_transport, route};
+pub use routing::{Route, check_session_method, check_transport, route};
 
 use std::rc::Rc;
 
@@ -127,6 +127,11 @@ impl Gate {
         crate::cors::allowed_origin(cfg, self.header("origin"))
     }
 
+    /// Whether a JWKS fetch started for this request has not been answered yet.
+    pub fn awaiting_keys(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingKeys)
+    }
+
     /// The edge's own id for this request.
     pub fn request_id(&self) -> &str {
         &self.request_id
@@ -183,15 +188,22 @@ impl Gate {
             keys: w.keys.keys(),
             may_refetch: may_refetch && w.keys.may_refetch(&cfg, now),
         };
-        let tenant = match authenticate(&cfg, &head.authorization, &keys, &mut w.cache, host, now) {
-            Ok(tenant) => tenant,
-            Err(NotAuthenticated::FetchKeys) => {
-                self.phase = Phase::AwaitingKeys;
-                return Output::step(Step::FetchKeys);
-            }
-            Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
+        let budget = AddressBudget {
+            host,
+            secret: &w.slot_secret,
         };
-        match check_transport(&head) {
+        let tenant =
+            match authenticate(&cfg, &head.authorization, &keys, &mut w.cache, &budget, now) {
+                Ok(tenant) => tenant,
+                Err(NotAuthenticated::FetchKeys) => {
+                    self.phase = Phase::AwaitingKeys;
+                    return Output::step(Step::FetchKeys);
+                }
+                Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
+            };
+        let checked = check_transport(&head)
+            .and_then(|version| check_session_method(&cfg, head.method).map(|()| version));
+        match checked {
             Ok(version) => {
                 self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
                 Output::step(if self.body_complete {
@@ -238,60 +250,55 @@ impl Gate {
         self.body_size
     }
 
-    /// Step 3: the complete body of an authenticated request — judge, admit, vouch.
+    /// Step 3: the complete body of an authenticated request — charge, judge, admit, vouch.
     pub fn on_body(&mut self, w: &WorkerState, host: &dyn Host, body: &[u8]) -> Output {
         let Phase::Authenticated(admitted) = std::mem::take(&mut self.phase) else {
             return Output::step(Step::Continue);
         };
         let cfg = &w.config;
-        let judged = if self.method == "POST" {
-            let routing = RoutingHeaders {
-                mcp_method: self.header("mcp-method"),
-                mcp_name: self.header("mcp-name"),
-            };
-            judge_body(cfg, &admitted, &routing, body)
-        } else {
-            Ok(BodySummary {
-                method: self.method.clone(),
-                ..BodySummary::default()
-            })
+        let tenant = &admitted.tenant;
+        let charge = |cost| {
+            admit(
+                cfg,
+                host.shared(),
+                &w.slot_secret,
+                tenant,
+                cost,
+                host.now_ms(),
+            )
         };
-        let summary = match judged {
-            Ok(s) => s,
-            Err(d) => {
-                return self
-                    .deny(Some(cfg), d, Some(&admitted.tenant))
-                    .described(body);
+        let mut summary = None;
+        let verdict = (|| {
+            // Every request that reaches body work costs a token, before anything is parsed.
+            let mut rate = charge(1)?;
+            let judged = self.judge(cfg, &admitted, body)?;
+            if judged.cost > 1 {
+                // A batch costs its length.
+                rate = charge(judged.cost - 1)?;
             }
-        };
-        let tier = admitted.tenant.tier.name();
-        let rate = admit(
-            cfg,
-            host.shared(),
-            &admitted.tenant,
-            summary.cost,
-            host.now_ms(),
-        );
-        let rate_counter = format!(
-            "mcp_edge.ratelimit.{tier}.{}",
-            if rate.is_ok() { "admitted" } else { "limited" }
-        );
-        let vouched = rate.and_then(|rate| {
             let req = vouch::CompleteRequest {
                 method: &self.method,
                 path: &self.path,
                 request_id: &self.request_id,
                 body,
             };
-            vouch::vouch(cfg, &admitted.tenant, &req, host.now_secs()).map(|h| (h, rate))
-        });
-        let mut out = match vouched {
-            Ok((trusted, rate)) => {
+            let trusted = vouch::vouch(cfg, tenant, &req, host.now_secs())?;
+            summary = Some(judged);
+            Ok((trusted, rate))
+        })();
+        let limited = matches!(verdict, Err(Denial::RateLimited { .. }));
+        let rate_counter = format!(
+            "mcp_edge.ratelimit.{}.{}",
+            tenant.tier.name(),
+            if limited { "limited" } else { "admitted" }
+        );
+        let mut out = match (verdict, summary) {
+            (Ok((trusted, rate)), Some(summary)) => {
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
                 out.set_request_headers = trusted;
                 out.counters.push(outcome_counter(Outcome::Allowed));
-                out.log_properties = access_log(&admitted.tenant, Outcome::Allowed, Some(&summary));
+                out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
                 self.phase = Phase::Forwarded(Box::new(Forwarded {
                     tenant: admitted.tenant,
                     tools_list_ids: summary.tools_list_ids,
@@ -299,27 +306,51 @@ impl Gate {
                 }));
                 out
             }
-            Err(d) => self
-                .deny(Some(cfg), d, Some(&admitted.tenant))
-                .described(body),
+            (Err(d), _) => self.deny(Some(cfg), d, Some(tenant)).described(body),
+            (Ok(_), None) => self.deny(Some(cfg), Denial::CannotVouch, Some(tenant)),
         };
         out.counters.insert(0, rate_counter);
         out
     }
 
-    /// Step 4: the response head. Returns the headers to set (an empty value removes one).
+    /// The verdict on the body: JSON-RPC for a POST; a GET or DELETE carries none to judge.
+    fn judge(
+        &self,
+        cfg: &EdgeConfig,
+        admitted: &Admitted,
+        body: &[u8],
+    ) -> Result<BodySummary, Denial> {
+        if self.method != "POST" {
+            return Ok(BodySummary {
+                method: self.method.clone(),
+                cost: 1,
+                ..BodySummary::default()
+            });
+        }
+        let routing = RoutingHeaders {
+            mcp_method: self.header("mcp-method"),
+            mcp_name: self.header("mcp-name"),
+        };
+        judge_body(cfg, admitted, &routing, body)
+    }
+
+    /// Step 4: the response head (`header` reads a response header, `:status` included). Returns
+    /// the headers to set (an empty value removes one).
     pub fn on_response_headers(
         &mut self,
         cfg: &EdgeConfig,
-        content_type: impl FnOnce() -> Option<Vec<u8>>,
+        header: impl Fn(&str) -> Option<Vec<u8>>,
     ) -> Vec<(String, String)> {
         let Phase::Forwarded(f) = &self.phase else {
             return Vec::new();
         };
         let origin = crate::cors::allowed_origin(cfg, self.header("origin"));
-        let (set, filter) = response::response_headers(origin, &f.rate, &f.tools_list_ids);
+        // Only a successful answer can carry a tool list; an error (406, 500…) passes as it is.
+        let tools_list = !f.tools_list_ids.is_empty()
+            && header(":status").is_some_and(|s| s.first() == Some(&b'2'));
+        let (set, filter) = response::response_headers(origin, &f.rate, tools_list);
         if filter {
-            let ct = content_type().unwrap_or_default();
+            let ct = header("content-type").unwrap_or_default();
             self.response_content_type = Some(String::from_utf8_lossy(&ct).into_owned());
         }
         set

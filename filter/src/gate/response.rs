@@ -14,14 +14,14 @@ use super::RateState;
 pub fn response_headers(
     cors_origin: Option<&str>,
     rate: &RateState,
-    tools_list_ids: &[Value],
+    tools_list: bool,
 ) -> (Vec<(String, String)>, bool) {
     let mut set = cors_origin
         .map(crate::cors::response_headers)
         .unwrap_or_default();
     // Let agents pace themselves.
     set.extend(rate.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
-    let filter = !tools_list_ids.is_empty();
+    let filter = tools_list;
     if filter {
         // The body is rewritten: its length changes.
         set.push(("content-length".into(), String::new()));

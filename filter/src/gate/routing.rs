@@ -81,6 +81,15 @@ pub fn check_transport(head: &RequestHead<'_>) -> Result<ProtocolVersion, Denial
     Ok(version)
 }
 
+/// GET and DELETE reach the upstream only when it keeps sessions; a stateless one cannot serve
+/// them, so the edge answers without buffering a body for them.
+pub fn check_session_method(cfg: &EdgeConfig, method: &str) -> Result<(), Denial> {
+    if matches!(method, "GET" | "DELETE") && !cfg.stateful_upstream {
+        return Err(Denial::StatelessUpstream);
+    }
+    Ok(())
+}
+
 /// `Content-Type` must be `application/json` (parameters allowed), `Content-Encoding` identity.
 fn check_media(head: &RequestHead<'_>) -> Result<(), Denial> {
     if let Some(enc) = head.content_encoding

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::config::parse_config;
 use crate::jwks::Installed;
-use crate::rate_limit::SharedStore;
 use crate::rate_limit::testing::MemoryShared;
+use crate::rate_limit::{SharedStore, SlotSecret};
 
 const NOW: u64 = 1_800_000_000;
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -151,7 +151,7 @@ fn call(tool: &str) -> String {
 #[test]
 fn metadata_is_public_and_read_with_get() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     for p in [
         "/.well-known/oauth-protected-resource",
@@ -174,7 +174,7 @@ fn metadata_is_public_and_read_with_get() {
 #[test]
 fn cors_preflight_only_for_allowed_origins() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let preflight = |origin: &str| head("OPTIONS", "/mcp", None, &[("origin", origin)]);
     let out =
@@ -205,7 +205,7 @@ fn cors_preflight_only_for_allowed_origins() {
 #[test]
 fn paths_and_methods() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let auth = token(&kp, "mcp:read");
     let cases = [
@@ -213,24 +213,63 @@ fn paths_and_methods() {
         ("POST", "/mcp/", 404),
         ("PUT", "/mcp", 405),
         ("POST", "/mcp?x=1", 0),
-        ("GET", "/mcp", 0),
-        ("DELETE", "/mcp", 0),
+        // The upstream keeps no sessions: nothing to stream on GET, nothing to DELETE.
+        ("GET", "/mcp", 405),
+        ("DELETE", "/mcp", 405),
     ];
     for (method, path, expected) in cases {
-        let out = Gate::default().on_request_headers(
-            &mut w,
-            &host,
-            head(method, path, Some(&auth), &[]),
-            false,
-        );
+        let hs = head(method, path, Some(&auth), &[]);
+        let out = Gate::default().on_request_headers(&mut w, &host, hs, false);
         assert_eq!(status(&out), expected, "{method} {path}");
     }
+    let hs = head("GET", "/mcp", Some(&auth), &[]);
+    let out = Gate::default().on_request_headers(&mut w, &host, hs, true);
+    assert_eq!(reply(&out).header("allow"), Some("POST"));
+    // Without a token, GET is still a 401 first.
+    let out =
+        Gate::default().on_request_headers(&mut w, &host, head("GET", "/mcp", None, &[]), true);
+    assert_eq!(status(&out), 401);
+    // A stateful upstream gets them, charged like any request.
+    let mut cfg = config(false, &kp);
+    cfg.stateful_upstream = true;
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    for method in ["GET", "DELETE"] {
+        let mut gate = Gate::default();
+        let hs = head(method, "/mcp", Some(&auth), &[]);
+        assert_eq!(
+            gate.on_request_headers(&mut w, &host, hs, true).step,
+            Step::ReadBody
+        );
+        let out = gate.on_body(&w, &host, b"");
+        assert_eq!(out.step, Step::Continue, "{method}");
+        assert_eq!(out.counters[0], "mcp_edge.ratelimit.pro.admitted");
+    }
+}
+
+#[test]
+fn every_request_that_reaches_the_body_is_charged() {
+    let kp = key();
+    // The pro tier has a burst of 5 in this configuration.
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let auth = token(&kp, "mcp:read");
+    for _ in 0..5 {
+        // Refused bodies (not JSON-RPC, a tool the token may not call) cost a token each.
+        let (_, out) = post(&mut w, &host, Some(&auth), "not json");
+        assert_eq!(status(&out), 400);
+    }
+    let (_, out) = post(&mut w, &host, Some(&auth), &call("list_projects"));
+    assert_eq!(status(&out), 429, "the bucket was spent on refused bodies");
+    assert_eq!(out.counters[0], "mcp_edge.ratelimit.pro.limited");
+    // A limited tenant's body is not even parsed: still 429, not 400.
+    let (_, out) = post(&mut w, &host, Some(&auth), "not json");
+    assert_eq!(status(&out), 429);
 }
 
 #[test]
 fn missing_and_invalid_tokens_get_401_challenges() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let (_, out) = post(&mut w, &host, None, "{}");
     let challenge = reply(&out).header("www-authenticate").unwrap();
@@ -265,7 +304,7 @@ fn missing_and_invalid_tokens_get_401_challenges() {
 #[test]
 fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(Some("192.0.2.1"));
     let mut gate = Gate::default();
     let mut hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
@@ -324,7 +363,7 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
 #[test]
 fn a_refused_call_is_answered_and_described_for_the_access_log() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let (_, out) = post(
         &mut w,
@@ -353,7 +392,7 @@ fn a_refused_call_is_answered_and_described_for_the_access_log() {
 #[test]
 fn body_over_the_cap_is_refused_while_it_arrives() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let mut gate = Gate::default();
     gate.on_request_headers(
@@ -379,7 +418,7 @@ fn body_over_the_cap_is_refused_while_it_arrives() {
 #[test]
 fn unknown_keys_are_fetched_then_the_request_goes_on() {
     let kp = key();
-    let mut w = WorkerState::new(config(true, &kp));
+    let mut w = WorkerState::new(config(true, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let mut gate = Gate::default();
     let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
@@ -408,7 +447,7 @@ fn unknown_keys_are_fetched_then_the_request_goes_on() {
 #[test]
 fn no_keys_fails_closed() {
     let kp = key();
-    let mut w = WorkerState::new(config(true, &kp));
+    let mut w = WorkerState::new(config(true, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let mut gate = Gate::default();
     let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
@@ -430,7 +469,7 @@ fn no_keys_fails_closed() {
 #[test]
 fn verified_tokens_are_cached_and_the_address_read_only_on_a_miss() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(Some("192.0.2.1"));
     let auth = token(&kp, "mcp:read");
     assert_eq!(
@@ -458,7 +497,7 @@ fn verified_tokens_are_cached_and_the_address_read_only_on_a_miss() {
 #[test]
 fn bad_tokens_are_limited_per_address_before_verification() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let forged = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.e30.AAAA";
     let host7 = FakeHost::new(Some("192.0.2.7"));
     for _ in 0..3 {
@@ -481,13 +520,31 @@ fn bad_tokens_are_limited_per_address_before_verification() {
 #[test]
 fn tools_list_answers_are_filtered_for_the_token() {
     let kp = key();
-    let mut w = WorkerState::new(config(false, &kp));
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
     let list = r#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#;
     let (mut gate, out) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), list);
     assert_eq!(out.step, Step::Continue);
     let cfg = w.config.clone();
-    let set = gate.on_response_headers(&cfg, || Some(b"application/json".to_vec()));
+    let error = |name: &str| match name {
+        ":status" => Some(b"406".to_vec()),
+        _ => Some(b"application/json".to_vec()),
+    };
+    let (mut refused, _) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), list);
+    let set = refused.on_response_headers(&cfg, error);
+    assert!(
+        !set.iter().any(|(n, _)| n == "content-length"),
+        "an error answer is not rewritten"
+    );
+    assert_eq!(
+        refused.on_response_body(&cfg, true, || b"Not Acceptable".to_vec()),
+        ResponseBody::Continue
+    );
+    let ok = |name: &str| match name {
+        ":status" => Some(b"200".to_vec()),
+        _ => Some(b"application/json".to_vec()),
+    };
+    let set = gate.on_response_headers(&cfg, ok);
     assert!(set.contains(&("content-length".to_string(), String::new())));
     assert!(
         set.iter()

@@ -63,6 +63,18 @@ fn client_ip() -> Option<String> {
     Some(ip.trim_start_matches('[').trim_end_matches(']').to_string())
 }
 
+/// 16 bytes from the VM's randomly keyed hasher (WASI randomness under Envoy).
+fn random_bytes() -> [u8; 16] {
+    use std::hash::BuildHasher;
+    let state = std::collections::hash_map::RandomState::new();
+    let a = state.hash_one(unix_now_nanos());
+    let b = state.hash_one(a);
+    let mut out = [0; 16];
+    out[..8].copy_from_slice(&a.to_le_bytes());
+    out[8..].copy_from_slice(&b.to_le_bytes());
+    out
+}
+
 fn unix_now() -> u64 {
     hostcalls::get_current_time()
         .ok()

@@ -112,6 +112,18 @@ impl EdgeRequest {
     }
 }
 
+impl Drop for EdgeRequest {
+    /// A request that goes away while its JWKS fetch runs will never get the answer.
+    fn drop(&mut self) {
+        if self.gate.awaiting_keys()
+            && let Some(w) = &self.worker
+            && let Ok(mut w) = w.try_borrow_mut()
+        {
+            w.state.keys.fetch_abandoned();
+        }
+    }
+}
+
 impl Context for EdgeRequest {
     fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
         let Some(w) = self.worker.clone() else { return };
@@ -162,8 +174,8 @@ impl HttpContext for EdgeRequest {
             return Action::Continue;
         };
         let config = w.borrow().state.config.clone();
-        let set = self.gate.on_response_headers(&config, || {
-            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, "content-type")
+        let set = self.gate.on_response_headers(&config, |name| {
+            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
                 .ok()
                 .flatten()
         });

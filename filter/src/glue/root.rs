@@ -9,8 +9,9 @@ use proxy_wasm::types::ContextType;
 
 use crate::config::{JwksSource, parse_config};
 use crate::gate::WorkerState;
+use crate::rate_limit::SlotSecret;
 
-use super::{EdgeRequest, Worker, unix_now};
+use super::{EdgeRequest, HostShared, Worker, unix_now};
 
 /// The root context of one worker.
 #[derive(Default)]
@@ -47,7 +48,8 @@ impl RootContext for EdgeRoot {
             }
         };
         let remote = matches!(config.jwks_source, JwksSource::Remote(_));
-        let worker = Worker::new(WorkerState::new(config));
+        let secret = SlotSecret::shared(&HostShared, super::random_bytes());
+        let worker = Worker::new(WorkerState::new(config, secret));
         self.worker = Some(Rc::new(RefCell::new(worker)));
         if remote {
             // Tick fast until the first keys are in, then once a second.

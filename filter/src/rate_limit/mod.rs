@@ -1,0 +1,12 @@
+//! Rate limits at the edge: token buckets ([`bucket`]) kept in Envoy's shared data ([`slots`]).
+//!
+//! Each tenant has one bucket, sized by its tier; each client address one for invalid tokens. The
+//! shared-data calls are behind [`SharedStore`] so all of this runs under `cargo test`.
+
+mod bucket;
+mod slots;
+
+pub use bucket::{BucketState, Decision, Limit};
+#[cfg(test)]
+pub use slots::testing;
+pub use slots::{SharedStore, SlotSecret, SlotTable, WriteFailed, decode, encode};
