@@ -16,7 +16,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use mcp_edge_contract::{self as contract, HeaderError, headers};
+use mcp_edge_contract::{self as contract, HeaderError, RequestLine, headers};
+
+/// The MCP header the signature covers besides the trusted ones.
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 use crate::jsonrpc_error::{GATEWAY_AUTH_FAILED, INVALID_REQUEST, error_response};
 use crate::tenant::TenantContext;
@@ -193,15 +196,19 @@ pub async fn verify_request(
 
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let header = |name: &'static str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-    let vouched = contract::verify_vouched(
-        &auth.secret,
-        header,
-        parts.method.as_str(),
+    let protocol_version = match parts.headers.get(PROTOCOL_VERSION) {
+        Some(v) => v
+            .to_str()
+            .map_err(|_| Rejection::NotUtf8(PROTOCOL_VERSION))?,
+        None => "",
+    };
+    let line = RequestLine {
+        method: parts.method.as_str(),
         path,
-        &body,
-        (auth.clock)(),
-    )
-    .map_err(Rejection::from)?;
+        protocol_version,
+    };
+    let vouched = contract::verify_vouched(&auth.secret, header, &line, &body, (auth.clock)())
+        .map_err(Rejection::from)?;
     let tenant = TenantContext::from(vouched);
     parts.extensions.insert(tenant.clone());
     Ok((Request::from_parts(parts, Body::from(body)), tenant))
@@ -237,6 +244,7 @@ pub(crate) mod test_support {
         let facts = RequestFacts {
             method: "POST",
             path,
+            protocol_version: "",
             request_id: "req-1",
             gateway_time: time,
             body_digest: &digest,
@@ -369,6 +377,31 @@ mod tests {
             .unwrap();
         req.headers_mut()
             .insert(headers::TENANT_ID, "globex".parse().unwrap());
+        let (status, body) = call(req).await;
+        assert_refused(status, &body, "does not match");
+    }
+
+    #[tokio::test]
+    async fn a_unicode_tenant_and_user_arrive_intact() {
+        let tenant = "Ünïcode 租户";
+        let req = signed_request(tenant, "/mcp", "{}", NOW)
+            .body(Body::from("{}"))
+            .unwrap();
+        assert!(
+            req.headers()[headers::TENANT_ID].to_str().is_ok(),
+            "ASCII on the wire"
+        );
+        let (_, got) = verify_request(&auth(), req).await.expect("verified");
+        assert_eq!(got.tenant_id, tenant);
+    }
+
+    #[tokio::test]
+    async fn rejects_another_protocol_version() {
+        // Signed with no MCP-Protocol-Version; one added on the way changes what the body means.
+        let req = signed_request("acme", "/mcp", "{}", NOW)
+            .header("mcp-protocol-version", "2025-03-26")
+            .body(Body::from("{}"))
+            .unwrap();
         let (status, body) = call(req).await;
         assert_refused(status, &body, "does not match");
     }

@@ -4,6 +4,12 @@
 //! verified token; the backend rebuilds it from the signed headers. Both sides go through
 //! [`Identity::header_values`] and [`Identity::from_header_values`], so a field added here reaches
 //! the wire, the signature (see [`crate::signature`]) and the backend in this one file.
+//!
+//! Any claim value the edge accepts must arrive intact, but HTTP header values are not a safe
+//! carrier for every string: bytes outside visible ASCII may be refused or re-encoded on the way,
+//! and spaces at either end are trimmed. So each value is percent-encoded where it has to be
+//! ([`encode_value`]: `%`, control characters, non-ASCII, and spaces at the ends) and decoded
+//! strictly on the other side; plain ASCII values look the same on the wire as before.
 
 use crate::limits;
 
@@ -117,13 +123,14 @@ impl Identity {
         self.scopes.join(" ")
     }
 
-    /// Each field as a trusted header, in the order the signature covers them.
+    /// Each field as a trusted header (wire form, see [`encode_value`]), in the order the
+    /// signature covers them.
     pub fn header_values(&self) -> Vec<(&'static str, String)> {
         vec![
-            (headers::TENANT_ID, self.tenant_id.clone()),
-            (headers::USER_ID, self.user_id.clone()),
-            (headers::SCOPES, self.scopes_joined()),
-            (headers::DATA_SCOPE, self.data_scope.clone()),
+            (headers::TENANT_ID, encode_value(&self.tenant_id)),
+            (headers::USER_ID, encode_value(&self.user_id)),
+            (headers::SCOPES, encode_value(&self.scopes_joined())),
+            (headers::DATA_SCOPE, encode_value(&self.data_scope)),
             (headers::TIER, self.tier.name().to_string()),
         ]
     }
@@ -134,11 +141,11 @@ impl Identity {
     ) -> Result<Self, HeaderError> {
         let get = |name| header(name).ok_or(HeaderError::Missing(name));
         let bounded = |name, max: usize| {
-            let value = get(name)?;
+            let value = decode_value(get(name)?).ok_or(HeaderError::Malformed(name))?;
             if value.len() > max {
                 Err(HeaderError::Malformed(name))
             } else {
-                Ok(value.to_string())
+                Ok(value)
             }
         };
         let tenant_id = bounded(headers::TENANT_ID, limits::MAX_TENANT_ID_BYTES)?;
@@ -150,7 +157,8 @@ impl Identity {
             tenant_id,
             user_id: bounded(headers::USER_ID, limits::MAX_SUB_BYTES)?,
             scopes: bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?
-                .split_ascii_whitespace()
+                .split(' ')
+                .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect(),
             data_scope: bounded(headers::DATA_SCOPE, limits::MAX_DATA_SCOPE_BYTES)?,
@@ -169,6 +177,55 @@ impl Identity {
             tier: Tier::Pro,
         }
     }
+}
+
+/// Whether a byte is carried as it is: visible ASCII other than `%`, and inner spaces.
+fn is_plain(byte: u8) -> bool {
+    (byte.is_ascii_graphic() && byte != b'%') || byte == b' '
+}
+
+/// A value in its wire form: `%XX` for `%`, control characters, non-ASCII bytes and the spaces at
+/// either end; every other byte as it is.
+pub fn encode_value(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let ends_plain = |i: usize| bytes[i] != b' ' || (i > 0 && i + 1 < bytes.len());
+    if bytes
+        .iter()
+        .enumerate()
+        .all(|(i, b)| is_plain(*b) && ends_plain(i))
+    {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if is_plain(*b) && ends_plain(i) {
+            out.push(char::from(*b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The value of a wire form, or `None` when it is not one [`encode_value`] could have made.
+pub fn decode_value(wire: &str) -> Option<String> {
+    let bytes = wire.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else if is_plain(b) {
+            out.push(b);
+            i += 1;
+        } else {
+            return None;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -211,6 +268,43 @@ mod tests {
             Identity::from_header_values(|n| map.get(n).map(String::as_str)),
             Err(HeaderError::Malformed(headers::TENANT_ID))
         );
+    }
+
+    #[test]
+    fn any_claim_value_arrives_intact() {
+        let id = Identity {
+            tenant_id: "Ünïcode 租户".into(),
+            user_id: " zoë@example.com ".into(),
+            scopes: vec!["mcp:read".into(), "100%".into()],
+            data_scope: "team:ré\u{1F600}d".into(),
+            tier: Tier::Free,
+        };
+        let wire: HashMap<&str, String> = id.header_values().into_iter().collect();
+        for value in wire.values() {
+            assert!(
+                value.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+                "{value}"
+            );
+            assert!(
+                !value.starts_with(' ') && !value.ends_with(' '),
+                "{value:?}"
+            );
+        }
+        assert_eq!(wire[headers::USER_ID], "%20zo%C3%AB@example.com%20");
+        assert_eq!(wire[headers::SCOPES], "mcp:read 100%25");
+        let back = Identity::from_header_values(|n| wire.get(n).map(String::as_str)).unwrap();
+        assert_eq!(back, id);
+        // Plain values look as they always did.
+        assert_eq!(encode_value("team:engineering"), "team:engineering");
+        assert_eq!(encode_value("mcp:read mcp:write"), "mcp:read mcp:write");
+    }
+
+    #[test]
+    fn only_wire_forms_decode() {
+        for bad in ["%", "%4", "%zz", "caf\u{e9}", "a\tb", "%FF"] {
+            assert_eq!(decode_value(bad), None, "{bad:?}");
+        }
+        assert_eq!(decode_value("%41b").as_deref(), Some("Ab"));
     }
 
     #[test]

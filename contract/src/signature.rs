@@ -20,7 +20,7 @@ pub const MAX_GATEWAY_CLOCK_SKEW_SECS: u64 = 30;
 pub const MIN_SECRET_LEN: usize = 32;
 
 /// Version tag at the head of the canonical string; bump it when the canonical form changes.
-const CANONICAL_VERSION: &str = "mcp-edge-gateway-v1";
+const CANONICAL_VERSION: &str = "mcp-edge-gateway-v2";
 
 /// What the signature covers besides the identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,11 +28,24 @@ pub struct RequestFacts<'a> {
     pub method: &'a str,
     /// The request target as sent upstream (path and query).
     pub path: &'a str,
+    /// The request's `MCP-Protocol-Version` header as forwarded (empty when absent): the version
+    /// the edge judged the body under.
+    pub protocol_version: &'a str,
     pub request_id: &'a str,
     /// Unix seconds at which the filter signed.
     pub gateway_time: u64,
     /// [`body_digest`] of the body the filter judged.
     pub body_digest: &'a str,
+}
+
+/// What the backend sees of a request besides its trusted headers and body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    /// Path and query, as received.
+    pub path: &'a str,
+    /// The `MCP-Protocol-Version` header (empty when absent).
+    pub protocol_version: &'a str,
 }
 
 /// A request the backend verified: who, and under which request id.
@@ -90,8 +103,11 @@ pub fn canonical_string(
     facts: &RequestFacts<'_>,
 ) -> Result<String, ContractError> {
     let identity_values = identity.header_values();
-    let mut fields: Vec<(&'static str, &str)> =
-        vec![("method", facts.method), ("path", facts.path)];
+    let mut fields: Vec<(&'static str, &str)> = vec![
+        ("method", facts.method),
+        ("path", facts.path),
+        ("protocol_version", facts.protocol_version),
+    ];
     fields.extend(identity_values.iter().map(|(n, v)| (*n, v.as_str())));
     fields.push(("request_id", facts.request_id));
     fields.push(("body_digest", facts.body_digest));
@@ -175,8 +191,7 @@ pub fn vouch_headers(
 pub fn verify_vouched<'h>(
     secret: &[u8],
     header: impl Fn(&'static str) -> Option<&'h str>,
-    method: &str,
-    path: &str,
+    request: &RequestLine<'_>,
     body: &[u8],
     now: u64,
 ) -> Result<Vouched, ContractError> {
@@ -189,8 +204,9 @@ pub fn verify_vouched<'h>(
     let signature = required(headers::GATEWAY_SIGNATURE)?;
     let digest = body_digest(body);
     let facts = RequestFacts {
-        method,
-        path,
+        method: request.method,
+        path: request.path,
+        protocol_version: request.protocol_version,
         request_id,
         gateway_time,
         body_digest: &digest,
@@ -217,11 +233,17 @@ mod tests {
     use std::collections::HashMap;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const LINE: RequestLine<'static> = RequestLine {
+        method: "POST",
+        path: "/mcp",
+        protocol_version: "2025-06-18",
+    };
 
     fn facts(digest: &str) -> RequestFacts<'_> {
         RequestFacts {
             method: "POST",
             path: "/mcp",
+            protocol_version: "2025-06-18",
             request_id: "req-1",
             gateway_time: 1_000,
             body_digest: digest,
@@ -235,7 +257,7 @@ mod tests {
         assert_eq!(
             canonical_string(&id, &facts(&d)).unwrap(),
             format!(
-                "mcp-edge-gateway-v1\nPOST\n/mcp\nacme\nuser-of-acme\nmcp:read mcp:write\nteam:engineering\npro\nreq-1\n1000\n{d}"
+                "mcp-edge-gateway-v2\nPOST\n/mcp\n2025-06-18\nacme\nuser-of-acme\nmcp:read mcp:write\nteam:engineering\npro\nreq-1\n1000\n{d}"
             )
         );
     }
@@ -293,6 +315,10 @@ mod tests {
                 ..facts(&d)
             },
             RequestFacts {
+                protocol_version: "2025-03-26",
+                ..facts(&d)
+            },
+            RequestFacts {
                 request_id: "req-2",
                 ..facts(&d)
             },
@@ -328,15 +354,21 @@ mod tests {
     }
 
     #[test]
-    fn newline_in_a_value_is_refused() {
+    fn control_characters_are_encoded_in_identity_values_and_refused_elsewhere() {
         let d = body_digest(b"");
         let id = Identity {
             tenant_id: "a\nb".into(),
             ..Identity::example("x")
         };
+        let sig = sign(SECRET, &id, &facts(&d)).unwrap();
+        assert_eq!(verify(SECRET, &id, &facts(&d), &sig, 1_000), Ok(()));
+        let odd = RequestFacts {
+            request_id: "r\n1",
+            ..facts(&d)
+        };
         assert_eq!(
-            sign(SECRET, &id, &facts(&d)),
-            Err(ContractError::ControlCharacter("x-mcp-tenant-id"))
+            sign(SECRET, &id, &odd),
+            Err(ContractError::ControlCharacter("request_id"))
         );
     }
 
@@ -367,7 +399,7 @@ mod tests {
             .into_iter()
             .collect();
         let get = |n: &'static str| headers.get(n).map(String::as_str);
-        let vouched = verify_vouched(SECRET, get, "POST", "/mcp", b"{}", 1_000).unwrap();
+        let vouched = verify_vouched(SECRET, get, &LINE, b"{}", 1_000).unwrap();
         assert_eq!(
             vouched,
             Vouched {
@@ -376,7 +408,7 @@ mod tests {
             }
         );
         assert_eq!(
-            verify_vouched(SECRET, get, "POST", "/mcp", b"{ }", 1_000),
+            verify_vouched(SECRET, get, &LINE, b"{ }", 1_000),
             Err(ContractError::BadSignature)
         );
         let no_time = |n: &'static str| {
@@ -387,7 +419,7 @@ mod tests {
             }
         };
         assert_eq!(
-            verify_vouched(SECRET, no_time, "POST", "/mcp", b"{}", 1_000),
+            verify_vouched(SECRET, no_time, &LINE, b"{}", 1_000),
             Err(ContractError::Header(HeaderError::Missing(
                 headers::GATEWAY_TIME
             )))
@@ -400,7 +432,7 @@ mod tests {
             }
         };
         assert_eq!(
-            verify_vouched(SECRET, bad_time, "POST", "/mcp", b"{}", 1_000),
+            verify_vouched(SECRET, bad_time, &LINE, b"{}", 1_000),
             Err(ContractError::Header(HeaderError::Malformed(
                 headers::GATEWAY_TIME
             )))

@@ -91,9 +91,16 @@ pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, Str
         tier: Tier::parse(caller.tier).expect("a tier name"),
     };
     let digest = contract::body_digest(body.as_bytes());
+    // The initialize request itself carries no version header.
+    let version = if body.contains("\"initialize\"") {
+        ""
+    } else {
+        "2025-06-18"
+    };
     let facts = RequestFacts {
         method: "POST",
         path: "/mcp",
+        protocol_version: version,
         request_id: caller.request_id,
         gateway_time: now(),
         body_digest: &digest,
@@ -103,9 +110,8 @@ pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, Str
         ("accept", "application/json, text/event-stream".to_owned()),
     ];
     headers.extend(contract::vouch_headers(SECRET, &identity, &facts).expect("sign"));
-    if !body.contains("\"initialize\"") {
-        // The initialize request itself carries no version header.
-        headers.push(("mcp-protocol-version", "2025-06-18".to_owned()));
+    if !version.is_empty() {
+        headers.push(("mcp-protocol-version", version.to_owned()));
     }
     headers
 }

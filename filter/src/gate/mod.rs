@@ -276,9 +276,12 @@ impl Gate {
                 // A batch costs its length.
                 rate = charge(judged.cost - 1)?;
             }
+            let protocol_version = self.header("mcp-protocol-version").unwrap_or_default();
             let req = vouch::CompleteRequest {
                 method: &self.method,
                 path: &self.path,
+                // Judged by `check_transport`: a known version, so ASCII.
+                protocol_version: std::str::from_utf8(protocol_version).unwrap_or_default(),
                 request_id: &self.request_id,
                 body,
             };

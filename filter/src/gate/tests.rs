@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use jwt_simple::prelude::*;
-use mcp_edge_contract::{headers as h, verify_vouched};
+use mcp_edge_contract::{RequestLine, headers as h, verify_vouched};
 use serde_json::{Value, json};
 
 use super::*;
@@ -309,6 +309,7 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
     let mut gate = Gate::default();
     let mut hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
     hs.push(("X-MCP-Tenant-Id".into(), b"evil".to_vec()));
+    hs.push(("mcp-protocol-version".into(), b"2025-06-18".to_vec()));
     let out = gate.on_request_headers(&mut w, &host, hs, false);
     assert_eq!(out.step, Step::WaitForBody);
     assert_eq!(
@@ -336,8 +337,11 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
     let vouched = verify_vouched(
         SECRET.as_bytes(),
         header,
-        "POST",
-        "/mcp",
+        &RequestLine {
+            method: "POST",
+            path: "/mcp",
+            protocol_version: "2025-06-18",
+        },
         body.as_bytes(),
         NOW,
     )

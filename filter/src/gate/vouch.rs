@@ -11,6 +11,8 @@ use super::Denial;
 pub struct CompleteRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// `MCP-Protocol-Version` as forwarded (empty when absent).
+    pub protocol_version: &'a str,
     pub request_id: &'a str,
     pub body: &'a [u8],
 }
@@ -26,6 +28,7 @@ pub fn vouch(
     let facts = RequestFacts {
         method: req.method,
         path: req.path,
+        protocol_version: req.protocol_version,
         request_id: req.request_id,
         gateway_time: now,
         body_digest: &digest,
