@@ -11,9 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
 use mcp_edge_contract::{SignedRequest, body_digest, headers as h, verify};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Response;
 use serde_json::{Map, Value, json};
 use xtask::{DevKeys, claims_for};
@@ -590,5 +590,5 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run(CASES);
+    mcp_edge_tests::runner::run(CASES);
 }

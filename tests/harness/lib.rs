@@ -1,4 +1,5 @@
-//! The end-to-end test harness: starts real servers on free loopback ports, stops them by pid.
+//! The end-to-end test harness (the library of the top-level `tests/` package): starts real
+//! servers on free loopback ports, stops them by pid.
 //!
 //! - [`procs`]: child processes that are killed when their guard drops, with logs kept in a
 //!   temporary directory and printed when a test fails.
@@ -19,7 +20,7 @@ pub mod stack;
 
 use std::path::PathBuf;
 
-/// The workspace root (parent of this crate).
+/// The workspace root (parent of this package, `tests/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

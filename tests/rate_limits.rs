@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -248,5 +248,5 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run_with(&overrides(), CASES);
+    mcp_edge_tests::runner::run_with(&overrides(), CASES);
 }

@@ -10,9 +10,9 @@ use std::process::Command;
 use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::{Authz, Stack, StackOptions};
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::{Authz, Stack, StackOptions};
 use serde_json::{Value, json};
 
 /// The service client of authz/directory.json (tenant acme).
@@ -374,12 +374,12 @@ fn authorization_server_metadata(s: &Stack) -> Result<()> {
 
 /// Runs the Inspector CLI (`mcp-inspector --cli`, Node ≥ 22) with a bearer token.
 fn inspector(s: &Stack, token: &str, args: &[&str]) -> Result<Value> {
-    let root = mcp_edge_e2e::repo_root();
+    let root = mcp_edge_tests::repo_root();
     let home = s.dir().join("inspector-home");
     std::fs::create_dir_all(&home)?;
-    let out = Command::new(mcp_edge_e2e::procs::node_bin())
+    let out = Command::new(mcp_edge_tests::procs::node_bin())
         .arg(root.join(
-            "e2e/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+            "tests/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
         ))
         .args([
             "--cli",
@@ -469,5 +469,5 @@ fn main() {
         authz: true,
         ..StackOptions::default()
     };
-    mcp_edge_e2e::runner::run_with_options(&options, CASES);
+    mcp_edge_tests::runner::run_with_options(&options, CASES);
 }

@@ -9,9 +9,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -61,7 +61,7 @@ fn denied(resp: Response, status: u16, s: &Stack, marker: &str) -> Result<(Strin
     Ok((challenge, body))
 }
 
-fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_e2e::recorder::Recorded> {
+fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_tests::recorder::Recorded> {
     let got = s.recorder.with_marker(marker);
     ensure!(
         got.len() == 1,
@@ -770,5 +770,5 @@ const CASES: &[(&str, Case)] = &[
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run(CASES);
+    mcp_edge_tests::runner::run(CASES);
 }
