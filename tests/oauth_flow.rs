@@ -141,7 +141,7 @@ fn sdk_client_runs_the_oauth_flow_and_steps_up(s: &Stack) -> Result<()> {
         "{created}"
     );
     ensure!(created["reauthorized"] == false, "{created}");
-    ensure!(out["results"][1]["result"]["isError"] != true, "{out}");
+    ensure!(out["results"][1]["result"]["isError"] == false, "{out}");
 
     // Step-up: delete_project needs mcp:admin → 403 insufficient_scope → new authorization with
     // the wider scope → the call passes the edge (the backend answers: no such project).
@@ -423,7 +423,7 @@ fn inspector_cli_lists_and_calls_tools(s: &Stack) -> Result<()> {
         ],
     )?;
     let result = &called["result"];
-    ensure!(result["isError"] != true, "{called}");
+    ensure!(result["isError"] == false, "{called}");
     ensure!(
         result["structuredContent"]["projects"].is_array(),
         "{called}"
@@ -433,35 +433,14 @@ fn inspector_cli_lists_and_calls_tools(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
-const CASES: &[(&str, Case)] = &[
-    (
-        "sdk_client_runs_the_oauth_flow_and_steps_up",
-        sdk_client_runs_the_oauth_flow_and_steps_up,
-    ),
-    (
-        "users_get_their_directory_claims_and_no_more",
-        users_get_their_directory_claims_and_no_more,
-    ),
-    (
-        "token_for_another_resource_is_refused",
-        token_for_another_resource_is_refused,
-    ),
-    (
-        "client_credentials_token_works_through_envoy",
-        client_credentials_token_works_through_envoy,
-    ),
-    (
-        "rotated_key_is_accepted_on_first_request",
-        rotated_key_is_accepted_on_first_request,
-    ),
-    (
-        "authorization_server_metadata",
-        authorization_server_metadata,
-    ),
-    (
-        "inspector_cli_lists_and_calls_tools",
-        inspector_cli_lists_and_calls_tools,
-    ),
+const CASES: &[Case] = mcp_edge_tests::cases![
+    sdk_client_runs_the_oauth_flow_and_steps_up,
+    users_get_their_directory_claims_and_no_more,
+    token_for_another_resource_is_refused,
+    client_credentials_token_works_through_envoy,
+    rotated_key_is_accepted_on_first_request,
+    authorization_server_metadata,
+    inspector_cli_lists_and_calls_tools,
 ];
 
 fn main() {

@@ -8,7 +8,8 @@
 //!   Envoy forwarded.
 //! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
-//! - [`client`]: HTTP and MCP client helpers; [`runner`]: one stack per test binary, cases in parallel.
+//! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
+//!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters).
 
 pub mod client;
 pub mod compose;
@@ -17,6 +18,7 @@ pub mod procs;
 pub mod recorder;
 pub mod runner;
 pub mod stack;
+pub mod stats;
 
 use std::path::PathBuf;
 
