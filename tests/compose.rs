@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use mcp_edge_e2e::compose::{WASM_IN_CONTAINER, at, docker_envoy_config, service_of};
-use mcp_edge_e2e::repo_root;
+use mcp_edge_tests::compose::{WASM_IN_CONTAINER, at, docker_envoy_config, service_of};
+use mcp_edge_tests::repo_root;
 use serde_json::Value as Json;
 use serde_yaml::Value;
 

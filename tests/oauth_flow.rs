@@ -10,9 +10,9 @@ use std::process::Command;
 use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::{Authz, Stack, StackOptions};
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::{Authz, Stack, StackOptions};
 use serde_json::{Value, json};
 
 /// The service client of authz/directory.json (tenant acme).
@@ -141,7 +141,7 @@ fn sdk_client_runs_the_oauth_flow_and_steps_up(s: &Stack) -> Result<()> {
         "{created}"
     );
     ensure!(created["reauthorized"] == false, "{created}");
-    ensure!(out["results"][1]["result"]["isError"] != true, "{out}");
+    ensure!(out["results"][1]["result"]["isError"] == false, "{out}");
 
     // Step-up: delete_project needs mcp:admin → 403 insufficient_scope → new authorization with
     // the wider scope → the call passes the edge (the backend answers: no such project).
@@ -374,12 +374,12 @@ fn authorization_server_metadata(s: &Stack) -> Result<()> {
 
 /// Runs the Inspector CLI (`mcp-inspector --cli`, Node ≥ 22) with a bearer token.
 fn inspector(s: &Stack, token: &str, args: &[&str]) -> Result<Value> {
-    let root = mcp_edge_e2e::repo_root();
+    let root = mcp_edge_tests::repo_root();
     let home = s.dir().join("inspector-home");
     std::fs::create_dir_all(&home)?;
-    let out = Command::new(mcp_edge_e2e::procs::node_bin())
+    let out = Command::new(mcp_edge_tests::procs::node_bin())
         .arg(root.join(
-            "e2e/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+            "tests/node/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
         ))
         .args([
             "--cli",
@@ -423,7 +423,7 @@ fn inspector_cli_lists_and_calls_tools(s: &Stack) -> Result<()> {
         ],
     )?;
     let result = &called["result"];
-    ensure!(result["isError"] != true, "{called}");
+    ensure!(result["isError"] == false, "{called}");
     ensure!(
         result["structuredContent"]["projects"].is_array(),
         "{called}"
@@ -433,35 +433,14 @@ fn inspector_cli_lists_and_calls_tools(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
-const CASES: &[(&str, Case)] = &[
-    (
-        "sdk_client_runs_the_oauth_flow_and_steps_up",
-        sdk_client_runs_the_oauth_flow_and_steps_up,
-    ),
-    (
-        "users_get_their_directory_claims_and_no_more",
-        users_get_their_directory_claims_and_no_more,
-    ),
-    (
-        "token_for_another_resource_is_refused",
-        token_for_another_resource_is_refused,
-    ),
-    (
-        "client_credentials_token_works_through_envoy",
-        client_credentials_token_works_through_envoy,
-    ),
-    (
-        "rotated_key_is_accepted_on_first_request",
-        rotated_key_is_accepted_on_first_request,
-    ),
-    (
-        "authorization_server_metadata",
-        authorization_server_metadata,
-    ),
-    (
-        "inspector_cli_lists_and_calls_tools",
-        inspector_cli_lists_and_calls_tools,
-    ),
+const CASES: &[Case] = mcp_edge_tests::cases![
+    sdk_client_runs_the_oauth_flow_and_steps_up,
+    users_get_their_directory_claims_and_no_more,
+    token_for_another_resource_is_refused,
+    client_credentials_token_works_through_envoy,
+    rotated_key_is_accepted_on_first_request,
+    authorization_server_metadata,
+    inspector_cli_lists_and_calls_tools,
 ];
 
 fn main() {
@@ -469,5 +448,5 @@ fn main() {
         authz: true,
         ..StackOptions::default()
     };
-    mcp_edge_e2e::runner::run_with_options(&options, CASES);
+    mcp_edge_tests::runner::run_with_options(&options, CASES);
 }

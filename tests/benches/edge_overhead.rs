@@ -6,7 +6,7 @@
 //!   shared-data rate limit, HMAC signature);
 //! - filtered, new token each request: the same plus an RS256 verification in wasm.
 //!
-//! Run: `cargo bench -p mcp-edge-e2e --bench edge_overhead` (after `scripts/test.sh` built the
+//! Run: `cargo bench -p mcp-edge-tests --bench edge_overhead` (after `scripts/test.sh` built the
 //! binaries). Prints a table; asserts only that every request was answered 200.
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use mcp_edge_e2e::client::http;
-use mcp_edge_e2e::stack::{Stack, StackOptions};
+use mcp_edge_tests::client::http;
+use mcp_edge_tests::stack::{Stack, StackOptions};
 use serde_json::json;
 use xtask::claims_for;
 

@@ -8,17 +8,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
+use mcp_edge_tests::stats::worker_connections;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use xtask::claims_for;
 
+/// The free tier of this binary's stack.
+const FREE_PER_MINUTE: usize = 60;
+const FREE_BURST: usize = 10;
+
 fn overrides() -> Value {
     json!({
         "rate_limits": {
-            "free": {"requests_per_minute": 60, "burst": 10},
+            "free": {"requests_per_minute": FREE_PER_MINUTE, "burst": FREE_BURST},
             "pro": {"requests_per_minute": 60000, "burst": 10000},
             "enterprise": {"requests_per_minute": 1200, "burst": 20}
         },
@@ -71,10 +76,14 @@ fn free_tenant_is_limited_while_pro_is_not(s: &Stack) -> Result<()> {
             Ok(out)
         })
     };
+    let start = Instant::now();
     let (f, p) = (run(free), run(pro));
     let free_results = f
         .join()
         .map_err(|_| anyhow::anyhow!("free thread panicked"))??;
+    // The free tenant's bucket is new (full) at its first request and refills at 1 a second:
+    // nothing beyond the burst and what refilled while the loop ran may pass.
+    let elapsed = start.elapsed().as_secs_f64();
     let pro_results = p
         .join()
         .map_err(|_| anyhow::anyhow!("pro thread panicked"))??;
@@ -90,10 +99,13 @@ fn free_tenant_is_limited_while_pro_is_not(s: &Stack) -> Result<()> {
     );
     let limited: Vec<_> = free_results.iter().filter(|r| r.0 == 429).collect();
     let admitted = free_results.iter().filter(|r| r.0 == 200).count();
+    let (burst, per_second) = (FREE_BURST, FREE_PER_MINUTE as f64 / 60.0);
+    let most = burst + (elapsed * per_second).floor() as usize;
     ensure!(
-        admitted >= 10 && !limited.is_empty(),
-        "free: {admitted} admitted, {} limited",
-        limited.len()
+        (burst..=most).contains(&admitted) && admitted + limited.len() == free_results.len(),
+        "free: {admitted} admitted (expected {burst}..={most} in {elapsed:.2} s), {} limited of {}",
+        limited.len(),
+        free_results.len()
     );
     let first = limited[0];
     ensure!(
@@ -116,6 +128,11 @@ fn free_tenant_is_limited_while_pro_is_not(s: &Stack) -> Result<()> {
 fn shared_bucket_holds_across_worker_threads(s: &Stack) -> Result<()> {
     // enterprise here: 1200 a minute (20 a second), bursts of 20.
     let t = Arc::new(token(s, "tenant-shared-bucket", "enterprise")?);
+    let workers = [
+        worker_connections(&s.recorded_mcp_url, 0)?,
+        worker_connections(&s.recorded_mcp_url, 1)?,
+    ];
+    let before = s.stats("^(listener|wasmcustom)")?;
     let admitted = Arc::new(AtomicUsize::new(0));
     let sent = Arc::new(AtomicUsize::new(0));
     let window = Duration::from_secs(10);
@@ -166,6 +183,19 @@ fn shared_bucket_holds_across_worker_threads(s: &Stack) -> Result<()> {
         error <= 0.05,
         "{got} admitted, expected {expected:.0} ± 5 %"
     );
+    // This case runs alone: the counters moved for its clients only.
+    let after = s.stats("^(listener|wasmcustom)")?;
+    let per_worker: Vec<u64> = workers.iter().map(|w| after.since(&before, w)).collect();
+    println!("shared bucket: connections per worker thread {per_worker:?}");
+    ensure!(
+        per_worker.iter().all(|&n| n > 0) && per_worker.iter().sum::<u64>() >= 6,
+        "connections per worker thread {per_worker:?}: both workers must serve the tenant"
+    );
+    let counted = after.filter_since(&before, "ratelimit.enterprise.admitted");
+    ensure!(
+        counted as f64 == got,
+        "{counted} counted as admitted, {got} answered 200"
+    );
     Ok(())
 }
 
@@ -214,39 +244,44 @@ fn bad_tokens_are_limited_per_address(s: &Stack) -> Result<()> {
 }
 
 fn rate_limit_counters_per_tier(s: &Stack) -> Result<()> {
+    // This case runs alone: the free tier's counters move for these calls only.
     let t = token(s, "tenant-counted", "free")?;
     let client = http();
+    let before = s.stats("mcp_edge.ratelimit")?;
+    let mut statuses = Vec::new();
     for _ in 0..15 {
-        call(&client, s, &t)?;
+        statuses.push(call(&client, s, &t)?.status().as_u16());
     }
-    let stats = client
-        .get(format!("{}/stats?filter=mcp_edge.ratelimit", s.admin_url))
-        .send()?
-        .text()?;
+    let after = s.stats("mcp_edge.ratelimit")?;
+    let count = |code| statuses.iter().filter(|&&c| c == code).count() as u64;
+    let (admitted, limited) = (count(200), count(429));
     ensure!(
-        stats.contains("mcp_edge.ratelimit.free.admitted"),
-        "{stats}"
+        admitted >= FREE_BURST as u64 && limited > 0 && admitted + limited == 15,
+        "{statuses:?}"
     );
-    ensure!(stats.contains("mcp_edge.ratelimit.free.limited"), "{stats}");
+    for (name, answered) in [("admitted", admitted), ("limited", limited)] {
+        let counted = after.filter_since(&before, &format!("ratelimit.free.{name}"));
+        ensure!(
+            counted == answered,
+            "ratelimit.free.{name} grew by {counted}, {answered} calls were {name}"
+        );
+    }
+    for tier in ["pro", "enterprise"] {
+        for name in ["admitted", "limited"] {
+            let counted = after.filter_since(&before, &format!("ratelimit.{tier}.{name}"));
+            ensure!(counted == 0, "ratelimit.{tier}.{name} grew by {counted}");
+        }
+    }
     Ok(())
 }
 
-const CASES: &[(&str, Case)] = &[
-    (
-        "free_tenant_is_limited_while_pro_is_not",
-        free_tenant_is_limited_while_pro_is_not,
-    ),
-    (
-        "shared_bucket_holds_across_worker_threads",
-        shared_bucket_holds_across_worker_threads,
-    ),
-    (
-        "bad_tokens_are_limited_per_address",
-        bad_tokens_are_limited_per_address,
-    ),
-    ("rate_limit_counters_per_tier", rate_limit_counters_per_tier),
+const CASES: &[Case] = mcp_edge_tests::cases![
+    free_tenant_is_limited_while_pro_is_not,
+    bad_tokens_are_limited_per_address;
+    alone: shared_bucket_holds_across_worker_threads,
+    rate_limit_counters_per_tier,
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run_with(&overrides(), CASES);
+    mcp_edge_tests::runner::run_with(&overrides(), CASES);
 }

@@ -9,9 +9,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -61,7 +61,7 @@ fn denied(resp: Response, status: u16, s: &Stack, marker: &str) -> Result<(Strin
     Ok((challenge, body))
 }
 
-fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_e2e::recorder::Recorded> {
+fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_tests::recorder::Recorded> {
     let got = s.recorder.with_marker(marker);
     ensure!(
         got.len() == 1,
@@ -290,15 +290,18 @@ fn body_cap_is_exact(s: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// Sends a raw HTTP/1.1 request whose body arrives in `chunk`-byte pieces with pauses.
-fn chunked_request(s: &Stack, token: &str, body: &str, chunk: usize) -> Result<u16> {
+/// Sends a raw HTTP/1.1 request whose body arrives in `chunk`-byte pieces with pauses (no Nagle
+/// delay, so each piece leaves in its own segment); returns the status and the client's port.
+fn chunked_request(s: &Stack, token: &str, body: &str, chunk: usize) -> Result<(u16, u16)> {
     let addr = s
         .recorded_mcp_url
         .trim_start_matches("http://")
         .trim_end_matches("/mcp")
         .to_string();
     let mut tcp = TcpStream::connect(&addr)?;
+    tcp.set_nodelay(true)?;
     tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let port = tcp.local_addr()?.port();
     write!(
         tcp,
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -318,10 +321,68 @@ fn chunked_request(s: &Stack, token: &str, body: &str, chunk: usize) -> Result<u
         .nth(1)
         .context("no status line")?
         .parse()?;
-    Ok(status)
+    Ok((status, port))
+}
+
+/// Envoy's trace log of the HTTP layer while it lives: it names every time a piece of a request
+/// body is handed to the wasm filter. Back to `info` (how the stack starts Envoy) when dropped.
+struct BodyTrace<'a>(&'a Stack);
+
+impl<'a> BodyTrace<'a> {
+    fn start(s: &'a Stack) -> Result<Self> {
+        Self::set(s, "paths=http:trace,conn_handler:debug")?;
+        Ok(Self(s))
+    }
+
+    fn set(s: &Stack, query: &str) -> Result<()> {
+        let r = http()
+            .post(format!("{}/logging?{query}", s.admin_url))
+            .send()?;
+        ensure!(r.status() == 200, "/logging?{query}: {}", r.status());
+        Ok(())
+    }
+
+    /// How many pieces of body the wasm filter was given on the connection from `client_port`
+    /// (waits up to 5 s for at least `at_least` to appear in the log).
+    fn pieces(&self, client_port: u16, at_least: usize) -> Result<usize> {
+        let accepted = format!("new connection from 127.0.0.1:{client_port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.0.log_tail("envoy", usize::MAX);
+            let connection = log
+                .lines()
+                .rev()
+                .find(|l| l.ends_with(&accepted))
+                .and_then(|l| l.split("\"ConnectionId\":\"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .map(|id| format!("\"ConnectionId\":\"{id}\""));
+            let pieces = connection.as_deref().map_or(0, |c| {
+                log.lines()
+                    .filter(|l| {
+                        l.contains(c)
+                            && l.contains("decode data called: filter=envoy.filters.http.wasm ")
+                    })
+                    .count()
+            });
+            if pieces >= at_least || std::time::Instant::now() > deadline {
+                return Ok(pieces);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for BodyTrace<'_> {
+    fn drop(&mut self) {
+        let _ = Self::set(self.0, "paths=http:info,conn_handler:info");
+    }
 }
 
 fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
+    // The filter must have been handed the body in several pieces (not one merged read), and
+    // judged it only once it was whole.
+    const SEVERAL: usize = 4;
+    let trace = BodyTrace::start(s)?;
     let t = token_with(
         s,
         "tenant-chunks",
@@ -329,19 +390,30 @@ fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
         Some(&["list_projects"]),
     )?;
     let m = marker("chunks-forbidden");
-    let status = chunked_request(s, &t, &tool_call(1, "create_project", &m).to_string(), 7)?;
+    let body = tool_call(1, "create_project", &m).to_string();
+    let (status, port) = chunked_request(s, &t, &body, 7)?;
     ensure!(status == 403, "forbidden call in chunks: {status}");
     ensure!(
         s.recorder.with_marker(&m).is_empty(),
         "chunked forbidden call reached the upstream"
     );
+    let pieces = trace.pieces(port, SEVERAL)?;
+    ensure!(
+        pieces >= SEVERAL,
+        "the filter got the forbidden body in {pieces} piece(s), not {SEVERAL} or more"
+    );
     let m = marker("chunks-allowed");
     let body = tool_call(1, "list_projects", &m).to_string();
-    let status = chunked_request(s, &t, &body, 5)?;
+    let (status, port) = chunked_request(s, &t, &body, 5)?;
     ensure!(status == 200, "allowed call in chunks: {status}");
     ensure!(
         forwarded_once(s, &m)?.body == body.as_bytes(),
         "chunked body changed"
+    );
+    let pieces = trace.pieces(port, SEVERAL)?;
+    ensure!(
+        pieces >= SEVERAL,
+        "the filter got the allowed body in {pieces} piece(s), not {SEVERAL} or more"
     );
     Ok(())
 }
@@ -420,15 +492,18 @@ fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
         Some(&["list_projects"]),
     )?;
     let origin = s.recorded_mcp_url.trim_end_matches("/mcp").to_string();
-    for path in [
-        "/mcp/",
-        "/MCP",
-        "//mcp",
-        "/%6dcp",
-        "/./mcp",
-        "/x/../mcp",
-        "/mcp;x",
-        "/mcp%2f",
+    // Each variant has one right answer: Envoy normalises it to /mcp before the filter runs
+    // (then the policy refuses the tool, 403), refuses it (escaped slash, 400), or it is another
+    // path that nothing serves (404).
+    for (path, expected) in [
+        ("/mcp/", 404),
+        ("/MCP", 404),
+        ("//mcp", 403),
+        ("/%6dcp", 403),
+        ("/./mcp", 403),
+        ("/x/../mcp", 403),
+        ("/mcp;x", 404),
+        ("/mcp%2f", 400),
     ] {
         let m = marker(&format!("path-{}", path.replace(['/', '%', '.', ';'], "_")));
         let resp = http()
@@ -439,8 +514,8 @@ fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
             .send()?;
         let status = resp.status().as_u16();
         ensure!(
-            matches!(status, 400 | 403 | 404),
-            "{path}: forbidden call answered {status}"
+            status == expected,
+            "{path}: forbidden call answered {status}, expected {expected}"
         );
         ensure!(
             s.recorder.with_marker(&m).is_empty(),
@@ -684,7 +759,9 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
 }
 
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
+    // This case runs alone: the outcome counters move for these two requests only.
     let t = token_with(s, "tenant-logged", "mcp:read", Some(&["list_projects"]))?;
+    let before = s.stats("mcp_edge.outcome")?;
     let m = marker("logged");
     denied(
         post(s, &t, &tool_call(1, "create_project", &m).to_string(), &[])?,
@@ -692,15 +769,20 @@ fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
         s,
         &m,
     )?;
-    let stats = http()
-        .get(format!("{}/stats?filter=mcp_edge.outcome", s.admin_url))
-        .send()?
-        .text()?;
+    let m = marker("logged-allowed");
     ensure!(
-        stats.contains("mcp_edge.outcome.denied.tool_not_allowed"),
-        "{stats}"
+        post(s, &t, &tool_call(2, "list_projects", &m).to_string(), &[])?.status() == 200,
+        "allowed call refused"
     );
-    ensure!(stats.contains("mcp_edge.outcome.allowed"), "{stats}");
+    forwarded_once(s, &m)?;
+    let after = s.stats("mcp_edge.outcome")?;
+    for (outcome, expected) in [("denied.tool_not_allowed", 1), ("allowed", 1)] {
+        let counted = after.filter_since(&before, &format!("outcome.{outcome}"));
+        ensure!(
+            counted == expected,
+            "outcome.{outcome} grew by {counted}, expected {expected}"
+        );
+    }
     // Envoy writes the access log line at the end of the stream; give it a moment.
     for _ in 0..50 {
         let log = s.log_tail("envoy", usize::MAX);
@@ -716,59 +798,23 @@ fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     anyhow::bail!("no access log line with tenant, tool and outcome")
 }
 
-const CASES: &[(&str, Case)] = &[
-    (
-        "tool_outside_allowed_tools_is_refused",
-        tool_outside_allowed_tools_is_refused,
-    ),
-    (
-        "step_up_challenge_then_success",
-        step_up_challenge_then_success,
-    ),
-    (
-        "batch_smuggling_is_refused_with_an_error_per_id",
-        batch_smuggling_is_refused_with_an_error_per_id,
-    ),
-    (
-        "duplicate_and_escaped_keys_cannot_smuggle",
-        duplicate_and_escaped_keys_cannot_smuggle,
-    ),
-    (
-        "gzip_body_and_wrong_media_type_are_refused",
-        gzip_body_and_wrong_media_type_are_refused,
-    ),
-    ("body_cap_is_exact", body_cap_is_exact),
-    (
-        "body_in_many_small_chunks_is_judged_whole",
-        body_in_many_small_chunks_is_judged_whole,
-    ),
-    (
-        "http2_with_trailers_is_judged",
-        http2_with_trailers_is_judged,
-    ),
-    (
-        "path_variants_never_bypass_the_policy",
-        path_variants_never_bypass_the_policy,
-    ),
-    (
-        "routing_headers_must_agree_with_the_body",
-        routing_headers_must_agree_with_the_body,
-    ),
-    ("origin_allow_list", origin_allow_list),
-    (
-        "other_methods_follow_the_policy",
-        other_methods_follow_the_policy,
-    ),
-    (
-        "tools_list_is_filtered_for_the_sdk_client",
-        tools_list_is_filtered_for_the_sdk_client,
-    ),
-    (
-        "outcomes_are_counted_and_logged",
-        outcomes_are_counted_and_logged,
-    ),
+const CASES: &[Case] = mcp_edge_tests::cases![
+    tool_outside_allowed_tools_is_refused,
+    step_up_challenge_then_success,
+    batch_smuggling_is_refused_with_an_error_per_id,
+    duplicate_and_escaped_keys_cannot_smuggle,
+    gzip_body_and_wrong_media_type_are_refused,
+    body_cap_is_exact,
+    body_in_many_small_chunks_is_judged_whole,
+    http2_with_trailers_is_judged,
+    path_variants_never_bypass_the_policy,
+    routing_headers_must_agree_with_the_body,
+    origin_allow_list,
+    other_methods_follow_the_policy,
+    tools_list_is_filtered_for_the_sdk_client;
+    alone: outcomes_are_counted_and_logged,
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run(CASES);
+    mcp_edge_tests::runner::run(CASES);
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -128,16 +128,55 @@ pub fn cargo_bin(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The filter built for wasm32-wasip1 in release.
+const BUILD_WASM: &str = "cargo build -p mcp-edge-filter --target wasm32-wasip1 --release";
+
+/// What the filter's `.wasm` is built from: a change to any of these needs a new build.
+const FILTER_SOURCES: &[&str] = &[
+    "filter/src",
+    "filter/Cargo.toml",
+    "contract/src",
+    "contract/Cargo.toml",
+];
+
+/// The filter built for wasm32-wasip1 in release; an error if it is missing or older than one of
+/// its sources (the tests would otherwise judge yesterday's filter).
 pub fn filter_wasm() -> Result<PathBuf> {
     let path = crate::target_dir().join("wasm32-wasip1/release/mcp_edge_filter.wasm");
-    if !path.exists() {
+    let built = match std::fs::metadata(&path) {
+        Ok(m) => m.modified()?,
+        Err(_) => bail!("{} is missing: run `{BUILD_WASM}`", path.display()),
+    };
+    let root = crate::repo_root();
+    let mut newer = Vec::new();
+    for source in FILTER_SOURCES {
+        newer_than(&root.join(source), built, &mut newer)?;
+    }
+    if !newer.is_empty() {
+        newer.sort();
         bail!(
-            "{} is missing: run `cargo build -p mcp-edge-filter --target wasm32-wasip1 --release`",
-            path.display()
+            "{} is older than its sources ({}): rebuild it with `{BUILD_WASM}` (scripts/test.sh does)",
+            path.display(),
+            newer
+                .iter()
+                .map(|p| p.strip_prefix(&root).unwrap_or(p).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(path)
+}
+
+/// Adds `path`, or every file under it, modified after `than` to `out`.
+fn newer_than(path: &Path, than: SystemTime, out: &mut Vec<PathBuf>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            newer_than(&entry?.path(), than, out)?;
+        }
+    } else if meta.modified()? > than {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
 }
 
 /// The Envoy binary from the repository's venv (scripts/install-deps.sh puts it there).

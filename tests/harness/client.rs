@@ -53,7 +53,7 @@ pub fn header(resp: &Response, name: &str) -> String {
         .to_string()
 }
 
-/// Runs the official TypeScript SDK client (e2e/node/sdk_client.mjs).
+/// Runs the official TypeScript SDK client (tests/node/sdk_client.mjs).
 pub fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
     node_script(
         "sdk_client.mjs",
@@ -65,10 +65,10 @@ pub fn sdk_client(url: &str, token: &str, calls: Value) -> Result<Value> {
     )
 }
 
-/// Runs a script of e2e/node with `env` and returns the JSON object it prints last; fails if
+/// Runs a script of tests/node with `env` and returns the JSON object it prints last; fails if
 /// that object has an `error`.
 pub fn node_script(script: &str, env: &[(&str, &str)]) -> Result<Value> {
-    let script = crate::repo_root().join("e2e/node").join(script);
+    let script = crate::repo_root().join("tests/node").join(script);
     let mut cmd = Command::new(crate::procs::node_bin());
     cmd.arg(&script);
     for (k, v) in env {

@@ -10,10 +10,12 @@ use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
-use mcp_edge_contract::{Identity, RequestFacts, Tier, body_digest, headers as h, verify_vouched};
-use mcp_edge_e2e::client::*;
-use mcp_edge_e2e::runner::Case;
-use mcp_edge_e2e::stack::Stack;
+use mcp_edge_contract::{
+    Identity, RequestFacts, Tier, body_digest, headers as h, verify_vouched, vouch_headers,
+};
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Response;
 use serde_json::{Map, Value, json};
 use xtask::{DevKeys, claims_for};
@@ -62,6 +64,8 @@ fn sdk_client_lists_and_calls_tools(s: &Stack) -> Result<()> {
 }
 
 fn no_token_gets_challenge_pointing_at_served_metadata(s: &Stack) -> Result<()> {
+    // This case runs alone: the outcome counters move for its requests only.
+    let before = s.stats("mcp_edge.outcome")?;
     let m = marker("no-token");
     let resp = post_mcp(&s.recorded_mcp_url, None, &call_body(&m))?;
     ensure!(resp.status() == 401, "status {}", resp.status());
@@ -121,13 +125,11 @@ fn no_token_gets_challenge_pointing_at_served_metadata(s: &Stack) -> Result<()> 
             "{doc}"
         );
     }
-    let stats = http()
-        .get(format!("{}/stats?filter=mcp_edge.outcome", s.admin_url))
-        .send()?
-        .text()?;
+    let after = s.stats("mcp_edge.outcome")?;
+    let counted = after.filter_since(&before, "outcome.denied.no_token");
     ensure!(
-        stats.contains("mcp_edge.outcome.denied.no_token"),
-        "no counter for the denial: {stats}"
+        counted == 2,
+        "outcome.denied.no_token grew by {counted} for the two requests without a token"
     );
     Ok(())
 }
@@ -373,7 +375,7 @@ fn spoofed_tenant_header_does_not_reach_backend_decisions(s: &Stack) -> Result<(
         .send()?;
     ensure!(resp.status() == 200, "create: {}", resp.status());
     let created: Value = resp.json()?;
-    ensure!(created["result"]["isError"] != json!(true), "{created}");
+    ensure!(created["result"]["isError"] == false, "{created}");
     let list = json!([{"name": "list_projects", "arguments": {"limit": 100}}]);
     let target = sdk_client(&s.mcp_url, &s.token("tenant-target")?, list.clone())?;
     ensure!(
@@ -439,62 +441,107 @@ fn tenants_are_isolated_in_redis(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// Gateway headers for `tenant` as mallory would send them, signed over `signed_body` with the
+/// stack's secret, or carrying `signature` instead.
+fn gateway_headers(
+    s: &Stack,
+    tenant: &str,
+    signed_body: &[u8],
+    signature: Option<String>,
+) -> Result<Vec<(&'static str, String)>> {
+    let identity = Identity {
+        tenant_id: tenant.to_string(),
+        user_id: "mallory".into(),
+        scopes: vec!["mcp:read".into(), "mcp:write".into(), "mcp:admin".into()],
+        data_scope: String::new(),
+        tier: Tier::Enterprise,
+    };
+    let digest = body_digest(signed_body);
+    let facts = RequestFacts {
+        method: "POST",
+        path: "/mcp",
+        request_id: "r",
+        gateway_time: now(),
+        body_digest: &digest,
+    };
+    let mut headers = vouch_headers(s.secret.as_bytes(), &identity, &facts)?;
+    if let Some(forged) = signature
+        && let Some(last) = headers.last_mut()
+    {
+        last.1 = forged;
+    }
+    Ok(headers)
+}
+
 fn backend_refuses_requests_without_a_valid_gateway_signature(s: &Stack) -> Result<()> {
+    // Straight to the backend, bypassing Envoy: writes for a tenant no other case uses.
+    let tenant = "tenant-forged";
     let url = format!("http://{}/mcp", s.backend_addr);
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": "list_projects", "arguments": {}}})
-    .to_string();
-    let send = |extra: &[(&str, String)]| -> Result<Response> {
+    let create = |name: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "create_project", "arguments": {"name": name}}})
+        .to_string()
+    };
+    let send = |body: &str, extra: &[(&str, String)]| -> Result<Response> {
         let mut req = http()
             .post(&url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .body(body.clone());
+            .body(body.to_string());
         for (n, v) in extra {
             req = req.header(*n, v);
         }
         Ok(req.send()?)
     };
-    let resp = send(&[])?;
+    let forged_name = marker("forged-write");
+    let body = create(&forged_name);
+    let resp = send(&body, &[])?;
     ensure!(resp.status() == 401, "unsigned: {}", resp.status());
     let v: Value = resp.json()?;
     ensure!(v["error"]["code"].is_i64(), "{v}");
-
-    let forged = [
-        (h::TENANT_ID, "tenant-a".to_string()),
-        (h::USER_ID, "mallory".to_string()),
-        (h::SCOPES, "mcp:admin".to_string()),
-        (h::DATA_SCOPE, String::new()),
-        (h::TIER, "enterprise".to_string()),
-        (h::REQUEST_ID, "r".to_string()),
-        (h::GATEWAY_TIME, now().to_string()),
-        (h::GATEWAY_SIGNATURE, URL_SAFE_NO_PAD.encode([0u8; 32])),
-    ];
-    ensure!(send(&forged)?.status() == 401, "forged signature accepted");
-    // Signed with the right secret but for another body: still refused.
-    let t = now();
-    let identity = Identity {
-        tenant_id: "tenant-a".into(),
-        user_id: "mallory".into(),
-        scopes: vec!["mcp:admin".into()],
-        data_scope: String::new(),
-        tier: Tier::Enterprise,
-    };
-    let digest = body_digest(b"{}");
-    let facts = RequestFacts {
-        method: "POST",
-        path: "/mcp",
-        request_id: "r",
-        gateway_time: t,
-        body_digest: &digest,
-    };
-    let sig = mcp_edge_contract::sign(s.secret.as_bytes(), &identity, &facts)?;
-    let mut replay = forged.to_vec();
-    replay[6] = (h::GATEWAY_TIME, t.to_string());
-    replay[7] = (h::GATEWAY_SIGNATURE, sig);
+    let zero = URL_SAFE_NO_PAD.encode([0u8; 32]);
+    let forged = gateway_headers(s, tenant, body.as_bytes(), Some(zero))?;
     ensure!(
-        send(&replay)?.status() == 401,
+        send(&body, &forged)?.status() == 401,
+        "forged signature accepted"
+    );
+    // Signed with the right secret but for another body: still refused.
+    let other_body = gateway_headers(s, tenant, b"{}", None)?;
+    ensure!(
+        send(&body, &other_body)?.status() == 401,
         "a signature over another body was accepted"
+    );
+
+    // The control: signed for its body as the gateway signs, a write is stored and listed.
+    let signed_name = marker("signed-write");
+    let signed_body = create(&signed_name);
+    let resp = send(
+        &signed_body,
+        &gateway_headers(s, tenant, signed_body.as_bytes(), None)?,
+    )?;
+    ensure!(resp.status() == 200, "signed write: {}", resp.status());
+    let v: Value = resp.json()?;
+    ensure!(v["result"]["isError"] == false, "signed write: {v}");
+
+    // The tenant's own listing, through Envoy with its real token.
+    let out = sdk_client(
+        &s.mcp_url,
+        &s.token(tenant)?,
+        json!([{"name": "list_projects", "arguments": {"limit": 100}}]),
+    )?;
+    let names: Vec<&str> = structured(&out["results"][0])["projects"]
+        .as_array()
+        .context("projects")?
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    ensure!(
+        names.contains(&signed_name.as_str()),
+        "the signed write is not listed: {names:?}"
+    );
+    ensure!(
+        !names.contains(&forged_name.as_str()),
+        "a write without a valid signature was stored: {names:?}"
     );
     Ok(())
 }
@@ -543,49 +590,19 @@ fn only_the_mcp_endpoint_is_served(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
-const CASES: &[(&str, Case)] = &[
-    (
-        "sdk_client_lists_and_calls_tools",
-        sdk_client_lists_and_calls_tools,
-    ),
-    (
-        "no_token_gets_challenge_pointing_at_served_metadata",
-        no_token_gets_challenge_pointing_at_served_metadata,
-    ),
-    (
-        "refused_tokens_get_401_invalid_token",
-        refused_tokens_get_401_invalid_token,
-    ),
-    (
-        "every_algorithm_verifies_in_wasm",
-        every_algorithm_verifies_in_wasm,
-    ),
-    (
-        "upstream_gets_signed_identity_and_never_the_token",
-        upstream_gets_signed_identity_and_never_the_token,
-    ),
-    (
-        "spoofed_tenant_header_does_not_reach_backend_decisions",
-        spoofed_tenant_header_does_not_reach_backend_decisions,
-    ),
-    (
-        "tenants_are_isolated_in_redis",
-        tenants_are_isolated_in_redis,
-    ),
-    (
-        "backend_refuses_requests_without_a_valid_gateway_signature",
-        backend_refuses_requests_without_a_valid_gateway_signature,
-    ),
-    (
-        "key_rotation_is_picked_up_on_first_unknown_kid",
-        key_rotation_is_picked_up_on_first_unknown_kid,
-    ),
-    (
-        "only_the_mcp_endpoint_is_served",
-        only_the_mcp_endpoint_is_served,
-    ),
+const CASES: &[Case] = mcp_edge_tests::cases![
+    sdk_client_lists_and_calls_tools,
+    refused_tokens_get_401_invalid_token,
+    every_algorithm_verifies_in_wasm,
+    upstream_gets_signed_identity_and_never_the_token,
+    spoofed_tenant_header_does_not_reach_backend_decisions,
+    tenants_are_isolated_in_redis,
+    backend_refuses_requests_without_a_valid_gateway_signature,
+    key_rotation_is_picked_up_on_first_unknown_kid,
+    only_the_mcp_endpoint_is_served;
+    alone: no_token_gets_challenge_pointing_at_served_metadata,
 ];
 
 fn main() {
-    mcp_edge_e2e::runner::run(CASES);
+    mcp_edge_tests::runner::run(CASES);
 }

@@ -1,5 +1,5 @@
 // The official MCP TypeScript SDK client doing the whole OAuth flow against Envoy, driven by
-// e2e/tests/oauth_flow.rs.
+// tests/oauth_flow.rs.
 //
 // Starts with no token. The SDK gets the 401, follows `resource_metadata` to the protected
 // resource metadata, discovers the authorization server, registers dynamically and starts the

@@ -1,4 +1,5 @@
-//! The end-to-end test harness: starts real servers on free loopback ports, stops them by pid.
+//! The end-to-end test harness (the library of the top-level `tests/` package): starts real
+//! servers on free loopback ports, stops them by pid.
 //!
 //! - [`procs`]: child processes that are killed when their guard drops, with logs kept in a
 //!   temporary directory and printed when a test fails.
@@ -7,7 +8,8 @@
 //!   Envoy forwarded.
 //! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
-//! - [`client`]: HTTP and MCP client helpers; [`runner`]: one stack per test binary, cases in parallel.
+//! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
+//!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters).
 
 pub mod client;
 pub mod compose;
@@ -16,10 +18,11 @@ pub mod procs;
 pub mod recorder;
 pub mod runner;
 pub mod stack;
+pub mod stats;
 
 use std::path::PathBuf;
 
-/// The workspace root (parent of this crate).
+/// The workspace root (parent of this package, `tests/`).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -2,8 +2,9 @@
 //!
 //! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
 //! and a shorter JWKS refetch interval. A second listener with the same filter forwards to the
-//! recording upstream, so tests can see exactly what the filter lets through; a third forwards to
-//! it with no filter at all, the baseline of the overhead benchmark.
+//! recording upstream, so tests can see exactly what the filter lets through (its connections are
+//! balanced exactly over the worker threads); a third forwards to it with no filter at all, the
+//! baseline of the overhead benchmark.
 
 use std::path::Path;
 
@@ -119,6 +120,15 @@ pub fn derive_config(
         ],
     )?;
     *at(route, &["cluster"])? = Value::from("recorder");
+    // Connections spread evenly over the worker threads (the kernel's reuse_port hashing may put
+    // a handful on one), so a test can show that both workers served it.
+    recorded
+        .as_mapping_mut()
+        .context("a listener is not a mapping")?
+        .insert(
+            Value::from("connection_balance_config"),
+            serde_yaml::from_str("exact_balance: {}")?,
+        );
     // A third: the recorded listener without the wasm filter.
     let mut baseline = recorded.clone();
     *at(&mut baseline, &["name"])? = Value::from("baseline_no_filter");
