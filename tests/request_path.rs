@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
 use mcp_edge_contract::{
-    Identity, RequestFacts, Tier, body_digest, headers as h, verify_vouched, vouch_headers,
+    Identity, RequestFacts, RequestLine, Tier, body_digest, headers as h, verify_vouched,
+    vouch_headers,
 };
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
@@ -342,15 +343,14 @@ fn upstream_gets_signed_identity_and_never_the_token(s: &Stack) -> Result<()> {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     };
-    let vouched = verify_vouched(
-        s.secret.as_bytes(),
-        header,
-        &r.method,
-        &r.path,
-        &r.body,
-        now(),
-    )
-    .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    let protocol_version = r.header("mcp-protocol-version").unwrap_or_default();
+    let line = RequestLine {
+        method: &r.method,
+        path: &r.path,
+        protocol_version: &protocol_version,
+    };
+    let vouched = verify_vouched(s.secret.as_bytes(), header, &line, &r.body, now())
+        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
     let (user, tier) = (vouched.identity.user_id, vouched.identity.tier.name());
     ensure!(
         user == "user-of-tenant-real" && tier == "pro",
@@ -460,6 +460,7 @@ fn gateway_headers(
     let facts = RequestFacts {
         method: "POST",
         path: "/mcp",
+        protocol_version: "",
         request_id: "r",
         gateway_time: now(),
         body_digest: &digest,
