@@ -27,7 +27,6 @@ import Provider, { errors } from 'oidc-provider';
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const MCP_SCOPES = ['mcp:read', 'mcp:write', 'mcp:admin'];
 const OIDC_SCOPES = ['openid', 'offline_access'];
 
 const { values: args } = parseArgs({
@@ -93,6 +92,11 @@ if (args.rotate) {
 // --- the directory ------------------------------------------------------------------------------
 
 const directory = JSON.parse(fs.readFileSync(args.directory, 'utf8'));
+// The MCP scopes granted: the tool catalogue's, written into the directory by `cargo xtask sync-config`.
+const MCP_SCOPES = directory.scopes_supported;
+if (!Array.isArray(MCP_SCOPES) || MCP_SCOPES.length === 0 || !MCP_SCOPES.every((s) => typeof s === 'string')) {
+  throw new Error(`${args.directory}: scopes_supported must be a non-empty list of scopes`);
+}
 for (const [name, who] of [...Object.entries(directory.users ?? {}), ...Object.entries(directory.service_clients ?? {})]) {
   if (!directory.tenants?.[who.tenant]) throw new Error(`${args.directory}: ${name} names unknown tenant ${who.tenant}`);
 }

@@ -68,8 +68,9 @@ impl GatewayAuth {
         self
     }
 
-    /// Use another clock (tests).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    /// Use another clock (this module's tests).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
@@ -215,7 +216,7 @@ pub async fn verify_request(
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
+pub(crate) mod signed_requests {
     //! Builds requests signed the way the filter signs them.
     use super::*;
     use mcp_edge_contract::{Identity, RequestFacts};
@@ -260,7 +261,7 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::*;
+    use super::signed_requests::*;
     use super::*;
     use axum::Router;
     use axum::routing::post;

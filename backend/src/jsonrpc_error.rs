@@ -1,7 +1,6 @@
 //! JSON-RPC error bodies for answers the backend gives before rmcp sees a request.
 //!
-//! Every error a client sees is a JSON-RPC error object (see ARCHITECTURE.md, "Errors a client
-//! sees"). Codes of our own lie in the implementation-defined range and avoid the ones SDKs use
+//! Every error a client sees is a JSON-RPC error object (see docs/errors.md). Codes of our own lie in the implementation-defined range and avoid the ones SDKs use
 //! (-32000, -32001).
 
 use axum::http::{HeaderValue, StatusCode, header};

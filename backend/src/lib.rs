@@ -10,11 +10,14 @@ pub mod app;
 pub mod config;
 pub mod gateway_auth;
 pub mod jsonrpc_error;
+pub mod keyspace;
 pub mod metering;
+/// A throwaway `redis-server` for tests: compiled only into this crate's own tests (the
+/// `test-support` feature its dev-dependency on itself turns on), never into the server.
+#[cfg(any(test, feature = "test-support"))]
+pub mod redis_server;
 pub mod request_log;
 pub mod store;
 pub mod tenant;
-#[doc(hidden)]
-pub mod test_support;
 pub mod tools;
 pub mod usage_cli;

@@ -9,7 +9,9 @@ use clap::Parser as _;
 use mcp_edge_backend::app::{AppConfig, router};
 use mcp_edge_backend::config::Cli;
 use mcp_edge_backend::gateway_auth::GatewayAuth;
-use mcp_edge_backend::metering::{MemoryMeter, MeterStore, Metering, RedisMeter, Spool};
+use mcp_edge_backend::metering::{
+    EmitterTask, MemoryMeter, MeterStore, Metering, RedisMeter, Spool,
+};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::tools::tool_scopes;
 use mcp_edge_backend::usage_cli::{self, Command};
@@ -84,7 +86,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     })?
     .with_max_body_bytes(usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX));
 
-    let store: Arc<dyn ProjectStore> = match &cli.redis_url {
+    let store = open_store(cli.redis_url.as_deref()).await?;
+    tracing::info!(allowed_hosts = ?cli.allowed_hosts, "MCP endpoint Host allowlist");
+    let (metering, metering_task) = start_metering(&cli)?;
+
+    let app = router(AppConfig {
+        gateway_auth,
+        store,
+        metering,
+        allowed_hosts: cli.allowed_hosts,
+    });
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("binding {}", cli.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "mcp-edge-backend listening on {addr}")?;
+        stdout.flush()?;
+    }
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    metering_task
+        .shutdown(std::time::Duration::from_secs(10))
+        .await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The project store: Redis at `redis_url`, or memory without one.
+async fn open_store(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn ProjectStore>> {
+    Ok(match redis_url {
         Some(url) => {
             let store = RedisStore::connect(url)
                 .await
@@ -99,9 +134,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Arc::new(MemoryStore::new())
         }
-    };
-    tracing::info!(allowed_hosts = ?cli.allowed_hosts, "MCP endpoint Host allowlist");
+    })
+}
 
+/// Metering over Redis (or memory) with the configured quotas and spool; its task runs until
+/// shut down.
+fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, EmitterTask)> {
     let meter: Arc<dyn MeterStore> = match cli.metering_url() {
         Some(url) => Arc::new(
             RedisMeter::lazy(url)
@@ -131,33 +169,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         spool_dir = ?cli.spool_dir,
         "metering daily quotas"
     );
-    let (metering, metering_task) = Metering::start(meter, metering_config, spool);
-
-    let app = router(AppConfig {
-        gateway_auth,
-        store,
-        metering,
-        allowed_hosts: cli.allowed_hosts,
-    });
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .with_context(|| format!("binding {}", cli.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
-    {
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "mcp-edge-backend listening on {addr}")?;
-        stdout.flush()?;
-    }
-    tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    metering_task
-        .shutdown(std::time::Duration::from_secs(10))
-        .await;
-    tracing::info!("shut down");
-    Ok(())
+    Ok(Metering::start(meter, metering_config, spool))
 }
 
 async fn shutdown_signal() {

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
+use crate::metering::USAGE_STREAM;
 use crate::metering::UsageEvent;
-use crate::metering::redis::USAGE_STREAM;
 use crate::metering::report::{aggregate, read_stream, render_table, select, stripe_events};
 
 /// Subcommands of `mcp-edge-backend`; without one it serves.

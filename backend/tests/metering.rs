@@ -12,14 +12,14 @@ use chrono::{DateTime, Utc};
 use common::*;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
-use mcp_edge_backend::metering::redis::USAGE_STREAM;
+use mcp_edge_backend::metering::USAGE_STREAM;
 use mcp_edge_backend::metering::spool::SPOOL_FILE;
 use mcp_edge_backend::metering::{
     DailyQuota, EmitterTask, MemoryMeter, MeterStore, Metering, MeteringConfig, QuotaLimits,
     RedisMeter, Spool,
 };
+use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
 use mcp_edge_backend::store::MemoryStore;
-use mcp_edge_backend::test_support::{RedisServer, temp_dir};
 use serde_json::{Value, json};
 
 fn app_with(

@@ -1,23 +1,30 @@
-//! `envoy.yaml` and the tool catalogue agree on which scope each tool needs.
+//! The configuration files say what the tool catalogue says (`cargo xtask sync-config` writes
+//! these parts; this test reads them the way the filter and the authorization server do).
 //!
-//! The filter authorizes tool calls with the `tool_scopes` map of its plugin configuration (the
-//! JSON string under `typed_config.config.configuration.value` of the `envoy.filters.http.wasm`
-//! filter); the backend derives the same map from its tools' annotations. This test reads the
-//! config (`../envoy.yaml`, or the file named by `MCP_EDGE_ENVOY_YAML`) and fails, printing the map
-//! to paste, when the two differ.
+//! - envoy.yaml and docker/envoy.yaml: the filter authorizes tool calls with the `tool_scopes` map
+//!   of its plugin configuration (the JSON string under `typed_config.config.configuration.value`
+//!   of the `envoy.filters.http.wasm` filter) and publishes `prm.scopes_supported`; both must be the
+//!   catalogue's. `MCP_EDGE_ENVOY_YAML` names another Envoy configuration to check instead.
+//! - authz/directory.json: the scopes the authorization server grants (`scopes_supported`) are the
+//!   catalogue's, and its demo principals name only those scopes and catalogue tools.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use mcp_edge_backend::tools::tool_scopes;
+use mcp_edge_backend::tools::{scopes_supported, tool_scopes};
+use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 
 const WASM_FILTER: &str = "envoy.filters.http.wasm";
+const SYNC: &str = "run `cargo xtask sync-config`";
 
-fn envoy_yaml_path() -> PathBuf {
-    match std::env::var_os("MCP_EDGE_ENVOY_YAML") {
-        Some(path) => PathBuf::from(path),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../envoy.yaml"),
-    }
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 /// Every mapping anywhere in `node` whose `name` is the wasm HTTP filter.
@@ -41,30 +48,20 @@ fn wasm_filters<'a>(node: &'a Yaml, found: &mut Vec<&'a Yaml>) {
     }
 }
 
-/// The map as it should appear in the plugin configuration JSON.
-fn paste_hint() -> String {
-    let map = serde_json::to_string_pretty(&tool_scopes()).expect("serialise");
-    format!("\"tool_scopes\": {map}")
-}
-
-#[test]
-fn envoy_tool_scopes_match_the_catalogue() {
-    let path = envoy_yaml_path();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let doc: Yaml =
-        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
-
+/// The filter's plugin configuration in the Envoy configuration at `path`.
+fn plugin_config(path: &Path) -> Value {
+    let doc: Yaml = serde_yaml::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
     let mut filters = Vec::new();
     wasm_filters(&doc, &mut filters);
-    assert_eq!(
-        filters.len(),
-        1,
-        "{}: expected exactly one {WASM_FILTER} filter, found {}",
-        path.display(),
-        filters.len()
-    );
-    let value = filters[0]["typed_config"]["config"]["configuration"]["value"]
+    let [filter] = filters[..] else {
+        panic!(
+            "{}: expected exactly one {WASM_FILTER} filter, found {}",
+            path.display(),
+            filters.len()
+        );
+    };
+    let value = filter["typed_config"]["config"]["configuration"]["value"]
         .as_str()
         .unwrap_or_else(|| {
             panic!(
@@ -72,22 +69,80 @@ fn envoy_tool_scopes_match_the_catalogue() {
                 path.display()
             )
         });
-    let config: serde_json::Value = serde_json::from_str(value).unwrap_or_else(|e| {
+    serde_json::from_str(value).unwrap_or_else(|e| {
         panic!(
             "{}: the plugin configuration is not JSON: {e}",
             path.display()
         )
-    });
+    })
+}
 
-    let expected = serde_json::to_value(tool_scopes()).expect("serialise");
+fn check_envoy(path: &Path) {
+    let config = plugin_config(path);
+    let expected = json!(tool_scopes());
     let actual = config.get("tool_scopes");
     assert!(
         actual == Some(&expected),
-        "{}: the plugin configuration's tool_scopes is {} but the backend's tool catalogue needs:\n\n{}\n\n\
-         Paste that into the JSON under typed_config.config.configuration.value (or run \
-         `mcp-edge-backend --print-tool-scopes`).",
+        "{}: the plugin configuration's tool_scopes is {} but the tool catalogue needs {expected}: {SYNC}",
         path.display(),
         actual.map_or_else(|| "missing".to_owned(), ToString::to_string),
-        paste_hint()
     );
+    assert_eq!(
+        config["prm"]["scopes_supported"],
+        json!(scopes_supported()),
+        "{}: prm.scopes_supported: {SYNC}",
+        path.display()
+    );
+}
+
+#[test]
+fn envoy_tool_scopes_match_the_catalogue() {
+    match std::env::var_os("MCP_EDGE_ENVOY_YAML") {
+        Some(path) => check_envoy(Path::new(&path)),
+        None => {
+            check_envoy(&repo("envoy.yaml"));
+            check_envoy(&repo("docker/envoy.yaml"));
+        }
+    }
+}
+
+/// The strings of the array member `key` of `object` (none when it is absent).
+fn strings<'a>(object: &'a Value, key: &str) -> Vec<&'a str> {
+    object
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+#[test]
+fn directory_scopes_and_tools_match_the_catalogue() {
+    let path = repo("authz/directory.json");
+    let directory: Value = serde_json::from_str(&read(&path)).expect("directory.json is JSON");
+    let scopes = scopes_supported();
+    assert_eq!(
+        strings(&directory, "scopes_supported"),
+        scopes,
+        "authz/directory.json: scopes_supported: {SYNC}"
+    );
+    let tools = tool_scopes();
+    for section in ["users", "service_clients"] {
+        let principals = directory.get(section).and_then(Value::as_object);
+        for (name, principal) in principals.into_iter().flatten() {
+            for scope in strings(principal, "scopes") {
+                assert!(
+                    scopes.contains(&scope),
+                    "{section}.{name}: unknown scope {scope}"
+                );
+            }
+            for tool in strings(principal, "allowed_tools") {
+                assert!(
+                    tools.contains_key(tool),
+                    "{section}.{name}: unknown tool {tool}"
+                );
+            }
+        }
+    }
 }

@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use mcp_edge_backend::metering::USAGE_STREAM;
 use mcp_edge_backend::metering::UsageEvent;
-use mcp_edge_backend::metering::redis::USAGE_STREAM;
 use mcp_edge_backend::metering::spool::SPOOL_FILE;
-use mcp_edge_backend::test_support::{RedisServer, free_port, temp_dir};
+use mcp_edge_backend::redis_server::{RedisServer, free_port, temp_dir};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-edge-backend");

@@ -120,7 +120,9 @@ impl Stack {
     /// The stack `options` describe.
     pub fn start_with(options: &StackOptions) -> Result<Self> {
         let plugin_overrides = &options.plugin_overrides;
-        let dir = tempfile::Builder::new().prefix("mcp-edge-e2e-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mcp-edge-tests-")
+            .tempdir()?;
         let logs = dir.path();
         let mut procs = Vec::new();
         let secret = format!(

@@ -4,6 +4,8 @@
 //!   metadata) so Envoy can fetch keys through its `auth_server` cluster. It is a stand-in for a
 //!   real OAuth authorization server: it has no login, no authorize and no token endpoint.
 //! - `token`: mints a development access token for a demo tenant.
+//! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
+//!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use anyhow::Result;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use xtask::sync_config::{repo_root, stale, write};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 #[derive(Parser)]
@@ -67,6 +70,13 @@ enum Command {
         #[arg(long, default_value = "RS256")]
         alg: String,
     },
+    /// Write envoy.yaml's tool_scopes and scopes_supported, docker/envoy.yaml and
+    /// authz/directory.json's scopes_supported from the backend's tool catalogue.
+    SyncConfig {
+        /// Change nothing; fail when a file is not what the catalogue makes.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Clone)]
@@ -85,7 +95,7 @@ async fn metadata(State(s): State<IssuerState>) -> Json<Value> {
     Json(json!({
         "issuer": s.issuer,
         "jwks_uri": format!("{}/jwks", s.issuer),
-        "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"],
+        "scopes_supported": mcp_edge_backend::tools::scopes_supported(),
         "response_types_supported": [],
         "x-note": "development issuer: tokens come from `cargo xtask token`",
     }))
@@ -139,6 +149,31 @@ async fn main() -> Result<()> {
             };
             println!("{}", keys.sign(&alg, claims_for(&spec))?);
         }
+        Command::SyncConfig { check } => sync_config(check)?,
+    }
+    Ok(())
+}
+
+fn sync_config(check: bool) -> Result<()> {
+    let root = repo_root();
+    if check {
+        let stale = stale(&root)?;
+        if !stale.is_empty() {
+            eprintln!(
+                "not what the tool catalogue makes: {}; run `cargo xtask sync-config`",
+                stale.join(", ")
+            );
+            std::process::exit(1);
+        }
+        println!("configuration matches the tool catalogue");
+        return Ok(());
+    }
+    let written = write(&root)?;
+    if written.is_empty() {
+        println!("configuration already matches the tool catalogue");
+    }
+    for path in written {
+        println!("wrote {path}");
     }
     Ok(())
 }

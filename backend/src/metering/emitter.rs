@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::day::day_of_millis;
 use super::event::SpoolRecord;
+use super::keys::quota_day;
+use super::meter_store::MeterStore;
 use super::spool::Spool;
-use super::store::MeterStore;
-use crate::store::keys::TenantKeys;
 
 /// Events the channel holds before callers spool directly.
 pub const CHANNEL_CAPACITY: usize = 4096;
@@ -29,7 +29,7 @@ const CHANNEL_BATCH: usize = 256;
 /// The day counter an event counts towards: its tenant's, on the UTC day of its timestamp.
 pub fn quota_key_of(record: &SpoolRecord) -> String {
     let day = day_of_millis(record.event.timestamp_ms).unwrap_or_default();
-    TenantKeys::for_tenant_id(&record.event.tenant_id).quota_day(day)
+    quota_day(&record.event.tenant_id, day)
 }
 
 /// Handle of the running task; [`EmitterTask::shutdown`] flushes it.

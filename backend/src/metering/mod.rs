@@ -17,11 +17,13 @@ pub mod day;
 pub mod emitter;
 pub mod errors;
 pub mod event;
+pub mod keys;
+pub mod memory_meter;
+pub mod meter_store;
 pub mod plan;
-pub mod redis;
+pub mod redis_meter;
 pub mod report;
 pub mod spool;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,15 +33,15 @@ use rmcp::ErrorData;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::store::keys::TenantKeys;
 use crate::tenant::TenantContext;
 
 pub use emitter::EmitterTask;
 pub use event::{SpoolRecord, UsageEvent};
+pub use memory_meter::MemoryMeter;
+pub use meter_store::{MeterError, MeterStore, Reservation};
 pub use plan::{DailyQuota, DownPolicy, QuotaLimits, Tier, WhenDown};
-pub use redis::RedisMeter;
+pub use redis_meter::{RedisMeter, USAGE_STREAM};
 pub use spool::Spool;
-pub use store::{MemoryMeter, MeterError, MeterStore, Reservation};
 
 /// The current time; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -159,7 +161,7 @@ impl Metering {
         let now = self.now();
         let tier = tenant.tier;
         let limit = self.inner.config.limits.of(tier).limit();
-        let key = TenantKeys::for_tenant(tenant).quota_day(day::utc_day(now));
+        let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
         match self.inner.store.reserve(&key, limit).await {
             Ok(Reservation::Granted { .. }) => Ok(Admission {
                 counted_in: Some(key),
@@ -220,7 +222,7 @@ impl Metering {
         let now = self.now();
         let tier = tenant.tier;
         let limit = self.inner.config.limits.of(tier).limit();
-        let key = TenantKeys::for_tenant(tenant).quota_day(day::utc_day(now));
+        let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
         let used = self.inner.store.used(&key).await.map_err(|e| {
             tracing::warn!(error = %e, "usage unavailable");
             errors::usage_unavailable(tier)

@@ -12,11 +12,11 @@ pub mod analytics;
 mod conformance;
 pub mod cursor;
 pub mod keys;
-pub mod memory;
+pub mod memory_store;
 pub mod model;
 pub mod paging;
-pub mod records;
-pub mod redis;
+pub mod redis_store;
+pub mod validation;
 
 use async_trait::async_trait;
 
@@ -24,16 +24,16 @@ use crate::tenant::TenantContext;
 
 pub use analytics::{TaskCounts, count_tasks};
 pub use cursor::Cursor;
-pub use memory::MemoryStore;
+pub use memory_store::MemoryStore;
 pub use model::{
     DeletedProject, NewProject, NewTask, Priority, Project, ProjectFilter, ProjectPage, Task,
     TaskFilter, TaskPage, TaskPatch, TaskStatus,
 };
-pub use records::{
+pub use redis_store::RedisStore;
+pub use validation::{
     DATE_PATTERN, MAX_DESCRIPTION_CHARS, MAX_EMAIL_BYTES, MAX_NAME_CHARS,
     MAX_TASK_DESCRIPTION_CHARS, MAX_TITLE_CHARS,
 };
-pub use redis::RedisStore;
 
 /// Largest page a listing returns.
 pub const MAX_PAGE: usize = 100;

@@ -110,7 +110,7 @@ pub struct NewProject {
     pub description: Option<String>,
 }
 
-/// What a caller supplies to create a task (checked by [`super::records::new_task_record`]).
+/// What a caller supplies to create a task (checked by [`super::validation::new_task_record`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewTask {
     pub project_id: String,

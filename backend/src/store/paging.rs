@@ -17,7 +17,7 @@ pub(crate) struct Pager<T> {
 }
 
 impl<T> Pager<T> {
-    /// `limit` must be at least 1 (see `records::check_limit`).
+    /// `limit` must be at least 1 (see `validation::check_limit`).
     pub(crate) fn new(limit: usize) -> Self {
         Self {
             limit,

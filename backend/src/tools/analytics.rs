@@ -1,13 +1,15 @@
 //! The analytics tool: task counts of one project or of everything the caller can see.
 
+use mcp_edge_contract::scopes;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::service::RequestContext;
-use rmcp::{Json, RoleServer, tool, tool_router};
+use rmcp::{Json, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 use super::ProjectTools;
-use super::failure::{ToolFailure, tenant_of};
+use super::catalogue::{Annotations, ToolFacts};
+use super::failure::ToolFailure;
 use super::schema::drop_null_defaults;
+use super::tenant::Tenant;
 use crate::store::{TaskCounts, count_tasks};
 
 /// Input of `get_analytics`.
@@ -35,27 +37,29 @@ pub struct AnalyticsResult {
 
 #[tool_router(router = analytics_router, vis = "pub(super)")]
 impl ProjectTools {
+    /// The records of this module's tools.
+    pub(super) const ANALYTICS_TOOLS: &[ToolFacts] = &[Self::GET_ANALYTICS];
+
+    const GET_ANALYTICS: ToolFacts = ToolFacts {
+        name: "get_analytics",
+        scope: scopes::READ,
+        billable: true,
+        annotations: Annotations::read_only("Get task analytics"),
+    };
+
     #[tool(
         description = "Summarise tasks: counts per status and per priority, how many are overdue \
 (not done and due before today, UTC), and per assignee (total, open, overdue). Use it for status \
 reports and workload questions instead of paging through list_tasks. Give project_id for one \
 project, or omit it for all active projects you can see. Returns {projectId?, projectCount, \
 taskCount, byStatus: {todo, in_progress, done}, byPriority: {low, medium, high, urgent}, overdue, \
-byAssignee: {<email>: {total, open, overdue}}, unassigned, asOf}.",
-        annotations(
-            title = "Get task analytics",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+byAssignee: {<email>: {total, open, overdue}}, unassigned, asOf}."
     )]
     async fn get_analytics(
         &self,
         Parameters(input): Parameters<GetAnalyticsInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<AnalyticsResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let (projects, tasks) = self
             .store
             .tasks_in_scope(&tenant, input.project_id.as_deref())

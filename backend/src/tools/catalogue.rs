@@ -1,184 +1,197 @@
-//! The tool catalogue as data: per tool, the scope it needs (derived from its MCP annotations) and
-//! whether a call is billable (for metering).
+//! The tool catalogue as data: one [`ToolFacts`] record per tool, declared next to its handler
+//! (`projects.rs`, `tasks.rs`, `analytics.rs`, `usage.rs`) and collected in
+//! [`TOOL_FACTS`](super::TOOL_FACTS).
 //!
-//! The scope rule is ARCHITECTURE.md's: read-only → `mcp:read`, destructive → `mcp:admin`, any
-//! other write → `mcp:write`. The filter gets the same map from its plugin config
-//! (`tool_scopes` in envoy.yaml); `mcp-edge-backend --print-tool-scopes` prints it and
-//! `tests/policy_in_sync.rs` keeps the two equal.
+//! The record is the only place a tool's scope, billing and annotations are written down: the
+//! router takes the annotations `tools/list` shows from it, metering asks it what is billable, and
+//! `cargo xtask sync-config` writes the filter's `tool_scopes` (envoy.yaml, docker/envoy.yaml) and
+//! the scopes the authorization server grants (authz/directory.json) from it. A tool's scope is any
+//! scope string (`mcp:billing` as well as the contract's three), never derived from annotations.
 
 use std::collections::BTreeMap;
 
-use super::ProjectTools;
+use mcp_edge_contract::scopes;
+use rmcp::model::ToolAnnotations;
 
-pub const SCOPE_READ: &str = "mcp:read";
-pub const SCOPE_WRITE: &str = "mcp:write";
-pub const SCOPE_ADMIN: &str = "mcp:admin";
+use super::TOOL_FACTS;
 
-/// Whether a call of each tool is billable. Every tool of the catalogue must be named here exactly
-/// once (a unit test checks); a tool missing from it counts as billable.
-const BILLING: &[(&str, bool)] = &[
-    ("archive_project", true),
-    ("assign_task", true),
-    ("create_project", true),
-    ("create_task", true),
-    ("delete_project", true),
-    ("get_analytics", true),
-    ("get_project", false),
-    ("get_usage", false),
-    ("list_projects", false),
-    ("list_tasks", false),
-    ("update_task", true),
-];
-
-/// One tool of the catalogue, as policy and metering see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolSpec {
-    pub name: String,
+/// Everything the edge, metering and clients need to know about one tool besides its schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolFacts {
+    /// The tool's name (its handler function's name).
+    pub name: &'static str,
     /// The OAuth scope a token needs to call it.
     pub scope: &'static str,
-    /// Whether a successful call counts towards metering.
+    /// Whether a successful call counts against the daily quota and is billed.
     pub billable: bool,
+    /// What clients may assume about it (the MCP tool annotations).
+    pub annotations: Annotations,
+}
+
+/// A tool's MCP annotations, every hint explicit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Annotations {
+    pub title: &'static str,
     pub read_only: bool,
     pub destructive: bool,
     pub idempotent: bool,
+    pub open_world: bool,
 }
 
-/// The scope a tool needs, from its annotations. Missing hints take the MCP defaults (not
-/// read-only, destructive), so an unannotated tool needs `mcp:admin`.
-pub fn required_scope(tool: &rmcp::model::Tool) -> &'static str {
-    let annotations = tool.annotations.as_ref();
-    let read_only = annotations.and_then(|a| a.read_only_hint).unwrap_or(false);
-    let destructive = annotations.and_then(|a| a.destructive_hint).unwrap_or(true);
-    if read_only {
-        SCOPE_READ
-    } else if destructive {
-        SCOPE_ADMIN
-    } else {
-        SCOPE_WRITE
+impl Annotations {
+    /// Reads only; repeating it changes nothing.
+    pub const fn read_only(title: &'static str) -> Self {
+        Self::closed(title, true, false, true)
+    }
+
+    /// Adds something new on each call.
+    pub const fn additive(title: &'static str) -> Self {
+        Self::closed(title, false, false, false)
+    }
+
+    /// Changes something; repeating the same call changes nothing more.
+    pub const fn idempotent_write(title: &'static str) -> Self {
+        Self::closed(title, false, false, true)
+    }
+
+    /// Removes something for good.
+    pub const fn destructive(title: &'static str) -> Self {
+        Self::closed(title, false, true, false)
+    }
+
+    /// Touches nothing outside the tenant's own data.
+    const fn closed(
+        title: &'static str,
+        read_only: bool,
+        destructive: bool,
+        idempotent: bool,
+    ) -> Self {
+        Self {
+            title,
+            read_only,
+            destructive,
+            idempotent,
+            open_world: false,
+        }
+    }
+
+    /// As rmcp carries them in a `Tool`.
+    pub fn to_rmcp(self) -> ToolAnnotations {
+        ToolAnnotations::from_raw(
+            Some(self.title.to_owned()),
+            Some(self.read_only),
+            Some(self.destructive),
+            Some(self.idempotent),
+            Some(self.open_world),
+        )
     }
 }
 
-/// Whether a call of `name` is billable ([`BILLING`]; unknown tools are).
+/// Every tool's record.
+pub fn all() -> impl Iterator<Item = &'static ToolFacts> {
+    TOOL_FACTS.iter().flat_map(|module| module.iter())
+}
+
+/// The record of the tool called `name`.
+pub fn facts(name: &str) -> Option<&'static ToolFacts> {
+    all().find(|facts| facts.name == name)
+}
+
+/// Whether a call of `name` is billable (a tool without a record is).
 pub fn is_billable(name: &str) -> bool {
-    BILLING
-        .iter()
-        .find(|(tool, _)| *tool == name)
-        .is_none_or(|(_, billable)| *billable)
+    facts(name).is_none_or(|facts| facts.billable)
 }
 
-/// Every tool of the catalogue, sorted by name.
-pub fn tool_specs() -> Vec<ToolSpec> {
-    let mut specs: Vec<ToolSpec> = ProjectTools::catalogue()
-        .iter()
-        .map(|tool| {
-            let a = tool.annotations.as_ref();
-            ToolSpec {
-                name: tool.name.to_string(),
-                scope: required_scope(tool),
-                billable: is_billable(&tool.name),
-                read_only: a.and_then(|a| a.read_only_hint).unwrap_or(false),
-                destructive: a.and_then(|a| a.destructive_hint).unwrap_or(true),
-                idempotent: a.and_then(|a| a.idempotent_hint).unwrap_or(false),
-            }
-        })
+/// Tool name → the scope it needs, for every tool (sorted by name): the filter's `tool_scopes`.
+pub fn tool_scopes() -> BTreeMap<&'static str, &'static str> {
+    all().map(|facts| (facts.name, facts.scope)).collect()
+}
+
+/// The scopes this resource knows: the contract's read, write and admin, then every other scope a
+/// tool needs, sorted. The protected resource metadata and the authorization server offer these.
+pub fn scopes_supported() -> Vec<&'static str> {
+    let standard = [scopes::READ, scopes::WRITE, scopes::ADMIN];
+    let mut extra: Vec<&'static str> = all()
+        .map(|facts| facts.scope)
+        .filter(|scope| !standard.contains(scope))
         .collect();
-    specs.sort_by(|a, b| a.name.cmp(&b.name));
-    specs
-}
-
-/// Tool name → required scope, for every tool in the catalogue (sorted by name).
-pub fn tool_scopes() -> BTreeMap<String, &'static str> {
-    tool_specs()
-        .into_iter()
-        .map(|spec| (spec.name, spec.scope))
-        .collect()
+    extra.sort_unstable();
+    extra.dedup();
+    standard.into_iter().chain(extra).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::ProjectTools;
 
     #[test]
-    fn scope_map() {
-        let expected: BTreeMap<String, &str> = [
-            ("archive_project", SCOPE_WRITE),
-            ("assign_task", SCOPE_WRITE),
-            ("create_project", SCOPE_WRITE),
-            ("create_task", SCOPE_WRITE),
-            ("delete_project", SCOPE_ADMIN),
-            ("get_analytics", SCOPE_READ),
-            ("get_project", SCOPE_READ),
-            ("get_usage", SCOPE_READ),
-            ("list_projects", SCOPE_READ),
-            ("list_tasks", SCOPE_READ),
-            ("update_task", SCOPE_WRITE),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        assert_eq!(tool_scopes(), expected);
-    }
-
-    #[test]
-    fn billing_table_names_every_tool_once() {
-        let mut billing: Vec<&str> = BILLING.iter().map(|(name, _)| *name).collect();
-        billing.sort_unstable();
-        billing.dedup();
-        assert_eq!(billing.len(), BILLING.len(), "a tool is named twice");
-        let catalogue: Vec<String> = tool_specs().into_iter().map(|s| s.name).collect();
-        assert_eq!(billing, catalogue);
-        let billable: Vec<String> = tool_specs()
+    fn every_routed_tool_has_exactly_one_record() {
+        let mut routed: Vec<String> = ProjectTools::catalogue()
             .into_iter()
-            .filter(|s| s.billable)
-            .map(|s| s.name)
+            .map(|tool| tool.name.to_string())
             .collect();
-        assert_eq!(
-            billable,
-            [
-                "archive_project",
-                "assign_task",
-                "create_project",
-                "create_task",
-                "delete_project",
-                "get_analytics",
-                "update_task"
-            ]
-        );
-        assert!(is_billable("some_future_tool"));
+        routed.sort_unstable();
+        let mut recorded: Vec<&str> = all().map(|facts| facts.name).collect();
+        recorded.sort_unstable();
+        let before = recorded.len();
+        recorded.dedup();
+        assert_eq!(recorded.len(), before, "a tool has two records");
+        assert_eq!(recorded, routed);
     }
 
     #[test]
-    fn every_tool_is_fully_annotated_and_closed_world() {
+    fn listed_annotations_are_the_records() {
         for tool in ProjectTools::catalogue() {
-            let a = tool.annotations.as_ref().expect("annotations");
-            assert!(a.title.is_some(), "{}", tool.name);
-            assert!(a.read_only_hint.is_some(), "{}", tool.name);
-            assert!(a.destructive_hint.is_some(), "{}", tool.name);
-            assert!(a.idempotent_hint.is_some(), "{}", tool.name);
-            assert_eq!(a.open_world_hint, Some(false), "{}", tool.name);
-            if a.read_only_hint == Some(true) {
-                assert_eq!(a.destructive_hint, Some(false), "{}", tool.name);
-                assert_eq!(a.idempotent_hint, Some(true), "{}", tool.name);
-            }
-        }
-        let by_name = |n: &str| tool_specs().into_iter().find(|s| s.name == n).expect(n);
-        assert!(by_name("delete_project").destructive);
-        for idempotent in ["archive_project", "update_task", "assign_task"] {
-            let s = by_name(idempotent);
-            assert!(
-                s.idempotent && !s.destructive && !s.read_only,
-                "{idempotent}"
+            let facts = facts(&tool.name).expect("record");
+            assert_eq!(
+                tool.annotations,
+                Some(facts.annotations.to_rmcp()),
+                "{}",
+                tool.name
             );
         }
-        for not_idempotent in ["create_project", "create_task", "delete_project"] {
-            assert!(!by_name(not_idempotent).idempotent, "{not_idempotent}");
+    }
+
+    #[test]
+    fn annotations_agree_with_the_scope() {
+        for facts in all() {
+            let a = facts.annotations;
+            assert!(!facts.scope.is_empty(), "{}", facts.name);
+            assert!(!a.title.is_empty(), "{}", facts.name);
+            if a.read_only {
+                assert!(!a.destructive && a.idempotent, "{}", facts.name);
+            }
+            // The contract's three scopes follow the annotations (read-only → read, destructive →
+            // admin, other writes → write); any other scope is the record's own choice.
+            let rule = if a.read_only {
+                scopes::READ
+            } else if a.destructive {
+                scopes::ADMIN
+            } else {
+                scopes::WRITE
+            };
+            if [scopes::READ, scopes::WRITE, scopes::ADMIN].contains(&facts.scope) {
+                assert_eq!(facts.scope, rule, "{}", facts.name);
+            }
         }
     }
 
     #[test]
-    fn unannotated_tools_need_admin() {
-        let tool =
-            rmcp::model::Tool::new_with_raw("x", None, std::sync::Arc::new(serde_json::Map::new()));
-        assert_eq!(required_scope(&tool), SCOPE_ADMIN);
+    fn scope_map_and_billing_come_from_the_records() {
+        let map = tool_scopes();
+        assert_eq!(map.len(), all().count());
+        for facts in all() {
+            assert_eq!(map[facts.name], facts.scope);
+            assert_eq!(is_billable(facts.name), facts.billable, "{}", facts.name);
+        }
+        assert!(is_billable("some_future_tool"));
+        assert_eq!(
+            scopes_supported()[..3],
+            [scopes::READ, scopes::WRITE, scopes::ADMIN]
+        );
+        for scope in map.values() {
+            assert!(scopes_supported().contains(scope), "{scope}");
+        }
     }
 }

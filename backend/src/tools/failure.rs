@@ -1,16 +1,14 @@
-//! How a tool call fails, and the tenant lookup every tool starts with.
+//! How a tool call fails, and the paging arguments every list tool checks.
 //!
 //! A protocol problem (bad cursor or limit, no tenant, storage down) is a JSON-RPC error; a
 //! business failure (unknown id, bad date, name mismatch, archived project) is an `isError: true`
 //! result whose message says what to call next.
 
+use rmcp::ErrorData;
 use rmcp::handler::server::tool::IntoCallToolResult;
 use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer};
 
 use crate::store::{Cursor, MAX_PAGE, StoreError};
-use crate::tenant::TenantContext;
 
 /// Page size of the list tools when the caller gives none.
 pub const DEFAULT_PAGE: u32 = 20;
@@ -72,21 +70,6 @@ scope."
             }
         }
     }
-}
-
-/// The verified tenant of the HTTP request behind this tool call.
-pub fn tenant_of(ctx: &RequestContext<RoleServer>) -> Result<TenantContext, ToolFailure> {
-    ctx.extensions
-        .get::<http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<TenantContext>())
-        .cloned()
-        .ok_or_else(|| {
-            tracing::error!("tool call without a verified tenant context");
-            ToolFailure::Protocol(ErrorData::internal_error(
-                "no verified tenant context for this request",
-                None,
-            ))
-        })
 }
 
 /// The page size of a list call: 1..=100, default 20; anything else is invalid params (-32602).

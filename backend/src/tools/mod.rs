@@ -1,13 +1,10 @@
 //! The MCP tools the backend serves, written with rmcp's `#[tool]` macros, one module per area
-//! ([`projects`], [`tasks`], [`analytics`], [`usage`]) and the catalogue as data ([`catalogue`]).
+//! ([`projects`], [`tasks`], [`analytics`], [`usage`]); each tool's scope, billing and annotations
+//! in one [`ToolFacts`] record beside its handler, collected in [`TOOL_FACTS`] ([`catalogue`]).
 //!
-//! Every `tools/call` of a billable tool goes through [`crate::metering`]: admitted against the
-//! daily quota before it runs, settled (usage event or refund) after.
-//!
-//! Each tool takes the verified [`TenantContext`](crate::tenant::TenantContext) from the HTTP
-//! request (rmcp's Streamable HTTP server puts the request's `http::request::Parts` into the
-//! `RequestContext` extensions, and [`crate::gateway_auth`] put the tenant into the parts'
-//! extensions). A call without one fails as an internal error: there is no default tenant.
+//! Every `tools/call` looks up its verified tenant once ([`Tenant`]) and hands it to the tool. A
+//! billable call goes through [`crate::metering`]: admitted against the daily quota before it
+//! runs, settled (usage event or refund) after.
 
 pub mod analytics;
 pub mod catalogue;
@@ -15,6 +12,7 @@ pub mod failure;
 pub mod projects;
 pub mod schema;
 pub mod tasks;
+pub mod tenant;
 pub mod usage;
 
 use std::sync::Arc;
@@ -28,8 +26,17 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 use crate::metering::Metering;
 use crate::store::ProjectStore;
 
-pub use catalogue::{ToolSpec, is_billable, required_scope, tool_scopes, tool_specs};
-pub use failure::{DEFAULT_PAGE, ToolFailure, tenant_of};
+pub use catalogue::{Annotations, ToolFacts, is_billable, scopes_supported, tool_scopes};
+pub use failure::{DEFAULT_PAGE, ToolFailure};
+pub use tenant::Tenant;
+
+/// Every tool's record, one list per tool module: what [`ProjectTools`] serves (a test checks).
+pub const TOOL_FACTS: &[&[ToolFacts]] = &[
+    ProjectTools::PROJECT_TOOLS,
+    ProjectTools::TASK_TOOLS,
+    ProjectTools::ANALYTICS_TOOLS,
+    ProjectTools::USAGE_TOOLS,
+];
 
 /// The MCP server: project, task and analytics tools over a [`ProjectStore`].
 #[derive(Clone)]
@@ -63,6 +70,8 @@ impl ProjectTools {
             + Self::usage_router();
         for route in router.map.values_mut() {
             schema::drop_integer_formats(&mut route.attr);
+            route.attr.annotations =
+                catalogue::facts(&route.attr.name).map(|facts| facts.annotations.to_rmcp());
         }
         router
     }
@@ -70,6 +79,17 @@ impl ProjectTools {
     /// Every tool this server offers, as listed by `tools/list`.
     pub fn catalogue() -> Vec<rmcp::model::Tool> {
         Self::router().list_all()
+    }
+
+    /// Runs the tool `request` names through the router.
+    async fn run(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
     }
 }
 
@@ -79,25 +99,20 @@ impl ServerHandler for ProjectTools {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.clone();
-        if !(self.tool_router.has_route(&name) && is_billable(&name)) {
-            return self
-                .tool_router
-                .call(ToolCallContext::new(self, request, context))
-                .await;
+        if !self.tool_router.has_route(&name) {
+            return self.run(request, context).await; // rmcp's own answer to an unknown tool
         }
-        let tenant = tenant_of(&context).map_err(|failure| match failure {
-            ToolFailure::Protocol(error) => error,
-            ToolFailure::Tool(message) => ErrorData::internal_error(message, None),
-        })?;
+        let tenant = Tenant::of_call(&context)?;
+        tenant.clone().hand_over(&mut context);
+        if !is_billable(&name) {
+            return self.run(request, context).await;
+        }
         let admission = self.metering.admit(&tenant).await?;
         let call_id = context.id.to_string();
-        let result = self
-            .tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await;
+        let result = self.run(request, context).await;
         let succeeded = match &result {
             Ok(CallToolResponse::Complete(r)) => r.is_error != Some(true),
             _ => false,
@@ -124,10 +139,25 @@ mod tests {
         serde_json::Value::Object((*tool(name).input_schema).clone())
     }
 
+    #[tokio::test]
+    async fn instructions_name_every_tool() {
+        let tools = ProjectTools::new(
+            Arc::new(crate::store::MemoryStore::new()),
+            Metering::in_memory(),
+        );
+        let instructions = tools.get_info().instructions.expect("instructions");
+        let words: Vec<&str> = instructions
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .collect();
+        for facts in catalogue::all() {
+            assert!(words.contains(&facts.name), "{}", facts.name);
+        }
+    }
+
     #[test]
     fn tools_have_descriptions_schemas_and_output_schemas() {
         let catalogue = ProjectTools::catalogue();
-        assert_eq!(catalogue.len(), 11);
+        assert_eq!(catalogue.len(), catalogue::all().count());
         for tool in catalogue {
             assert!(
                 tool.description.as_deref().is_some_and(|d| d.len() > 80),

@@ -1,13 +1,15 @@
 //! Project tools: list, get, create, archive, delete.
 
+use mcp_edge_contract::scopes;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::service::RequestContext;
-use rmcp::{Json, RoleServer, tool, tool_router};
+use rmcp::{Json, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 use super::ProjectTools;
-use super::failure::{ToolFailure, page_cursor, page_limit, tenant_of};
+use super::catalogue::{Annotations, ToolFacts};
+use super::failure::{ToolFailure, page_cursor, page_limit};
 use super::schema::drop_null_defaults;
+use super::tenant::Tenant;
 use crate::store::{NewProject, Project, ProjectFilter};
 
 /// Input of `list_projects`.
@@ -97,25 +99,33 @@ pub struct DeletedProjectResult {
 
 #[tool_router(router = project_router, vis = "pub(super)")]
 impl ProjectTools {
+    /// The records of this module's tools.
+    pub(super) const PROJECT_TOOLS: &[ToolFacts] = &[
+        Self::LIST_PROJECTS,
+        Self::CREATE_PROJECT,
+        Self::GET_PROJECT,
+        Self::ARCHIVE_PROJECT,
+        Self::DELETE_PROJECT,
+    ];
+
+    const LIST_PROJECTS: ToolFacts = ToolFacts {
+        name: "list_projects",
+        scope: scopes::READ,
+        billable: false,
+        annotations: Annotations::read_only("List projects"),
+    };
+
     #[tool(
         description = "List the projects of your organisation that you can see, oldest first. Use \
 it to find a project or its id. Archived projects are left out unless include_archived is true. \
 Returns {projects: [{id, name, description?, team?, archived, createdAt, createdBy}], nextCursor?}; \
-when nextCursor is present, call again with it as `cursor` for the next page.",
-        annotations(
-            title = "List projects",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+when nextCursor is present, call again with it as `cursor` for the next page."
     )]
     async fn list_projects(
         &self,
         Parameters(input): Parameters<ListProjectsInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<ProjectList>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let limit = page_limit(input.limit)?;
         let cursor = page_cursor(input.cursor.as_deref())?;
         let filter = ProjectFilter {
@@ -132,24 +142,23 @@ when nextCursor is present, call again with it as `cursor` for the next page.",
         }))
     }
 
+    const CREATE_PROJECT: ToolFacts = ToolFacts {
+        name: "create_project",
+        scope: scopes::WRITE,
+        billable: true,
+        annotations: Annotations::additive("Create project"),
+    };
+
     #[tool(
         description = "Create a new project in your organisation, owned by your team. Use it when \
 the user asks to start or add a project. Each call creates another project, even with the same \
-name. Returns {project: {id, name, description?, team?, archived, createdAt, createdBy}}.",
-        annotations(
-            title = "Create project",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
+name. Returns {project: {id, name, description?, team?, archived, createdAt, createdBy}}."
     )]
     async fn create_project(
         &self,
         Parameters(input): Parameters<CreateProjectInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<ProjectResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let new = NewProject {
             name: input.name,
             description: input.description,
@@ -159,75 +168,72 @@ name. Returns {project: {id, name, description?, team?, archived, createdAt, cre
         Ok(Json(ProjectResult { project }))
     }
 
+    const GET_PROJECT: ToolFacts = ToolFacts {
+        name: "get_project",
+        scope: scopes::READ,
+        billable: false,
+        annotations: Annotations::read_only("Get project"),
+    };
+
     #[tool(
         description = "Get one project of your organisation by its id (from list_projects or \
 create_project). Returns {project: {id, name, description?, team?, archived, createdAt, \
 createdBy}}; an unknown id gives an error result telling you to list projects to find the right \
-id.",
-        annotations(
-            title = "Get project",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+id."
     )]
     async fn get_project(
         &self,
         Parameters(input): Parameters<ProjectIdInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<ProjectResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         match self.store.get(&tenant, &input.project_id).await? {
             Some(project) => Ok(Json(ProjectResult { project })),
             None => Err(crate::store::StoreError::ProjectNotFound(input.project_id).into()),
         }
     }
 
+    const ARCHIVE_PROJECT: ToolFacts = ToolFacts {
+        name: "archive_project",
+        scope: scopes::WRITE,
+        billable: true,
+        annotations: Annotations::idempotent_write("Archive project"),
+    };
+
     #[tool(
         description = "Archive a project: it keeps its tasks and can still be read with \
 get_project and list_tasks, but it no longer shows in list_projects (unless include_archived is \
 true) and takes no new tasks. Use it when the user is done with a project but wants to keep it; \
 use delete_project only to remove it for good. Archiving an archived project changes nothing. \
-Returns {project} with archived: true.",
-        annotations(
-            title = "Archive project",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+Returns {project} with archived: true."
     )]
     async fn archive_project(
         &self,
         Parameters(input): Parameters<ProjectIdInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<ProjectResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let project = self.store.archive(&tenant, &input.project_id).await?;
         tracing::info!(tenant_id = %tenant.tenant_id, project_id = %project.id, "archived project");
         Ok(Json(ProjectResult { project }))
     }
 
+    const DELETE_PROJECT: ToolFacts = ToolFacts {
+        name: "delete_project",
+        scope: scopes::ADMIN,
+        billable: true,
+        annotations: Annotations::destructive("Delete project"),
+    };
+
     #[tool(
         description = "Permanently delete a project and all of its tasks. This cannot be undone: \
 only call it when the user has explicitly asked to delete this project, and prefer \
 archive_project otherwise. confirm_name must be the project's exact name (read it with \
-get_project); a mismatch deletes nothing. Returns {project, tasksDeleted}.",
-        annotations(
-            title = "Delete project",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
+get_project); a mismatch deletes nothing. Returns {project, tasksDeleted}."
     )]
     async fn delete_project(
         &self,
         Parameters(input): Parameters<DeleteProjectInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<DeletedProjectResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let deleted = self
             .store
             .delete(&tenant, &input.project_id, &input.confirm_name)

@@ -1,14 +1,16 @@
 //! Task tools: list, create, update, assign.
 
+use mcp_edge_contract::scopes;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::service::RequestContext;
-use rmcp::{Json, RoleServer, tool, tool_router};
+use rmcp::{Json, tool, tool_router};
 use serde::{Deserialize, Serialize};
 
 use super::ProjectTools;
-use super::failure::{ToolFailure, page_cursor, page_limit, tenant_of};
+use super::catalogue::{Annotations, ToolFacts};
+use super::failure::{ToolFailure, page_cursor, page_limit};
 use super::schema::drop_null_defaults;
-use crate::store::records::normalise_email;
+use super::tenant::Tenant;
+use crate::store::validation::normalise_email;
 use crate::store::{NewTask, Priority, Task, TaskFilter, TaskPatch, TaskStatus};
 
 /// Input of `list_tasks`.
@@ -129,26 +131,33 @@ pub struct TaskResult {
 
 #[tool_router(router = task_router, vis = "pub(super)")]
 impl ProjectTools {
+    /// The records of this module's tools.
+    pub(super) const TASK_TOOLS: &[ToolFacts] = &[
+        Self::LIST_TASKS,
+        Self::CREATE_TASK,
+        Self::UPDATE_TASK,
+        Self::ASSIGN_TASK,
+    ];
+
+    const LIST_TASKS: ToolFacts = ToolFacts {
+        name: "list_tasks",
+        scope: scopes::READ,
+        billable: false,
+        annotations: Annotations::read_only("List tasks"),
+    };
+
     #[tool(
         description = "List the tasks of one project, oldest first, optionally only those with a \
 given status or assignee. Use it to see what is planned or in progress, or to find a task's id \
 before update_task or assign_task. Returns {tasks: [{id, projectId, title, description?, status, \
 priority, assigneeEmail?, dueDate?, createdAt, updatedAt, createdBy}], nextCursor?}; when \
-nextCursor is present, call again with it as `cursor` (and the same filters) for the next page.",
-        annotations(
-            title = "List tasks",
-            read_only_hint = true,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+nextCursor is present, call again with it as `cursor` (and the same filters) for the next page."
     )]
     async fn list_tasks(
         &self,
         Parameters(input): Parameters<ListTasksInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<TaskList>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let limit = page_limit(input.limit)?;
         let cursor = page_cursor(input.cursor.as_deref())?;
         let filter = TaskFilter {
@@ -169,25 +178,24 @@ nextCursor is present, call again with it as `cursor` (and the same filters) for
         }))
     }
 
+    const CREATE_TASK: ToolFacts = ToolFacts {
+        name: "create_task",
+        scope: scopes::WRITE,
+        billable: true,
+        annotations: Annotations::additive("Create task"),
+    };
+
     #[tool(
         description = "Add a task to a project (status todo). Use it when the user asks to track a \
 piece of work. Each call creates another task. due_date must be YYYY-MM-DD; the project must not \
 be archived. Returns {task: {id, projectId, title, description?, status, priority, \
-assigneeEmail?, dueDate?, createdAt, updatedAt, createdBy}}.",
-        annotations(
-            title = "Create task",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
+assigneeEmail?, dueDate?, createdAt, updatedAt, createdBy}}."
     )]
     async fn create_task(
         &self,
         Parameters(input): Parameters<CreateTaskInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<TaskResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let new = NewTask {
             project_id: input.project_id,
             title: input.title,
@@ -201,25 +209,24 @@ assigneeEmail?, dueDate?, createdAt, updatedAt, createdBy}}.",
         Ok(Json(TaskResult { task }))
     }
 
+    const UPDATE_TASK: ToolFacts = ToolFacts {
+        name: "update_task",
+        scope: scopes::WRITE,
+        billable: true,
+        annotations: Annotations::idempotent_write("Update task"),
+    };
+
     #[tool(
         description = "Change a task's title, description, status, priority or due date; fields \
 you leave out stay as they are. Use it to move a task along (todo → in_progress → done) or to \
 edit it; use assign_task to change who does it. Repeating the same call changes nothing. Returns \
-{task} as it is after the change.",
-        annotations(
-            title = "Update task",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+{task} as it is after the change."
     )]
     async fn update_task(
         &self,
         Parameters(input): Parameters<UpdateTaskInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<TaskResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let patch = TaskPatch {
             title: input.title,
             description: input.description,
@@ -237,24 +244,23 @@ edit it; use assign_task to change who does it. Repeating the same call changes 
         Ok(Json(TaskResult { task }))
     }
 
+    const ASSIGN_TASK: ToolFacts = ToolFacts {
+        name: "assign_task",
+        scope: scopes::WRITE,
+        billable: true,
+        annotations: Annotations::idempotent_write("Assign task"),
+    };
+
     #[tool(
         description = "Assign a task to a person by email address (replacing any previous \
 assignee). Use it when the user says who should do a task. Assigning to the current assignee \
-changes nothing. Returns {task} as it is after the change.",
-        annotations(
-            title = "Assign task",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = true,
-            open_world_hint = false
-        )
+changes nothing. Returns {task} as it is after the change."
     )]
     async fn assign_task(
         &self,
         Parameters(input): Parameters<AssignTaskInput>,
-        ctx: RequestContext<RoleServer>,
+        tenant: Tenant,
     ) -> Result<Json<TaskResult>, ToolFailure> {
-        let tenant = tenant_of(&ctx)?;
         let patch = TaskPatch {
             assignee_email: Some(input.assignee_email),
             ..TaskPatch::default()

@@ -1,43 +1,12 @@
-//! Where quota counters and usage events live: [`MeterStore`], implemented in memory
-//! ([`MemoryMeter`]) and in Redis ([`RedisMeter`](super::redis::RedisMeter)).
+//! The [`MeterStore`] of a backend without Redis: counters and recent usage events in this process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::event::{SpoolRecord, UsageEvent};
-
-/// The store could not be reached or answered with an error.
-#[derive(Debug, thiserror::Error)]
-#[error("usage store unavailable: {0}")]
-pub struct MeterError(pub String);
-
-/// The outcome of [`MeterStore::reserve`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// The call was counted; `used` includes it.
-    Granted { used: u64 },
-    /// The limit is reached; nothing was counted.
-    Exhausted { used: u64 },
-}
-
-#[async_trait]
-pub trait MeterStore: Send + Sync + 'static {
-    /// Atomically: if the counter at `key` is below `limit` (or there is no limit), add one to it
-    /// (and keep it for [`COUNTER_TTL_SECS`](super::day::COUNTER_TTL_SECS)).
-    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError>;
-    /// Gives back a reservation (never below zero).
-    async fn refund(&self, key: &str) -> Result<(), MeterError>;
-    /// The counter at `key` (0 if none).
-    async fn used(&self, key: &str) -> Result<u64, MeterError>;
-    /// Adds the event to the usage stream unless an event with its id was added before, and, when
-    /// the record was not yet counted, adds one to `quota_key` — all or nothing. `Ok(false)`: a
-    /// duplicate, nothing changed.
-    async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError>;
-    /// `"memory"` or `"redis"`, for logs.
-    fn kind(&self) -> &'static str;
-}
+use super::meter_store::{MeterError, MeterStore, Reservation};
 
 /// Counters and events in this process (no Redis configured). One mutex makes every operation
 /// atomic. Events are logged (target `mcp_edge_backend::usage`) and the most recent ones kept.
@@ -50,7 +19,7 @@ pub struct MemoryMeter {
 struct MemoryState {
     counters: HashMap<String, u64>,
     events: Vec<UsageEvent>,
-    seen: std::collections::HashSet<String>,
+    seen: HashSet<String>,
 }
 
 /// How many events [`MemoryMeter`] keeps.

@@ -3,9 +3,9 @@
 //! throwaway `redis-server` of the test's own.
 
 use super::*;
+use crate::redis_server::RedisServer;
 use crate::store::conformance;
 use crate::tenant::{TenantContext, test_tenant};
-use crate::test_support::RedisServer;
 
 /// The store, and the server it talks to when the test started one (kept alive with it).
 async fn store() -> (RedisStore, Option<RedisServer>) {

@@ -2,7 +2,7 @@
 //! its increment, or an event and its idempotency marker, are never separated.
 //!
 //! Keys: the tenant's day counter `mcp-edge:tenant:{len}:{tenant}:quota:{YYYY-MM-DD}` (see
-//! [`TenantKeys::quota_day`](crate::store::keys::TenantKeys::quota_day)), the stream
+//! [`quota_day`](super::keys::quota_day)), the stream
 //! [`USAGE_STREAM`], and per delivered event the marker `mcp-edge:usage-event-ids:{event_id}`
 //! (kept [`EVENT_ID_TTL_SECS`]).
 //!
@@ -18,7 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::day::COUNTER_TTL_SECS;
 use super::event::SpoolRecord;
-use super::store::{MeterError, MeterStore, Reservation};
+use super::meter_store::{MeterError, MeterStore, Reservation};
 
 /// The Redis stream of usage events.
 pub const USAGE_STREAM: &str = "mcp-edge:usage-events";
@@ -72,14 +72,11 @@ static DELIVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELIVER))
 #[derive(Clone)]
 pub struct RedisMeter {
     conn: ConnectionManager,
-    stream: String,
 }
 
 impl std::fmt::Debug for RedisMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisMeter")
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisMeter").finish_non_exhaustive()
     }
 }
 
@@ -98,21 +95,7 @@ impl RedisMeter {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(Self {
-            conn,
-            stream: USAGE_STREAM.to_owned(),
-        })
-    }
-
-    /// The same meter writing events to another stream (tests).
-    pub fn with_stream(mut self, stream: &str) -> Self {
-        self.stream = stream.to_owned();
-        self
-    }
-
-    /// A connection for reading (reports).
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+        Ok(Self { conn })
     }
 }
 
@@ -156,7 +139,7 @@ impl MeterStore for RedisMeter {
     async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError> {
         let mut invocation = DELIVER_SCRIPT.prepare_invoke();
         invocation
-            .key(&self.stream)
+            .key(USAGE_STREAM)
             .key(format!("{EVENT_ID_PREFIX}{}", record.event.event_id))
             .key(quota_key)
             .arg(EVENT_ID_TTL_SECS)

@@ -1,5 +1,5 @@
-//! Test support, not used by the server: a throwaway `redis-server` on a free loopback port with
-//! its own directory and an append-only file with `appendfsync always` (so every acknowledged write
+//! A throwaway `redis-server` for tests (not part of the server): on a free loopback port with its
+//! own directory and an append-only file with `appendfsync always` (so every acknowledged write
 //! survives a kill), stopped by pid. Shared by the unit tests (the Redis store's conformance run)
 //! and the integration tests (metering, the fault test), so no Redis test is ever skipped.
 

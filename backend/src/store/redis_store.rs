@@ -1,30 +1,27 @@
-//! Redis store: the tenant data store of a real deployment.
+//! The project store in Redis: the tenant data store of a real deployment.
 //!
 //! Per tenant (keys from [`TenantKeys`]): a list of project ids in creation order, a hash of
 //! project id → project JSON, a hash of task id → task JSON, and per project a list of its task ids.
+//! Reads go through [`reads`] (the chunked walk every listing uses).
 //! A write that touches several keys is one MULTI/EXEC or one Lua script (see [`scripts`]); a
 //! read-modify-write is a compare-and-set script retried a few times, so concurrent changes are
 //! never lost and nothing is written into a project deleted meanwhile. The connection is a
 //! [`ConnectionManager`], which reconnects on its own.
 
+mod reads;
 mod scripts;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::keys::TenantKeys;
-use super::paging::Pager;
-use super::records::{
-    check_limit, new_project_record, new_task_record, plausible_project_id, plausible_task_id,
-};
+use super::validation::{check_limit, new_project_record, new_task_record, plausible_task_id};
 use super::{
     Cursor, DeletedProject, NewProject, NewTask, Project, ProjectFilter, ProjectPage, ProjectStore,
     StoreError, Task, TaskFilter, TaskPage, TaskPatch,
 };
 use crate::tenant::TenantContext;
 
-/// How many ids one listing round trip reads.
-const SCAN_CHUNK: usize = 100;
 /// How often a compare-and-set write is retried when the record changed under it.
 const CAS_ATTEMPTS: usize = 8;
 
@@ -62,113 +59,6 @@ impl RedisStore {
         let mut conn = ConnectionManager::new(client).await?;
         redis::cmd("PING").query_async::<String>(&mut conn).await?;
         Ok(Self { conn })
-    }
-
-    async fn hget(&self, hash: &str, field: &str) -> Result<Option<String>, StoreError> {
-        redis::cmd("HGET")
-            .arg(hash)
-            .arg(field)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(backend)
-    }
-
-    /// The project (and its JSON as stored, for compare-and-set) if `tenant` may see it.
-    async fn visible_project(
-        &self,
-        tenant: &TenantContext,
-        keys: &TenantKeys,
-        id: &str,
-    ) -> Result<(String, Project), StoreError> {
-        let not_found = || StoreError::ProjectNotFound(id.to_owned());
-        if !plausible_project_id(id) {
-            return Err(not_found());
-        }
-        let json = self
-            .hget(&keys.project_records(), id)
-            .await?
-            .ok_or_else(not_found)?;
-        let project: Project = decode(&json)?;
-        if project.visible_to(tenant) {
-            Ok((json, project))
-        } else {
-            Err(not_found())
-        }
-    }
-
-    /// Walks the id list `list` from `cursor`, reading records from `hash` a chunk at a time and
-    /// keeping what `pick` returns; ids without a record (tombstones) are skipped.
-    async fn scan<T>(
-        &self,
-        list: &str,
-        hash: &str,
-        cursor: Option<&Cursor>,
-        limit: usize,
-        mut pick: impl FnMut(&str) -> Result<Option<T>, StoreError> + Send,
-    ) -> Result<(Vec<T>, Option<Cursor>), StoreError> {
-        let mut conn = self.conn.clone();
-        let mut pager = Pager::new(limit);
-        let mut position = cursor.map_or(0, |c| c.offset);
-        let chunk = SCAN_CHUNK.max(limit + 1);
-        // LRANGE takes signed 64-bit indexes; a position past that is past the end.
-        while let Ok(start) = i64::try_from(position) {
-            let ids: Vec<String> = redis::cmd("LRANGE")
-                .arg(list)
-                .arg(start)
-                .arg(start.saturating_add(chunk as i64 - 1))
-                .query_async(&mut conn)
-                .await
-                .map_err(backend)?;
-            if ids.is_empty() {
-                break;
-            }
-            let records: Vec<Option<String>> = redis::cmd("HMGET")
-                .arg(hash)
-                .arg(&ids)
-                .query_async(&mut conn)
-                .await
-                .map_err(backend)?;
-            for (i, record) in records.iter().enumerate() {
-                let item = match record {
-                    Some(json) => pick(json)?,
-                    None => None,
-                };
-                if !pager.offer(position.saturating_add(i as u64), item) {
-                    return Ok(pager.finish());
-                }
-            }
-            if ids.len() < chunk {
-                break;
-            }
-            position = position.saturating_add(ids.len() as u64);
-        }
-        Ok(pager.finish())
-    }
-
-    /// Every task of `project_id`, in creation order.
-    async fn project_task_list(
-        &self,
-        keys: &TenantKeys,
-        project_id: &str,
-    ) -> Result<Vec<Task>, StoreError> {
-        let mut tasks = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (page, next) = self
-                .scan(
-                    &keys.project_tasks(project_id),
-                    &keys.task_records(),
-                    cursor.as_ref(),
-                    super::MAX_PAGE,
-                    |json| decode(json).map(Some),
-                )
-                .await?;
-            tasks.extend(page);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(tasks),
-            }
-        }
     }
 }
 
@@ -421,5 +311,4 @@ impl ProjectStore for RedisStore {
 }
 
 #[cfg(test)]
-#[path = "redis_tests.rs"]
 mod tests;

@@ -11,7 +11,7 @@ use tokio::sync::RwLock;
 
 use super::keys::TenantKeys;
 use super::paging::Pager;
-use super::records::{
+use super::validation::{
     check_limit, new_project_record, new_task_record, plausible_project_id, plausible_task_id,
 };
 use super::{
@@ -265,5 +265,4 @@ impl ProjectStore for MemoryStore {
 }
 
 #[cfg(test)]
-#[path = "memory_tests.rs"]
 mod tests;

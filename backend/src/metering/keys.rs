@@ -1,0 +1,29 @@
+//! Where metering keeps a tenant's daily counter: under the tenant's key prefix
+//! ([`crate::keyspace`]), beside but apart from the project store's keys.
+
+use chrono::NaiveDate;
+
+use crate::keyspace::tenant_prefix;
+
+/// The counter of the tenant's billable calls on one UTC day (the daily quota).
+pub fn quota_day(tenant_id: &str, day: NaiveDate) -> String {
+    format!(
+        "{}:quota:{}",
+        tenant_prefix(tenant_id),
+        day.format("%Y-%m-%d")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
+        assert_eq!(
+            quota_day("acme", day),
+            "mcp-edge:tenant:4:acme:quota:2026-11-27"
+        );
+    }
+}

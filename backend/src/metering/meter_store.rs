@@ -1,0 +1,38 @@
+//! Where quota counters and usage events live: the [`MeterStore`] interface, implemented in memory
+//! ([`MemoryMeter`](super::memory_meter::MemoryMeter)) and in Redis
+//! ([`RedisMeter`](super::redis_meter::RedisMeter)).
+
+use async_trait::async_trait;
+
+use super::event::SpoolRecord;
+
+/// The store could not be reached or answered with an error.
+#[derive(Debug, thiserror::Error)]
+#[error("usage store unavailable: {0}")]
+pub struct MeterError(pub String);
+
+/// The outcome of [`MeterStore::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The call was counted; `used` includes it.
+    Granted { used: u64 },
+    /// The limit is reached; nothing was counted.
+    Exhausted { used: u64 },
+}
+
+#[async_trait]
+pub trait MeterStore: Send + Sync + 'static {
+    /// Atomically: if the counter at `key` is below `limit` (or there is no limit), add one to it
+    /// (and keep it for [`COUNTER_TTL_SECS`](super::day::COUNTER_TTL_SECS)).
+    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError>;
+    /// Gives back a reservation (never below zero).
+    async fn refund(&self, key: &str) -> Result<(), MeterError>;
+    /// The counter at `key` (0 if none).
+    async fn used(&self, key: &str) -> Result<u64, MeterError>;
+    /// Adds the event to the usage stream unless an event with its id was added before, and, when
+    /// the record was not yet counted, adds one to `quota_key` — all or nothing. `Ok(false)`: a
+    /// duplicate, nothing changed.
+    async fn deliver(&self, record: &SpoolRecord, quota_key: &str) -> Result<bool, MeterError>;
+    /// `"memory"` or `"redis"`, for logs.
+    fn kind(&self) -> &'static str;
+}

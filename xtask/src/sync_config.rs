@@ -1,0 +1,118 @@
+//! `cargo xtask sync-config`: writes what the configuration files say about the tools from the
+//! backend's tool catalogue (one record per tool, see `backend/src/tools/catalogue.rs`), so adding a
+//! tool or a scope is one change in Rust and one command:
+//! - envoy.yaml: the filter's `tool_scopes` and the resource metadata's `scopes_supported`;
+//! - docker/envoy.yaml: all of it, derived from envoy.yaml ([`crate::docker_envoy`]);
+//! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants.
+//!
+//! Everything else in those files is hand-written and stays as it is ([`crate::json_member`]).
+//! backend/tests/policy_in_sync.rs checks that the files say what the catalogue says.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use mcp_edge_backend::tools::{scopes_supported, tool_scopes};
+use serde_json::json;
+
+use crate::docker_envoy::docker_envoy_config;
+use crate::json_member::replace_value;
+
+pub const ENVOY_YAML: &str = "envoy.yaml";
+pub const DOCKER_ENVOY_YAML: &str = "docker/envoy.yaml";
+pub const DIRECTORY_JSON: &str = "authz/directory.json";
+
+/// One generated file: its path from the repository root and the text it must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub path: &'static str,
+    pub text: String,
+}
+
+/// The repository this xtask belongs to.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Every generated file as it must be, built from the files under `root` and the catalogue.
+pub fn render(root: &Path) -> Result<Vec<Generated>> {
+    let envoy = envoy_yaml(&read(root, ENVOY_YAML)?).context(ENVOY_YAML)?;
+    let docker = docker_envoy_config(&envoy).context(DOCKER_ENVOY_YAML)?;
+    let directory = directory_json(&read(root, DIRECTORY_JSON)?).context(DIRECTORY_JSON)?;
+    Ok(vec![
+        Generated {
+            path: ENVOY_YAML,
+            text: envoy,
+        },
+        Generated {
+            path: DOCKER_ENVOY_YAML,
+            text: docker,
+        },
+        Generated {
+            path: DIRECTORY_JSON,
+            text: directory,
+        },
+    ])
+}
+
+/// The generated files under `root` whose text is not what [`render`] makes.
+pub fn stale(root: &Path) -> Result<Vec<&'static str>> {
+    let mut stale = Vec::new();
+    for file in render(root)? {
+        if std::fs::read_to_string(root.join(file.path)).ok() != Some(file.text) {
+            stale.push(file.path);
+        }
+    }
+    Ok(stale)
+}
+
+/// Writes every stale generated file under `root`; returns their paths.
+pub fn write(root: &Path) -> Result<Vec<&'static str>> {
+    let mut written = Vec::new();
+    for file in render(root)? {
+        let path = root.join(file.path);
+        if std::fs::read_to_string(&path).ok().as_ref() != Some(&file.text) {
+            std::fs::write(&path, &file.text)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written.push(file.path);
+        }
+    }
+    Ok(written)
+}
+
+fn read(root: &Path, path: &str) -> Result<String> {
+    std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"))
+}
+
+/// envoy.yaml's text with the catalogue's `tool_scopes` and `scopes_supported`.
+pub fn envoy_yaml(text: &str) -> Result<String> {
+    let text = replace_value(text, "tool_scopes", &json!(tool_scopes()))?;
+    replace_value(&text, "scopes_supported", &json!(scopes_supported()))
+}
+
+/// authz/directory.json's text with the catalogue's `scopes_supported`.
+pub fn directory_json(text: &str) -> Result<String> {
+    replace_value(text, "scopes_supported", &json!(scopes_supported()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const DIRECTORY: &str = r#"{
+  "scopes_supported": [],
+  "users": {"u": {"scopes": ["mcp:read"], "allowed_tools": ["list_projects"]}}
+}
+"#;
+
+    #[test]
+    fn directory_gets_the_catalogue_scopes() {
+        let out = directory_json(DIRECTORY).expect("ok");
+        let doc: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(doc["scopes_supported"], json!(scopes_supported()));
+        assert!(out.ends_with("\"list_projects\"]}}\n}\n"), "{out}");
+    }
+}
