@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod checks;
 mod raw;
 
 use raw::*;
@@ -102,7 +103,7 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-fn err(field: &str, message: impl Into<String>) -> ConfigError {
+pub(super) fn err(field: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         field: field.to_string(),
         message: message.into(),
@@ -123,7 +124,7 @@ pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
     Some((origin, if path.is_empty() { "/" } else { path }))
 }
 
-fn require_nonempty_list(field: &str, list: &[String]) -> Result<(), ConfigError> {
+pub(super) fn require_nonempty_list(field: &str, list: &[String]) -> Result<(), ConfigError> {
     if list.is_empty() {
         return Err(err(field, "must list at least one value"));
     }
@@ -142,7 +143,6 @@ pub fn parse_config(
         // serde names the unknown or missing field in its message.
         err("(root)", e.to_string())
     })?;
-
     let (origin, _) = split_uri(&raw.resource).ok_or_else(|| {
         err(
             "resource",
@@ -150,195 +150,20 @@ pub fn parse_config(
         )
     })?;
     let resource_origin = origin.to_string();
-
     require_nonempty_list("issuers", &raw.issuers)?;
-    let audiences = raw.audiences.unwrap_or_else(|| vec![raw.resource.clone()]);
+    let audiences = raw
+        .audiences
+        .clone()
+        .unwrap_or_else(|| vec![raw.resource.clone()]);
     require_nonempty_list("audiences", &audiences)?;
-
-    let mut algorithms = BTreeSet::new();
-    for name in &raw.algorithms {
-        let alg = Algorithm::from_name(name)
-            .ok_or_else(|| err("algorithms", format!("unsupported algorithm {name:?}")))?;
-        if alg.is_symmetric() && !raw.allow_hmac {
-            return Err(err(
-                "algorithms",
-                format!("{name} is symmetric; set `allow_hmac: true` to accept it"),
-            ));
-        }
-        algorithms.insert(alg);
-    }
-    if algorithms.is_empty() {
-        return Err(err("algorithms", "must list at least one algorithm"));
-    }
-
-    if raw.leeway_seconds > MAX_LEEWAY_SECS {
-        return Err(err(
-            "leeway_seconds",
-            format!("at most {MAX_LEEWAY_SECS} seconds"),
-        ));
-    }
-
-    require_nonempty_list("mcp_paths", &raw.mcp_paths)?;
-    for p in &raw.mcp_paths {
-        if !p.starts_with('/') || p.contains(['?', '#']) || p.contains("//") {
-            return Err(err("mcp_paths", format!("{p:?} is not an absolute path")));
-        }
-    }
-
-    if raw.max_body_bytes == 0
-        || raw.max_body_bytes > mcp_edge_contract::limits::MAX_BODY_BYTES_CEILING
-    {
-        return Err(err("max_body_bytes", "must be between 1 and 16777216"));
-    }
-
-    let gateway_secret = match raw.gateway_secret {
-        RawSecret::Inline(s) => s.into_bytes(),
-        RawSecret::Env(name) => env(&name)
-            .ok_or_else(|| {
-                err(
-                    "gateway_secret.env",
-                    format!("environment variable {name} is not set for the wasm VM"),
-                )
-            })?
-            .into_bytes(),
-    };
-    if gateway_secret.len() < mcp_edge_contract::MIN_SECRET_LEN {
-        return Err(err(
-            "gateway_secret",
-            format!(
-                "must be at least {} bytes",
-                mcp_edge_contract::MIN_SECRET_LEN
-            ),
-        ));
-    }
-
-    let (jwks_source, inline_keys) = match raw.jwks {
-        RawJwks::Inline(doc) => {
-            let text = doc.to_string();
-            let keys = KeySet::from_jwks(text.as_bytes(), &algorithms)
-                .map_err(|e| err("jwks.inline", e))?;
-            (JwksSource::Inline, Some(keys))
-        }
-        RawJwks::Remote(r) => {
-            if r.cluster.is_empty() {
-                return Err(err("jwks.remote.cluster", "must not be empty"));
-            }
-            if !r.path.starts_with('/') {
-                return Err(err("jwks.remote.path", "must start with /"));
-            }
-            if r.authority.is_empty() {
-                return Err(err("jwks.remote.authority", "must not be empty"));
-            }
-            if r.refresh_seconds == 0 {
-                return Err(err("jwks.remote.refresh_seconds", "must be positive"));
-            }
-            if r.timeout_ms == 0 {
-                return Err(err("jwks.remote.timeout_ms", "must be positive"));
-            }
-            (
-                JwksSource::Remote(RemoteJwks {
-                    cluster: r.cluster,
-                    path: r.path,
-                    authority: r.authority,
-                    refresh_seconds: r.refresh_seconds,
-                    min_refetch_seconds: r.min_refetch_seconds,
-                    timeout_ms: r.timeout_ms,
-                }),
-                None,
-            )
-        }
-    };
-
-    require_nonempty_list("prm.authorization_servers", &raw.prm.authorization_servers)?;
-    for s in &raw.prm.authorization_servers {
-        if split_uri(s).is_none() {
-            return Err(err(
-                "prm.authorization_servers",
-                format!("{s:?} is not an absolute http(s) URI"),
-            ));
-        }
-    }
-    require_nonempty_list("prm.scopes_supported", &raw.prm.scopes_supported)?;
-    require_nonempty_list("challenge_scopes", &raw.challenge_scopes)?;
-    for s in &raw.challenge_scopes {
-        if !raw.prm.scopes_supported.contains(s) {
-            return Err(err(
-                "challenge_scopes",
-                format!("{s:?} is not in prm.scopes_supported"),
-            ));
-        }
-    }
-
-    let scope_known = |s: &str| raw.prm.scopes_supported.iter().any(|k| k == s);
-    for (tool, scope) in &raw.tool_scopes {
-        if tool.is_empty() || !scope_known(scope) {
-            return Err(err(
-                "tool_scopes",
-                format!("{tool:?} needs {scope:?}, which is not in prm.scopes_supported"),
-            ));
-        }
-    }
-    let mut method_scopes = BTreeMap::new();
-    for (method, scope) in raw.method_scopes {
-        if method == "tools/call" || (!scope.is_empty() && !scope_known(&scope)) {
-            return Err(err(
-                "method_scopes",
-                format!("{method:?} → {scope:?} is not allowed"),
-            ));
-        }
-        method_scopes.insert(method, (!scope.is_empty()).then_some(scope));
-    }
-    for o in &raw.allowed_origins {
-        if split_uri(o).is_none_or(|(origin, path)| origin != o && path != "/") {
-            return Err(err(
-                "allowed_origins",
-                format!("{o:?} is not an origin like https://app.example.com"),
-            ));
-        }
-    }
-
-    let limit = |field: &str, l: RawLimit| -> Result<Limit, ConfigError> {
-        if l.burst == 0 || l.requests_per_minute == 0 {
-            return Err(err(field, "requests_per_minute and burst must be positive"));
-        }
-        Ok(Limit {
-            capacity: l.burst,
-            per_minute: l.requests_per_minute,
-        })
-    };
-    let mut rate_limits = BTreeMap::new();
-    for tier in [Tier::Free, Tier::Pro, Tier::Enterprise] {
-        let field = format!("rate_limits.{}", tier.name());
-        let raw_limit = raw
-            .rate_limits
-            .get(tier.name())
-            .ok_or_else(|| err(&field, "missing: every tier needs a limit"))?;
-        rate_limits.insert(tier, limit(&field, *raw_limit)?);
-    }
-    if let Some(unknown) = raw
-        .rate_limits
-        .keys()
-        .find(|k| !["free", "pro", "enterprise"].contains(&k.as_str()))
-    {
-        return Err(err("rate_limits", format!("unknown tier {unknown:?}")));
-    }
-    let invalid_token_limit = limit("invalid_token_limit", raw.invalid_token_limit)?;
-    if !(16..=1_000_000).contains(&raw.rate_limit_slots) {
-        return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
-    }
-    if raw
-        .required_typ
-        .as_deref()
-        .is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(err("required_typ", "must be a media type such as at+jwt"));
-    }
-    if raw.token_cache_max_seconds == Some(0) {
-        return Err(err(
-            "token_cache_max_seconds",
-            "must be at least 1 (leave it out to cache until exp)",
-        ));
-    }
+    let algorithms = checks::algorithms(&raw)?;
+    checks::transport(&raw)?;
+    checks::token_options(&raw)?;
+    let gateway_secret = checks::gateway_secret(&raw.gateway_secret, env)?;
+    let (jwks_source, inline_keys) = checks::jwks(&raw.jwks, &algorithms)?;
+    let method_scopes = checks::scopes(&raw)?;
+    checks::origins(&raw.allowed_origins)?;
+    let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,

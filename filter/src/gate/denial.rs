@@ -163,25 +163,12 @@ impl Denial {
                 codes::ORIGIN_REFUSED,
                 "Requests from this Origin are not allowed.",
             ),
-            Self::StatelessUpstream => reply::jsonrpc_error(
-                405,
-                codes::NOT_SERVED,
-                "This MCP server keeps no sessions: it offers no stream on GET and nothing to DELETE; send requests with POST.",
-                vec![("allow".into(), "POST".into())],
-            ),
+            Self::StatelessUpstream => stateless_upstream(),
             Self::NoToken => challenge(Unauthenticated::NoToken),
             Self::InvalidToken(e) => challenge(Unauthenticated::InvalidToken {
                 description: e.description(),
             }),
-            Self::TooManyInvalidTokens(limit) => reply::jsonrpc_error(
-                429,
-                codes::RATE_LIMITED,
-                &format!(
-                    "Too many requests with invalid tokens from this address (limit {} a minute); obtain a valid token.",
-                    limit.per_minute
-                ),
-                vec![("retry-after".into(), "60".into())],
-            ),
+            Self::TooManyInvalidTokens(limit) => too_many_invalid_tokens(limit),
             Self::KeysUnavailable => reply::jsonrpc_error(
                 503,
                 codes::UNAVAILABLE,
@@ -210,18 +197,7 @@ impl Denial {
                 needed,
                 body,
             ),
-            Self::RateLimited { tier, limit, state } => {
-                let message = format!(
-                    "Rate limit exceeded for the {} tier: {} requests a minute (bursts of up to {}). Retry after {} s.",
-                    tier.name(),
-                    limit.per_minute,
-                    limit.capacity,
-                    state.reset_secs
-                );
-                let mut headers = vec![("retry-after".to_string(), state.reset_secs.to_string())];
-                headers.extend(state.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
-                reply::jsonrpc_error(429, codes::RATE_LIMITED, &message, headers)
-            }
+            Self::RateLimited { tier, limit, state } => rate_limited(*tier, limit, state),
             Self::Misconfigured => plain(503, codes::UNAVAILABLE, "The MCP edge is misconfigured."),
             Self::CannotVouch => plain(
                 500,
@@ -230,4 +206,39 @@ impl Denial {
             ),
         }
     }
+}
+
+fn stateless_upstream() -> Reply {
+    reply::jsonrpc_error(
+        405,
+        codes::NOT_SERVED,
+        "This MCP server keeps no sessions: it offers no stream on GET and nothing to DELETE; send requests with POST.",
+        vec![("allow".into(), "POST".into())],
+    )
+}
+
+fn too_many_invalid_tokens(limit: &Limit) -> Reply {
+    reply::jsonrpc_error(
+        429,
+        codes::RATE_LIMITED,
+        &format!(
+            "Too many requests with invalid tokens from this address (limit {} a minute); obtain a valid token.",
+            limit.per_minute
+        ),
+        vec![("retry-after".into(), "60".into())],
+    )
+}
+
+/// 429 with `Retry-After` and the RateLimit headers of the tenant's bucket.
+fn rate_limited(tier: Tier, limit: &Limit, state: &RateState) -> Reply {
+    let message = format!(
+        "Rate limit exceeded for the {} tier: {} requests a minute (bursts of up to {}). Retry after {} s.",
+        tier.name(),
+        limit.per_minute,
+        limit.capacity,
+        state.reset_secs
+    );
+    let mut headers = vec![("retry-after".to_string(), state.reset_secs.to_string())];
+    headers.extend(state.headers().into_iter().map(|(n, v)| (n.to_string(), v)));
+    reply::jsonrpc_error(429, codes::RATE_LIMITED, &message, headers)
 }

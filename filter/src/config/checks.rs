@@ -1,0 +1,242 @@
+//! The checks of each group of configuration fields; each names the field it refuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::raw::{RawConfig, RawJwks, RawLimit, RawSecret};
+use super::{
+    ConfigError, JwksSource, MAX_LEEWAY_SECS, RemoteJwks, err, require_nonempty_list, split_uri,
+};
+use crate::keys::{Algorithm, KeySet};
+use crate::rate_limit::Limit;
+use crate::tenant::Tier;
+
+/// The accepted signature algorithms; symmetric ones only when `allow_hmac` says so.
+pub(super) fn algorithms(raw: &RawConfig) -> Result<BTreeSet<Algorithm>, ConfigError> {
+    let mut algorithms = BTreeSet::new();
+    for name in &raw.algorithms {
+        let alg = Algorithm::from_name(name)
+            .ok_or_else(|| err("algorithms", format!("unsupported algorithm {name:?}")))?;
+        if alg.is_symmetric() && !raw.allow_hmac {
+            return Err(err(
+                "algorithms",
+                format!("{name} is symmetric; set `allow_hmac: true` to accept it"),
+            ));
+        }
+        algorithms.insert(alg);
+    }
+    if algorithms.is_empty() {
+        return Err(err("algorithms", "must list at least one algorithm"));
+    }
+    Ok(algorithms)
+}
+
+/// MCP paths and the body cap.
+pub(super) fn transport(raw: &RawConfig) -> Result<(), ConfigError> {
+    require_nonempty_list("mcp_paths", &raw.mcp_paths)?;
+    for p in &raw.mcp_paths {
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.contains("//") {
+            return Err(err("mcp_paths", format!("{p:?} is not an absolute path")));
+        }
+    }
+    if raw.max_body_bytes == 0
+        || raw.max_body_bytes > mcp_edge_contract::limits::MAX_BODY_BYTES_CEILING
+    {
+        return Err(err("max_body_bytes", "must be between 1 and 16777216"));
+    }
+    Ok(())
+}
+
+/// Leeway, the required `typ` and the cache's maximum age.
+pub(super) fn token_options(raw: &RawConfig) -> Result<(), ConfigError> {
+    if raw.leeway_seconds > MAX_LEEWAY_SECS {
+        return Err(err(
+            "leeway_seconds",
+            format!("at most {MAX_LEEWAY_SECS} seconds"),
+        ));
+    }
+    if raw
+        .required_typ
+        .as_deref()
+        .is_some_and(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(err("required_typ", "must be a media type such as at+jwt"));
+    }
+    if raw.token_cache_max_seconds == Some(0) {
+        return Err(err(
+            "token_cache_max_seconds",
+            "must be at least 1 (leave it out to cache until exp)",
+        ));
+    }
+    Ok(())
+}
+
+/// The gateway secret, inline or from the VM's environment, long enough.
+pub(super) fn gateway_secret(
+    raw: &RawSecret,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, ConfigError> {
+    let secret = match raw {
+        RawSecret::Inline(s) => s.clone().into_bytes(),
+        RawSecret::Env(name) => env(name)
+            .ok_or_else(|| {
+                err(
+                    "gateway_secret.env",
+                    format!("environment variable {name} is not set for the wasm VM"),
+                )
+            })?
+            .into_bytes(),
+    };
+    if secret.len() < mcp_edge_contract::MIN_SECRET_LEN {
+        return Err(err(
+            "gateway_secret",
+            format!(
+                "must be at least {} bytes",
+                mcp_edge_contract::MIN_SECRET_LEN
+            ),
+        ));
+    }
+    Ok(secret)
+}
+
+/// Where the keys come from: an inline JWKS (parsed now) or an Envoy cluster.
+pub(super) fn jwks(
+    raw: &RawJwks,
+    algorithms: &BTreeSet<Algorithm>,
+) -> Result<(JwksSource, Option<KeySet>), ConfigError> {
+    let r = match raw {
+        RawJwks::Inline(doc) => {
+            let keys = KeySet::from_jwks(doc.to_string().as_bytes(), algorithms)
+                .map_err(|e| err("jwks.inline", e))?;
+            return Ok((JwksSource::Inline, Some(keys)));
+        }
+        RawJwks::Remote(r) => r,
+    };
+    let required = [
+        (
+            "jwks.remote.cluster",
+            !r.cluster.is_empty(),
+            "must not be empty",
+        ),
+        (
+            "jwks.remote.path",
+            r.path.starts_with('/'),
+            "must start with /",
+        ),
+        (
+            "jwks.remote.authority",
+            !r.authority.is_empty(),
+            "must not be empty",
+        ),
+        (
+            "jwks.remote.refresh_seconds",
+            r.refresh_seconds > 0,
+            "must be positive",
+        ),
+        (
+            "jwks.remote.timeout_ms",
+            r.timeout_ms > 0,
+            "must be positive",
+        ),
+    ];
+    if let Some((field, _, problem)) = required.iter().find(|(_, ok, _)| !ok) {
+        return Err(err(field, *problem));
+    }
+    let remote = RemoteJwks {
+        cluster: r.cluster.clone(),
+        path: r.path.clone(),
+        authority: r.authority.clone(),
+        refresh_seconds: r.refresh_seconds,
+        min_refetch_seconds: r.min_refetch_seconds,
+        timeout_ms: r.timeout_ms,
+    };
+    Ok((JwksSource::Remote(remote), None))
+}
+
+/// The metadata document's servers and scopes, and every scope the policy names being one of them.
+/// Returns the method → scope map (`None`: a valid token is enough).
+pub(super) fn scopes(raw: &RawConfig) -> Result<BTreeMap<String, Option<String>>, ConfigError> {
+    require_nonempty_list("prm.authorization_servers", &raw.prm.authorization_servers)?;
+    if let Some(s) = raw
+        .prm
+        .authorization_servers
+        .iter()
+        .find(|s| split_uri(s).is_none())
+    {
+        return Err(err(
+            "prm.authorization_servers",
+            format!("{s:?} is not an absolute http(s) URI"),
+        ));
+    }
+    require_nonempty_list("prm.scopes_supported", &raw.prm.scopes_supported)?;
+    require_nonempty_list("challenge_scopes", &raw.challenge_scopes)?;
+    let scope_known = |s: &str| raw.prm.scopes_supported.iter().any(|k| k == s);
+    if let Some(s) = raw.challenge_scopes.iter().find(|s| !scope_known(s)) {
+        return Err(err(
+            "challenge_scopes",
+            format!("{s:?} is not in prm.scopes_supported"),
+        ));
+    }
+    for (tool, scope) in &raw.tool_scopes {
+        if tool.is_empty() || !scope_known(scope) {
+            return Err(err(
+                "tool_scopes",
+                format!("{tool:?} needs {scope:?}, which is not in prm.scopes_supported"),
+            ));
+        }
+    }
+    let mut method_scopes = BTreeMap::new();
+    for (method, scope) in &raw.method_scopes {
+        if method == "tools/call" || (!scope.is_empty() && !scope_known(scope)) {
+            return Err(err(
+                "method_scopes",
+                format!("{method:?} → {scope:?} is not allowed"),
+            ));
+        }
+        method_scopes.insert(method.clone(), (!scope.is_empty()).then(|| scope.clone()));
+    }
+    Ok(method_scopes)
+}
+
+/// Browser origins: `scheme://authority` only.
+pub(super) fn origins(origins: &[String]) -> Result<(), ConfigError> {
+    for o in origins {
+        if split_uri(o).is_none_or(|(origin, path)| origin != o && path != "/") {
+            return Err(err(
+                "allowed_origins",
+                format!("{o:?} is not an origin like https://app.example.com"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn limit(field: &str, l: RawLimit) -> Result<Limit, ConfigError> {
+    if l.burst == 0 || l.requests_per_minute == 0 {
+        return Err(err(field, "requests_per_minute and burst must be positive"));
+    }
+    Ok(Limit {
+        capacity: l.burst,
+        per_minute: l.requests_per_minute,
+    })
+}
+
+/// Every tier's limit (each required, no unknown tier), the invalid-token limit, the slot count.
+pub(super) fn rate_limits(raw: &RawConfig) -> Result<(BTreeMap<Tier, Limit>, Limit), ConfigError> {
+    let mut rate_limits = BTreeMap::new();
+    for tier in Tier::ALL {
+        let field = format!("rate_limits.{}", tier.name());
+        let raw_limit = raw
+            .rate_limits
+            .get(tier.name())
+            .ok_or_else(|| err(&field, "missing: every tier needs a limit"))?;
+        rate_limits.insert(tier, limit(&field, *raw_limit)?);
+    }
+    if let Some(unknown) = raw.rate_limits.keys().find(|k| Tier::parse(k).is_none()) {
+        return Err(err("rate_limits", format!("unknown tier {unknown:?}")));
+    }
+    let invalid_token_limit = limit("invalid_token_limit", raw.invalid_token_limit)?;
+    if !(16..=1_000_000).contains(&raw.rate_limit_slots) {
+        return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
+    }
+    Ok((rate_limits, invalid_token_limit))
+}
