@@ -275,9 +275,41 @@ fn rate_limit_counters_per_tier(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// Issue 9, finding 3: bodies the edge refuses still cost the work of reading them, so they are
+/// charged; once the bucket is empty a body is not even parsed (429, not 400).
+fn refused_bodies_are_charged(s: &Stack) -> Result<()> {
+    let t = token(s, "tenant-refused-bodies", "free")?;
+    let client = http();
+    let send = |body: &str| -> Result<u16> {
+        Ok(client
+            .post(&s.recorded_mcp_url)
+            .header("content-type", "application/json")
+            .bearer_auth(&t)
+            .body(body.to_string())
+            .send()?
+            .status()
+            .as_u16())
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..FREE_BURST + 3 {
+        statuses.push(send("not json at all")?);
+    }
+    let bad = statuses.iter().filter(|&&c| c == 400).count();
+    ensure!(
+        (FREE_BURST..=FREE_BURST + 1).contains(&bad) && statuses.last() == Some(&429),
+        "refused bodies must spend the bucket: {statuses:?}"
+    );
+    ensure!(
+        call(&client, s, &t)?.status() == 429,
+        "a valid call after the bucket was spent on refused bodies"
+    );
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     free_tenant_is_limited_while_pro_is_not,
-    bad_tokens_are_limited_per_address;
+    bad_tokens_are_limited_per_address,
+    refused_bodies_are_charged;
     alone: shared_bucket_holds_across_worker_threads,
     rate_limit_counters_per_tier,
 ];

@@ -591,7 +591,61 @@ fn only_the_mcp_endpoint_is_served(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Issue 9, finding 1: the backend keeps no sessions, so GET (an SSE stream) and DELETE (a
+/// session's end) are answered by the edge after authentication — no body is buffered for them
+/// and nothing reaches the upstream.
+fn get_and_delete_are_answered_at_the_edge(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-sessions")?;
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let m = marker(&format!("session-{method}"));
+        let url = format!("{}?m={m}", s.recorded_mcp_url);
+        let resp = http()
+            .request(method.clone(), &url)
+            .bearer_auth(&token)
+            .send()?;
+        let (status, allow) = (resp.status().as_u16(), header(&resp, "allow"));
+        let body: Value = resp.json()?;
+        ensure!(
+            status == 405 && allow == "POST",
+            "{method}: {status} allow={allow:?}"
+        );
+        ensure!(body["error"]["code"] == -32046, "{method}: {body}");
+        ensure!(
+            s.recorder.with_marker(&m).is_empty(),
+            "{method} reached the upstream"
+        );
+    }
+    Ok(())
+}
+
+/// Issue 9, finding 7: an error answer to `tools/list` (here the backend's 406 for an `Accept`
+/// it cannot serve) reaches the client as the backend gave it, not as a vague edge error.
+fn tools_list_errors_pass_unchanged(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-list-error")?;
+    let resp = http()
+        .post(&s.mcp_url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "text/plain")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).to_string())
+        .send()?;
+    let status = resp.status().as_u16();
+    let text = resp.text()?;
+    ensure!(
+        status == 406,
+        "expected the backend's 406, got {status}: {text}"
+    );
+    ensure!(
+        !text.contains("could not filter the tool list"),
+        "the edge replaced the backend's answer: {text}"
+    );
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
+    get_and_delete_are_answered_at_the_edge,
+    tools_list_errors_pass_unchanged,
     sdk_client_lists_and_calls_tools,
     refused_tokens_get_401_invalid_token,
     every_algorithm_verifies_in_wasm,
