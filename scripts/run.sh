@@ -34,7 +34,7 @@ else
     --key-file .local/authz/keys.json >.local/logs/authz.log 2>&1 &
 fi
 pids+=($!)
-target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --spool-dir .local/spool >.local/logs/backend.log 2>&1 &
+target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox >.local/logs/backend.log 2>&1 &
 pids+=($!)
 .venv/bin/envoy -c envoy.yaml --concurrency 2 --use-dynamic-base-id -l warn >.local/logs/envoy.log 2>&1 &
 pids+=($!)

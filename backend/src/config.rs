@@ -46,11 +46,17 @@ pub struct Cli {
     #[arg(long, env = "MCP_EDGE_METERING_REDIS_URL")]
     pub metering_redis_url: Option<String>,
 
-    /// Directory of the usage spool: events that could not reach Redis are appended there
-    /// (fsync'd JSON lines) and replayed when it is back, also after a restart. One directory per
-    /// backend process. Without it undelivered events wait in memory and are lost on exit.
-    #[arg(long, env = "MCP_EDGE_SPOOL_DIR", value_name = "DIR")]
-    pub spool_dir: Option<PathBuf>,
+    /// Directory of the usage outbox: every successful billable call's usage event is committed
+    /// there (an embedded redb file, group commit) before the call is answered, and moved to Redis
+    /// from there, also after a restart. One directory per backend process (locked). Without it
+    /// undelivered events wait in memory and are lost on exit. `--spool-dir` is an old name.
+    #[arg(
+        long,
+        alias = "spool-dir",
+        env = "MCP_EDGE_OUTBOX_DIR",
+        value_name = "DIR"
+    )]
+    pub outbox_dir: Option<PathBuf>,
 
     /// Billable calls per UTC day for the free tier; 0 or `unlimited` for no limit.
     #[arg(
@@ -80,8 +86,7 @@ pub struct Cli {
     pub quota_enterprise: DailyQuota,
 
     /// What a billable call does per tier while the quota's Redis is unreachable: `closed` refuses
-    /// it (JSON-RPC error -32051), `open` runs it and counts it when its spooled usage event is
-    /// replayed. Comma-separated tier=open|closed; unnamed tiers keep the default.
+    /// it (JSON-RPC error -32051), `open` runs it and counts it when its usage event is delivered. Comma-separated tier=open|closed; unnamed tiers keep the default.
     #[arg(
         long,
         env = "MCP_EDGE_QUOTA_WHEN_REDIS_DOWN",

@@ -10,7 +10,7 @@ use mcp_edge_backend::app::{AppConfig, router};
 use mcp_edge_backend::config::Cli;
 use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::{
-    EmitterTask, MemoryMeter, MeterStore, Metering, RedisMeter, Spool,
+    DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::tools::tool_scopes;
@@ -137,9 +137,9 @@ async fn open_store(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn ProjectSt
     })
 }
 
-/// Metering over Redis (or memory) with the configured quotas and spool; its task runs until
-/// shut down.
-fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, EmitterTask)> {
+/// Metering over Redis (or memory) with the configured quotas and outbox; its delivery task runs
+/// until shut down.
+fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, DeliveryTask)> {
     let meter: Arc<dyn MeterStore> = match cli.metering_url() {
         Some(url) => Arc::new(
             RedisMeter::lazy(url)
@@ -147,16 +147,20 @@ fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, EmitterTask)> {
         ),
         None => Arc::new(MemoryMeter::new()),
     };
-    let spool = match &cli.spool_dir {
-        Some(dir) => Spool::open_dir(dir)
-            .with_context(|| format!("opening the usage spool in {}", dir.display()))?,
+    let outbox = match &cli.outbox_dir {
+        Some(dir) => Outbox::open_dir(dir).with_context(|| {
+            format!(
+                "opening the usage outbox in {} (is another backend using it?)",
+                dir.display()
+            )
+        })?,
         None => {
             if meter.kind() == "redis" {
                 tracing::warn!(
-                    "no --spool-dir: usage events that cannot reach Redis wait in memory and are lost if the backend stops first"
+                    "no --outbox-dir: usage events not yet in Redis wait in memory and are lost if the backend stops first"
                 );
             }
-            Spool::memory()
+            Outbox::memory()
         }
     };
     let metering_config = cli.metering_config();
@@ -166,10 +170,10 @@ fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, EmitterTask)> {
         pro = %metering_config.limits.pro,
         enterprise = %metering_config.limits.enterprise,
         when_redis_down = %metering_config.when_down,
-        spool_dir = ?cli.spool_dir,
+        outbox_dir = ?cli.outbox_dir,
         "metering daily quotas"
     );
-    Ok(Metering::start(meter, metering_config, spool))
+    Ok(Metering::start(meter, metering_config, outbox))
 }
 
 async fn shutdown_signal() {

@@ -71,8 +71,9 @@ impl TenantContext {
     }
 }
 
-#[cfg(test)]
-pub(crate) fn test_tenant(tenant_id: &str) -> TenantContext {
+/// A tenant for tests (this crate's and, with `test-support`, its integration tests).
+#[cfg(any(test, feature = "test-support"))]
+pub fn test_tenant(tenant_id: &str) -> TenantContext {
     TenantContext {
         identity: Identity::example(tenant_id),
         request_id: "req-test".into(),

@@ -1,6 +1,8 @@
 //! Daily quota and usage events through the real router: exact refusals under concurrency against
 //! a real Redis, refunds of failed calls, fail-closed/fail-open while Redis is down, and the
-//! startup replay of a spool. Tests that need Redis start their own `redis-server`.
+//! startup delivery of the outbox, a full outbox disk (refused, then recovered), a signed request
+//! replayed (run once) and a reservation whose answer was lost (counted once). Tests that need
+//! Redis start their own `redis-server`.
 
 mod common;
 
@@ -13,10 +15,10 @@ use common::*;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::USAGE_STREAM;
-use mcp_edge_backend::metering::spool::SPOOL_FILE;
+use mcp_edge_backend::metering::outbox::pending_in;
 use mcp_edge_backend::metering::{
-    DailyQuota, EmitterTask, MemoryMeter, MeterStore, Metering, MeteringConfig, QuotaLimits,
-    RedisMeter, Spool,
+    DailyQuota, DeliveryTask, MemoryMeter, MeterStore, Metering, MeteringConfig, Outbox,
+    QuotaLimits, RedisMeter,
 };
 use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
 use mcp_edge_backend::store::MemoryStore;
@@ -25,13 +27,13 @@ use serde_json::{Value, json};
 fn app_with(
     meter: Arc<dyn MeterStore>,
     config: MeteringConfig,
-    spool: Spool,
+    outbox: Outbox,
     now: DateTime<Utc>,
-) -> (Router, EmitterTask) {
+) -> (Router, DeliveryTask) {
     let (metering, task) = Metering::start_with(
         meter,
         config,
-        spool,
+        outbox,
         Arc::new(move || now),
         Duration::from_millis(100),
     );
@@ -88,7 +90,7 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
     let redis = RedisServer::start();
     let now = Utc::now();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
-    let (app, task) = app_with(Arc::new(meter), free_quota(20), Spool::memory(), now);
+    let (app, task) = app_with(Arc::new(meter), free_quota(20), Outbox::memory(), now);
     let tenant = format!("acme-{}", uuid::Uuid::new_v4().simple());
 
     let calls = (0..60).map(|i| {
@@ -174,7 +176,7 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
 async fn failed_calls_are_refunded_and_only_successes_billed() {
     let now = Utc::now();
     let meter = Arc::new(MemoryMeter::new());
-    let (app, task) = app_with(meter.clone(), free_quota(2), Spool::memory(), now);
+    let (app, task) = app_with(meter.clone(), free_quota(2), Outbox::memory(), now);
     let me = caller("acme", "free", "req-1");
 
     // Failed calls (isError: a business failure, bad arguments) are given back.
@@ -254,12 +256,12 @@ async fn failed_calls_are_refunded_and_only_successes_billed() {
 #[tokio::test]
 async fn redis_down_fails_closed_for_free_and_open_for_pro_then_replays_at_startup() {
     let mut redis = RedisServer::start();
-    let spool_dir = temp_dir("spool");
+    let outbox_dir = temp_dir("outbox");
     redis.kill();
     let now = Utc::now();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
-    let spool = Spool::open_dir(&spool_dir).expect("spool");
-    let (app, task) = app_with(Arc::new(meter), MeteringConfig::default(), spool, now);
+    let outbox = Outbox::open_dir(&outbox_dir).expect("outbox");
+    let (app, task) = app_with(Arc::new(meter), MeteringConfig::default(), outbox, now);
 
     let free = caller("acme", "free", "req-free");
     let refused = call_tool_as(&app, &free, "create_project", json!({"name": "A"})).await;
@@ -278,15 +280,23 @@ still work."
     let usage = call_tool_as(&app, &pro, "get_usage", json!({})).await;
     assert_eq!(rpc_error_code(&usage), -32051, "{usage}");
     task.shutdown(Duration::from_secs(10)).await;
-    let spooled = std::fs::read_to_string(spool_dir.join(SPOOL_FILE)).expect("spool");
-    assert_eq!(spooled.lines().count(), 1, "{spooled}");
-    assert!(spooled.contains("\"quota_counted\":false"), "{spooled}");
+    assert_eq!(pending_in(&outbox_dir).expect("outbox"), 1);
 
-    // Redis is back; a new backend replays the spool at startup and counts the call.
+    // Redis is back; a new backend delivers the outbox at startup and counts the call.
     redis.restart();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
-    let spool = Spool::open_dir(&spool_dir).expect("spool");
-    let (app, task) = app_with(Arc::new(meter), MeteringConfig::default(), spool, now);
+    let outbox = Outbox::open_dir(&outbox_dir).expect("outbox");
+    let (app, task) = app_with(Arc::new(meter), MeteringConfig::default(), outbox, now);
+    assert_eq!(stream_len_reaches(&redis, 1).await, 1);
+    let usage = ok(&call_tool_as(&app, &pro, "get_usage", json!({})).await);
+    assert_eq!(usage["used"], 1, "{usage}");
+    task.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(pending_in(&outbox_dir).expect("outbox"), 0);
+    let _ = std::fs::remove_dir_all(&outbox_dir);
+}
+
+/// Polls `XLEN` of the usage stream until it is `want` (at most 5 s); the last length seen.
+async fn stream_len_reaches(redis: &RedisServer, want: u64) -> u64 {
     let mut conn = redis.connection();
     let mut len = 0;
     for _ in 0..100 {
@@ -294,18 +304,217 @@ still work."
             .arg(USAGE_STREAM)
             .query(&mut conn)
             .expect("xlen");
-        if len == 1 {
+        if len == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(len, 1);
-    let usage = ok(&call_tool_as(&app, &pro, "get_usage", json!({})).await);
-    assert_eq!(usage["used"], 1, "{usage}");
-    task.shutdown(Duration::from_secs(5)).await;
+    len
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_sent_three_times_runs_once_and_is_billed_once() {
+    let redis = RedisServer::start();
+    let now = Utc::now();
+    let tenant = format!("acme-{}", uuid::Uuid::new_v4().simple());
+    let backend = || {
+        let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+        app_with(
+            Arc::new(meter),
+            MeteringConfig::default(),
+            Outbox::memory(),
+            now,
+        )
+    };
+    // Two backends behind the same edge, sharing the Redis.
+    let ((a, task_a), (b, task_b)) = (backend(), backend());
+    let me = caller(&tenant, "pro", "req-captured");
+    let body = tool_call("create_project", json!({"name": "Once"}));
+    let mut answers = Vec::new();
+    for app in [&a, &a, &b] {
+        let (_, text, _) = send(app, signed_post_as(&me, "127.0.0.1:10000", &body)).await;
+        answers.push(serde_json::from_str::<Value>(&text).expect("json"));
+    }
+    ok(&answers[0]);
+    for replay in &answers[1..] {
+        assert_eq!(rpc_error_code(replay), -32053, "{replay}");
+        assert_eq!(replay["error"]["data"]["requestId"], "req-captured");
+    }
+    let listed = ok(&call_tool_as(&a, &me, "list_projects", json!({})).await);
+    let executed = project_count(&listed);
+    let billed = stream_len_reaches(&redis, 1).await;
+    let used = ok(&call_tool_as(&b, &me, "get_usage", json!({})).await)["used"].clone();
+    eprintln!("sent 3 times: acknowledged 1, executed {executed}, billed {billed}, counted {used}");
+    assert_eq!((executed, billed, used), (1, 1, json!(1)));
+    task_a.shutdown(Duration::from_secs(5)).await;
+    task_b.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_reservation_whose_answer_was_lost_is_counted_once() {
+    let redis = RedisServer::start();
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    let tenant = mcp_edge_backend::tenant::test_tenant("acme-slow");
+    let now = Utc::now();
+    let key = mcp_edge_backend::metering::keys::quota_day("acme-slow", now.date_naive());
+    let event = mcp_edge_backend::metering::UsageEvent::new(&tenant, "create_task", "1", now);
+    // The reservation ran on Redis, but the backend timed out, let the call run uncounted, and
+    // its event reaches Redis later: the call is counted once. Replays of the reservation too.
+    meter
+        .reserve(&key, Some(5), &event.event_id)
+        .await
+        .expect("reserve");
+    meter
+        .reserve(&key, Some(5), &event.event_id)
+        .await
+        .expect("reserve");
+    let record = mcp_edge_backend::metering::SpoolRecord {
+        event,
+        quota_counted: false,
+    };
+    assert!(meter.deliver(&record, &key).await.expect("deliver"));
+    assert!(!meter.deliver(&record, &key).await.expect("deliver"));
+    // A call that never reserved is counted when its event arrives.
+    let other = mcp_edge_backend::metering::UsageEvent::new(&tenant, "create_task", "2", now);
+    let other = mcp_edge_backend::metering::SpoolRecord {
+        event: other,
+        quota_counted: false,
+    };
+    assert!(meter.deliver(&other, &key).await.expect("deliver"));
+    let used = meter.used(&key).await.expect("used");
+    eprintln!("2 calls (one reservation answer lost, replayed once): billed 2, counted {used}");
+    assert_eq!(used, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
+    let dir = temp_dir("outbox-full");
+    let (outbox, disk) = Outbox::open_dir_with_fault(&dir).expect("outbox");
+    let meter = Arc::new(MemoryMeter::new());
+    let (app, task) = app_with(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
+    let me = caller("acme", "pro", "req-disk");
+    let create = |n: u32| {
+        call_tool_as(
+            &app,
+            &me,
+            "create_project",
+            json!({"name": format!("P{n}")}),
+        )
+    };
+    let mut acknowledged = 0;
+    ok(&create(0).await);
+    acknowledged += 1;
+
+    disk.set(true);
+    // The call in flight when the disk fills: it ran, but its event cannot be recorded, so it is
+    // answered with an error (not acknowledged, not billed). Later calls are refused up front.
+    let lost = create(1).await;
+    assert_eq!(rpc_error_code(&lost), -32052, "{lost}");
+    let listed = ok(&call_tool_as(&app, &me, "list_projects", json!({})).await);
+    let before = project_count(&listed);
+    for n in 2..5 {
+        let refused = create(n).await;
+        assert_eq!(rpc_error_code(&refused), -32052, "{refused}");
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cannot record usage")),
+            "{refused}"
+        );
+    }
+    let listed = ok(&call_tool_as(&app, &me, "list_projects", json!({})).await);
+    assert_eq!(project_count(&listed), before, "refused calls did not run");
+    let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
     assert_eq!(
-        std::fs::read_to_string(spool_dir.join(SPOOL_FILE)).expect("spool"),
-        ""
+        usage["used"], 1,
+        "the unrecorded call was refunded: {usage}"
     );
-    let _ = std::fs::remove_dir_all(&spool_dir);
+
+    disk.set(false);
+    let mut recovered = None;
+    for n in 5..100 {
+        let answer = create(n).await;
+        if answer.get("error").is_none() {
+            recovered = Some(answer);
+            break;
+        }
+        assert_eq!(rpc_error_code(&answer), -32052, "{answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ok(&recovered.expect("accepted again once the disk has room"));
+    acknowledged += 1;
+    task.shutdown(Duration::from_secs(5)).await;
+    let billed = meter.events().len();
+    eprintln!("disk full then freed: acknowledged {acknowledged}, billed {billed}");
+    assert_eq!(billed, acknowledged);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_outbox_directory_belongs_to_one_process() {
+    let dir = temp_dir("outbox-lock");
+    let first = Outbox::open_dir(&dir).expect("outbox");
+    let second = Outbox::open_dir(&dir);
+    assert!(second.is_err(), "a second opener is refused");
+    first.close().await.expect("close");
+    Outbox::open_dir(&dir)
+        .expect("free again")
+        .close()
+        .await
+        .expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What an event costs on the request path, and how group commit shares fsyncs. Run with
+/// `cargo test -p mcp-edge-backend --release --test metering -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn outbox_cost_per_call() {
+    let dir = temp_dir("outbox-bench");
+    let outbox = Outbox::open_dir(&dir).expect("outbox");
+    let tenant = mcp_edge_backend::tenant::test_tenant("acme");
+    let record = |n: usize| mcp_edge_backend::metering::SpoolRecord {
+        event: mcp_edge_backend::metering::UsageEvent::new(
+            &tenant,
+            "create_task",
+            &n.to_string(),
+            Utc::now(),
+        ),
+        quota_counted: true,
+    };
+    for concurrency in [1usize, 8, 64, 256] {
+        let per_task = if concurrency == 1 {
+            500
+        } else {
+            4000 / concurrency
+        };
+        let before = outbox.stats();
+        let start = std::time::Instant::now();
+        let tasks = (0..concurrency).map(|t| {
+            let outbox = outbox.clone();
+            let records: Vec<_> = (0..per_task).map(|i| record(t * 1_000_000 + i)).collect();
+            tokio::spawn(async move {
+                for r in records {
+                    outbox
+                        .append(std::slice::from_ref(&r))
+                        .await
+                        .expect("append");
+                }
+            })
+        });
+        futures_util::future::join_all(tasks).await;
+        let elapsed = start.elapsed();
+        let after = outbox.stats();
+        let calls = (concurrency * per_task) as f64;
+        let commits = (after.append_commits - before.append_commits) as f64;
+        eprintln!(
+            "{concurrency:>3} concurrent: {calls} appends in {elapsed:?}: {:.1} µs latency per call, \
+{:.0} appends/s, {commits} commits ({:.1} events per fsync)",
+            elapsed.as_secs_f64() * 1e6 * concurrency as f64 / calls,
+            calls / elapsed.as_secs_f64(),
+            calls / commits,
+        );
+    }
+    outbox.close().await.expect("close");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,10 @@
-//! Fault test of usage events with the real binary: load of billable calls, Redis killed in the
-//! middle, the backend restarted while Redis is down, Redis restarted on the same port and data
-//! (append-only file, fsync always): every successful billable call ends up in the stream exactly
-//! once. Then `usage report` and `usage export --stripe` read that stream.
+//! Fault tests of usage events with the real binary:
+//! - load of billable calls, Redis killed in the middle, the backend restarted while Redis is
+//!   down, Redis restarted on the same port and data (append-only file, fsync always): every
+//!   successful billable call ends up in the stream and in the day's counter exactly once. Then
+//!   `usage report` and `usage export --stripe` read that stream;
+//! - Redis hanging (SIGSTOP) while calls are acknowledged, then the backend killed (SIGKILL),
+//!   restarted, Redis resumed, several times over: acknowledged == billed == counted.
 
 mod common;
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mcp_edge_backend::metering::USAGE_STREAM;
 use mcp_edge_backend::metering::UsageEvent;
-use mcp_edge_backend::metering::spool::SPOOL_FILE;
+use mcp_edge_backend::metering::outbox::pending_in;
 use mcp_edge_backend::redis_server::{RedisServer, free_port, temp_dir};
 use serde_json::{Value, json};
 
@@ -27,7 +30,7 @@ struct Backend {
 }
 
 impl Backend {
-    fn start(port: u16, redis_url: &str, spool: &Path, log: &Path) -> Self {
+    fn start(port: u16, redis_url: &str, outbox: &Path, log: &Path) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -36,8 +39,8 @@ impl Backend {
         let mut child = Command::new(BIN)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--metering-redis-url", redis_url])
-            .arg("--spool-dir")
-            .arg(spool)
+            .arg("--outbox-dir")
+            .arg(outbox)
             .env_remove("REDIS_URL")
             .env(
                 "MCP_EDGE_GATEWAY_SECRET",
@@ -70,6 +73,14 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// SIGKILL (by pid): no flush, no goodbye.
+    fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Backend {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -79,12 +90,16 @@ impl Drop for Backend {
 
 /// One billable call; true when it succeeded.
 fn call(client: &reqwest::blocking::Client, port: u16, n: u64) -> bool {
-    let body = tool_call("create_project", json!({"name": format!("P{n}")})).to_string();
-    let request_id = format!("load-{n}");
+    call_as(client, port, &format!("load-{n}"))
+}
+
+/// One billable call with the gateway request id `request_id`; true when it succeeded.
+fn call_as(client: &reqwest::blocking::Client, port: u16, request_id: &str) -> bool {
+    let body = tool_call("create_project", json!({"name": request_id})).to_string();
     let caller = Caller {
         tenant: TENANT,
         tier: "pro",
-        request_id: &request_id,
+        request_id,
         ..Caller::default()
     };
     let mut request = client
@@ -116,6 +131,26 @@ fn stream_events(redis: &RedisServer) -> Vec<UsageEvent> {
         .collect()
 }
 
+/// The stream's events once there are `want` of them (or after 20 s).
+fn events_reaching(redis: &RedisServer, want: u64) -> Vec<UsageEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut events = stream_events(redis);
+    while (events.len() as u64) < want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        events = stream_events(redis);
+    }
+    events
+}
+
+fn day_counter(redis: &RedisServer, day: chrono::NaiveDate) -> u64 {
+    let key = format!("mcp-edge:tenant:{}:{TENANT}:quota:{day}", TENANT.len());
+    let counted: Option<u64> = redis::cmd("GET")
+        .arg(&key)
+        .query(&mut redis.connection())
+        .expect("counter");
+    counted.unwrap_or(0)
+}
+
 fn usage_cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)
         .arg("usage")
@@ -134,10 +169,10 @@ fn usage_cli(args: &[&str]) -> (bool, String, String) {
 fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     let mut redis = RedisServer::start();
     let work = temp_dir("fault");
-    let spool: PathBuf = work.join("spool");
+    let outbox: PathBuf = work.join("outbox");
     let log = work.join("backend.log");
     let port = free_port();
-    let mut backend = Some(Backend::start(port, &redis.url(), &spool, &log));
+    let mut backend = Some(Backend::start(port, &redis.url(), &outbox, &log));
 
     let stop = Arc::new(AtomicBool::new(false));
     let succeeded = Arc::new(AtomicU64::new(0));
@@ -168,15 +203,12 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     std::thread::sleep(Duration::from_millis(1500));
     let during_outage = succeeded.load(Ordering::SeqCst) - before_kill;
 
-    // Restart the backend while Redis is down: spooled events must survive it.
+    // Restart the backend while Redis is down: events in the outbox must survive it.
     if let Some(b) = backend.take() {
         b.stop();
     }
-    let spooled_at_restart = std::fs::read_to_string(spool.join(SPOOL_FILE))
-        .expect("spool")
-        .lines()
-        .count();
-    backend = Some(Backend::start(port, &redis.url(), &spool, &log));
+    let spooled_at_restart = pending_in(&outbox).expect("outbox");
+    backend = Some(Backend::start(port, &redis.url(), &outbox, &log));
     std::thread::sleep(Duration::from_millis(1500));
 
     redis.restart();
@@ -188,7 +220,7 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     let succeeded = succeeded.load(Ordering::SeqCst);
     eprintln!(
         "calls: {} attempted, {succeeded} succeeded ({before_kill} before the kill, \
-{during_outage} in the first outage second(s)); {spooled_at_restart} spooled at the backend restart",
+{during_outage} in the first outage second(s)); {spooled_at_restart} in the outbox at the backend restart",
         attempted.load(Ordering::SeqCst)
     );
     assert!(
@@ -197,15 +229,10 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     );
     assert!(
         spooled_at_restart > 0,
-        "events were spooled before the restart"
+        "events waited in the outbox at the restart"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut events = stream_events(&redis);
-    while (events.len() as u64) < succeeded && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        events = stream_events(&redis);
-    }
+    let events = events_reaching(&redis, succeeded);
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids.len(), events.len(), "an event id appears twice");
     assert_eq!(
@@ -213,37 +240,23 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
         succeeded,
         "stream events vs successful calls"
     );
-    // Every successful call is in the day's counter exactly once (calls let through while Redis
-    // was down are counted when their events are replayed; failed calls are refunded) — with one
-    // known exception: a reservation in flight when Redis dies ("broken pipe") may have been
-    // counted by Redis although the backend, never getting the answer, lets the call through
-    // uncounted and counts it again on replay. Only those calls may be counted twice.
+    // Every successful call is in the day's counter exactly once: calls let through while Redis
+    // was down are counted when their events are delivered, unless their reservation ran after
+    // all (its answer lost when Redis died), and failed calls are refunded.
     let day = chrono::Utc::now().date_naive();
-    let key = format!("mcp-edge:tenant:{}:{TENANT}:quota:{day}", TENANT.len());
-    let counted: u64 = redis::cmd("GET")
-        .arg(&key)
-        .query(&mut redis.connection())
-        .expect("counter");
-    let unknown_outcome = std::fs::read_to_string(&log)
-        .expect("backend log")
-        .lines()
-        .filter(|l| l.contains("allowing uncounted") && l.contains("broken pipe"))
-        .count() as u64;
+    let counted = day_counter(&redis, day);
     eprintln!(
-        "counter {counted}, {succeeded} successful calls, {unknown_outcome} reservation(s) lost in flight"
+        "acknowledged {succeeded}, billed {}, counted {counted}",
+        events.len()
     );
-    assert!(
-        counted >= succeeded && counted - succeeded <= unknown_outcome,
-        "the day's counter is {counted} for {succeeded} successful calls ({unknown_outcome} \
-         reservation(s) of unknown outcome may count twice)"
-    );
+    assert_eq!(counted, succeeded, "the day's counter vs successful calls");
     if let Some(b) = backend.take() {
         b.stop();
     }
     assert_eq!(
-        std::fs::read_to_string(spool.join(SPOOL_FILE)).expect("spool"),
-        "",
-        "the spool is empty once replayed"
+        pending_in(&outbox).expect("outbox"),
+        0,
+        "the outbox is empty once delivered"
     );
 
     // The report and the Stripe export read the same stream.
@@ -293,5 +306,77 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
         &url,
     ]);
     assert!(!ok && out.is_empty() && err.contains(TENANT), "{err}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// `threads` clients making billable calls for `time`, all finished when it returns; the number
+/// of acknowledged (successful) calls. Request ids come from `next`.
+fn load(port: u16, threads: usize, time: Duration, next: &Arc<AtomicU64>) -> u64 {
+    let until = Instant::now() + time;
+    let clients: Vec<_> = (0..threads)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("client");
+                let mut acknowledged = 0;
+                while Instant::now() < until {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if call_as(&client, port, &format!("hang-{n}")) {
+                        acknowledged += 1;
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    clients.into_iter().map(|c| c.join().expect("client")).sum()
+}
+
+#[test]
+fn acknowledged_calls_are_billed_exactly_across_kill_9_while_redis_hangs() {
+    const ITERATIONS: usize = 3;
+    let redis = RedisServer::start();
+    let work = temp_dir("hang");
+    let outbox = work.join("outbox");
+    let log = work.join("backend.log");
+    let port = free_port();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut acknowledged = 0;
+    let mut backend = Backend::start(port, &redis.url(), &outbox, &log);
+    for iteration in 1..=ITERATIONS {
+        let before = load(port, 4, Duration::from_millis(500), &next);
+        redis.signal("STOP");
+        let hung = load(port, 8, Duration::from_millis(1500), &next);
+        // No call is in flight: every acknowledged call was answered before the kill.
+        backend.kill_9();
+        let waiting = pending_in(&outbox).expect("outbox");
+        backend = Backend::start(port, &redis.url(), &outbox, &log);
+        std::thread::sleep(Duration::from_millis(300));
+        redis.signal("CONT");
+        acknowledged += before + hung;
+        eprintln!(
+            "iteration {iteration}: {before} acknowledged with Redis up, {hung} with Redis hung, \
+{waiting} waiting in the outbox at kill -9"
+        );
+        assert!(
+            hung > 0 && waiting > 0,
+            "calls acknowledged while Redis hung"
+        );
+    }
+    let events = events_reaching(&redis, acknowledged);
+    backend.stop();
+    let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let counted = day_counter(&redis, chrono::Utc::now().date_naive());
+    eprintln!(
+        "{ITERATIONS} kill -9 while Redis hung: acknowledged {acknowledged}, billed {}, counted {counted}",
+        events.len()
+    );
+    assert_eq!(ids.len(), events.len(), "an event id appears twice");
+    assert_eq!(events.len() as u64, acknowledged, "billed vs acknowledged");
+    assert_eq!(counted, acknowledged, "counted vs acknowledged");
+    assert_eq!(pending_in(&outbox).expect("outbox"), 0);
     let _ = std::fs::remove_dir_all(&work);
 }

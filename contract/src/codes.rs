@@ -29,3 +29,7 @@ pub const UNAVAILABLE: i32 = -32047;
 pub const QUOTA_EXHAUSTED: i32 = -32050;
 /// The usage store is down and the plan does not allow calls without it.
 pub const QUOTA_UNAVAILABLE: i32 = -32051;
+/// The usage outbox cannot record the call (disk full or unwritable): billable calls are refused.
+pub const METERING_UNAVAILABLE: i32 = -32052;
+/// This request (gateway request id and JSON-RPC id) was already received; it does not run twice.
+pub const REQUEST_REPLAYED: i32 = -32053;

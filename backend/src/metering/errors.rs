@@ -1,8 +1,9 @@
 //! The JSON-RPC errors of metering, with messages an agent can repeat to a person.
 //!
 //! Codes (our implementation-defined range, clear of the SDKs' -32000/-32001 and of the gateway's
-//! -32040): [`QUOTA_EXHAUSTED`] -32050 and [`QUOTA_UNAVAILABLE`] -32051. rmcp answers them with
-//! HTTP 200, like every JSON-RPC error of a tool call.
+//! -32040): [`QUOTA_EXHAUSTED`] -32050, [`QUOTA_UNAVAILABLE`] -32051, [`METERING_UNAVAILABLE`]
+//! -32052 and [`REQUEST_REPLAYED`] -32053. rmcp answers them with HTTP 200, like every JSON-RPC
+//! error of a tool call.
 
 use chrono::{DateTime, Utc};
 use rmcp::ErrorData;
@@ -11,11 +12,15 @@ use rmcp::model::ErrorCode;
 use super::day::{next_reset, rfc3339_seconds, seconds_until};
 use super::plan::Tier;
 
+/// The usage outbox cannot record the call; billable calls are refused (fail closed).
+pub use mcp_edge_contract::codes::METERING_UNAVAILABLE;
 /// The tenant's daily quota of billable calls is used up; the call did not run.
 pub use mcp_edge_contract::codes::QUOTA_EXHAUSTED;
 /// The daily quota could not be checked (usage store down) and the tier fails closed; the call did
 /// not run.
 pub use mcp_edge_contract::codes::QUOTA_UNAVAILABLE;
+/// The call was already received; it does not run twice.
+pub use mcp_edge_contract::codes::REQUEST_REPLAYED;
 
 /// The message of [`QUOTA_EXHAUSTED`].
 pub fn exhausted_message(tier: Tier, limit: u64, now: DateTime<Utc>) -> String {
@@ -55,6 +60,29 @@ still work.",
             tier.name()
         ),
         Some(serde_json::json!({ "tier": tier.name(), "reason": "usage store unavailable" })),
+    )
+}
+
+/// The outbox cannot record usage (disk full or unwritable).
+pub fn metering_unavailable(tier: Tier) -> ErrorData {
+    ErrorData::new(
+        ErrorCode(METERING_UNAVAILABLE),
+        "This billable call was not run because the server cannot record usage right now (its \
+usage log is full or unwritable). It recovers on its own; try again in a minute. Tools that are not \
+billable still work.",
+        Some(serde_json::json!({ "tier": tier.name(), "reason": "usage outbox unwritable" })),
+    )
+}
+
+/// The call `call_id` of request `request_id` was received before.
+pub fn replayed(request_id: &str, call_id: &str) -> ErrorData {
+    ErrorData::new(
+        ErrorCode(REQUEST_REPLAYED),
+        format!(
+            "This request was already received (request id {request_id}, id {call_id}) and is not \
+run twice. Send a new request to call the tool again."
+        ),
+        Some(serde_json::json!({ "requestId": request_id, "id": call_id })),
     )
 }
 

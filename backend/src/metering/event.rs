@@ -1,4 +1,4 @@
-//! The usage event of one successful billable call, as it is spooled (a JSON line) and as it is
+//! The usage event of one successful billable call, as the outbox keeps it (JSON) and as it is
 //! stored in the Redis stream (flat field/value pairs).
 
 use std::collections::HashMap;
@@ -97,8 +97,9 @@ impl UsageEvent {
     }
 }
 
-/// A spooled event: the event, and whether its call was already counted in the day's quota (a
-/// call let through while the quota store was down was not; replaying it counts it).
+/// An outbox entry: the event, and whether its call held a reservation when it ran (a call let
+/// through while the quota store was down did not; delivering it counts it unless the store shows
+/// that its reservation did run). Informational: delivery decides by the reservation marker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpoolRecord {
     pub event: UsageEvent,

@@ -14,6 +14,11 @@ pub fn quota_day(tenant_id: &str, day: NaiveDate) -> String {
     )
 }
 
+/// The marker that the call `call` (`<request id>/<JSON-RPC id>`) of the tenant has been received.
+pub fn request_once(tenant_id: &str, call: &str) -> String {
+    format!("{}:request-once:{call}", tenant_prefix(tenant_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

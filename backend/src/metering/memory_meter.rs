@@ -20,6 +20,8 @@ struct MemoryState {
     counters: HashMap<String, u64>,
     events: Vec<UsageEvent>,
     seen: HashSet<String>,
+    /// Calls counted by a reservation whose event is not delivered yet.
+    reserved: HashSet<String>,
 }
 
 /// How many events [`MemoryMeter`] keeps.
@@ -47,19 +49,30 @@ impl MemoryMeter {
 
 #[async_trait]
 impl MeterStore for MemoryMeter {
-    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError> {
+    async fn reserve(
+        &self,
+        key: &str,
+        limit: Option<u64>,
+        event_id: &str,
+    ) -> Result<Reservation, MeterError> {
         let mut state = self.lock()?;
-        let used = state.counters.entry(key.to_owned()).or_insert(0);
-        if limit.is_some_and(|limit| *used >= limit) {
-            return Ok(Reservation::Exhausted { used: *used });
+        let used = state.counters.get(key).copied().unwrap_or(0);
+        if state.reserved.contains(event_id) {
+            return Ok(Reservation::Granted { used });
         }
-        *used += 1;
-        Ok(Reservation::Granted { used: *used })
+        if limit.is_some_and(|limit| used >= limit) {
+            return Ok(Reservation::Exhausted { used });
+        }
+        state.counters.insert(key.to_owned(), used + 1);
+        state.reserved.insert(event_id.to_owned());
+        Ok(Reservation::Granted { used: used + 1 })
     }
 
-    async fn refund(&self, key: &str) -> Result<(), MeterError> {
+    async fn refund(&self, key: &str, event_id: &str) -> Result<(), MeterError> {
         let mut state = self.lock()?;
-        if let Some(used) = state.counters.get_mut(key) {
+        if state.reserved.remove(event_id)
+            && let Some(used) = state.counters.get_mut(key)
+        {
             *used = used.saturating_sub(1);
         }
         Ok(())
@@ -74,7 +87,8 @@ impl MeterStore for MemoryMeter {
         if !state.seen.insert(record.event.event_id.clone()) {
             return Ok(false);
         }
-        if !record.quota_counted {
+        // Delivered events never reserve again (replays are refused), so the marker can go.
+        if !state.reserved.remove(&record.event.event_id) {
             *state.counters.entry(quota_key.to_owned()).or_insert(0) += 1;
         }
         tracing::info!(
@@ -94,6 +108,12 @@ impl MeterStore for MemoryMeter {
         Ok(true)
     }
 
+    /// Always `Ok(true)`: without Redis, the process-wide set of
+    /// [`RecentCalls`](super::recent::RecentCalls) is the only record of calls run.
+    async fn claim_once(&self, _key: &str, _ttl_secs: u64) -> Result<bool, MeterError> {
+        Ok(true)
+    }
+
     fn kind(&self) -> &'static str {
         "memory"
     }
@@ -109,20 +129,28 @@ mod tests {
         let m = MemoryMeter::new();
         for i in 1..=3 {
             assert_eq!(
-                m.reserve("k", Some(3)).await.expect("reserve"),
+                m.reserve("k", Some(3), &format!("r/{i}"))
+                    .await
+                    .expect("reserve"),
                 Reservation::Granted { used: i }
             );
         }
         assert_eq!(
-            m.reserve("k", Some(3)).await.expect("reserve"),
+            m.reserve("k", Some(3), "r/4").await.expect("reserve"),
             Reservation::Exhausted { used: 3 }
         );
-        m.refund("k").await.expect("refund");
+        // The same call again is granted without counting it twice.
+        assert_eq!(
+            m.reserve("k", Some(3), "r/3").await.expect("reserve"),
+            Reservation::Granted { used: 3 }
+        );
+        m.refund("k", "r/3").await.expect("refund");
+        m.refund("k", "r/3").await.expect("refund");
         assert_eq!(m.used("k").await.expect("used"), 2);
-        m.refund("none").await.expect("refund");
+        m.refund("none", "r/9").await.expect("refund");
         assert_eq!(m.used("none").await.expect("used"), 0);
         assert_eq!(
-            m.reserve("u", None).await.expect("reserve"),
+            m.reserve("u", None, "r/5").await.expect("reserve"),
             Reservation::Granted { used: 1 }
         );
     }

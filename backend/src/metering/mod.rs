@@ -1,47 +1,56 @@
 //! Metering: the daily quota per tenant and tier, and a usage event per successful billable call.
 //!
-//! A billable tool call (see [`crate::tools::is_billable`]) first [`Metering::admit`]s: one atomic
-//! check-and-count against the tenant's counter for the UTC day ([`day`], [`plan`]). Over the limit
-//! it fails with JSON-RPC error -32050 ([`errors`]) and the business call does not run. Then:
-//! - the call succeeded → [`Metering::settle`] emits a [`UsageEvent`] through a bounded channel to
-//!   a background task ([`emitter`]), which appends it to the Redis stream (or spools it);
+//! Every `tools/call` is first [`Metering::claim`]ed: a call (gateway request id + JSON-RPC id)
+//! runs at most once within the signature window ([`recent`], shared through Redis when there is
+//! one), so a replayed signed request is refused with -32053. A billable call (see
+//! [`crate::tools::is_billable`]) then [`Metering::admit`]s: one atomic, idempotent check-and-count
+//! against the tenant's counter for the UTC day ([`day`], [`plan`]), keyed by the call so a
+//! reservation is never counted twice. Over the limit it fails with -32050 ([`errors`]) and the
+//! business call does not run. Then:
+//! - the call succeeded → [`Metering::settle`] commits its [`UsageEvent`] to the durable
+//!   [`Outbox`] (group commit) *before* the result is returned; the [`delivery`] task moves it to
+//!   the Redis stream afterwards. If the outbox cannot take it the caller gets -32052 instead of
+//!   the result, and while the outbox is unwritable billable calls are refused up front (fail
+//!   closed) until a probe finds it writable again;
 //! - the call failed (JSON-RPC error or `isError: true`) → the reservation is refunded: only
 //!   successful calls count and are billed. While a failing call holds its reservation a
 //!   concurrent call may be refused at the limit; the quota is never exceeded.
 //!
 //! When the usage store is unreachable, each tier fails closed (error -32051) or open (the call
-//! runs uncounted; its event is spooled with `quota_counted: false` and counts towards its day when
-//! replayed), per [`DownPolicy`].
+//! runs uncounted; its event counts it when delivered), per [`DownPolicy`]; after a failure the
+//! request path skips the store for a second ([`breaker`]) instead of waiting out its timeout.
 
+pub mod breaker;
 pub mod day;
-pub mod emitter;
+pub mod delivery;
 pub mod errors;
 pub mod event;
 pub mod keys;
 pub mod memory_meter;
 pub mod meter_store;
+pub mod outbox;
 pub mod plan;
+pub mod recent;
 pub mod redis_meter;
 pub mod report;
-pub mod spool;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rmcp::ErrorData;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::tenant::TenantContext;
 
-pub use emitter::EmitterTask;
+pub use delivery::DeliveryTask;
 pub use event::{SpoolRecord, UsageEvent};
 pub use memory_meter::MemoryMeter;
 pub use meter_store::{MeterError, MeterStore, Reservation};
+pub use outbox::{Outbox, OutboxStats};
 pub use plan::{DailyQuota, DownPolicy, QuotaLimits, Tier, WhenDown};
+pub use recent::RecentCalls;
 pub use redis_meter::{RedisMeter, USAGE_STREAM};
-pub use spool::Spool;
 
 /// The current time; replaceable in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -57,6 +66,10 @@ pub struct MeteringConfig {
 #[derive(Debug)]
 #[must_use = "settle the admission after the call"]
 pub struct Admission {
+    /// The call's event id, `<request id>/<JSON-RPC id>`, which also keys its reservation.
+    call: String,
+    /// The JSON-RPC id.
+    call_id: String,
     /// The counter the call was counted in; `None` when it ran uncounted (store down, fail open).
     counted_in: Option<String>,
 }
@@ -89,8 +102,9 @@ struct Inner {
     store: Arc<dyn MeterStore>,
     config: MeteringConfig,
     clock: Clock,
-    events: mpsc::Sender<SpoolRecord>,
-    spool: Arc<Spool>,
+    outbox: Outbox,
+    recent: RecentCalls,
+    breaker: breaker::Breaker,
 }
 
 impl std::fmt::Debug for Metering {
@@ -103,39 +117,39 @@ impl std::fmt::Debug for Metering {
 }
 
 impl Metering {
-    /// Starts metering over `store`, with `spool` for undeliverable events; replays the spool
-    /// right away. Needs a Tokio runtime. Stop it with [`EmitterTask::shutdown`].
+    /// Starts metering over `store`, with `outbox` for usage events; delivers what the outbox
+    /// holds right away. Needs a Tokio runtime. Stop it with [`DeliveryTask::shutdown`].
     pub fn start(
         store: Arc<dyn MeterStore>,
         config: MeteringConfig,
-        spool: Spool,
-    ) -> (Self, EmitterTask) {
+        outbox: Outbox,
+    ) -> (Self, DeliveryTask) {
         Self::start_with(
             store,
             config,
-            spool,
+            outbox,
             Arc::new(Utc::now),
-            emitter::RETRY_INTERVAL,
+            delivery::RETRY_INTERVAL,
         )
     }
 
-    /// [`Metering::start`] with another clock and spool retry interval (tests).
+    /// [`Metering::start`] with another clock and delivery retry interval (tests).
     pub fn start_with(
         store: Arc<dyn MeterStore>,
         config: MeteringConfig,
-        spool: Spool,
+        outbox: Outbox,
         clock: Clock,
         retry: Duration,
-    ) -> (Self, EmitterTask) {
-        let spool = Arc::new(spool);
-        let (events, task) = emitter::start(store.clone(), spool.clone(), retry);
+    ) -> (Self, DeliveryTask) {
+        let task = delivery::start(store.clone(), outbox.clone(), retry);
         let metering = Self {
             inner: Arc::new(Inner {
                 store,
                 config,
                 clock,
-                events,
-                spool,
+                outbox,
+                recent: RecentCalls::new(),
+                breaker: breaker::Breaker::default(),
             }),
         };
         (metering, task)
@@ -147,7 +161,7 @@ impl Metering {
         let (metering, _task) = Self::start(
             Arc::new(MemoryMeter::new()),
             MeteringConfig::default(),
-            Spool::memory(),
+            Outbox::memory(),
         );
         metering
     }
@@ -156,16 +170,63 @@ impl Metering {
         (self.inner.clock)()
     }
 
+    /// The outbox's group-commit counters.
+    pub fn outbox_stats(&self) -> OutboxStats {
+        self.inner.outbox.stats()
+    }
+
+    /// Records that the call `call_id` of this request runs now; an error if it was received
+    /// before within the signature window (here, or on any backend sharing the usage store).
+    pub async fn claim(&self, tenant: &TenantContext, call_id: &str) -> Result<(), ErrorData> {
+        let call = format!("{}/{call_id}", tenant.request_id);
+        let replayed = || errors::replayed(&tenant.request_id, call_id);
+        if !self.inner.recent.first_time(&call, Instant::now()) {
+            return Err(replayed());
+        }
+        let key = keys::request_once(&tenant.tenant_id, &call);
+        let ttl = recent::REPLAY_WINDOW.as_secs();
+        let store = &self.inner.store;
+        match self.inner.breaker.call(store.claim_once(&key, ttl)).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(replayed()),
+            Err(e) => {
+                tracing::warn!(error = %e, "request ids unshared (store down); checked in this process only");
+                Ok(())
+            }
+        }
+    }
+
     /// Checks and counts one billable call of `tenant`; an error means the call must not run.
-    pub async fn admit(&self, tenant: &TenantContext) -> Result<Admission, ErrorData> {
+    pub async fn admit(
+        &self,
+        tenant: &TenantContext,
+        call_id: &str,
+    ) -> Result<Admission, ErrorData> {
         let now = self.now();
         let tier = tenant.tier;
+        if !self.inner.outbox.is_writable() {
+            tracing::warn!(
+                tier = tier.name(),
+                "usage outbox unwritable; refusing a billable call"
+            );
+            return Err(errors::metering_unavailable(tier));
+        }
         let limit = self.inner.config.limits.of(tier).limit();
         let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
-        match self.inner.store.reserve(&key, limit).await {
-            Ok(Reservation::Granted { .. }) => Ok(Admission {
-                counted_in: Some(key),
-            }),
+        let call = format!("{}/{call_id}", tenant.request_id);
+        let admission = |counted_in| Admission {
+            call: call.clone(),
+            call_id: call_id.to_owned(),
+            counted_in,
+        };
+        let store = &self.inner.store;
+        match self
+            .inner
+            .breaker
+            .call(store.reserve(&key, limit, &call))
+            .await
+        {
+            Ok(Reservation::Granted { .. }) => Ok(admission(Some(key))),
             Ok(Reservation::Exhausted { used }) => {
                 tracing::info!(tier = tier.name(), ?limit, used, "daily quota exhausted");
                 Err(errors::exhausted(tier, limit.unwrap_or(used), used, now))
@@ -177,43 +238,50 @@ impl Metering {
                 }
                 WhenDown::Open => {
                     tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; allowing uncounted (fail open)");
-                    Ok(Admission { counted_in: None })
+                    Ok(admission(None))
                 }
             },
         }
     }
 
-    /// After the call: a success emits its usage event (without waiting), a failure gives the
-    /// reservation back.
+    /// After the call: a success commits its usage event to the outbox (durable when this returns
+    /// `Ok`), a failure gives the reservation back. An error means the event could not be
+    /// recorded: the caller must answer with it instead of the result, which is then not billed.
     pub async fn settle(
         &self,
         admission: Admission,
         tenant: &TenantContext,
         tool: &str,
-        call_id: &str,
         succeeded: bool,
-    ) {
-        if !succeeded {
-            if let Some(key) = admission.counted_in
-                && let Err(e) = self.inner.store.refund(&key).await
+    ) -> Result<(), ErrorData> {
+        if succeeded {
+            let record = SpoolRecord {
+                event: UsageEvent::new(tenant, tool, &admission.call_id, self.now()),
+                quota_counted: admission.counted_in.is_some(),
+            };
+            match self
+                .inner
+                .outbox
+                .append(std::slice::from_ref(&record))
+                .await
             {
-                tracing::warn!(error = %e, "could not refund the quota of a failed call");
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    event_id = %record.event.event_id,
+                    "usage event not recorded; the call is answered with an error and not billed"
+                ),
             }
-            return;
         }
-        let record = SpoolRecord {
-            event: UsageEvent::new(tenant, tool, call_id, self.now()),
-            quota_counted: admission.counted_in.is_some(),
-        };
-        match self.inner.events.try_send(record) {
-            Ok(()) => {}
-            Err(
-                mpsc::error::TrySendError::Full(record) | mpsc::error::TrySendError::Closed(record),
-            ) => {
-                // Never make the answer wait: spool it on a blocking thread.
-                let spool = self.inner.spool.clone();
-                tokio::spawn(async move { emitter::append(&spool, vec![record]).await });
-            }
+        if let Some(key) = &admission.counted_in
+            && let Err(e) = self.inner.store.refund(key, &admission.call).await
+        {
+            tracing::warn!(error = %e, "could not refund the quota of an unbilled call");
+        }
+        if succeeded {
+            Err(errors::metering_unavailable(tenant.tier))
+        } else {
+            Ok(())
         }
     }
 
@@ -223,10 +291,15 @@ impl Metering {
         let tier = tenant.tier;
         let limit = self.inner.config.limits.of(tier).limit();
         let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
-        let used = self.inner.store.used(&key).await.map_err(|e| {
-            tracing::warn!(error = %e, "usage unavailable");
-            errors::usage_unavailable(tier)
-        })?;
+        let used = self
+            .inner
+            .breaker
+            .call(self.inner.store.used(&key))
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "usage unavailable");
+                errors::usage_unavailable(tier)
+            })?;
         let reset = day::next_reset(now);
         Ok(UsageToday {
             tier: tier.name().to_owned(),

@@ -83,8 +83,8 @@ impl QuotaLimits {
 pub enum WhenDown {
     /// Refuse the call (JSON-RPC error -32051); the business call does not run.
     Closed,
-    /// Run the call; its usage event goes to the spool and counts towards the day's quota when
-    /// it is replayed.
+    /// Run the call; its usage event goes to the outbox and counts towards the day's quota when
+    /// it is delivered.
     Open,
 }
 

@@ -3,8 +3,10 @@
 //!
 //! Keys: the tenant's day counter `mcp-edge:tenant:{len}:{tenant}:quota:{YYYY-MM-DD}` (see
 //! [`quota_day`](super::keys::quota_day)), the stream
-//! [`USAGE_STREAM`], and per delivered event the marker `mcp-edge:usage-event-ids:{event_id}`
-//! (kept [`EVENT_ID_TTL_SECS`]).
+//! [`USAGE_STREAM`], per delivered event the marker `mcp-edge:usage-event-ids:{event_id}`
+//! (kept [`EVENT_ID_TTL_SECS`]), and per counted call the marker
+//! `mcp-edge:usage-reserved:{event_id}` (kept as long as the day counter): a call is counted once
+//! whether its reservation's answer was lost or it ran uncounted and its event counts it later.
 //!
 //! The connection is made lazily and reconnects on its own with short timeouts, so the backend
 //! starts while Redis is down and a dead Redis is noticed within about a second.
@@ -25,24 +27,35 @@ pub const USAGE_STREAM: &str = "mcp-edge:usage-events";
 /// Prefix of the per-event idempotency markers.
 pub const EVENT_ID_PREFIX: &str = "mcp-edge:usage-event-ids:";
 /// How long an event's idempotency marker is kept: far longer than the window between delivering
-/// a spooled event and removing it from the spool.
+/// an outbox event and removing it from the outbox.
 pub const EVENT_ID_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Prefix of the per-call reservation markers.
+pub const RESERVED_PREFIX: &str = "mcp-edge:usage-reserved:";
 
-/// `KEYS[1]` counter; `ARGV` limit (-1: none), ttl. Returns `{1, used}` after counting the call, or
-/// `{0, used}` when the limit is reached.
+/// `KEYS` counter, the call's reservation marker; `ARGV` limit (-1: none), ttl. Returns
+/// `{1, used}` after counting the call (or when it was counted before), `{0, used}` when the limit
+/// is reached.
 const RESERVE: &str = r"
-local limit = tonumber(ARGV[1])
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {1, used}
+end
+local limit = tonumber(ARGV[1])
 if limit >= 0 and used >= limit then
   return {0, used}
 end
 used = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 return {1, used}
 ";
 
-/// `KEYS[1]` counter. Takes one back, never below zero.
+/// `KEYS` counter, the call's reservation marker. Takes the call's reservation back, if it holds
+/// one, never below zero.
 const REFUND: &str = r"
+if redis.call('DEL', KEYS[2]) == 0 then
+  return 0
+end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 if used > 0 then
   redis.call('DECR', KEYS[1])
@@ -50,15 +63,15 @@ end
 return 1
 ";
 
-/// `KEYS` stream, the event's idempotency marker, the day counter; `ARGV` marker ttl, counter ttl,
-/// whether to count (1/0), then field/value pairs. Adds the event once per event id; returns 1 if
-/// added, 0 if it was a duplicate.
+/// `KEYS` stream, the event's idempotency marker, the day counter, the call's reservation marker;
+/// `ARGV` marker ttl, counter ttl, then field/value pairs. Adds the event once per event id, and
+/// counts its call unless it holds a reservation; returns 1 if added, 0 if it was a duplicate.
 const DELIVER: &str = r"
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
   return 0
 end
-redis.call('XADD', KEYS[1], '*', unpack(ARGV, 4))
-if ARGV[3] == '1' then
+redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then
   redis.call('INCR', KEYS[3])
   redis.call('EXPIRE', KEYS[3], ARGV[2])
 end
@@ -101,10 +114,16 @@ impl RedisMeter {
 
 #[async_trait]
 impl MeterStore for RedisMeter {
-    async fn reserve(&self, key: &str, limit: Option<u64>) -> Result<Reservation, MeterError> {
+    async fn reserve(
+        &self,
+        key: &str,
+        limit: Option<u64>,
+        event_id: &str,
+    ) -> Result<Reservation, MeterError> {
         let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let (granted, used): (i64, i64) = RESERVE_SCRIPT
             .key(key)
+            .key(format!("{RESERVED_PREFIX}{event_id}"))
             .arg(limit)
             .arg(COUNTER_TTL_SECS)
             .invoke_async(&mut self.conn.clone())
@@ -118,9 +137,10 @@ impl MeterStore for RedisMeter {
         })
     }
 
-    async fn refund(&self, key: &str) -> Result<(), MeterError> {
+    async fn refund(&self, key: &str, event_id: &str) -> Result<(), MeterError> {
         REFUND_SCRIPT
             .key(key)
+            .key(format!("{RESERVED_PREFIX}{event_id}"))
             .invoke_async::<i64>(&mut self.conn.clone())
             .await
             .map(drop)
@@ -142,9 +162,9 @@ impl MeterStore for RedisMeter {
             .key(USAGE_STREAM)
             .key(format!("{EVENT_ID_PREFIX}{}", record.event.event_id))
             .key(quota_key)
+            .key(format!("{RESERVED_PREFIX}{}", record.event.event_id))
             .arg(EVENT_ID_TTL_SECS)
-            .arg(COUNTER_TTL_SECS)
-            .arg(if record.quota_counted { "0" } else { "1" });
+            .arg(COUNTER_TTL_SECS);
         for (field, value) in record.event.to_fields() {
             invocation.arg(field).arg(value);
         }
@@ -153,6 +173,19 @@ impl MeterStore for RedisMeter {
             .await
             .map_err(unavailable)?;
         Ok(added == 1)
+    }
+
+    async fn claim_once(&self, key: &str, ttl_secs: u64) -> Result<bool, MeterError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg("1")
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     fn kind(&self) -> &'static str {

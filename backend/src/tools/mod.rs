@@ -3,8 +3,9 @@
 //! in one [`ToolFacts`] record beside its handler, collected in [`TOOL_FACTS`] ([`catalogue`]).
 //!
 //! Every `tools/call` looks up its verified tenant once ([`Tenant`]) and hands it to the tool. A
-//! billable call goes through [`crate::metering`]: admitted against the daily quota before it
-//! runs, settled (usage event or refund) after.
+//! call runs at most once per request id ([`Metering::claim`]); a billable call goes through
+//! [`crate::metering`]: admitted against the daily quota before it runs, settled (durable usage
+//! event or refund) before its result is returned.
 
 pub mod analytics;
 pub mod catalogue;
@@ -106,20 +107,22 @@ impl ServerHandler for ProjectTools {
             return self.run(request, context).await; // rmcp's own answer to an unknown tool
         }
         let tenant = Tenant::of_call(&context)?;
+        let call_id = context.id.to_string();
+        self.metering.claim(&tenant, &call_id).await?;
         tenant.clone().hand_over(&mut context);
         if !is_billable(&name) {
             return self.run(request, context).await;
         }
-        let admission = self.metering.admit(&tenant).await?;
-        let call_id = context.id.to_string();
+        let admission = self.metering.admit(&tenant, &call_id).await?;
         let result = self.run(request, context).await;
         let succeeded = match &result {
             Ok(CallToolResponse::Complete(r)) => r.is_error != Some(true),
             _ => false,
         };
+        // The usage event is durable before the result goes out; if it cannot be, no result does.
         self.metering
-            .settle(admission, &tenant, &name, &call_id, succeeded)
-            .await;
+            .settle(admission, &tenant, &name, succeeded)
+            .await?;
         result
     }
 }

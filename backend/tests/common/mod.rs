@@ -75,7 +75,10 @@ impl Default for Caller<'_> {
             scopes: "mcp:read mcp:write",
             data_scope: "team:engineering",
             tier: "pro",
-            request_id: "req-42",
+            // A fresh id per request, as the edge makes: the backend runs a call only once.
+            request_id: Box::leak(
+                format!("req-{}", uuid::Uuid::new_v4().simple()).into_boxed_str(),
+            ),
         }
     }
 }
@@ -129,9 +132,15 @@ pub fn signed_post_as(caller: &Caller<'_>, host: &str, body: &Value) -> Request<
     builder.body(Body::from(body)).expect("request")
 }
 
-/// A `tools/call` JSON-RPC request.
+/// A fresh JSON-RPC id: the backend runs a call (request id + JSON-RPC id) only once.
+pub fn next_call_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A `tools/call` JSON-RPC request with a fresh id.
 pub fn tool_call(name: &str, arguments: Value) -> Value {
-    json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}})
+    json!({"jsonrpc":"2.0","id":next_call_id(),"method":"tools/call","params":{"name":name,"arguments":arguments}})
 }
 
 /// [`call_tool`] as `caller`.
@@ -190,7 +199,7 @@ pub async fn call_tool(app: &Router, tenant: &str, name: &str, arguments: Value)
     rpc(
         app,
         tenant,
-        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}}),
+        json!({"jsonrpc":"2.0","id":next_call_id(),"method":"tools/call","params":{"name":name,"arguments":arguments}}),
     )
     .await
 }
@@ -207,7 +216,7 @@ pub async fn call_tool_scoped(
         app,
         tenant,
         data_scope,
-        json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":name,"arguments":arguments}}),
+        json!({"jsonrpc":"2.0","id":next_call_id(),"method":"tools/call","params":{"name":name,"arguments":arguments}}),
     )
     .await
 }

@@ -1,0 +1,177 @@
+//! The outbox's one writer thread, and group commit: every caller sends its command and waits;
+//! the thread takes every command that is waiting (up to [`MAX_GROUP`]), applies all appends and
+//! removals in one durable transaction (one fsync), then answers them all. Concurrent calls thus
+//! share an fsync, and a delivery's removals ride along with the next appends.
+//!
+//! When a commit fails (disk full, I/O error) the outbox is marked unwritable, which makes
+//! metering refuse billable calls; while it is, the thread probes the disk every
+//! [`PROBE_INTERVAL`] and marks it writable again as soon as a probe commit succeeds.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::storage::{RawEntry, Storage};
+
+/// Commands applied in one transaction at most.
+pub const MAX_GROUP: usize = 4096;
+/// How often an unwritable outbox is probed.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// How long the thread sleeps between commands while all is well (it wakes on any command).
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+pub enum Command {
+    Append {
+        records: Vec<Vec<u8>>,
+        done: Reply<()>,
+    },
+    Remove {
+        keys: Vec<u64>,
+        done: Reply<()>,
+    },
+    First {
+        max: usize,
+        done: Reply<Vec<RawEntry>>,
+    },
+    /// Closes the file (releasing its lock) and stops the thread, after the commands before it.
+    Close {
+        done: Reply<()>,
+    },
+}
+
+/// State the writer shares with the handles: health and group-commit counters.
+#[derive(Debug)]
+pub struct Shared {
+    pub writable: AtomicBool,
+    /// Transactions committed that appended something.
+    pub append_commits: AtomicU64,
+    /// Records appended.
+    pub appended: AtomicU64,
+    /// Commits that failed.
+    pub failures: AtomicU64,
+}
+
+impl Shared {
+    pub fn new() -> Self {
+        Self {
+            writable: AtomicBool::new(true),
+            append_commits: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Runs until every sender is gone.
+pub fn run(mut storage: Storage, rx: &Receiver<Command>, shared: &Shared) {
+    let mut next_probe = Instant::now();
+    loop {
+        let writable = shared.writable.load(Ordering::SeqCst);
+        if !writable && Instant::now() >= next_probe {
+            probe(&mut storage, shared);
+            next_probe = Instant::now() + PROBE_INTERVAL;
+            continue;
+        }
+        let wait = if writable {
+            IDLE_WAIT
+        } else {
+            next_probe.saturating_duration_since(Instant::now())
+        };
+        let first = match rx.recv_timeout(wait) {
+            Ok(command) => command,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(command) => group.push(command),
+                Err(_) => break,
+            }
+        }
+        if let Some(done) = apply(&mut storage, group, shared) {
+            drop(storage);
+            let _ = done.send(Ok(()));
+            return;
+        }
+    }
+}
+
+fn probe(storage: &mut Storage, shared: &Shared) {
+    if !storage.has_room(1) {
+        return;
+    }
+    match storage.probe() {
+        Ok(()) => {
+            tracing::warn!("usage outbox writable again; billable calls are accepted");
+            shared.writable.store(true, Ordering::SeqCst);
+        }
+        Err(e) => tracing::debug!(error = %e, "usage outbox still unwritable"),
+    }
+}
+
+/// Applies one group: appends and removals in one commit, then the reads. Returns the reply of
+/// a close request, if the group holds one.
+fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<Reply<()>> {
+    let mut appends = Vec::new();
+    let mut removals = Vec::new();
+    let mut reads = Vec::new();
+    let mut close = None;
+    for command in group {
+        match command {
+            Command::Append { records, done } => appends.push((records, done)),
+            Command::Remove { keys, done } => removals.push((keys, done)),
+            Command::First { max, done } => reads.push((max, done)),
+            Command::Close { done } => close = Some(done),
+        }
+    }
+    let records: Vec<&[u8]> = appends
+        .iter()
+        .flat_map(|(r, _)| r.iter().map(Vec::as_slice))
+        .collect();
+    let keys: Vec<u64> = removals
+        .iter()
+        .flat_map(|(k, _)| k.iter().copied())
+        .collect();
+    if !records.is_empty() || !keys.is_empty() {
+        let result = if storage.has_room(records.len()) {
+            storage.commit(&records, &keys)
+        } else {
+            Err("the in-memory usage outbox is full".to_owned())
+        };
+        account(shared, &result, records.len());
+        for (_, done) in appends {
+            let _ = done.send(result.clone());
+        }
+        for (_, done) in removals {
+            let _ = done.send(result.clone());
+        }
+    }
+    for (max, done) in reads {
+        let _ = done.send(storage.first(max));
+    }
+    close
+}
+
+fn account(shared: &Shared, result: &Result<(), String>, appended: usize) {
+    match result {
+        Ok(()) if appended > 0 => {
+            shared.append_commits.fetch_add(1, Ordering::Relaxed);
+            shared
+                .appended
+                .fetch_add(appended as u64, Ordering::Relaxed);
+            shared.writable.store(true, Ordering::SeqCst);
+        }
+        Ok(()) => {}
+        Err(e) => {
+            shared.failures.fetch_add(1, Ordering::Relaxed);
+            if shared.writable.swap(false, Ordering::SeqCst) {
+                tracing::error!(error = %e, "usage outbox unwritable; refusing billable calls until it recovers");
+            }
+        }
+    }
+}
