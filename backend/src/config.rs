@@ -86,7 +86,9 @@ pub struct Cli {
     pub quota_enterprise: DailyQuota,
 
     /// What a billable call does per tier while the quota's Redis is unreachable: `closed` refuses
-    /// it (JSON-RPC error -32051), `open` runs it and counts it when its usage event is delivered. Comma-separated tier=open|closed; unnamed tiers keep the default.
+    /// it (JSON-RPC error -32051), `open` runs it, counted in this process up to the tenant's quota
+    /// (then -32050), and in Redis when its usage event is delivered. Comma-separated
+    /// tier=open|closed; unnamed tiers keep the default.
     #[arg(
         long,
         env = "MCP_EDGE_QUOTA_WHEN_REDIS_DOWN",

@@ -30,6 +30,17 @@ fn app_with(
     outbox: Outbox,
     now: DateTime<Utc>,
 ) -> (Router, DeliveryTask) {
+    let (app, task, _) = app_and_metering(meter, config, outbox, now);
+    (app, task)
+}
+
+/// [`app_with`], and the metering behind it.
+fn app_and_metering(
+    meter: Arc<dyn MeterStore>,
+    config: MeteringConfig,
+    outbox: Outbox,
+    now: DateTime<Utc>,
+) -> (Router, DeliveryTask, Metering) {
     let (metering, task) = Metering::start_with(
         meter,
         config,
@@ -40,10 +51,21 @@ fn app_with(
     let app = router(AppConfig {
         gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
         store: Arc::new(MemoryStore::new()),
-        metering,
+        metering: metering.clone(),
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
     });
-    (app, task)
+    (app, task, metering)
+}
+
+/// A billable call of `caller` creating project `P<n>`.
+async fn create_project(app: &Router, caller: &Caller<'_>, n: u32) -> Value {
+    call_tool_as(
+        app,
+        caller,
+        "create_project",
+        json!({"name": format!("P{n}")}),
+    )
+    .await
 }
 
 fn free_quota(limit: u64) -> MeteringConfig {
@@ -297,19 +319,23 @@ still work."
 
 /// Polls `XLEN` of the usage stream until it is `want` (at most 5 s); the last length seen.
 async fn stream_len_reaches(redis: &RedisServer, want: u64) -> u64 {
+    stream_len_reaches_within(redis, want, Duration::from_secs(5)).await
+}
+
+/// [`stream_len_reaches`] waiting at most `time`.
+async fn stream_len_reaches_within(redis: &RedisServer, want: u64, time: Duration) -> u64 {
     let mut conn = redis.connection();
-    let mut len = 0;
-    for _ in 0..100 {
-        len = redis::cmd("XLEN")
+    let deadline = std::time::Instant::now() + time;
+    loop {
+        let len: u64 = redis::cmd("XLEN")
             .arg(USAGE_STREAM)
             .query(&mut conn)
             .expect("xlen");
-        if len == want {
-            break;
+        if len == want || std::time::Instant::now() > deadline {
+            return len;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    len
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,14 +419,7 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let meter = Arc::new(MemoryMeter::new());
     let (app, task) = app_with(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
     let me = caller("acme", "pro", "req-disk");
-    let create = |n: u32| {
-        call_tool_as(
-            &app,
-            &me,
-            "create_project",
-            json!({"name": format!("P{n}")}),
-        )
-    };
+    let create = |n: u32| create_project(&app, &me, n);
     let mut acknowledged = 0;
     ok(&create(0).await);
     acknowledged += 1;
@@ -517,4 +536,105 @@ async fn outbox_cost_per_call() {
     }
     outbox.close().await.expect("close");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How fast a backlog (an outage's worth of events) drains into a real Redis. Run like
+/// [`outbox_cost_per_call`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn outbox_backlog_delivery_rate() {
+    const BACKLOG: usize = 20_000;
+    let redis = RedisServer::start();
+    let dir = temp_dir("outbox-backlog");
+    let outbox = Outbox::open_dir(&dir).expect("outbox");
+    let tenant = mcp_edge_backend::tenant::test_tenant("acme");
+    let now = Utc::now();
+    for chunk in 0..BACKLOG / 500 {
+        let records: Vec<_> = (0..500)
+            .map(|i| mcp_edge_backend::metering::SpoolRecord {
+                event: mcp_edge_backend::metering::UsageEvent::new(
+                    &tenant,
+                    "create_task",
+                    &(chunk * 500 + i).to_string(),
+                    now,
+                ),
+                quota_counted: false,
+            })
+            .collect();
+        outbox.append(&records).await.expect("append");
+    }
+    let start = std::time::Instant::now();
+    let meter = Arc::new(RedisMeter::lazy(&redis.url()).expect("meter"));
+    let task = mcp_edge_backend::metering::delivery::start(
+        meter,
+        outbox.clone(),
+        Duration::from_millis(100),
+    );
+    let delivered =
+        stream_len_reaches_within(&redis, BACKLOG as u64, Duration::from_secs(120)).await;
+    let elapsed = start.elapsed();
+    eprintln!(
+        "backlog of {BACKLOG}: {delivered} delivered in {elapsed:?} ({:.0} events/s)",
+        delivered as f64 / elapsed.as_secs_f64()
+    );
+    task.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(pending_in(&dir).expect("outbox"), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_tenant_is_stopped_at_its_quota_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let now = Utc::now();
+    let config = MeteringConfig {
+        limits: QuotaLimits {
+            pro: DailyQuota(Some(5)),
+            ..QuotaLimits::default()
+        },
+        ..MeteringConfig::default()
+    };
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
+    let me = caller("acme-outage", "pro", "req-outage");
+    let create = |n: u32| create_project(&app, &me, n);
+    for n in 0..2 {
+        ok(&create(n).await);
+    }
+    redis.kill();
+    let mut acknowledged = 2;
+    let mut refused = 0;
+    for n in 2..10 {
+        let answer = create(n).await;
+        if answer.get("error").is_some() {
+            assert_eq!(rpc_error_code(&answer), -32050, "{answer}");
+            refused += 1;
+        } else {
+            acknowledged += 1;
+        }
+    }
+    let stats = metering.fail_open_stats();
+    assert_eq!((acknowledged, refused), (5, 5));
+    assert_eq!((stats.admitted, stats.refused), (3, 5));
+    assert!(stats.time > Duration::ZERO);
+
+    // Redis is back: the calls admitted meanwhile are counted when their events arrive.
+    redis.restart();
+    let billed = stream_len_reaches(&redis, 5).await;
+    let mut usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
+    for _ in 0..40 {
+        if usage.get("error").is_none() {
+            break;
+        }
+        // The breaker skips Redis for a second after the last failure.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
+    }
+    let usage = ok(&usage);
+    eprintln!(
+        "pro quota 5, Redis down after 2 calls: acknowledged {acknowledged} ({} failing open, {} \
+refused at the quota), billed {billed}, counted {}",
+        stats.admitted, stats.refused, usage["used"]
+    );
+    assert_eq!((billed, usage["used"].as_u64()), (5, Some(5)));
+    task.shutdown(Duration::from_secs(5)).await;
 }

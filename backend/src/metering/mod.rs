@@ -16,8 +16,9 @@
 //!   successful calls count and are billed. While a failing call holds its reservation a
 //!   concurrent call may be refused at the limit; the quota is never exceeded.
 //!
-//! When the usage store is unreachable, each tier fails closed (error -32051) or open (the call
-//! runs uncounted; its event counts it when delivered), per [`DownPolicy`]; after a failure the
+//! When the usage store is unreachable, each tier fails closed (error -32051) or open, per
+//! [`DownPolicy`]: the call runs, counted in this process, which stops the tenant at its quota
+//! ([`fail_open`]); its event counts it in the store when delivered. After a failure the
 //! request path skips the store for a second ([`breaker`]) instead of waiting out its timeout.
 
 pub mod breaker;
@@ -25,6 +26,7 @@ pub mod day;
 pub mod delivery;
 pub mod errors;
 pub mod event;
+pub mod fail_open;
 pub mod keys;
 pub mod memory_meter;
 pub mod meter_store;
@@ -45,6 +47,7 @@ use crate::tenant::TenantContext;
 
 pub use delivery::DeliveryTask;
 pub use event::{SpoolRecord, UsageEvent};
+pub use fail_open::FailOpenStats;
 pub use memory_meter::MemoryMeter;
 pub use meter_store::{MeterError, MeterStore, Reservation};
 pub use outbox::{Outbox, OutboxStats};
@@ -70,8 +73,10 @@ pub struct Admission {
     call: String,
     /// The JSON-RPC id.
     call_id: String,
-    /// The counter the call was counted in; `None` when it ran uncounted (store down, fail open).
-    counted_in: Option<String>,
+    /// The day counter of the call.
+    day_key: String,
+    /// Whether the store counted it; not when it ran while the store was down (fail open).
+    counted: bool,
 }
 
 /// Today's quota of a tenant, as `get_usage` reports it.
@@ -105,6 +110,7 @@ struct Inner {
     outbox: Outbox,
     recent: RecentCalls,
     breaker: breaker::Breaker,
+    fail_open: fail_open::FailOpen,
 }
 
 impl std::fmt::Debug for Metering {
@@ -150,6 +156,7 @@ impl Metering {
                 outbox,
                 recent: RecentCalls::new(),
                 breaker: breaker::Breaker::default(),
+                fail_open: fail_open::FailOpen::default(),
             }),
         };
         (metering, task)
@@ -214,22 +221,28 @@ impl Metering {
         let limit = self.inner.config.limits.of(tier).limit();
         let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
         let call = format!("{}/{call_id}", tenant.request_id);
-        let admission = |counted_in| Admission {
+        let admission = |counted| Admission {
             call: call.clone(),
             call_id: call_id.to_owned(),
-            counted_in,
+            day_key: key.clone(),
+            counted,
         };
         let store = &self.inner.store;
+        let refused = |used| errors::exhausted(tier, limit.unwrap_or(used), used, now);
         match self
             .inner
             .breaker
             .call(store.reserve(&key, limit, &call))
             .await
         {
-            Ok(Reservation::Granted { .. }) => Ok(admission(Some(key))),
+            Ok(Reservation::Granted { used }) => {
+                self.inner.fail_open.seen(&key, used);
+                Ok(admission(true))
+            }
             Ok(Reservation::Exhausted { used }) => {
+                self.inner.fail_open.seen(&key, used);
                 tracing::info!(tier = tier.name(), ?limit, used, "daily quota exhausted");
-                Err(errors::exhausted(tier, limit.unwrap_or(used), used, now))
+                Err(refused(used))
             }
             Err(e) => match self.inner.config.when_down.of(tier) {
                 WhenDown::Closed => {
@@ -237,11 +250,17 @@ impl Metering {
                     Err(errors::unavailable(tier))
                 }
                 WhenDown::Open => {
-                    tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; allowing uncounted (fail open)");
-                    Ok(admission(None))
+                    self.inner.fail_open.admit(&key, limit).map_err(refused)?;
+                    tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; counting in this process (fail open)");
+                    Ok(admission(false))
                 }
             },
         }
+    }
+
+    /// Calls admitted and refused while the quota store was down, and the time spent so.
+    pub fn fail_open_stats(&self) -> FailOpenStats {
+        self.inner.fail_open.stats()
     }
 
     /// After the call: a success commits its usage event to the outbox (durable when this returns
@@ -257,7 +276,7 @@ impl Metering {
         if succeeded {
             let record = SpoolRecord {
                 event: UsageEvent::new(tenant, tool, &admission.call_id, self.now()),
-                quota_counted: admission.counted_in.is_some(),
+                quota_counted: admission.counted,
             };
             match self
                 .inner
@@ -273,8 +292,13 @@ impl Metering {
                 ),
             }
         }
-        if let Some(key) = &admission.counted_in
-            && let Err(e) = self.inner.store.refund(key, &admission.call).await
+        if !admission.counted {
+            self.inner.fail_open.release(&admission.day_key);
+        } else if let Err(e) = self
+            .inner
+            .store
+            .refund(&admission.day_key, &admission.call)
+            .await
         {
             tracing::warn!(error = %e, "could not refund the quota of an unbilled call");
         }
