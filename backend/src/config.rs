@@ -34,6 +34,17 @@ pub struct Cli {
     )]
     pub max_body_bytes: u32,
 
+    /// Requests served at once; one more is shed at once with 503, `Retry-After: 1` and JSON-RPC
+    /// error -32054 rather than queued.
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_IN_FLIGHT",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=65_536),
+        value_name = "REQUESTS"
+    )]
+    pub max_in_flight: u32,
+
     /// Redis URL for tenant data (e.g. redis://127.0.0.1:6379/0), and for quota counters and usage
     /// events unless --metering-redis-url is given. Without it data is kept in memory and lost on
     /// exit.

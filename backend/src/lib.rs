@@ -17,6 +17,7 @@ pub mod metering;
 #[cfg(any(test, feature = "test-support"))]
 pub mod redis_server;
 pub mod request_log;
+pub mod shed;
 pub mod store;
 pub mod tenant;
 pub mod tools;

@@ -12,6 +12,7 @@ use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::{
     DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
+use mcp_edge_backend::shed::{Shedder, shed};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::tools::tool_scopes;
 use mcp_edge_backend::usage_cli::{self, Command};
@@ -90,12 +91,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!(allowed_hosts = ?cli.allowed_hosts, "MCP endpoint Host allowlist");
     let (metering, metering_task) = start_metering(&cli)?;
 
+    let shedder = Shedder::new(usize::try_from(cli.max_in_flight).unwrap_or(usize::MAX));
     let app = router(AppConfig {
         gateway_auth,
         store,
         metering,
         allowed_hosts: cli.allowed_hosts,
-    });
+    })
+    .layer(axum::middleware::from_fn_with_state(shedder, shed));
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("binding {}", cli.listen))?;

@@ -33,3 +33,5 @@ pub const QUOTA_UNAVAILABLE: i32 = -32051;
 pub const METERING_UNAVAILABLE: i32 = -32052;
 /// This request (gateway request id and JSON-RPC id) was already received; it does not run twice.
 pub const REQUEST_REPLAYED: i32 = -32053;
+/// The backend is at capacity and shed the request (HTTP 503, `Retry-After`).
+pub const OVERLOADED: i32 = -32054;

@@ -73,6 +73,9 @@ pub struct Admission {
     call: String,
     /// The JSON-RPC id.
     call_id: String,
+    /// When it was admitted: its event carries this time, so a call is billed on the day it was
+    /// counted even when it ends after midnight.
+    at: DateTime<Utc>,
     /// The day counter of the call.
     day_key: String,
     /// Whether the store counted it; not when it ran while the store was down (fail open).
@@ -224,6 +227,7 @@ impl Metering {
         let admission = |counted| Admission {
             call: call.clone(),
             call_id: call_id.to_owned(),
+            at: now,
             day_key: key.clone(),
             counted,
         };
@@ -275,7 +279,7 @@ impl Metering {
     ) -> Result<(), ErrorData> {
         if succeeded {
             let record = SpoolRecord {
-                event: UsageEvent::new(tenant, tool, &admission.call_id, self.now()),
+                event: UsageEvent::new(tenant, tool, &admission.call_id, admission.at),
                 quota_counted: admission.counted,
             };
             match self
