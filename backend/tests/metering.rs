@@ -10,8 +10,6 @@ use std::time::Duration;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use common::*;
-use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
-use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::USAGE_STREAM;
 use mcp_edge_backend::metering::spool::SPOOL_FILE;
 use mcp_edge_backend::metering::{
@@ -19,7 +17,6 @@ use mcp_edge_backend::metering::{
     RedisMeter, Spool,
 };
 use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
-use mcp_edge_backend::store::MemoryStore;
 use serde_json::{Value, json};
 
 fn app_with(
@@ -35,13 +32,7 @@ fn app_with(
         Arc::new(move || now),
         Duration::from_millis(100),
     );
-    let app = router(AppConfig {
-        gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
-        store: Arc::new(MemoryStore::new()),
-        metering,
-        allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
-    });
-    (app, task)
+    (app_with_metering(metering), task)
 }
 
 fn free_quota(limit: u64) -> MeteringConfig {
