@@ -146,13 +146,27 @@ impl Identity {
             return Err(HeaderError::Malformed(headers::TENANT_ID));
         }
         let tier = get(headers::TIER)?;
+        // Exactly as written: scopes joined by single spaces, so that no other header value
+        // (another whitespace, a doubled space) reads as the same, signed, scopes.
+        let scopes = bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?;
+        let scopes = if scopes.is_empty() {
+            Vec::new()
+        } else {
+            scopes
+                .split(' ')
+                .map(|s| {
+                    if s.is_empty() || s.bytes().any(|b| b.is_ascii_whitespace()) {
+                        Err(HeaderError::Malformed(headers::SCOPES))
+                    } else {
+                        Ok(s.to_string())
+                    }
+                })
+                .collect::<Result<_, _>>()?
+        };
         Ok(Self {
             tenant_id,
             user_id: bounded(headers::USER_ID, limits::MAX_SUB_BYTES)?,
-            scopes: bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?
-                .split_ascii_whitespace()
-                .map(str::to_string)
-                .collect(),
+            scopes,
             data_scope: bounded(headers::DATA_SCOPE, limits::MAX_DATA_SCOPE_BYTES)?,
             tier: Tier::parse(tier).ok_or(HeaderError::Malformed(headers::TIER))?,
         })
@@ -211,6 +225,27 @@ mod tests {
             Identity::from_header_values(|n| map.get(n).map(String::as_str)),
             Err(HeaderError::Malformed(headers::TENANT_ID))
         );
+    }
+
+    #[test]
+    fn scopes_are_read_exactly_as_written() {
+        // Found by the `signature` fuzz target: "a 2\tc" read as the scopes of "a 2 c" and
+        // verified against their signature.
+        let id = Identity::example("acme");
+        let mut map: HashMap<&str, String> = id.header_values().into_iter().collect();
+        for bad in ["a\tb", "a  b", " a", "a ", "a\nb", " "] {
+            map.insert(headers::SCOPES, bad.into());
+            assert_eq!(
+                Identity::from_header_values(|n| map.get(n).map(String::as_str)),
+                Err(HeaderError::Malformed(headers::SCOPES)),
+                "{bad:?}"
+            );
+        }
+        for (good, scopes) in [("", vec![]), ("a", vec!["a"]), ("a b", vec!["a", "b"])] {
+            map.insert(headers::SCOPES, good.into());
+            let read = Identity::from_header_values(|n| map.get(n).map(String::as_str)).unwrap();
+            assert_eq!(read.scopes, scopes);
+        }
     }
 
     #[test]
