@@ -246,6 +246,21 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
             "envoy does not publish {port}: {envoy_ports:?}"
         );
     }
+    // Nothing is published beyond the host: above all not Envoy's admin interface (it can stop
+    // Envoy and dump its configuration), which listens on 0.0.0.0 inside its container.
+    let services = at(&mut compose, &["services"])?
+        .as_mapping()
+        .context("services")?
+        .clone();
+    for (name, svc) in &services {
+        for published in strings(svc.get("ports").unwrap_or(&Value::Null)) {
+            ensure!(
+                published.starts_with("127.0.0.1:") && published.split(':').count() == 3,
+                "{} publishes {published:?} beyond the host's loopback",
+                name.as_str().unwrap_or_default()
+            );
+        }
+    }
     let resource = plugin_base["resource"].as_str().context("resource")?;
     ensure!(url_port(resource)? == listener, "{resource} vs {listener}");
 

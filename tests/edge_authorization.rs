@@ -30,8 +30,13 @@ fn tool_call(id: u64, tool: &str, marker: &str) -> Value {
 }
 
 fn post(s: &Stack, token: &str, body: &str, headers: &[(&str, &str)]) -> Result<Response> {
+    post_to(&s.recorded_mcp_url, token, body, headers)
+}
+
+/// [`post`] to `url` (the recording upstream's listener or the real backend's).
+fn post_to(url: &str, token: &str, body: &str, headers: &[(&str, &str)]) -> Result<Response> {
     let mut req = http()
-        .post(&s.recorded_mcp_url)
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .bearer_auth(token)
@@ -192,6 +197,98 @@ fn batch_smuggling_is_refused_with_an_error_per_id(s: &Stack) -> Result<()> {
         "allowed batch refused"
     );
     forwarded_once(s, &m)?;
+    Ok(())
+}
+
+/// A `tools/call` of `create_project` named `name`.
+fn create_call(id: u64, name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": "create_project", "arguments": {"name": name}}})
+}
+
+/// The names of the tenant's projects, listed through the edge and the real backend.
+fn project_names(s: &Stack, token: &str) -> Result<Vec<String>> {
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "list_projects", "arguments": {"limit": 100}}});
+    let resp = post_to(&s.mcp_url, token, &list.to_string(), &[])?;
+    let text = resp.text()?;
+    let body: Value = serde_json::from_str(&text).with_context(|| text.clone())?;
+    let projects = body["result"]["structuredContent"]["projects"]
+        .as_array()
+        .with_context(|| format!("no projects: {body}"))?;
+    Ok(projects
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect())
+}
+
+/// POSTs a 2025-03-26 batch through the edge to the real backend; its answers (200, JSON array).
+fn served_batch(s: &Stack, token: &str, batch: &Value) -> Result<Vec<Value>> {
+    let v2025_03 = [("mcp-protocol-version", "2025-03-26")];
+    let resp = post_to(&s.mcp_url, token, &batch.to_string(), &v2025_03)?;
+    let status = resp.status().as_u16();
+    let content_type = header(&resp, "content-type");
+    let text = resp.text()?;
+    ensure!(status == 200, "batch answered {status}: {text}");
+    ensure!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let answers: Value = serde_json::from_str(&text).with_context(|| text.clone())?;
+    answers
+        .as_array()
+        .cloned()
+        .with_context(|| format!("an array of answers: {text}"))
+}
+
+fn batch_of_allowed_calls_is_served_by_the_backend(s: &Stack) -> Result<()> {
+    let t = token_with(
+        s,
+        "tenant-batch-served",
+        "mcp:read mcp:write",
+        Some(&["create_project", "list_projects"]),
+    )?;
+    let answers = served_batch(
+        s,
+        &t,
+        &json!([create_call(1, "Batch A"), create_call(2, "Batch B")]),
+    )?;
+    let mut ids: Vec<u64> = answers.iter().filter_map(|a| a["id"].as_u64()).collect();
+    ids.sort_unstable();
+    ensure!(ids == [1, 2], "{answers:?}");
+    ensure!(
+        answers.iter().all(|a| a["result"]["isError"] == false),
+        "{answers:?}"
+    );
+    // The backend's array answer still passes the edge's tools/list filter; no answer to a
+    // notification.
+    let answers = served_batch(
+        s,
+        &t,
+        &json!([
+            {"jsonrpc": "2.0", "id": 5, "method": "tools/list"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        ]),
+    )?;
+    ensure!(answers.len() == 1 && answers[0]["id"] == 5, "{answers:?}");
+    let listed = tool_names(&answers[0]["result"])?;
+    ensure!(listed == ["create_project", "list_projects"], "{listed:?}");
+    // A forbidden element refuses the batch whole at the edge: its allowed element never runs.
+    let smuggling = json!([
+        create_call(3, "Batch C"),
+        tool_call(4, "delete_project", "batch-served")
+    ]);
+    let v2025_03 = [("mcp-protocol-version", "2025-03-26")];
+    let resp = post_to(&s.mcp_url, &t, &smuggling.to_string(), &v2025_03)?;
+    let status = resp.status().as_u16();
+    ensure!(
+        status == 403,
+        "forbidden element: {status}: {}",
+        resp.text()?
+    );
+    let mut names = project_names(s, &t)?;
+    names.sort();
+    ensure!(names == ["Batch A", "Batch B"], "{names:?}");
     Ok(())
 }
 
@@ -802,6 +899,7 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     tool_outside_allowed_tools_is_refused,
     step_up_challenge_then_success,
     batch_smuggling_is_refused_with_an_error_per_id,
+    batch_of_allowed_calls_is_served_by_the_backend,
     duplicate_and_escaped_keys_cannot_smuggle,
     gzip_body_and_wrong_media_type_are_refused,
     body_cap_is_exact,

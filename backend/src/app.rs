@@ -1,4 +1,5 @@
-//! The axum application: `/healthz` in the open, `/mcp` behind the gateway signature check.
+//! The axum application: `/healthz` in the open, `/mcp` behind the gateway signature check, then
+//! the batch splitter, then rmcp.
 //!
 //! Kept apart from `main` so tests drive the very router the binary serves.
 
@@ -9,6 +10,7 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+use crate::batch::serve_batches;
 use crate::gateway_auth::{GatewayAuth, authenticate};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
@@ -59,6 +61,9 @@ pub fn router(config: AppConfig) -> Router {
             MCP_PATH,
             mcp_service(config.store, config.metering, config.allowed_hosts),
         )
+        // Layers run outermost last-added: the signature over the whole body is checked first,
+        // then a batch is split into single messages for rmcp.
+        .route_layer(axum::middleware::from_fn(serve_batches))
         .route_layer(axum::middleware::from_fn_with_state(
             config.gateway_auth,
             authenticate,

@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mcp_edge_contract::{self as contract, HeaderError, RequestLine, headers};
 
 /// The MCP header the signature covers besides the trusted ones.
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub(crate) const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 
 use crate::jsonrpc_error::{GATEWAY_AUTH_FAILED, INVALID_REQUEST, error_response};
 use crate::tenant::TenantContext;

@@ -2,11 +2,13 @@
 //!
 //! Requests reach it only through the filter, which signs the tenant identity into `x-mcp-*`
 //! headers. [`gateway_auth`] checks that signature and builds a [`tenant::TenantContext`]; the
-//! [`tools`] run on rmcp's Streamable HTTP server and keep data per tenant in a [`store`];
+//! [`tools`] run on rmcp's Streamable HTTP server (JSON-RPC batches of MCP 2025-03-26 split by
+//! [`batch`]) and keep data per tenant in a [`store`];
 //! [`metering`] enforces the daily quota of billable calls and emits usage events, which the
 //! `usage` subcommand ([`usage_cli`]) reports and exports for billing.
 
 pub mod app;
+pub mod batch;
 pub mod config;
 pub mod gateway_auth;
 pub mod jsonrpc_error;

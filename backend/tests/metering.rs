@@ -12,8 +12,6 @@ use std::time::Duration;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use common::*;
-use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
-use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::USAGE_STREAM;
 use mcp_edge_backend::metering::outbox::pending_in;
 use mcp_edge_backend::metering::{
@@ -21,7 +19,6 @@ use mcp_edge_backend::metering::{
     QuotaLimits, RedisMeter,
 };
 use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
-use mcp_edge_backend::store::MemoryStore;
 use serde_json::{Value, json};
 
 fn app_with(
@@ -48,12 +45,7 @@ fn app_and_metering(
         Arc::new(move || now),
         Duration::from_millis(100),
     );
-    let app = router(AppConfig {
-        gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
-        store: Arc::new(MemoryStore::new()),
-        metering: metering.clone(),
-        allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
-    });
+    let app = app_with_metering(metering.clone());
     (app, task, metering)
 }
 

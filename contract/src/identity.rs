@@ -153,14 +153,27 @@ impl Identity {
             return Err(HeaderError::Malformed(headers::TENANT_ID));
         }
         let tier = get(headers::TIER)?;
+        // Exactly as written: scopes joined by single spaces, so that no other header value
+        // (another whitespace, a doubled space) reads as the same, signed, scopes.
+        let scopes = bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?;
+        let scopes = if scopes.is_empty() {
+            Vec::new()
+        } else {
+            scopes
+                .split(' ')
+                .map(|s| {
+                    if s.is_empty() || s.bytes().any(|b| b.is_ascii_whitespace()) {
+                        Err(HeaderError::Malformed(headers::SCOPES))
+                    } else {
+                        Ok(s.to_string())
+                    }
+                })
+                .collect::<Result<_, _>>()?
+        };
         Ok(Self {
             tenant_id,
             user_id: bounded(headers::USER_ID, limits::MAX_SUB_BYTES)?,
-            scopes: bounded(headers::SCOPES, limits::MAX_SCOPE_BYTES)?
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            scopes,
             data_scope: bounded(headers::DATA_SCOPE, limits::MAX_DATA_SCOPE_BYTES)?,
             tier: Tier::parse(tier).ok_or(HeaderError::Malformed(headers::TIER))?,
         })
@@ -207,7 +220,7 @@ pub fn encode_value(value: &str) -> String {
     out
 }
 
-/// The value of a wire form, or `None` when it is not one [`encode_value`] could have made.
+/// The value of a wire form, or `None` when it is not exactly what [`encode_value`] makes of it.
 pub fn decode_value(wire: &str) -> Option<String> {
     let bytes = wire.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -225,7 +238,10 @@ pub fn decode_value(wire: &str) -> Option<String> {
             return None;
         }
     }
-    String::from_utf8(out).ok()
+    let value = String::from_utf8(out).ok()?;
+    // One wire form per value: `%4a`, `%41` or a raw space at an end are not what the encoder
+    // writes, and would let a changed header read as the same, signed, value.
+    (encode_value(&value) == wire).then_some(value)
 }
 
 #[cfg(test)]
@@ -304,7 +320,31 @@ mod tests {
         for bad in ["%", "%4", "%zz", "caf\u{e9}", "a\tb", "%FF"] {
             assert_eq!(decode_value(bad), None, "{bad:?}");
         }
-        assert_eq!(decode_value("%41b").as_deref(), Some("Ab"));
+        assert_eq!(decode_value("%25b").as_deref(), Some("%b"));
+        for not_canonical in ["%41b", "%c3%a9", " a", "a "] {
+            assert_eq!(decode_value(not_canonical), None, "{not_canonical:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_are_read_exactly_as_written() {
+        // Found by the `signature` fuzz target: "a 2\tc" read as the scopes of "a 2 c" and
+        // verified against their signature.
+        let id = Identity::example("acme");
+        let mut map: HashMap<&str, String> = id.header_values().into_iter().collect();
+        for bad in ["a\tb", "a  b", " a", "a ", "a\nb", " "] {
+            map.insert(headers::SCOPES, bad.into());
+            assert_eq!(
+                Identity::from_header_values(|n| map.get(n).map(String::as_str)),
+                Err(HeaderError::Malformed(headers::SCOPES)),
+                "{bad:?}"
+            );
+        }
+        for (good, scopes) in [("", vec![]), ("a", vec!["a"]), ("a b", vec!["a", "b"])] {
+            map.insert(headers::SCOPES, good.into());
+            let read = Identity::from_header_values(|n| map.get(n).map(String::as_str)).unwrap();
+            assert_eq!(read.scopes, scopes);
+        }
     }
 
     #[test]

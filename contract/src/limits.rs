@@ -11,3 +11,8 @@ pub const MAX_SUB_BYTES: usize = 256;
 pub const MAX_DATA_SCOPE_BYTES: usize = 256;
 pub const MAX_SCOPE_BYTES: usize = 1024;
 pub const MAX_ALLOWED_TOOLS: usize = 256;
+
+/// The most messages one JSON-RPC batch (MCP 2025-03-26) may hold. The backend refuses a larger
+/// batch whole (JSON-RPC -32600) before running any of it: each element is a tool call, and the
+/// body cap alone would let a small body carry hundreds of thousands of them.
+pub const MAX_BATCH_ELEMENTS: usize = 100;

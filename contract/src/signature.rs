@@ -172,7 +172,18 @@ pub fn verify(
     }
 }
 
+/// Whether a header value reaches the backend byte for byte: visible ASCII and inner spaces only
+/// (HTTP trims outer whitespace, and the backend reads values as visible ASCII).
+fn survives_http(value: &str) -> bool {
+    !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// The filter's half: every `x-mcp-*` header to set on an allowed request, signature last.
+///
+/// Refuses an identity the backend could not read back as signed: a value that would not survive
+/// HTTP unchanged, or that [`Identity::from_header_values`] refuses or reads differently.
 pub fn vouch_headers(
     secret: &[u8],
     identity: &Identity,
@@ -182,6 +193,18 @@ pub fn vouch_headers(
     let mut out = identity.header_values();
     out.push((headers::REQUEST_ID, facts.request_id.to_string()));
     out.push((headers::GATEWAY_TIME, facts.gateway_time.to_string()));
+    if let Some((name, _)) = out.iter().find(|(_, v)| !survives_http(v)) {
+        return Err(HeaderError::Malformed(name).into());
+    }
+    let read = |name| {
+        out.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    if Identity::from_header_values(read)? != *identity {
+        // Only the scopes can read back differently: an empty one, or one with a space in it.
+        return Err(HeaderError::Malformed(headers::SCOPES).into());
+    }
     out.push((headers::GATEWAY_SIGNATURE, signature));
     Ok(out)
 }
@@ -388,6 +411,44 @@ mod tests {
             verify(SECRET, &id, &facts(&d), "", 1_000),
             Err(ContractError::BadSignature)
         );
+    }
+
+    #[test]
+    fn identities_the_backend_could_not_read_back_are_not_vouched_for() {
+        // Found by the `signature` fuzz target: these were signed, then refused by the backend.
+        let d = body_digest(b"");
+        let vouch = |change: &dyn Fn(&mut Identity)| {
+            let mut id = Identity::example("acme");
+            change(&mut id);
+            vouch_headers(SECRET, &id, &facts(&d)).map(|_| ())
+        };
+        let malformed = |name| Err(ContractError::Header(HeaderError::Malformed(name)));
+        assert_eq!(
+            vouch(&|i| i.tenant_id.clear()),
+            malformed(headers::TENANT_ID)
+        );
+        assert_eq!(
+            vouch(&|i| i.user_id = "u".repeat(257)),
+            malformed(headers::USER_ID)
+        );
+        assert_eq!(
+            vouch(&|i| i.scopes = vec!["a b".into()]),
+            malformed(headers::SCOPES)
+        );
+        assert_eq!(
+            vouch(&|i| i.scopes.push(String::new())),
+            malformed(headers::SCOPES)
+        );
+        assert_eq!(
+            vouch(&|i| i.scopes = vec![String::new()]),
+            malformed(headers::SCOPES)
+        );
+        assert_eq!(vouch(&|i| i.data_scope.clear()), Ok(()));
+        assert_eq!(vouch(&|i| i.scopes.clear()), Ok(()));
+        // Values HTTP would not carry as they are travel percent-encoded, and read back intact.
+        assert_eq!(vouch(&|i| i.tenant_id.insert(0, ' ')), Ok(()));
+        assert_eq!(vouch(&|i| i.user_id.push('\u{e9}')), Ok(()));
+        assert_eq!(vouch(&|i| i.data_scope.push(' ')), Ok(()));
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //!
 //! | version    | what matters at the edge                                                  |
 //! |------------|---------------------------------------------------------------------------|
-//! | 2025-03-26 | JSON-RPC batches allowed; also what an absent `MCP-Protocol-Version` means |
+//! | 2024-11-05 | no batches                                                                |
+//! | 2025-03-26 | JSON-RPC batches allowed (≤ 100, distinct ids); also what an absent `MCP-Protocol-Version` means |
 //! | 2025-06-18 | no batches                                                                |
 //! | 2025-11-25 | no batches (step-up and Origin rules are version independent here)        |
 //! | 2026-07-28 | `Mcp-Method` / `Mcp-Name` headers, which must agree with the body          |
+
+use mcp_edge_contract::limits::MAX_BATCH_ELEMENTS;
 
 use crate::jsonrpc::{Message, Payload};
 
@@ -31,8 +34,9 @@ impl ProtocolVersion {
         })
     }
 
+    /// Batches came with 2025-03-26 and left with 2025-06-18.
     pub fn allows_batches(self) -> bool {
-        self <= Self::V2025_03_26
+        self == Self::V2025_03_26
     }
 }
 
@@ -63,6 +67,26 @@ pub fn check_batch(payload: &Payload, version: ProtocolVersion) -> Result<(), St
     }
     if messages.iter().any(|m| m.method() == Some("initialize")) {
         return Err("initialize must not be part of a batch".into());
+    }
+    if messages.len() > MAX_BATCH_ELEMENTS {
+        return Err(format!(
+            "a batch may hold at most {MAX_BATCH_ELEMENTS} messages"
+        ));
+    }
+    // Ids name answers (and usage records): two requests with one id cannot both be answered.
+    let mut ids = std::collections::BTreeSet::new();
+    for id in messages
+        .iter()
+        .filter(|m| m.method().is_some())
+        .filter_map(Message::id)
+    {
+        let key = match id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if !ids.insert(key) {
+            return Err(format!("the request id {id} appears twice in this batch"));
+        }
     }
     Ok(())
 }
@@ -132,8 +156,30 @@ mod tests {
         assert!(check_batch(&batch, ProtocolVersion::V2025_03_26).is_ok());
         assert!(check_batch(&batch, ProtocolVersion::V2025_06_18).is_err());
         assert!(check_batch(&batch, ProtocolVersion::V2026_07_28).is_err());
+        assert!(check_batch(&batch, ProtocolVersion::V2024_11_05).is_err());
         let init = p(r#"[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}]"#);
         assert!(check_batch(&init, ProtocolVersion::V2025_03_26).is_err());
+    }
+
+    #[test]
+    fn batches_are_bounded_and_their_ids_distinct() {
+        let ping = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+        let batch_of = |ids: &[&str]| {
+            p(&format!(
+                "[{}]",
+                ids.iter().map(|i| ping(i)).collect::<Vec<_>>().join(",")
+            ))
+        };
+        let hundred: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = hundred.iter().map(String::as_str).collect();
+        assert!(check_batch(&batch_of(&refs), ProtocolVersion::V2025_03_26).is_ok());
+        let mut over = refs.clone();
+        over.push("100");
+        assert!(check_batch(&batch_of(&over), ProtocolVersion::V2025_03_26).is_err());
+        for twice in [&["1", "1"][..], &["1", r#""1""#], &[r#""a""#, r#""a""#]] {
+            let e = check_batch(&batch_of(twice), ProtocolVersion::V2025_03_26).unwrap_err();
+            assert!(e.contains("appears twice"), "{twice:?}: {e}");
+        }
     }
 
     #[test]

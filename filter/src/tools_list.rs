@@ -51,6 +51,9 @@ pub fn filter_json(
 }
 
 /// Rewrites an SSE body: every event's `data` is parsed and filtered; other fields are kept.
+/// The stream is read as clients read it (a leading BOM is skipped; CRLF, LF and a lone CR end a
+/// line), and data that is neither empty nor JSON fails the rewrite: a client with a more lenient
+/// JSON reader could still find a tool list in it.
 pub fn filter_sse(
     body: &[u8],
     ids: &[Value],
@@ -58,7 +61,8 @@ pub fn filter_sse(
 ) -> Result<Vec<u8>, RewriteError> {
     let text =
         std::str::from_utf8(body).map_err(|_| RewriteError("event stream is not UTF-8".into()))?;
-    let normalized = text.replace("\r\n", "\n");
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(normalized.len());
     for event in normalized.split_inclusive("\n\n") {
         let mut data = Vec::new();
@@ -83,7 +87,10 @@ pub fn filter_sse(
                     out.push_str(&v.to_string());
                     out.push('\n');
                 }
-                // Data that is not JSON cannot be a tools/list result; pass it on unchanged.
+                Err(_) if !joined.trim().is_empty() => {
+                    return Err(RewriteError("event data is not JSON".into()));
+                }
+                // Empty data (an event that only primes a reconnection): pass it on.
                 Err(_) => {
                     for d in data {
                         out.push_str("data: ");
@@ -193,6 +200,43 @@ mod tests {
         assert!(!out.contains("delete_project"), "{out}");
         assert!(out.contains("create_project"));
         assert!(out.contains(": keep-alive\n\n"));
+    }
+
+    #[test]
+    fn sse_lines_end_as_clients_end_them() {
+        // Caught by the `tools_list` fuzz target's invariant: after a BOM, or with lines ended by a lone CR,
+        // the edge saw no `data:` line (or no JSON) and passed the list on unfiltered, while a
+        // client (WHATWG event stream rules) read the whole list.
+        let msg = json!({"jsonrpc": "2.0", "id": 5, "result": {"tools": tools()}}).to_string();
+        let (head, tail) = msg.split_at(msg.find("\"result\"").unwrap());
+        for body in [
+            format!("\u{FEFF}data: {msg}\n\n"),
+            format!("data: {head}\rdata: {tail}\r\r"),
+            format!("data: {msg}\r\r"),
+        ] {
+            let out = filter_sse(body.as_bytes(), &[json!(5)], &keep).unwrap();
+            let out = String::from_utf8(out).unwrap();
+            assert!(!out.contains("delete_project"), "{body:?} -> {out:?}");
+            assert!(out.contains("create_project"), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn sse_data_that_is_not_json_fails_closed() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for data in [
+            "{\"id\":5,\"result\":{\"tools\":[]},\"x\":\"\\ud800\"}",
+            deep.as_str(),
+        ] {
+            let body = format!("data: {data}\n\n");
+            assert!(
+                filter_sse(body.as_bytes(), &[json!(5)], &keep).is_err(),
+                "{data}"
+            );
+        }
+        let priming = "id: 0\ndata:\n\n";
+        let out = filter_sse(priming.as_bytes(), &[json!(5)], &keep).unwrap();
+        assert_eq!(out, b"id: 0\ndata: \n\n");
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
+//!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
 //!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters).
 
 pub mod client;
 pub mod compose;
 pub mod envoy;
+pub mod memory;
 pub mod procs;
 pub mod recorder;
 pub mod runner;

@@ -331,6 +331,16 @@ impl Stack {
         Ok(())
     }
 
+    /// The process id of one server (`"envoy"`, `"backend"`, …), while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.procs
+            .lock()
+            .ok()?
+            .iter()
+            .find(|p| p.name == name)
+            .map(Proc::pid)
+    }
+
     /// The tail of one server's log (for failure messages).
     pub fn log_tail(&self, name: &str, lines: usize) -> String {
         self.procs

@@ -44,19 +44,24 @@ impl Stats {
     }
 }
 
+/// The stats whose names match `filter` (a regular expression, as the admin endpoint takes) of
+/// the Envoy whose admin interface is at `admin_url` (`http://127.0.0.1:<port>`).
+pub fn read_stats(admin_url: &str, filter: &str) -> Result<Stats> {
+    let resp = crate::client::http()
+        .get(format!(
+            "{admin_url}/stats?{}",
+            crate::client::form_encode(&[("filter", filter)])
+        ))
+        .send()
+        .context("reading Envoy's stats")?;
+    anyhow::ensure!(resp.status() == 200, "/stats answered {}", resp.status());
+    Ok(Stats::parse(&resp.text()?))
+}
+
 impl Stack {
-    /// Envoy's stats whose names match `filter` (a regular expression, as the admin endpoint takes).
+    /// The stack's Envoy's stats whose names match `filter` (see [`read_stats`]).
     pub fn stats(&self, filter: &str) -> Result<Stats> {
-        let resp = crate::client::http()
-            .get(format!(
-                "{}/stats?{}",
-                self.admin_url,
-                crate::client::form_encode(&[("filter", filter)])
-            ))
-            .send()
-            .context("reading Envoy's stats")?;
-        anyhow::ensure!(resp.status() == 200, "/stats answered {}", resp.status());
-        Ok(Stats::parse(&resp.text()?))
+        read_stats(&self.admin_url, filter)
     }
 }
 

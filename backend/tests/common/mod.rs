@@ -20,10 +20,15 @@ use tower::ServiceExt as _;
 pub const SECRET: &[u8] = b"integration-secret-integration-secret";
 
 pub fn app() -> Router {
+    app_with_metering(Metering::in_memory())
+}
+
+/// The real router over a memory store, metering with `metering`.
+pub fn app_with_metering(metering: Metering) -> Router {
     router(AppConfig {
         gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
         store: Arc::new(MemoryStore::new()),
-        metering: Metering::in_memory(),
+        metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
     })
 }
@@ -84,8 +89,23 @@ impl Default for Caller<'_> {
 }
 
 /// The headers of a POST /mcp with `body` from `caller`, signed now: trusted headers and MCP
-/// transport headers (no Host).
+/// transport headers (no Host). `MCP-Protocol-Version: 2025-06-18`, none on `initialize`.
 pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, String)> {
+    // The initialize request itself carries no version header.
+    let version = if body.contains("\"initialize\"") {
+        ""
+    } else {
+        "2025-06-18"
+    };
+    signed_headers_at(caller, body, version)
+}
+
+/// [`signed_headers`] with `MCP-Protocol-Version: version` (none when empty), signed with it.
+pub fn signed_headers_at(
+    caller: &Caller<'_>,
+    body: &str,
+    version: &str,
+) -> Vec<(&'static str, String)> {
     let identity = Identity {
         tenant_id: caller.tenant.to_owned(),
         user_id: caller.user.to_owned(),
@@ -94,12 +114,6 @@ pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, Str
         tier: Tier::parse(caller.tier).expect("a tier name"),
     };
     let digest = contract::body_digest(body.as_bytes());
-    // The initialize request itself carries no version header.
-    let version = if body.contains("\"initialize\"") {
-        ""
-    } else {
-        "2025-06-18"
-    };
     let facts = RequestFacts {
         method: "POST",
         path: "/mcp",
@@ -122,11 +136,23 @@ pub fn signed_headers(caller: &Caller<'_>, body: &str) -> Vec<(&'static str, Str
 /// A POST /mcp from `caller`, as it leaves Envoy.
 pub fn signed_post_as(caller: &Caller<'_>, host: &str, body: &Value) -> Request<Body> {
     let body = body.to_string();
+    let headers = signed_headers(caller, &body);
+    post_with(host, headers, body)
+}
+
+/// A POST /mcp from `caller` speaking protocol `version` (no header when empty), to 127.0.0.1.
+pub fn signed_post_at(caller: &Caller<'_>, version: &str, body: &Value) -> Request<Body> {
+    let body = body.to_string();
+    let headers = signed_headers_at(caller, &body, version);
+    post_with("127.0.0.1:10000", headers, body)
+}
+
+fn post_with(host: &str, headers: Vec<(&'static str, String)>, body: String) -> Request<Body> {
     let mut builder = Request::builder()
         .method("POST")
         .uri("/mcp")
         .header("host", host);
-    for (name, value) in signed_headers(caller, &body) {
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     builder.body(Body::from(body)).expect("request")
