@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value as Json;
 use serde_yaml::Value;
+use xtask::docker_envoy::at;
 
 pub struct EnvoyPorts {
     pub listener: u16,
@@ -21,18 +22,6 @@ pub struct EnvoyPorts {
     pub backend: u16,
     pub recorder: u16,
     pub issuer: u16,
-}
-
-fn at<'a>(v: &'a mut Value, path: &[&str]) -> Result<&'a mut Value> {
-    let mut cur = v;
-    for key in path {
-        cur = match key.parse::<usize>() {
-            Ok(i) => cur.get_mut(i),
-            Err(_) => cur.get_mut(*key),
-        }
-        .with_context(|| format!("envoy.yaml has no {}", path.join(".")))?;
-    }
-    Ok(cur)
 }
 
 fn set_port(socket_address_parent: &mut Value, port: u16) -> Result<()> {
