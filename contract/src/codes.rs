@@ -35,3 +35,7 @@ pub const METERING_UNAVAILABLE: i32 = -32052;
 pub const REQUEST_REPLAYED: i32 = -32053;
 /// The backend is at capacity and shed the request (HTTP 503, `Retry-After`).
 pub const OVERLOADED: i32 = -32054;
+/// A storage cap (projects per tenant, tasks per project) is reached; nothing was created.
+pub const LIMIT_REACHED: i32 = -32055;
+/// The project storage did not answer within its per-step deadline.
+pub const STORAGE_DEADLINE: i32 = -32056;

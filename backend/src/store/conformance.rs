@@ -29,6 +29,16 @@ fn task(project: &Project, title: &str) -> NewTask {
     }
 }
 
+/// `(projects, tasks)` that analytics counts in `project_id` or the whole visible scope.
+async fn counted(
+    store: &dyn ProjectStore,
+    t: &TenantContext,
+    project_id: Option<&str>,
+) -> Result<(u64, i64), StoreError> {
+    let (projects, counters) = store.counters_in_scope(t, project_id).await?;
+    Ok((projects, counters.get("tasks").copied().unwrap_or(0)))
+}
+
 const ALL: ProjectFilter = ProjectFilter {
     include_archived: true,
 };
@@ -103,10 +113,7 @@ pub async fn tenants_are_isolated(store: &dyn ProjectStore) {
     assert_eq!(globex_projects.len(), 1);
     assert_eq!(globex_projects[0].name, "Gemini");
     assert!(all_projects(store, &crafted, 100).await.is_empty());
-    assert_eq!(
-        store.tasks_in_scope(&crafted, None).await.unwrap(),
-        (0, vec![])
-    );
+    assert_eq!(counted(store, &crafted, None).await.unwrap(), (0, 0));
 }
 
 pub async fn paginates_in_creation_order(store: &dyn ProjectStore) {
@@ -192,11 +199,11 @@ pub async fn data_scope_narrows(store: &dyn ProjectStore) {
         Err(StoreError::TaskNotFound(_))
     ));
     assert!(matches!(
-        store.tasks_in_scope(&eng, Some(&s.id)).await,
+        counted(store, &eng, Some(&s.id)).await,
         Err(StoreError::ProjectNotFound(_))
     ));
-    assert_eq!(store.tasks_in_scope(&eng, None).await.unwrap(), (1, vec![]));
-    assert_eq!(store.tasks_in_scope(&everyone, None).await.unwrap().0, 3);
+    assert_eq!(counted(store, &eng, None).await.unwrap(), (1, 0));
+    assert_eq!(counted(store, &everyone, None).await.unwrap(), (3, 1));
     // The unscoped token reaches everything.
     let done = store.update_task(&everyone, &st.id, &patch).await.unwrap();
     assert_eq!(done.status, TaskStatus::Done);
@@ -229,11 +236,8 @@ pub async fn archive_hides_and_blocks_new_tasks(store: &dyn ProjectStore) {
         .unwrap();
     assert_eq!(page.tasks, vec![old_task]);
     // Whole-scope analytics leave archived projects out; asking for one by id counts it.
-    assert_eq!(store.tasks_in_scope(&t, None).await.unwrap(), (1, vec![]));
-    assert_eq!(
-        store.tasks_in_scope(&t, Some(&a.id)).await.unwrap().1.len(),
-        1
-    );
+    assert_eq!(counted(store, &t, None).await.unwrap(), (1, 0));
+    assert_eq!(counted(store, &t, Some(&a.id)).await.unwrap(), (1, 1));
 }
 
 pub async fn delete_checks_the_name_and_removes_tasks(store: &dyn ProjectStore) {
@@ -381,10 +385,191 @@ pub async fn tasks_filter_paginate_and_update(store: &dyn ProjectStore) {
             .await,
         Err(StoreError::ProjectNotFound(_))
     ));
-    let (projects, tasks) = store.tasks_in_scope(&t, None).await.unwrap();
-    assert_eq!((projects, tasks.len()), (2, 8));
-    let (projects, tasks) = store.tasks_in_scope(&t, Some(&p.id)).await.unwrap();
-    assert_eq!((projects, tasks.len()), (1, 7));
+    assert_eq!(counted(store, &t, None).await.unwrap(), (2, 8));
+    assert_eq!(counted(store, &t, Some(&p.id)).await.unwrap(), (1, 7));
+}
+
+/// The caps [`caps_hold`] expects the store to be built with.
+pub const TEST_LIMITS: StoreLimits = StoreLimits {
+    projects_per_tenant: 3,
+    tasks_per_project: 5,
+};
+
+fn is_cap(result: &Result<impl std::fmt::Debug, StoreError>, limit: u64) -> bool {
+    matches!(result, Err(StoreError::LimitReached { limit: l, .. }) if *l == limit)
+}
+
+/// Needs a store with [`TEST_LIMITS`]. Many concurrent creates never pass a cap; a delete frees
+/// its places.
+pub async fn caps_hold(store: &dyn ProjectStore) {
+    let t = test_tenant(&unique("acme"));
+    let creates = (0..12).map(|i| {
+        let t = t.clone();
+        async move { store.create(&t, new(&format!("p{i}"))).await }
+    });
+    let results = futures_util::future::join_all(creates).await;
+    let made: Vec<Project> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    assert_eq!(made.len(), 3, "{results:?}");
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| is_cap(r, 3)));
+    assert!(is_cap(&store.create(&t, new("one more")).await, 3));
+
+    let p = &made[0];
+    let adds = (0..12).map(|i| store.create_task(&t, task(p, &format!("t{i}"))));
+    let results = futures_util::future::join_all(adds).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        5,
+        "{results:?}"
+    );
+    assert!(results.iter().filter(|r| r.is_err()).all(|r| is_cap(r, 5)));
+    let page = store
+        .list_tasks(&t, &p.id, &TaskFilter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.tasks.len(), 5);
+    // Another project has its own task cap; archiving keeps a project's place.
+    store
+        .create_task(&t, task(&made[1], "elsewhere"))
+        .await
+        .unwrap();
+    store.archive(&t, &made[2].id).await.unwrap();
+    assert!(is_cap(&store.create(&t, new("still full")).await, 3));
+    let deleted = store.delete(&t, &p.id, &p.name).await.unwrap();
+    assert_eq!(deleted.tasks_deleted, 5);
+    let again = store.create(&t, new("in the freed place")).await.unwrap();
+    assert!(is_cap(&store.create(&t, new("full again")).await, 3));
+    for i in 0..5 {
+        store
+            .create_task(&t, task(&again, &format!("n{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(is_cap(
+        &store.create_task(&t, task(&again, "sixth")).await,
+        5
+    ));
+    // Other tenants are not affected by this one's caps.
+    let other = test_tenant(&unique("globex"));
+    store.create(&other, new("mine")).await.unwrap();
+}
+
+/// A small deterministic generator (xorshift64), so a failure can be replayed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, sides: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % sides
+    }
+}
+
+/// Every task of the visible projects `filter` selects, read through the listing.
+async fn every_task(
+    store: &dyn ProjectStore,
+    t: &TenantContext,
+    project_ids: &[String],
+) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for id in project_ids {
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = store
+                .list_tasks(t, id, &TaskFilter::default(), cursor.as_ref(), MAX_PAGE)
+                .await
+                .unwrap();
+            tasks.extend(page.tasks);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    tasks
+}
+
+/// After random creates, updates, an archive and a delete, the counters give exactly what
+/// counting every task gives, for each project and for the whole scope.
+pub async fn analytics_match_a_brute_force_count(store: &dyn ProjectStore) {
+    let t = test_tenant(&unique("acme"));
+    let today = chrono::Utc::now().date_naive();
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let emails = [None, Some("ann@example.com"), Some("bob@example.com")];
+    let days = [
+        None,
+        Some("2000-01-01"),
+        Some("2999-12-31"),
+        Some("2020-02-29"),
+    ];
+    let statuses = [TaskStatus::Todo, TaskStatus::InProgress, TaskStatus::Done];
+    let priorities = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Urgent,
+    ];
+    let mut projects = Vec::new();
+    for i in 0..4 {
+        projects.push(store.create(&t, new(&format!("p{i}"))).await.unwrap());
+    }
+    let mut task_ids = Vec::new();
+    for i in 0..80 {
+        let p = &projects[dice.roll(4) as usize];
+        let mut nt = task(p, &format!("t{i}"));
+        nt.assignee_email = emails[dice.roll(3) as usize].map(str::to_owned);
+        nt.due_date = days[dice.roll(4) as usize].map(str::to_owned);
+        nt.priority = priorities[dice.roll(4) as usize];
+        task_ids.push(store.create_task(&t, nt).await.unwrap().id);
+    }
+    for _ in 0..120 {
+        let id = &task_ids[dice.roll(task_ids.len() as u64) as usize];
+        let patch = match dice.roll(4) {
+            0 => TaskPatch {
+                status: Some(statuses[dice.roll(3) as usize]),
+                ..Default::default()
+            },
+            1 => TaskPatch {
+                priority: Some(priorities[dice.roll(4) as usize]),
+                ..Default::default()
+            },
+            2 => TaskPatch {
+                assignee_email: emails[1 + dice.roll(2) as usize].map(str::to_owned),
+                ..Default::default()
+            },
+            _ => TaskPatch {
+                due_date: days[1 + dice.roll(3) as usize].map(str::to_owned),
+                ..Default::default()
+            },
+        };
+        store.update_task(&t, id, &patch).await.unwrap();
+    }
+    store.archive(&t, &projects[2].id).await.unwrap();
+    store.delete(&t, &projects[3].id, "p3").await.unwrap();
+
+    for p in &projects[..3] {
+        let (n, counters) = store.counters_in_scope(&t, Some(&p.id)).await.unwrap();
+        let tasks = every_task(store, &t, std::slice::from_ref(&p.id)).await;
+        assert_eq!(
+            counts_from(n, &counters, today),
+            count_tasks(1, &tasks, today),
+            "{}",
+            p.name
+        );
+    }
+    let active = [projects[0].id.clone(), projects[1].id.clone()];
+    let tasks = every_task(store, &t, &active).await;
+    assert!(tasks.len() > 20, "enough tasks to mean something");
+    let (n, counters) = store.counters_in_scope(&t, None).await.unwrap();
+    let counted = counts_from(n, &counters, today);
+    assert_eq!(counted, count_tasks(2, &tasks, today));
+    assert!(
+        counted.overdue > 0 && !counted.by_assignee.is_empty(),
+        "{counted:?}"
+    );
 }
 
 /// Every check above, in turn.
@@ -395,4 +580,5 @@ pub async fn all(store: &dyn ProjectStore) {
     archive_hides_and_blocks_new_tasks(store).await;
     delete_checks_the_name_and_removes_tasks(store).await;
     tasks_filter_paginate_and_update(store).await;
+    analytics_match_a_brute_force_count(store).await;
 }

@@ -28,9 +28,25 @@ impl TenantKeys {
         &self.prefix
     }
 
-    /// Redis list of project ids in creation order.
+    /// Redis sorted set of project ids scored by their creation sequence number (the cursor).
     pub fn project_order(&self) -> String {
+        format!("{}:projects:order", self.prefix)
+    }
+
+    /// Redis counter: the last creation sequence number handed out.
+    pub fn project_seq(&self) -> String {
+        format!("{}:projects:seq", self.prefix)
+    }
+
+    /// The Redis list of project ids in creation order that earlier versions kept (deleted ids
+    /// stayed in it); moved into [`Self::project_order`] on first use.
+    pub fn legacy_project_order(&self) -> String {
         format!("{}:projects", self.prefix)
+    }
+
+    /// Redis set of deleted projects whose tasks are still being removed (see `reap`).
+    pub fn projects_deleting(&self) -> String {
+        format!("{}:projects:deleting", self.prefix)
     }
 
     /// Redis hash: project id → project JSON.
@@ -49,6 +65,18 @@ impl TenantKeys {
         debug_assert!(super::validation::plausible_project_id(project_id));
         format!("{}:projects:{project_id}:tasks", self.prefix)
     }
+
+    /// Redis list of a deleted project's task ids whose records are still to be removed.
+    pub fn deleting_tasks(&self, project_id: &str) -> String {
+        debug_assert!(super::validation::plausible_project_id(project_id));
+        format!("{}:projects:{project_id}:tasks:deleting", self.prefix)
+    }
+
+    /// Redis hash of a project's analytics counters (see `store::counters`).
+    pub fn project_counters(&self, project_id: &str) -> String {
+        debug_assert!(super::validation::plausible_project_id(project_id));
+        format!("{}:projects:{project_id}:counters", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -59,7 +87,8 @@ mod tests {
     fn shape() {
         let k = TenantKeys::for_tenant_id("acme");
         assert_eq!(k.prefix(), "mcp-edge:tenant:4:acme");
-        assert_eq!(k.project_order(), "mcp-edge:tenant:4:acme:projects");
+        assert_eq!(k.project_order(), "mcp-edge:tenant:4:acme:projects:order");
+        assert_eq!(k.legacy_project_order(), "mcp-edge:tenant:4:acme:projects");
         assert_eq!(k.project_records(), "mcp-edge:tenant:4:acme:projects:by-id");
         assert_eq!(k.task_records(), "mcp-edge:tenant:4:acme:tasks:by-id");
         assert_eq!(

@@ -10,8 +10,10 @@
 pub mod analytics;
 #[cfg(test)]
 mod conformance;
+pub mod counters;
 pub mod cursor;
 pub mod keys;
+pub mod limits;
 pub mod memory_store;
 pub mod model;
 pub mod paging;
@@ -23,7 +25,9 @@ use async_trait::async_trait;
 use crate::tenant::TenantContext;
 
 pub use analytics::{TaskCounts, count_tasks};
+pub use counters::{Counters, counts_from};
 pub use cursor::Cursor;
+pub use limits::StoreLimits;
 pub use memory_store::MemoryStore;
 pub use model::{
     DeletedProject, NewProject, NewTask, Priority, Project, ProjectFilter, ProjectPage, Task,
@@ -57,16 +61,24 @@ pub enum StoreError {
     ProjectArchived(String),
     #[error("confirm_name does not match the name of project {0:?}")]
     NameMismatch(String),
+    /// A cap of [`StoreLimits`] would be exceeded; nothing was created.
+    #[error("the limit of {limit} {what} is reached")]
+    LimitReached { what: &'static str, limit: u64 },
     #[error("the token's data scope {0:?} is not supported")]
     UnsupportedDataScope(String),
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The storage did not answer within its deadline (see `RedisConfig`). A read had no effect;
+    /// a write may or may not have been applied.
+    #[error("storage deadline exceeded: {0}")]
+    Timeout(String),
 }
 
 /// Project and task storage, always scoped to one tenant and narrowed by its data scope.
 #[async_trait]
 pub trait ProjectStore: Send + Sync + 'static {
-    /// Creates a project owned by `tenant`, created by its user, in its team (if any).
+    /// Creates a project owned by `tenant`, created by its user, in its team (if any); refused
+    /// with [`StoreError::LimitReached`] when the tenant has `projects_per_tenant` projects.
     async fn create(&self, tenant: &TenantContext, new: NewProject) -> Result<Project, StoreError>;
     /// The tenant's project with this id if the caller may see it, or `None`.
     async fn get(&self, tenant: &TenantContext, id: &str) -> Result<Option<Project>, StoreError>;
@@ -80,14 +92,16 @@ pub trait ProjectStore: Send + Sync + 'static {
     ) -> Result<ProjectPage, StoreError>;
     /// Marks a project archived (idempotent) and returns it.
     async fn archive(&self, tenant: &TenantContext, id: &str) -> Result<Project, StoreError>;
-    /// Deletes a project and all its tasks if `confirm_name` equals its name.
+    /// Deletes a project, all its tasks and its counters if `confirm_name` equals its name, and
+    /// takes it out of the creation order.
     async fn delete(
         &self,
         tenant: &TenantContext,
         id: &str,
         confirm_name: &str,
     ) -> Result<DeletedProject, StoreError>;
-    /// Creates a task in a visible, non-archived project.
+    /// Creates a task in a visible, non-archived project; refused with
+    /// [`StoreError::LimitReached`] when the project has `tasks_per_project` tasks.
     async fn create_task(&self, tenant: &TenantContext, new: NewTask) -> Result<Task, StoreError>;
     /// The tasks of a visible project in creation order, filtered, `limit` at a time.
     async fn list_tasks(
@@ -105,13 +119,13 @@ pub trait ProjectStore: Send + Sync + 'static {
         task_id: &str,
         patch: &TaskPatch,
     ) -> Result<Task, StoreError>;
-    /// `(project count, tasks)` of one visible project, or with `None` of every visible project
-    /// that is not archived.
-    async fn tasks_in_scope(
+    /// `(project count, summed counters)` of one visible project, or with `None` of every visible
+    /// project that is not archived (see [`counters`]).
+    async fn counters_in_scope(
         &self,
         tenant: &TenantContext,
         project_id: Option<&str>,
-    ) -> Result<(u64, Vec<Task>), StoreError>;
+    ) -> Result<(u64, Counters), StoreError>;
     /// `"memory"` or `"redis"`, for logs.
     fn kind(&self) -> &'static str;
 }

@@ -1,43 +1,50 @@
 //! The project store in Redis: the tenant data store of a real deployment.
 //!
-//! Per tenant (keys from [`TenantKeys`]): a list of project ids in creation order, a hash of
-//! project id → project JSON, a hash of task id → task JSON, and per project a list of its task ids.
+//! Per tenant (keys from [`TenantKeys`]): a sorted set of project ids scored by creation sequence
+//! number, a hash of project id → project JSON, a hash of task id → task JSON, and per project a
+//! list of its task ids and a hash of analytics counters ([`counters`]).
 //! Reads go through [`reads`] (the chunked walk every listing uses).
-//! A write that touches several keys is one MULTI/EXEC or one Lua script (see [`scripts`]); a
-//! read-modify-write is a compare-and-set script retried a few times, so concurrent changes are
-//! never lost and nothing is written into a project deleted meanwhile. The connection is a
-//! [`ConnectionManager`], which reconnects on its own.
+//! A write that touches several keys is one Lua script (see [`scripts`]) that also enforces the
+//! caps and keeps the counters; a read-modify-write is a compare-and-set script retried a few
+//! times, so concurrent changes are never lost and nothing is written into a project deleted
+//! meanwhile. Deleting detaches a project at once and removes its tasks in chunks ([`reap`]).
+//! Connections come from a small round-robin [`pool`] whose response timeout is every step's
+//! deadline.
 
+mod counters;
+mod pool;
 mod reads;
+mod reap;
 mod scripts;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
+use super::counters::{Counters, add, delta};
 use super::keys::TenantKeys;
+use super::limits::{PROJECTS_PER_TENANT, StoreLimits, TASKS_PER_PROJECT};
 use super::validation::{check_limit, new_project_record, new_task_record, plausible_task_id};
 use super::{
     Cursor, DeletedProject, NewProject, NewTask, Project, ProjectFilter, ProjectPage, ProjectStore,
     StoreError, Task, TaskFilter, TaskPage, TaskPatch,
 };
 use crate::tenant::TenantContext;
+pub use pool::RedisConfig;
+use pool::{Pool, backend};
+use reads::Ids;
 
 /// How often a compare-and-set write is retried when the record changed under it.
 const CAS_ATTEMPTS: usize = 8;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    pool: std::sync::Arc<Pool>,
+    limits: StoreLimits,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore").finish_non_exhaustive()
     }
-}
-
-fn backend(err: redis::RedisError) -> StoreError {
-    StoreError::Backend(err.to_string())
 }
 
 fn contention() -> StoreError {
@@ -52,13 +59,41 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encode record: {e}")))
 }
 
+/// Appends (field, delta) pairs as script arguments.
+fn counter_args(invocation: &mut redis::ScriptInvocation<'_>, changes: &[(String, i64)]) {
+    for (field, by) in changes {
+        invocation.arg(field).arg(by);
+    }
+}
+
 impl RedisStore {
-    /// Connects (and checks the connection with a PING).
+    /// Connects with the default [`RedisConfig`].
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)?;
-        let mut conn = ConnectionManager::new(client).await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await?;
-        Ok(Self { conn })
+        Self::connect_with(url, RedisConfig::default()).await
+    }
+
+    /// Connects (and checks each connection with a PING).
+    pub async fn connect_with(url: &str, config: RedisConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            pool: std::sync::Arc::new(Pool::connect(url, &config).await?),
+            limits: config.limits,
+        })
+    }
+
+    /// Moves the project order kept by earlier versions (a list) into the sorted order, if any.
+    async fn migrate_order(&self, keys: &TenantKeys) -> Result<(), StoreError> {
+        let moved: u64 = scripts::migrate_order()
+            .key(keys.legacy_project_order())
+            .key(keys.project_order())
+            .key(keys.project_seq())
+            .key(keys.project_records())
+            .invoke_async(&mut self.pool.get())
+            .await
+            .map_err(backend)?;
+        if moved > 0 {
+            tracing::info!(moved, "moved a tenant's project order into the sorted set");
+        }
+        Ok(())
     }
 }
 
@@ -68,20 +103,24 @@ impl ProjectStore for RedisStore {
         let project = new_project_record(tenant, new)?;
         let json = encode(&project)?;
         let keys = TenantKeys::for_tenant(tenant);
-        redis::pipe()
-            .atomic()
-            .cmd("HSET")
-            .arg(keys.project_records())
+        self.migrate_order(&keys).await?;
+        let seq: i64 = scripts::create_project()
+            .key(keys.project_records())
+            .key(keys.project_order())
+            .key(keys.project_seq())
+            .key(keys.project_counters(&project.id))
             .arg(&project.id)
             .arg(json)
-            .ignore()
-            .cmd("RPUSH")
-            .arg(keys.project_order())
-            .arg(&project.id)
-            .ignore()
-            .query_async::<()>(&mut self.conn.clone())
+            .arg(self.limits.projects_per_tenant)
+            .invoke_async(&mut self.pool.get())
             .await
             .map_err(backend)?;
+        if seq < 0 {
+            return Err(StoreError::LimitReached {
+                what: PROJECTS_PER_TENANT,
+                limit: self.limits.projects_per_tenant,
+            });
+        }
         Ok(project)
     }
 
@@ -103,9 +142,10 @@ impl ProjectStore for RedisStore {
     ) -> Result<ProjectPage, StoreError> {
         check_limit(limit)?;
         let keys = TenantKeys::for_tenant(tenant);
+        self.migrate_order(&keys).await?;
         let (projects, next_cursor) = self
             .scan(
-                &keys.project_order(),
+                Ids::Sorted(&keys.project_order()),
                 &keys.project_records(),
                 cursor,
                 limit,
@@ -137,7 +177,7 @@ impl ProjectStore for RedisStore {
                 .arg(id)
                 .arg(&json)
                 .arg(encode(&project)?)
-                .invoke_async(&mut self.conn.clone())
+                .invoke_async(&mut self.pool.get())
                 .await
                 .map_err(backend)?;
             if swapped == 1 {
@@ -154,21 +194,27 @@ impl ProjectStore for RedisStore {
         confirm_name: &str,
     ) -> Result<DeletedProject, StoreError> {
         let keys = TenantKeys::for_tenant(tenant);
+        self.migrate_order(&keys).await?;
         for _ in 0..CAS_ATTEMPTS {
             let (json, project) = self.visible_project(tenant, &keys, id).await?;
             if project.name != confirm_name {
                 return Err(StoreError::NameMismatch(id.to_owned()));
             }
-            let deleted: i64 = scripts::delete_project()
+            let detached: i64 = scripts::detach_project()
                 .key(keys.project_records())
-                .key(keys.task_records())
+                .key(keys.project_order())
                 .key(keys.project_tasks(id))
+                .key(keys.deleting_tasks(id))
+                .key(keys.project_counters(id))
+                .key(keys.projects_deleting())
                 .arg(id)
                 .arg(&json)
-                .invoke_async(&mut self.conn.clone())
+                .invoke_async(&mut self.pool.get())
                 .await
                 .map_err(backend)?;
-            if let Ok(tasks_deleted) = u64::try_from(deleted) {
+            if let Ok(tasks_deleted) = u64::try_from(detached) {
+                // The project is gone for every caller now; its task records go in chunks.
+                self.reap(&keys).await?;
                 return Ok(DeletedProject {
                     project,
                     tasks_deleted,
@@ -186,19 +232,30 @@ impl ProjectStore for RedisStore {
                 return Err(StoreError::ProjectArchived(project.id));
             }
             let task = new_task_record(tenant, &project, new.clone())?;
-            let added: i64 = scripts::add_task()
-                .key(keys.project_records())
+            let mut add = scripts::add_task().prepare_invoke();
+            add.key(keys.project_records())
                 .key(keys.task_records())
                 .key(keys.project_tasks(&project.id))
+                .key(keys.project_counters(&project.id))
                 .arg(&project.id)
                 .arg(&json)
                 .arg(&task.id)
                 .arg(encode(&task)?)
-                .invoke_async(&mut self.conn.clone())
+                .arg(self.limits.tasks_per_project);
+            counter_args(&mut add, &delta(None, Some(&task)));
+            let added: i64 = add
+                .invoke_async(&mut self.pool.get())
                 .await
                 .map_err(backend)?;
-            if added == 1 {
-                return Ok(task);
+            match added {
+                1 => return Ok(task),
+                -1 => {
+                    return Err(StoreError::LimitReached {
+                        what: TASKS_PER_PROJECT,
+                        limit: self.limits.tasks_per_project,
+                    });
+                }
+                _ => {}
             }
         }
         Err(contention())
@@ -217,7 +274,7 @@ impl ProjectStore for RedisStore {
         self.visible_project(tenant, &keys, project_id).await?;
         let (tasks, next_cursor) = self
             .scan(
-                &keys.project_tasks(project_id),
+                Ids::List(&keys.project_tasks(project_id)),
                 &keys.task_records(),
                 cursor,
                 limit,
@@ -252,15 +309,22 @@ impl ProjectStore for RedisStore {
                 Err(StoreError::ProjectNotFound(_)) => return Err(not_found()),
                 Err(e) => return Err(e),
             }
+            let before = task.clone();
             if !patch.apply_to(&mut task) {
                 return Ok(task);
             }
-            let swapped: i64 = scripts::compare_and_set()
+            let mut update = scripts::update_task().prepare_invoke();
+            update
                 .key(keys.task_records())
+                .key(keys.project_records())
+                .key(keys.project_counters(&task.project_id))
                 .arg(task_id)
                 .arg(&json)
                 .arg(encode(&task)?)
-                .invoke_async(&mut self.conn.clone())
+                .arg(&task.project_id);
+            counter_args(&mut update, &delta(Some(&before), Some(&task)));
+            let swapped: i64 = update
+                .invoke_async(&mut self.pool.get())
                 .await
                 .map_err(backend)?;
             if swapped == 1 {
@@ -270,11 +334,11 @@ impl ProjectStore for RedisStore {
         Err(contention())
     }
 
-    async fn tasks_in_scope(
+    async fn counters_in_scope(
         &self,
         tenant: &TenantContext,
         project_id: Option<&str>,
-    ) -> Result<(u64, Vec<Task>), StoreError> {
+    ) -> Result<(u64, Counters), StoreError> {
         let keys = TenantKeys::for_tenant(tenant);
         let project_ids = match project_id {
             Some(id) => vec![self.visible_project(tenant, &keys, id).await?.1.id],
@@ -298,11 +362,11 @@ impl ProjectStore for RedisStore {
                 }
             }
         };
-        let mut tasks = Vec::new();
-        for id in &project_ids {
-            tasks.extend(self.project_task_list(&keys, id).await?);
+        let mut total = Counters::new();
+        for counters in self.project_counters(&keys, &project_ids).await? {
+            add(&mut total, &counters);
         }
-        Ok((project_ids.len() as u64, tasks))
+        Ok((project_ids.len() as u64, total))
     }
 
     fn kind(&self) -> &'static str {
@@ -310,5 +374,7 @@ impl ProjectStore for RedisStore {
     }
 }
 
+#[cfg(test)]
+mod cleanup_tests;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,7 @@ use super::catalogue::{Annotations, ToolFacts};
 use super::failure::ToolFailure;
 use super::schema::drop_null_defaults;
 use super::tenant::Tenant;
-use crate::store::{TaskCounts, count_tasks};
+use crate::store::{TaskCounts, counts_from};
 
 /// Input of `get_analytics`.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -60,14 +60,14 @@ byAssignee: {<email>: {total, open, overdue}}, unassigned, asOf}."
         Parameters(input): Parameters<GetAnalyticsInput>,
         tenant: Tenant,
     ) -> Result<Json<AnalyticsResult>, ToolFailure> {
-        let (projects, tasks) = self
+        let (projects, counters) = self
             .store
-            .tasks_in_scope(&tenant, input.project_id.as_deref())
+            .counters_in_scope(&tenant, input.project_id.as_deref())
             .await?;
         let today = chrono::Utc::now().date_naive();
         Ok(Json(AnalyticsResult {
             project_id: input.project_id,
-            counts: count_tasks(projects, &tasks, today),
+            counts: counts_from(projects, &counters, today),
         }))
     }
 }

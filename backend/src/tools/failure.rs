@@ -1,12 +1,14 @@
 //! How a tool call fails, and the paging arguments every list tool checks.
 //!
-//! A protocol problem (bad cursor or limit, no tenant, storage down) is a JSON-RPC error; a
-//! business failure (unknown id, bad date, name mismatch, archived project) is an `isError: true`
-//! result whose message says what to call next.
+//! A protocol problem (bad cursor or limit, no tenant, storage down or past its deadline, a
+//! storage cap reached) is a JSON-RPC error; a business failure (unknown id, bad date, name
+//! mismatch, archived project) is an `isError: true` result whose message says what to call next.
+//! Neither is billed: metering refunds every call that does not end in a successful result.
 
+use mcp_edge_contract::codes::{LIMIT_REACHED, STORAGE_DEADLINE};
 use rmcp::ErrorData;
 use rmcp::handler::server::tool::IntoCallToolResult;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, ErrorCode};
 
 use crate::store::{Cursor, MAX_PAGE, StoreError};
 
@@ -61,6 +63,24 @@ its tasks, then call delete_project again with that name as confirm_name."
 team:<name>), so it cannot create projects. Ask an administrator for a token with a team data \
 scope."
             )),
+            StoreError::LimitReached { what, limit } => Self::Protocol(ErrorData::new(
+                ErrorCode(LIMIT_REACHED),
+                format!(
+                    "Nothing was created: your organisation has reached its limit of {limit} \
+{what}. Delete or archive what is no longer needed (archived projects still count; \
+delete_project frees a project's place and its tasks'), or ask an administrator to raise the limit."
+                ),
+                Some(serde_json::json!({ "limit": limit, "what": what })),
+            )),
+            StoreError::Timeout(message) => {
+                tracing::error!(error = %message, "store deadline exceeded");
+                Self::Protocol(ErrorData::new(
+                    ErrorCode(STORAGE_DEADLINE),
+                    "project storage did not answer in time; a read had no effect, a change may or \
+may not have been applied: read it back before repeating it",
+                    None,
+                ))
+            }
             StoreError::Backend(message) => {
                 tracing::error!(error = %message, "store failed");
                 Self::Protocol(ErrorData::internal_error(
@@ -133,5 +153,27 @@ mod tests {
             ToolFailure::from(StoreError::Backend("down".into())),
             ToolFailure::Protocol(e) if e.code.0 == -32603
         ));
+        assert!(matches!(
+            ToolFailure::from(StoreError::Timeout("slow".into())),
+            ToolFailure::Protocol(e) if e.code.0 == STORAGE_DEADLINE
+        ));
+        match ToolFailure::from(StoreError::LimitReached {
+            what: crate::store::limits::TASKS_PER_PROJECT,
+            limit: 3,
+        }) {
+            ToolFailure::Protocol(e) => {
+                assert_eq!(e.code.0, LIMIT_REACHED);
+                assert!(
+                    e.message.contains("limit of 3 tasks per project"),
+                    "{}",
+                    e.message
+                );
+                assert_eq!(
+                    e.data,
+                    Some(serde_json::json!({"limit": 3, "what": "tasks per project"}))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

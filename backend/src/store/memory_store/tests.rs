@@ -32,3 +32,14 @@ async fn delete_checks_the_name_and_removes_tasks() {
 async fn tasks_filter_paginate_and_update() {
     conformance::tasks_filter_paginate_and_update(&MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn caps_hold() {
+    let store = MemoryStore::with_limits(conformance::TEST_LIMITS);
+    conformance::caps_hold(&store).await;
+}
+
+#[tokio::test]
+async fn analytics_match_a_brute_force_count() {
+    conformance::analytics_match_a_brute_force_count(&MemoryStore::new()).await;
+}

@@ -1,9 +1,32 @@
 //! The Lua scripts of the Redis store. Each runs atomically on the server; every key it touches is
-//! passed in `KEYS` (built by `TenantKeys`), never assembled inside the script.
+//! passed in `KEYS` (built by `TenantKeys`), never assembled inside the script. Each does a bounded
+//! amount of work (at most a cap's worth of counter fields, or one reaping chunk), except the
+//! one-time move of a legacy order list, which is as long as that list.
 
 use std::sync::LazyLock;
 
 use redis::Script;
+
+/// Lua tail shared by the task writes: bumps the `writes` field of the counters hash `KEYS[c]`
+/// and applies the (field, delta) pairs of `ARGV` from index `first`, dropping fields that reach 0.
+macro_rules! apply_counters {
+    ($c:literal, $first:literal) => {
+        concat!(
+            "redis.call('HINCRBY', KEYS[",
+            $c,
+            "], 'writes', 1)\n",
+            "for i = ",
+            $first,
+            ", #ARGV, 2 do\n",
+            "  if redis.call('HINCRBY', KEYS[",
+            $c,
+            "], ARGV[i], ARGV[i + 1]) == 0 then redis.call('HDEL', KEYS[",
+            $c,
+            "], ARGV[i]) end\n",
+            "end\n"
+        )
+    };
+}
 
 /// `KEYS[1]` hash; `ARGV` field, expected JSON, new JSON. Sets the field only if it still holds the
 /// expected JSON (a deleted record holds nothing, so it is never resurrected). Returns 1 or 0.
@@ -15,47 +38,127 @@ end
 return 0
 ";
 
-/// `KEYS` project records, task records, the project's task list; `ARGV` project id, the project
-/// JSON the caller checked, task id, task JSON. Adds the task only if the project is unchanged
-/// (still there, still not archived). Returns 1 or 0.
-const ADD_TASK: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-redis.call('RPUSH', KEYS[3], ARGV[3])
-return 1
+/// `KEYS` task records, project records, the project's counters; `ARGV` task id, expected task
+/// JSON, new task JSON, project id, then (counter field, delta) pairs. Like [`COMPARE_AND_SET`],
+/// and only while the project exists (a task of a deleted project is never written, so neither
+/// it nor its counters come back); applies the counter deltas with the swap. Returns 1 or 0.
+const UPDATE_TASK: &str = concat!(
+    r"
+if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+",
+    apply_counters!("3", "5"),
+    "return 1\n"
+);
+
+/// `KEYS` project records, project order, sequence, the project's counters; `ARGV` project id,
+/// project JSON, the cap on projects. Adds the project unless the tenant has `cap` projects
+/// already; its counters start empty and marked current (`v`). Returns its sequence number, or -1
+/// at the cap.
+const CREATE_PROJECT: &str = r"
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[4], 'v', 1)
+return seq
 ";
 
-/// `KEYS` project records, task records, the project's task list; `ARGV` project id, the project
-/// JSON the caller checked. Deletes the project record, its task records and its task list if the
-/// project is unchanged; the id stays in the tenant's project order as a tombstone so cursors keep
-/// their positions. Returns the number of tasks deleted, or -1 if the project changed.
-const DELETE_PROJECT: &str = r"
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
-  return -1
-end
-local ids = redis.call('LRANGE', KEYS[3], 0, -1)
-for i = 1, #ids, 1000 do
-  redis.call('HDEL', KEYS[2], unpack(ids, i, math.min(i + 999, #ids)))
-end
-redis.call('DEL', KEYS[3])
+/// `KEYS` project records, task records, the project's task list, its counters; `ARGV` project id,
+/// the project JSON the caller checked, task id, task JSON, the cap on tasks, then (counter field,
+/// delta) pairs. Adds the task only if the project is unchanged (still there, still not archived)
+/// and has fewer than `cap` tasks. Returns 1, 0 (project changed) or -1 (cap).
+const ADD_TASK: &str = concat!(
+    r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('LLEN', KEYS[3]) >= tonumber(ARGV[5]) then return -1 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+",
+    apply_counters!("4", "6"),
+    "return 1\n"
+);
+
+/// `KEYS` project records, project order, the project's task list, the list its task ids move to
+/// for reaping, its counters, the tenant's set of projects being reaped; `ARGV` project id, the
+/// project JSON the caller checked. If the project is unchanged: removes its record, its place in
+/// the order and its counters, and hands its task list to the reaper (a rename, O(1)). Returns the
+/// number of its tasks, or -1 if the project changed.
+const DETACH_PROJECT: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
+local n = redis.call('LLEN', KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[5])
+if n > 0 then
+  redis.call('RENAME', KEYS[3], KEYS[4])
+  redis.call('SADD', KEYS[6], ARGV[1])
+end
+return n
+";
+
+/// `KEYS` a deleted project's reaping list, task records, the set of projects being reaped; `ARGV`
+/// project id, chunk size. Removes the records of the next `chunk` task ids and those ids; when
+/// none are left, takes the project out of the set. Returns how many it removed.
+const REAP_CHUNK: &str = r"
+local ids = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+if #ids > 0 then
+  redis.call('HDEL', KEYS[2], unpack(ids))
+  redis.call('LTRIM', KEYS[1], #ids, -1)
+end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[1]) end
 return #ids
 ";
 
-static COMPARE_AND_SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(COMPARE_AND_SET));
-static ADD_TASK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_TASK));
-static DELETE_PROJECT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELETE_PROJECT));
+/// `KEYS` legacy order list, project order, sequence, project records. Moves the ids of live
+/// projects from the list kept by earlier versions into the sorted order: on the first move at
+/// their list positions (so cursors handed out before stay valid), later (ids an older replica
+/// added meanwhile) after the last sequence number. Returns how many it moved.
+const MIGRATE_ORDER: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local first = redis.call('EXISTS', KEYS[3]) == 0
+local moved = 0
+for i, id in ipairs(ids) do
+  if redis.call('HEXISTS', KEYS[4], id) == 1 and not redis.call('ZSCORE', KEYS[2], id) then
+    local score
+    if first then score = i - 1 else score = redis.call('INCR', KEYS[3]) end
+    redis.call('ZADD', KEYS[2], score, id)
+    moved = moved + 1
+  end
+end
+if first then redis.call('SET', KEYS[3], #ids) end
+redis.call('DEL', KEYS[1])
+return moved
+";
 
-pub(super) fn compare_and_set() -> &'static Script {
-    &COMPARE_AND_SET_SCRIPT
+/// `KEYS` the project's counters hash; `ARGV` the `writes` value seen before the tasks were
+/// counted, then (field, count) pairs. Installs counters rebuilt from a walk over the tasks if no
+/// task write happened meanwhile. Returns 1 (installed or already current) or 0 (retry).
+const INSTALL_COUNTERS: &str = r"
+if redis.call('HGET', KEYS[1], 'v') then return 1 end
+if (redis.call('HGET', KEYS[1], 'writes') or '0') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'v', 1, 'writes', ARGV[1])
+return 1
+";
+
+macro_rules! script {
+    ($name:ident, $source:ident) => {
+        pub(super) fn $name() -> &'static Script {
+            static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new($source));
+            &SCRIPT
+        }
+    };
 }
 
-pub(super) fn add_task() -> &'static Script {
-    &ADD_TASK_SCRIPT
-}
-
-pub(super) fn delete_project() -> &'static Script {
-    &DELETE_PROJECT_SCRIPT
-}
+script!(compare_and_set, COMPARE_AND_SET);
+script!(update_task, UPDATE_TASK);
+script!(create_project, CREATE_PROJECT);
+script!(add_task, ADD_TASK);
+script!(detach_project, DETACH_PROJECT);
+script!(reap_chunk, REAP_CHUNK);
+script!(migrate_order, MIGRATE_ORDER);
+script!(install_counters, INSTALL_COUNTERS);

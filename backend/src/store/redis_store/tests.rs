@@ -9,6 +9,10 @@ use crate::tenant::{TenantContext, test_tenant};
 
 /// The store, and the server it talks to when the test started one (kept alive with it).
 async fn store() -> (RedisStore, Option<RedisServer>) {
+    store_with(RedisConfig::default()).await
+}
+
+async fn store_with(config: RedisConfig) -> (RedisStore, Option<RedisServer>) {
     let (url, server) = match std::env::var("REDIS_URL") {
         Ok(url) => (url, None),
         Err(_) => {
@@ -16,7 +20,9 @@ async fn store() -> (RedisStore, Option<RedisServer>) {
             (server.url(), Some(server))
         }
     };
-    let store = RedisStore::connect(&url).await.expect("connect to Redis");
+    let store = RedisStore::connect_with(&url, config)
+        .await
+        .expect("connect to Redis");
     (store, server)
 }
 
@@ -54,11 +60,35 @@ async fn conformance() {
 }
 
 #[tokio::test]
+async fn caps_hold() {
+    let (store, _server) = store_with(RedisConfig {
+        limits: conformance::TEST_LIMITS,
+        ..RedisConfig::default()
+    })
+    .await;
+    conformance::caps_hold(&store).await;
+}
+
+#[tokio::test]
 async fn keys_are_the_documented_ones() {
     let (store, _server) = store().await;
     let (t, p, task) = project_with_task(&store).await;
     let prefix = format!("mcp-edge:tenant:{}:{}", t.tenant_id.len(), t.tenant_id);
-    let mut conn = store.conn.clone();
+    let mut conn = store.pool.get();
+    let order: Vec<String> = redis::cmd("ZRANGE")
+        .arg(format!("{prefix}:projects:order"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(order, vec![p.id.clone()]);
+    let counters: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(format!("{prefix}:projects:{}:counters", p.id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(counters.get("tasks"), Some(&1), "{counters:?}");
     let ids: Vec<String> = redis::cmd("LRANGE")
         .arg(format!("{prefix}:projects:{}:tasks", p.id))
         .arg(0)

@@ -1,0 +1,46 @@
+//! Removing a deleted project's tasks in bounded chunks.
+//!
+//! `delete` detaches the project in one O(1) script (record, order, counters gone; its task list
+//! renamed to a reaping list and the project put in the tenant's reaping set), so the project and
+//! its tasks are unreachable from then on. The task records are then removed [`REAP_CHUNK`] at a
+//! time, each chunk one short script, before `delete` answers. If the process stops half-way, the
+//! next delete in the tenant finishes the leftover reaping lists too.
+
+use super::{RedisStore, backend, scripts};
+use crate::store::StoreError;
+use crate::store::keys::TenantKeys;
+use crate::store::validation::plausible_project_id;
+
+/// How many task records one reaping script removes.
+pub(super) const REAP_CHUNK: usize = 500;
+
+impl RedisStore {
+    /// Reaps every deleted project of the tenant that still has task records; returns how many
+    /// records it removed.
+    pub(super) async fn reap(&self, keys: &TenantKeys) -> Result<u64, StoreError> {
+        let pending: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.projects_deleting())
+            .query_async(&mut self.pool.get())
+            .await
+            .map_err(backend)?;
+        let mut removed = 0;
+        for project_id in pending.iter().filter(|id| plausible_project_id(id)) {
+            loop {
+                let n: u64 = scripts::reap_chunk()
+                    .key(keys.deleting_tasks(project_id))
+                    .key(keys.task_records())
+                    .key(keys.projects_deleting())
+                    .arg(project_id)
+                    .arg(REAP_CHUNK)
+                    .invoke_async(&mut self.pool.get())
+                    .await
+                    .map_err(backend)?;
+                removed += n;
+                if n < REAP_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
