@@ -7,6 +7,8 @@ use clap::Parser;
 
 use crate::app::DEFAULT_ALLOWED_HOSTS;
 use crate::metering::{DailyQuota, DownPolicy, MeteringConfig, QuotaLimits};
+use crate::store::StoreLimits;
+use crate::store::redis_store::RedisConfig;
 use crate::usage_cli::Command;
 
 /// The mcp-edge tool server. Serves MCP (Streamable HTTP, stateless) at POST /mcp to requests that
@@ -50,6 +52,60 @@ pub struct Cli {
     /// exit.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Projects an organisation (tenant) may have at once; one more is refused with JSON-RPC error
+    /// -32055 (deleting one frees its place, archiving does not).
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_PROJECTS_PER_TENANT",
+        default_value_t = crate::store::limits::DEFAULT_PROJECTS_PER_TENANT,
+        value_parser = clap::value_parser!(u64).range(1..=100_000),
+        value_name = "PROJECTS"
+    )]
+    pub max_projects_per_tenant: u64,
+
+    /// Tasks a project may have; one more is refused with JSON-RPC error -32055.
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_TASKS_PER_PROJECT",
+        default_value_t = crate::store::limits::DEFAULT_TASKS_PER_PROJECT,
+        value_parser = clap::value_parser!(u64).range(1..=100_000),
+        value_name = "TASKS"
+    )]
+    pub max_tasks_per_project: u64,
+
+    /// Connections to the --redis-url Redis for tenant data (multiplexed, used in turn).
+    #[arg(
+        long,
+        env = "MCP_EDGE_REDIS_POOL_SIZE",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=64),
+        value_name = "CONNECTIONS"
+    )]
+    pub redis_pool_size: u16,
+
+    /// Deadline of one connection attempt to the --redis-url Redis (milliseconds).
+    #[arg(
+        long,
+        env = "MCP_EDGE_REDIS_CONNECT_TIMEOUT_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=60_000),
+        value_name = "MS"
+    )]
+    pub redis_connect_timeout_ms: u64,
+
+    /// Deadline of each tenant-data Redis command or script, from sending it to its reply
+    /// (milliseconds). Every step is bounded by the caps (none took more than about 100 ms on a
+    /// loaded test machine); a call whose step misses it gets JSON-RPC error -32056 and is not
+    /// billed.
+    #[arg(
+        long,
+        env = "MCP_EDGE_REDIS_RESPONSE_TIMEOUT_MS",
+        default_value_t = 1000,
+        value_parser = clap::value_parser!(u64).range(1..=60_000),
+        value_name = "MS"
+    )]
+    pub redis_response_timeout_ms: u64,
 
     /// Redis URL for quota counters and the usage event stream, if not the --redis-url one. Without
     /// either, quotas are counted in memory and usage events only logged. Run it with
@@ -155,6 +211,24 @@ impl Cli {
         }
     }
 
+    /// The caps of the project store.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            projects_per_tenant: self.max_projects_per_tenant,
+            tasks_per_project: self.max_tasks_per_project,
+        }
+    }
+
+    /// How the Redis project store connects, and its caps.
+    pub fn redis_config(&self) -> RedisConfig {
+        RedisConfig {
+            pool_size: usize::from(self.redis_pool_size),
+            connect_timeout: std::time::Duration::from_millis(self.redis_connect_timeout_ms),
+            response_timeout: std::time::Duration::from_millis(self.redis_response_timeout_ms),
+            limits: self.store_limits(),
+        }
+    }
+
     /// The Redis URL of metering, if any.
     pub fn metering_url(&self) -> Option<&str> {
         self.metering_redis_url
@@ -172,6 +246,36 @@ mod tests {
     fn defaults_and_overrides() {
         let cli = Cli::try_parse_from(["mcp-edge-backend", "--gateway-secret", "x"]).expect("cli");
         assert_eq!(cli.metering_config(), MeteringConfig::default());
+        assert_eq!(cli.redis_config(), RedisConfig::default());
+        let cli_caps = Cli::try_parse_from([
+            "mcp-edge-backend",
+            "--gateway-secret",
+            "x",
+            "--max-projects-per-tenant",
+            "7",
+            "--max-tasks-per-project",
+            "9",
+            "--redis-response-timeout-ms",
+            "250",
+        ])
+        .expect("cli");
+        let redis = cli_caps.redis_config();
+        assert_eq!(redis.limits.projects_per_tenant, 7);
+        assert_eq!(redis.limits.tasks_per_project, 9);
+        assert_eq!(
+            redis.response_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        assert!(
+            Cli::try_parse_from([
+                "mcp-edge-backend",
+                "--gateway-secret",
+                "x",
+                "--max-tasks-per-project",
+                "0"
+            ])
+            .is_err()
+        );
         assert!(cli.command.is_none());
         assert_eq!(
             cli.max_body_bytes as usize,

@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     })?
     .with_max_body_bytes(usize::try_from(cli.max_body_bytes).unwrap_or(usize::MAX));
 
-    let store = open_store(cli.redis_url.as_deref()).await?;
+    let store = open_store(&cli).await?;
     tracing::info!(allowed_hosts = ?cli.allowed_hosts, "MCP endpoint Host allowlist");
     let (metering, metering_task) = start_metering(&cli)?;
 
@@ -120,22 +120,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The project store: Redis at `redis_url`, or memory without one.
-async fn open_store(redis_url: Option<&str>) -> anyhow::Result<Arc<dyn ProjectStore>> {
-    Ok(match redis_url {
+/// The project store: Redis at `--redis-url`, or memory without one; with the configured caps.
+async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn ProjectStore>> {
+    let limits = cli.store_limits();
+    Ok(match cli.redis_url.as_deref() {
         Some(url) => {
-            let store = RedisStore::connect(url)
+            let config = cli.redis_config();
+            let store = RedisStore::connect_with(url, config)
                 .await
                 .context("connecting to Redis (--redis-url / REDIS_URL)")?;
-            tracing::info!(store = "redis", "using the Redis store");
+            tracing::info!(
+                store = "redis",
+                pool_size = config.pool_size,
+                response_timeout_ms = cli.redis_response_timeout_ms,
+                projects_per_tenant = limits.projects_per_tenant,
+                tasks_per_project = limits.tasks_per_project,
+                "using the Redis store"
+            );
             Arc::new(store)
         }
         None => {
             tracing::info!(
                 store = "memory",
+                projects_per_tenant = limits.projects_per_tenant,
+                tasks_per_project = limits.tasks_per_project,
                 "no Redis URL given; using the in-memory store (data is lost on exit)"
             );
-            Arc::new(MemoryStore::new())
+            Arc::new(MemoryStore::with_limits(limits))
         }
     })
 }

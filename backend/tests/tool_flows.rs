@@ -5,7 +5,12 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::*;
+use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::store::{MemoryStore, StoreLimits};
+use mcp_edge_contract::codes::LIMIT_REACHED;
 use serde_json::{Value, json};
 
 async fn create_project(app: &axum::Router, tenant: &str, scope: &str, name: &str) -> String {
@@ -22,6 +27,60 @@ async fn create_project(app: &axum::Router, tenant: &str, scope: &str, name: &st
 
 async fn create_task(app: &axum::Router, args: Value) -> Value {
     ok(&call_tool(app, "acme", "create_task", args).await)["task"].clone()
+}
+
+#[tokio::test]
+async fn caps_are_json_rpc_errors_and_not_billed() {
+    let limits = StoreLimits {
+        projects_per_tenant: 2,
+        tasks_per_project: 1,
+    };
+    let app = app_with_store(
+        Arc::new(MemoryStore::with_limits(limits)),
+        Metering::in_memory(),
+    );
+    let first = create_project(&app, "acme", "team:engineering", "One").await;
+    create_project(&app, "acme", "team:engineering", "Two").await;
+    let request = tool_call("create_project", json!({"name": "Three"}));
+    let refused = rpc(&app, "acme", request.clone()).await;
+    assert_eq!(refused["id"], request["id"], "{refused}");
+    assert_eq!(
+        rpc_error_code(&refused),
+        i64::from(LIMIT_REACHED),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("Nothing was created")
+            && message.contains("limit of 2 projects per organisation")
+            && message.contains("delete_project"),
+        "{message}"
+    );
+    assert_eq!(
+        refused["error"]["data"],
+        json!({"limit": 2, "what": "projects per organisation"})
+    );
+
+    create_task(&app, json!({"project_id": first, "title": "only"})).await;
+    let refused = call_tool(
+        &app,
+        "acme",
+        "create_task",
+        json!({"project_id": first, "title": "second"}),
+    )
+    .await;
+    assert_eq!(
+        rpc_error_code(&refused),
+        i64::from(LIMIT_REACHED),
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["what"], "tasks per project");
+
+    // Two projects and one task were billed; the refused calls were not.
+    let usage = ok(&call_tool(&app, "acme", "get_usage", json!({})).await);
+    assert_eq!(usage["used"], 3, "{usage}");
+    // Another tenant has its own places.
+    create_project(&app, "globex", "team:engineering", "Mine").await;
 }
 
 #[tokio::test]

@@ -72,6 +72,12 @@ impl TenantKeys {
         format!("{}:projects:{project_id}:tasks:deleting", self.prefix)
     }
 
+    /// A Redis hash a rebuild of a project's counters is written to before it replaces them;
+    /// `token` keeps concurrent rebuilds apart.
+    pub fn counters_rebuild(&self, project_id: &str, token: &str) -> String {
+        format!("{}:rebuild:{token}", self.project_counters(project_id))
+    }
+
     /// Redis hash of a project's analytics counters (see `store::counters`).
     pub fn project_counters(&self, project_id: &str) -> String {
         debug_assert!(super::validation::plausible_project_id(project_id));

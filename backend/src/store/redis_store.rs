@@ -200,18 +200,7 @@ impl ProjectStore for RedisStore {
             if project.name != confirm_name {
                 return Err(StoreError::NameMismatch(id.to_owned()));
             }
-            let detached: i64 = scripts::detach_project()
-                .key(keys.project_records())
-                .key(keys.project_order())
-                .key(keys.project_tasks(id))
-                .key(keys.deleting_tasks(id))
-                .key(keys.project_counters(id))
-                .key(keys.projects_deleting())
-                .arg(id)
-                .arg(&json)
-                .invoke_async(&mut self.pool.get())
-                .await
-                .map_err(backend)?;
+            let detached: i64 = self.detach(&keys, id, &json).await?;
             if let Ok(tasks_deleted) = u64::try_from(detached) {
                 // The project is gone for every caller now; its task records go in chunks.
                 self.reap(&keys).await?;
@@ -376,5 +365,7 @@ impl ProjectStore for RedisStore {
 
 #[cfg(test)]
 mod cleanup_tests;
+#[cfg(test)]
+mod measure_tests;
 #[cfg(test)]
 mod tests;

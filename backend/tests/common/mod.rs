@@ -12,7 +12,7 @@ use http_body_util::BodyExt as _;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::Metering;
-use mcp_edge_backend::store::MemoryStore;
+use mcp_edge_backend::store::{MemoryStore, ProjectStore};
 use mcp_edge_contract::{self as contract, Identity, RequestFacts, Tier};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -25,9 +25,14 @@ pub fn app() -> Router {
 
 /// The real router over a memory store, metering with `metering`.
 pub fn app_with_metering(metering: Metering) -> Router {
+    app_with_store(Arc::new(MemoryStore::new()), metering)
+}
+
+/// The real router over `store`, metering with `metering`.
+pub fn app_with_store(store: Arc<dyn ProjectStore>, metering: Metering) -> Router {
     router(AppConfig {
         gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
-        store: Arc::new(MemoryStore::new()),
+        store,
         metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
     })

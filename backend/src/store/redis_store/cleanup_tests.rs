@@ -3,24 +3,12 @@
 
 use std::collections::HashMap;
 
+use super::tests::store;
 use super::*;
-use crate::redis_server::RedisServer;
 use crate::store::TaskStatus;
 use crate::store::count_tasks;
 use crate::store::counters::counts_from;
 use crate::tenant::test_tenant;
-
-async fn store() -> (RedisStore, Option<RedisServer>) {
-    let (url, server) = match std::env::var("REDIS_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            let server = RedisServer::start();
-            (server.url(), Some(server))
-        }
-    };
-    let store = RedisStore::connect(&url).await.expect("connect to Redis");
-    (store, server)
-}
 
 /// Every key of the tenant and everything in it, as text.
 async fn tenant_contents(store: &RedisStore, tenant: &TenantContext) -> HashMap<String, String> {
@@ -199,18 +187,7 @@ async fn a_large_project_is_deleted_in_chunks() {
     // A delete interrupted after the detach (the process stopped) is finished by the next delete.
     let keys = TenantKeys::for_tenant(&t);
     let (json, _) = store.visible_project(&t, &keys, &p.id).await.unwrap();
-    let detached: i64 = scripts::detach_project()
-        .key(keys.project_records())
-        .key(keys.project_order())
-        .key(keys.project_tasks(&p.id))
-        .key(keys.deleting_tasks(&p.id))
-        .key(keys.project_counters(&p.id))
-        .key(keys.projects_deleting())
-        .arg(&p.id)
-        .arg(&json)
-        .invoke_async(&mut store.pool.get())
-        .await
-        .unwrap();
+    let detached: i64 = store.detach(&keys, &p.id, &json).await.unwrap();
     assert_eq!(detached, count as i64);
     assert_eq!(store.get(&t, &p.id).await.unwrap(), None, "gone at once");
     let other = store

@@ -3,9 +3,11 @@
 //!
 //! Every project created by this version starts with a counters hash marked current (`v`), and
 //! every task write changes it in the same script. A project without the mark is counted once by
-//! walking its tasks (at most the tasks-per-project cap) and the result installed only if no task
-//! write happened meanwhile (the `writes` field every task write bumps); after a few lost races
-//! the walk's result answers this call without being installed.
+//! walking its tasks (at most the tasks-per-project cap); the result is written to a side hash in
+//! chunks of [`INSTALL_CHUNK`] fields (each a plain HSET, expiring if this process stops) and
+//! renamed into place only if no task write happened meanwhile (the `writes` field every task
+//! write bumps). After a few lost races the walk's result answers this call without being
+//! installed.
 
 use super::{RedisStore, backend, scripts};
 use crate::store::StoreError;
@@ -14,6 +16,10 @@ use crate::store::keys::TenantKeys;
 
 /// How often a rebuild is tried before its result is used without being installed.
 const REBUILD_ATTEMPTS: usize = 3;
+/// How many fields one write of a rebuild sets.
+const INSTALL_CHUNK: usize = 1000;
+/// How long a side hash of a rebuild lives if it is never renamed into place.
+const REBUILD_TTL_SECS: u64 = 300;
 /// Fields of the counters hash that are bookkeeping, not counts.
 const BOOKKEEPING: [&str; 2] = ["v", "writes"];
 
@@ -71,12 +77,28 @@ impl RedisStore {
             for task in self.project_task_list(keys, project_id).await? {
                 counters::apply(&mut counts, &counters::delta(None, Some(&task)));
             }
-            let mut install = scripts::install_counters().prepare_invoke();
-            install.key(&hash).arg(writes.as_deref().unwrap_or("0"));
-            for (field, count) in &counts {
-                install.arg(field).arg(count);
+            let side =
+                keys.counters_rebuild(project_id, &uuid::Uuid::new_v4().simple().to_string());
+            let fields: Vec<(&String, &i64)> = counts.iter().collect();
+            for chunk in fields.chunks(INSTALL_CHUNK) {
+                redis::pipe()
+                    .cmd("HSET")
+                    .arg(&side)
+                    .arg(chunk)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&side)
+                    .arg(REBUILD_TTL_SECS)
+                    .ignore()
+                    .query_async::<()>(&mut self.pool.get())
+                    .await
+                    .map_err(backend)?;
             }
-            let installed: i64 = install
+            let installed: i64 = scripts::install_counters()
+                .key(&hash)
+                .key(&side)
+                .arg(writes.as_deref().unwrap_or("0"))
+                .arg(fields.len())
                 .invoke_async(&mut self.pool.get())
                 .await
                 .map_err(backend)?;

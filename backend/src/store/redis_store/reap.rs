@@ -15,6 +15,28 @@ use crate::store::validation::plausible_project_id;
 pub(super) const REAP_CHUNK: usize = 500;
 
 impl RedisStore {
+    /// Runs the detach script for project `id` as it was read (`json`): the number of its tasks
+    /// handed to the reaper, or -1 if the project changed meanwhile.
+    pub(super) async fn detach(
+        &self,
+        keys: &TenantKeys,
+        id: &str,
+        json: &str,
+    ) -> Result<i64, StoreError> {
+        scripts::detach_project()
+            .key(keys.project_records())
+            .key(keys.project_order())
+            .key(keys.project_tasks(id))
+            .key(keys.deleting_tasks(id))
+            .key(keys.project_counters(id))
+            .key(keys.projects_deleting())
+            .arg(id)
+            .arg(json)
+            .invoke_async(&mut self.pool.get())
+            .await
+            .map_err(backend)
+    }
+
     /// Reaps every deleted project of the tenant that still has task records; returns how many
     /// records it removed.
     pub(super) async fn reap(&self, keys: &TenantKeys) -> Result<u64, StoreError> {

@@ -1,6 +1,6 @@
 //! The Lua scripts of the Redis store. Each runs atomically on the server; every key it touches is
-//! passed in `KEYS` (built by `TenantKeys`), never assembled inside the script. Each does a bounded
-//! amount of work (at most a cap's worth of counter fields, or one reaping chunk), except the
+//! passed in `KEYS` (built by `TenantKeys`), never assembled inside the script. Each does a small,
+//! bounded amount of work (a task's dozen counter fields, a rename, one reaping chunk), except the
 //! one-time move of a legacy order list, which is as long as that list.
 
 use std::sync::LazyLock;
@@ -83,14 +83,14 @@ redis.call('RPUSH', KEYS[3], ARGV[3])
 /// `KEYS` project records, project order, the project's task list, the list its task ids move to
 /// for reaping, its counters, the tenant's set of projects being reaped; `ARGV` project id, the
 /// project JSON the caller checked. If the project is unchanged: removes its record, its place in
-/// the order and its counters, and hands its task list to the reaper (a rename, O(1)). Returns the
+/// the order and its counters (UNLINK: freed off the main thread), and hands its task list to the reaper (a rename, O(1)). Returns the
 /// number of its tasks, or -1 if the project changed.
 const DETACH_PROJECT: &str = r"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return -1 end
 local n = redis.call('LLEN', KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[5])
+redis.call('UNLINK', KEYS[5])
 if n > 0 then
   redis.call('RENAME', KEYS[3], KEYS[4])
   redis.call('SADD', KEYS[6], ARGV[1])
@@ -133,15 +133,23 @@ redis.call('DEL', KEYS[1])
 return moved
 ";
 
-/// `KEYS` the project's counters hash; `ARGV` the `writes` value seen before the tasks were
-/// counted, then (field, count) pairs. Installs counters rebuilt from a walk over the tasks if no
-/// task write happened meanwhile. Returns 1 (installed or already current) or 0 (retry).
+/// `KEYS` the project's counters hash, the hash its rebuilt counters were written to; `ARGV` the
+/// `writes` value seen before the tasks were counted, the number of fields written. Puts the rebuilt counters in place (a
+/// rename) if no task write happened meanwhile, else drops them. Returns 1 (installed, or already
+/// current) or 0 (retry).
 const INSTALL_COUNTERS: &str = r"
-if redis.call('HGET', KEYS[1], 'v') then return 1 end
-if (redis.call('HGET', KEYS[1], 'writes') or '0') ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[1], 'v', 1, 'writes', ARGV[1])
+if redis.call('HGET', KEYS[1], 'v') then
+  redis.call('UNLINK', KEYS[2])
+  return 1
+end
+if (redis.call('HGET', KEYS[1], 'writes') or '0') ~= ARGV[1]
+  or redis.call('HLEN', KEYS[2]) ~= tonumber(ARGV[2]) then
+  redis.call('UNLINK', KEYS[2])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'v', 1, 'writes', ARGV[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('RENAME', KEYS[2], KEYS[1])
 return 1
 ";
 

@@ -8,7 +8,7 @@ use crate::store::conformance;
 use crate::tenant::{TenantContext, test_tenant};
 
 /// The store, and the server it talks to when the test started one (kept alive with it).
-async fn store() -> (RedisStore, Option<RedisServer>) {
+pub(super) async fn store() -> (RedisStore, Option<RedisServer>) {
     store_with(RedisConfig::default()).await
 }
 
