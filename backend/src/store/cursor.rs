@@ -1,8 +1,10 @@
 //! The opaque pagination cursor of `list_projects` and `list_tasks`.
 //!
-//! Ids are kept in creation order and positions never shift (deleted projects leave a tombstone),
-//! so a position in that order is a stable cursor. It is wrapped (version tag + base64url) so clients treat it as opaque and so garbage is
-//! recognised and refused instead of being read as some position.
+//! Ids are kept in creation order and positions never shift: a project's position is its creation
+//! sequence number (a deleted project leaves a gap), a task's its index in its project's list
+//! (tasks are not deleted one by one), so a position in that order is a stable cursor. It is
+//! wrapped (version tag + base64url) so clients treat it as opaque and so garbage is recognised
+//! and refused instead of being read as some position.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

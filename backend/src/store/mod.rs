@@ -68,10 +68,12 @@ pub enum StoreError {
     UnsupportedDataScope(String),
     #[error("storage backend error: {0}")]
     Backend(String),
-    /// The storage did not answer within its deadline (see `RedisConfig`). A read had no effect;
-    /// a write may or may not have been applied.
+    /// The storage did not answer within its deadline (see `RedisConfig`) and nothing changed.
     #[error("storage deadline exceeded: {0}")]
     Timeout(String),
+    /// A write's reply missed its deadline and whether it took effect could not be learnt either.
+    #[error("storage deadline exceeded, write unconfirmed: {0}")]
+    Unconfirmed(String),
 }
 
 /// Project and task storage, always scoped to one tenant and narrowed by its data scope.

@@ -3,7 +3,8 @@
 //! A cursor is a position in the underlying list (see [`Cursor`]); a page walks from there,
 //! skipping records the caller may not see or did not ask for, and stops after `limit` matches. It
 //! returns a cursor only when it has seen one more match, so `nextCursor` means "more follow".
-//! Positions never shift: a deleted project's id stays in the list as a tombstone.
+//! Positions never shift: a deleted project leaves a gap in the sequence numbers, not a hole that
+//! later projects move into.
 
 use super::Cursor;
 

@@ -12,6 +12,7 @@
 //! deadline.
 
 mod counters;
+mod deadline;
 mod pool;
 mod reads;
 mod reap;
@@ -28,6 +29,7 @@ use super::{
     StoreError, Task, TaskFilter, TaskPage, TaskPatch,
 };
 use crate::tenant::TenantContext;
+use deadline::Mark;
 pub use pool::RedisConfig;
 use pool::{Pool, backend};
 use reads::Ids;
@@ -80,6 +82,32 @@ impl RedisStore {
         })
     }
 
+    /// Runs the create script for `project`: its sequence number, -1 at the cap, or `None` if the
+    /// reply was late but the project is there.
+    async fn insert_project(
+        &self,
+        keys: &TenantKeys,
+        project: &Project,
+    ) -> Result<Option<i64>, StoreError> {
+        let json = encode(project)?;
+        let mut create = scripts::create_project().prepare_invoke();
+        create
+            .key(keys.project_records())
+            .key(keys.project_order())
+            .key(keys.project_seq())
+            .key(keys.project_counters(&project.id))
+            .arg(&project.id)
+            .arg(&json)
+            .arg(self.limits.projects_per_tenant);
+        let records = keys.project_records();
+        let mark = Mark {
+            hash: &records,
+            field: &project.id,
+            applied: &|now| now == Some(json.as_str()),
+        };
+        self.write(&create, mark).await
+    }
+
     /// Moves the project order kept by earlier versions (a list) into the sorted order, if any.
     async fn migrate_order(&self, keys: &TenantKeys) -> Result<(), StoreError> {
         let moved: u64 = scripts::migrate_order()
@@ -101,21 +129,10 @@ impl RedisStore {
 impl ProjectStore for RedisStore {
     async fn create(&self, tenant: &TenantContext, new: NewProject) -> Result<Project, StoreError> {
         let project = new_project_record(tenant, new)?;
-        let json = encode(&project)?;
         let keys = TenantKeys::for_tenant(tenant);
         self.migrate_order(&keys).await?;
-        let seq: i64 = scripts::create_project()
-            .key(keys.project_records())
-            .key(keys.project_order())
-            .key(keys.project_seq())
-            .key(keys.project_counters(&project.id))
-            .arg(&project.id)
-            .arg(json)
-            .arg(self.limits.projects_per_tenant)
-            .invoke_async(&mut self.pool.get())
-            .await
-            .map_err(backend)?;
-        if seq < 0 {
+        let seq = self.insert_project(&keys, &project).await?;
+        if seq.is_some_and(|seq| seq < 0) {
             return Err(StoreError::LimitReached {
                 what: PROJECTS_PER_TENANT,
                 limit: self.limits.projects_per_tenant,
@@ -172,15 +189,19 @@ impl ProjectStore for RedisStore {
                 return Ok(project);
             }
             project.archived = true;
-            let swapped: i64 = scripts::compare_and_set()
-                .key(keys.project_records())
+            let archived = encode(&project)?;
+            let mut swap = scripts::compare_and_set().prepare_invoke();
+            swap.key(keys.project_records())
                 .arg(id)
                 .arg(&json)
-                .arg(encode(&project)?)
-                .invoke_async(&mut self.pool.get())
-                .await
-                .map_err(backend)?;
-            if swapped == 1 {
+                .arg(&archived);
+            let records = keys.project_records();
+            let mark = Mark {
+                hash: &records,
+                field: id,
+                applied: &|now| now == Some(archived.as_str()),
+            };
+            if self.write::<i64>(&swap, mark).await? != Some(0) {
                 return Ok(project);
             }
         }
@@ -200,15 +221,21 @@ impl ProjectStore for RedisStore {
             if project.name != confirm_name {
                 return Err(StoreError::NameMismatch(id.to_owned()));
             }
-            let detached: i64 = self.detach(&keys, id, &json).await?;
-            if let Ok(tasks_deleted) = u64::try_from(detached) {
-                // The project is gone for every caller now; its task records go in chunks.
-                self.reap(&keys).await?;
-                return Ok(DeletedProject {
-                    project,
-                    tasks_deleted,
-                });
+            let detached = self.detach(&keys, id, &json).await?;
+            if detached.is_some_and(|n| n < 0) {
+                continue; // the project changed meanwhile
             }
+            // The project is gone for every caller now; its task records go in chunks. If that
+            // fails, the tenant's next delete finishes it: this one has happened.
+            let reaped = self.reap(&keys).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "reaping a deleted project's tasks stopped; the next delete goes on");
+                0
+            });
+            let tasks_deleted = detached.map_or(reaped, |n| n.unsigned_abs());
+            return Ok(DeletedProject {
+                project,
+                tasks_deleted,
+            });
         }
         Err(contention())
     }
@@ -232,13 +259,15 @@ impl ProjectStore for RedisStore {
                 .arg(encode(&task)?)
                 .arg(self.limits.tasks_per_project);
             counter_args(&mut add, &delta(None, Some(&task)));
-            let added: i64 = add
-                .invoke_async(&mut self.pool.get())
-                .await
-                .map_err(backend)?;
-            match added {
-                1 => return Ok(task),
-                -1 => {
+            let task_records = keys.task_records();
+            let mark = Mark {
+                hash: &task_records,
+                field: &task.id,
+                applied: &|now| now.is_some(),
+            };
+            match self.write::<i64>(&add, mark).await? {
+                None | Some(1) => return Ok(task),
+                Some(-1) => {
                     return Err(StoreError::LimitReached {
                         what: TASKS_PER_PROJECT,
                         limit: self.limits.tasks_per_project,
@@ -302,6 +331,7 @@ impl ProjectStore for RedisStore {
             if !patch.apply_to(&mut task) {
                 return Ok(task);
             }
+            let new_json = encode(&task)?;
             let mut update = scripts::update_task().prepare_invoke();
             update
                 .key(keys.task_records())
@@ -309,14 +339,16 @@ impl ProjectStore for RedisStore {
                 .key(keys.project_counters(&task.project_id))
                 .arg(task_id)
                 .arg(&json)
-                .arg(encode(&task)?)
+                .arg(&new_json)
                 .arg(&task.project_id);
             counter_args(&mut update, &delta(Some(&before), Some(&task)));
-            let swapped: i64 = update
-                .invoke_async(&mut self.pool.get())
-                .await
-                .map_err(backend)?;
-            if swapped == 1 {
+            let task_records = keys.task_records();
+            let mark = Mark {
+                hash: &task_records,
+                field: task_id,
+                applied: &|now| now == Some(new_json.as_str()),
+            };
+            if self.write::<i64>(&update, mark).await? != Some(0) {
                 return Ok(task);
             }
         }
@@ -365,6 +397,8 @@ impl ProjectStore for RedisStore {
 
 #[cfg(test)]
 mod cleanup_tests;
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod measure_tests;
 #[cfg(test)]

@@ -76,9 +76,18 @@ delete_project frees a project's place and its tasks'), or ask an administrator 
                 tracing::error!(error = %message, "store deadline exceeded");
                 Self::Protocol(ErrorData::new(
                     ErrorCode(STORAGE_DEADLINE),
-                    "project storage did not answer in time; a read had no effect, a change may or \
-may not have been applied: read it back before repeating it",
-                    None,
+                    "project storage did not answer in time and nothing was changed; try again \
+shortly",
+                    Some(serde_json::json!({ "changed": false })),
+                ))
+            }
+            StoreError::Unconfirmed(message) => {
+                tracing::error!(error = %message, "store deadline exceeded, write unconfirmed");
+                Self::Protocol(ErrorData::new(
+                    ErrorCode(STORAGE_DEADLINE),
+                    "project storage did not answer in time and it is not known whether the change \
+was made: read it back (get_project, list_tasks) before repeating it",
+                    Some(serde_json::json!({ "changed": null })),
                 ))
             }
             StoreError::Backend(message) => {
@@ -156,6 +165,12 @@ mod tests {
         assert!(matches!(
             ToolFailure::from(StoreError::Timeout("slow".into())),
             ToolFailure::Protocol(e) if e.code.0 == STORAGE_DEADLINE
+                && e.data == Some(serde_json::json!({"changed": false}))
+        ));
+        assert!(matches!(
+            ToolFailure::from(StoreError::Unconfirmed("slow".into())),
+            ToolFailure::Protocol(e) if e.code.0 == STORAGE_DEADLINE
+                && e.message.contains("read it back")
         ));
         match ToolFailure::from(StoreError::LimitReached {
             what: crate::store::limits::TASKS_PER_PROJECT,

@@ -187,8 +187,8 @@ async fn a_large_project_is_deleted_in_chunks() {
     // A delete interrupted after the detach (the process stopped) is finished by the next delete.
     let keys = TenantKeys::for_tenant(&t);
     let (json, _) = store.visible_project(&t, &keys, &p.id).await.unwrap();
-    let detached: i64 = store.detach(&keys, &p.id, &json).await.unwrap();
-    assert_eq!(detached, count as i64);
+    let detached = store.detach(&keys, &p.id, &json).await.unwrap();
+    assert_eq!(detached, Some(count as i64));
     assert_eq!(store.get(&t, &p.id).await.unwrap(), None, "gone at once");
     let other = store
         .create(

@@ -6,6 +6,7 @@
 //! time, each chunk one short script, before `delete` answers. If the process stops half-way, the
 //! next delete in the tenant finishes the leftover reaping lists too.
 
+use super::deadline::Mark;
 use super::{RedisStore, backend, scripts};
 use crate::store::StoreError;
 use crate::store::keys::TenantKeys;
@@ -16,14 +17,16 @@ pub(super) const REAP_CHUNK: usize = 500;
 
 impl RedisStore {
     /// Runs the detach script for project `id` as it was read (`json`): the number of its tasks
-    /// handed to the reaper, or -1 if the project changed meanwhile.
+    /// handed to the reaper, -1 if the project changed meanwhile, or `None` if the reply was late
+    /// but the project is gone.
     pub(super) async fn detach(
         &self,
         keys: &TenantKeys,
         id: &str,
         json: &str,
-    ) -> Result<i64, StoreError> {
-        scripts::detach_project()
+    ) -> Result<Option<i64>, StoreError> {
+        let mut detach = scripts::detach_project().prepare_invoke();
+        detach
             .key(keys.project_records())
             .key(keys.project_order())
             .key(keys.project_tasks(id))
@@ -31,10 +34,14 @@ impl RedisStore {
             .key(keys.project_counters(id))
             .key(keys.projects_deleting())
             .arg(id)
-            .arg(json)
-            .invoke_async(&mut self.pool.get())
-            .await
-            .map_err(backend)
+            .arg(json);
+        let records = keys.project_records();
+        let mark = Mark {
+            hash: &records,
+            field: id,
+            applied: &|now| now.is_none(),
+        };
+        self.write(&detach, mark).await
     }
 
     /// Reaps every deleted project of the tenant that still has task records; returns how many
