@@ -97,7 +97,7 @@ pub struct Cli {
     /// Deadline of each tenant-data Redis command or script, from sending it to its reply
     /// (milliseconds). Every step is bounded by the caps (none took more than about 100 ms on a
     /// loaded test machine); a call whose step misses it gets JSON-RPC error -32056 and is not
-    /// billed.
+    /// billed, unless it was a write that is then found to have taken effect.
     #[arg(
         long,
         env = "MCP_EDGE_REDIS_RESPONSE_TIMEOUT_MS",
