@@ -409,7 +409,8 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let dir = temp_dir("outbox-full");
     let (outbox, disk) = Outbox::open_dir_with_fault(&dir).expect("outbox");
     let meter = Arc::new(MemoryMeter::new());
-    let (app, task) = app_with(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
+    let (app, task, metering) =
+        app_and_metering(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
     let me = caller("acme", "pro", "req-disk");
     let create = |n: u32| create_project(&app, &me, n);
     let mut acknowledged = 0;
@@ -435,6 +436,12 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     }
     let listed = ok(&call_tool_as(&app, &me, "list_projects", json!({})).await);
     assert_eq!(project_count(&listed), before, "refused calls did not run");
+    assert_eq!(
+        metering.counts().unwritable_refusals,
+        3,
+        "the metric counts the calls refused up front"
+    );
+    assert_eq!(metering.outbox_stats().failures, 1, "the one failed commit");
     let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
     assert_eq!(
         usage["used"], 1,
@@ -561,6 +568,7 @@ async fn outbox_backlog_delivery_rate() {
         meter,
         outbox.clone(),
         Duration::from_millis(100),
+        Arc::default(),
     );
     let delivered =
         stream_len_reaches_within(&redis, BACKLOG as u64, Duration::from_secs(120)).await;

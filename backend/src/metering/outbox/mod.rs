@@ -91,6 +91,7 @@ impl Outbox {
     fn spawn(storage: Storage, durable: bool) -> Result<Self, OutboxError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared::new());
+        shared.backlog.store(storage.len(), Ordering::Relaxed);
         let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("usage-outbox".into())
@@ -120,6 +121,11 @@ impl Outbox {
             appended: self.shared.appended.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// Events waiting for delivery (as of the last commit).
+    pub fn backlog(&self) -> u64 {
+        self.shared.backlog.load(Ordering::Relaxed)
     }
 
     async fn ask<T>(

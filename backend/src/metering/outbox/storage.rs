@@ -35,6 +35,8 @@ pub enum Storage {
         open: Opener,
         db: Option<Database>,
         next: u64,
+        /// Entries stored (read when the file is opened, then kept up to date by each commit).
+        len: u64,
     },
     Memory {
         events: BTreeMap<u64, Vec<u8>>,
@@ -53,6 +55,7 @@ impl Storage {
             open,
             db: None,
             next: 0,
+            len: 0,
         };
         storage.ensure_open()?;
         Ok(storage)
@@ -67,7 +70,14 @@ impl Storage {
 
     /// Opens the file if it is not open, creating the table and finding the next key.
     fn ensure_open(&mut self) -> Result<(), String> {
-        let Self::Disk { open, db, next } = self else {
+        use redb::ReadableTableMetadata as _;
+        let Self::Disk {
+            open,
+            db,
+            next,
+            len,
+        } = self
+        else {
             return Ok(());
         };
         if db.is_some() {
@@ -75,12 +85,14 @@ impl Storage {
         }
         let opened = open().map_err(err)?;
         let txn = opened.begin_write().map_err(err)?;
-        let last = {
+        let (last, stored) = {
             let table = txn.open_table(EVENTS).map_err(err)?;
-            table.last().map_err(err)?.map(|(k, _)| k.value())
+            let last = table.last().map_err(err)?.map(|(k, _)| k.value());
+            (last, table.len().map_err(err)?)
         };
         txn.commit().map_err(err)?;
         *next = last.map_or(0, |k| k + 1);
+        *len = stored;
         *db = Some(opened);
         Ok(())
     }
@@ -90,9 +102,11 @@ impl Storage {
     pub fn commit(&mut self, records: &[&[u8]], removed: &[u64]) -> Result<(), String> {
         self.ensure_open()?;
         let result = match self {
-            Self::Disk { db, next, .. } => {
+            Self::Disk { db, next, len, .. } => {
                 let db = db.as_ref().ok_or("outbox not open")?;
-                disk_commit(db, *next, records, removed)
+                disk_commit(db, *next, records, removed).map(|gone| {
+                    *len = (*len + records.len() as u64).saturating_sub(gone);
+                })
             }
             Self::Memory { events, next } => {
                 memory_commit(events, *next, records, removed);
@@ -107,6 +121,14 @@ impl Storage {
             (Err(_), Self::Memory { .. }) => {}
         }
         result
+    }
+
+    /// Entries stored.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Disk { len, .. } => *len,
+            Self::Memory { events, .. } => events.len() as u64,
+        }
     }
 
     /// Whether an append of `count` more would fit (memory only has a cap).
@@ -173,18 +195,28 @@ impl Storage {
     }
 }
 
-fn disk_commit(db: &Database, next: u64, records: &[&[u8]], removed: &[u64]) -> Result<(), String> {
+/// One durable transaction; how many of `removed` were there.
+fn disk_commit(
+    db: &Database,
+    next: u64,
+    records: &[&[u8]],
+    removed: &[u64],
+) -> Result<u64, String> {
     let txn = db.begin_write().map_err(err)?;
+    let mut gone = 0;
     {
         let mut table = txn.open_table(EVENTS).map_err(err)?;
         for (key, record) in (next..).zip(records) {
             table.insert(key, *record).map_err(err)?;
         }
         for key in removed {
-            table.remove(key).map_err(err)?;
+            if table.remove(key).map_err(err)?.is_some() {
+                gone += 1;
+            }
         }
     }
-    txn.commit().map_err(err)
+    txn.commit().map_err(err)?;
+    Ok(gone)
 }
 
 fn memory_commit(

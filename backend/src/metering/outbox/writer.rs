@@ -53,6 +53,8 @@ pub struct Shared {
     pub appended: AtomicU64,
     /// Commits that failed.
     pub failures: AtomicU64,
+    /// Entries waiting for delivery.
+    pub backlog: AtomicU64,
 }
 
 impl Shared {
@@ -62,6 +64,7 @@ impl Shared {
             append_commits: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            backlog: AtomicU64::new(0),
         }
     }
 }
@@ -144,6 +147,7 @@ fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<
             Err("the in-memory usage outbox is full".to_owned())
         };
         account(shared, &result, records.len());
+        shared.backlog.store(storage.len(), Ordering::Relaxed);
         for (_, done) in appends {
             let _ = done.send(result.clone());
         }
