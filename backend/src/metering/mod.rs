@@ -36,6 +36,7 @@ pub mod plan;
 pub mod recent;
 pub mod redis_meter;
 pub mod report;
+pub mod usage_stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
