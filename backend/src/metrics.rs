@@ -90,6 +90,19 @@ impl Collector for Sources {
         )?;
         counter(
             &mut encoder,
+            "mcp_edge_outbox_compactions",
+            "Compactions of the outbox file (after a backlog was delivered).",
+            outbox.compactions,
+        )?;
+        let compacting = ConstCounter::new(outbox.compaction_micros as f64 / 1e6);
+        compacting.encode(encoder.encode_descriptor(
+            "mcp_edge_outbox_compaction_seconds",
+            "Time spent compacting the outbox file (appends wait meanwhile), in seconds.",
+            None,
+            compacting.metric_type(),
+        )?)?;
+        counter(
+            &mut encoder,
             "mcp_edge_outbox_unwritable_refusals",
             "Billable calls refused (-32052) because the outbox was unwritable.",
             counts.unwritable_refusals,
@@ -170,6 +183,7 @@ mod tests {
             "mcp_edge_fail_open_admitted_calls_total{tier=\"free\"} 0",
             "mcp_edge_fail_open_admitted_calls_total{tier=\"enterprise\"} 0",
             "mcp_edge_outbox_backlog_events 0",
+            "mcp_edge_outbox_compactions_total 0",
             "mcp_edge_outbox_unwritable_refusals_total 0",
             "mcp_edge_usage_events_delivered_total 0",
             "mcp_edge_replayed_calls_refused_total 0",

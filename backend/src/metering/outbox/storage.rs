@@ -11,8 +11,12 @@
 //! dropped and the file reopened on the next operation (reopening repairs it if needed).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+
+use super::compaction::Compaction;
 
 /// The outbox file's name inside the outbox directory.
 pub const OUTBOX_FILE: &str = "usage-outbox.redb";
@@ -33,6 +37,9 @@ pub type RawEntry = (u64, Vec<u8>);
 pub enum Storage {
     Disk {
         open: Opener,
+        /// The file `open` opens (for its size).
+        path: PathBuf,
+        compaction: Compaction,
         db: Option<Database>,
         next: u64,
         /// Entries stored (read when the file is opened, then kept up to date by each commit).
@@ -49,10 +56,13 @@ fn err(e: impl Into<redb::Error>) -> String {
 }
 
 impl Storage {
-    /// Disk storage; opens the file now, so a locked or unreadable outbox fails the start.
-    pub fn disk(open: Opener) -> Result<Self, String> {
+    /// Disk storage of the file `path` that `open` opens, compacted per `compaction`; opens the
+    /// file now, so a locked or unreadable outbox fails the start.
+    pub fn disk(open: Opener, path: PathBuf, compaction: Compaction) -> Result<Self, String> {
         let mut storage = Self::Disk {
             open,
+            path,
+            compaction,
             db: None,
             next: 0,
             len: 0,
@@ -76,6 +86,7 @@ impl Storage {
             db,
             next,
             len,
+            ..
         } = self
         else {
             return Ok(());
@@ -129,6 +140,44 @@ impl Storage {
             Self::Disk { len, .. } => *len,
             Self::Memory { events, .. } => events.len() as u64,
         }
+    }
+
+    /// Compacts the file if it is due ([`Compaction`]): the file's size before and after, and the
+    /// time it took; `None` when not due (or in memory).
+    pub fn compact_if_due(&mut self) -> Option<Result<Compacted, String>> {
+        let Self::Disk {
+            path,
+            compaction,
+            db: Some(db),
+            len,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let before = std::fs::metadata(&*path).map(|m| m.len()).ok()?;
+        if !compaction.due(before, *len) {
+            return None;
+        }
+        let start = Instant::now();
+        let result = db.compact().map_err(err);
+        let took = start.elapsed();
+        let after = std::fs::metadata(&*path).map_or(before, |m| m.len());
+        compaction.done(after);
+        Some(match result {
+            Ok(_) => Ok(Compacted {
+                before,
+                after,
+                took,
+            }),
+            Err(e) => {
+                // As after a failed commit: reopen (and repair if need be) on the next operation.
+                if let Self::Disk { db, .. } = self {
+                    *db = None;
+                }
+                Err(e)
+            }
+        })
     }
 
     /// Whether an append of `count` more would fit (memory only has a cap).
@@ -193,6 +242,14 @@ impl Storage {
         }
         result
     }
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy)]
+pub struct Compacted {
+    pub before: u64,
+    pub after: u64,
+    pub took: Duration,
 }
 
 /// One durable transaction; how many of `removed` were there.
