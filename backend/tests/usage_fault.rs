@@ -5,6 +5,8 @@
 //!   `usage report` and `usage export --stripe` read that stream;
 //! - Redis hanging (SIGSTOP) while calls are acknowledged, then the backend killed (SIGKILL),
 //!   restarted, Redis resumed, several times over: acknowledged == billed == counted.
+//! - Redis hanging while calls fail open, with the metrics endpoint on: its counters move by
+//!   exactly the calls admitted, replayed and shed, and the events delivered once Redis resumes.
 
 mod common;
 

@@ -13,6 +13,8 @@
 //! writer at a time suits group commit ([`writer`]): concurrent appends share one transaction and
 //! one fsync.
 //!
+//! Once a large backlog is delivered the file is compacted ([`compaction`]).
+//!
 //! Without a directory the outbox lives in memory (development; nothing survives the process).
 
 mod compaction;
