@@ -1,6 +1,7 @@
 //! Rate limits at the edge, through real Envoy (two worker threads) and the real .wasm.
 //!
-//! This binary's stack uses small limits (plugin overrides below) so the tests run in seconds.
+//! This binary's stack uses small limits (plugin overrides below, and a free daily quota of
+//! [`FREE_DAILY_QUOTA`] billable calls at the backend) so the tests run in seconds.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::Stack;
+use mcp_edge_tests::stack::{Stack, StackOptions};
 use mcp_edge_tests::stats::worker_connections;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -19,6 +20,8 @@ use xtask::claims_for;
 /// The free tier of this binary's stack.
 const FREE_PER_MINUTE: usize = 60;
 const FREE_BURST: usize = 10;
+/// The free tier's daily quota of billable calls at this binary's backend.
+const FREE_DAILY_QUOTA: u64 = 5;
 
 fn overrides() -> Value {
     json!({
@@ -306,8 +309,99 @@ fn refused_bodies_are_charged(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// One `tools/call` of `tool` through Envoy, the filter and the real backend: status and answer.
+fn tool_call(
+    s: &Stack,
+    token: &str,
+    id: u64,
+    tool: &str,
+    arguments: Value,
+) -> Result<(u16, Value)> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                      "params": {"name": tool, "arguments": arguments}});
+    let response = post_mcp(&s.mcp_url, Some(token), &body.to_string())?;
+    Ok((response.status().as_u16(), response.json()?))
+}
+
+/// Today's `get_usage` of the token's tenant.
+fn usage_today(s: &Stack, token: &str) -> Result<Value> {
+    let (status, answer) = tool_call(s, token, 900, "get_usage", json!({}))?;
+    ensure!(status == 200, "get_usage: {status} {answer}");
+    Ok(answer["result"]["structuredContent"].clone())
+}
+
+/// Issue 10: the daily quota, end to end. A free tenant's billable calls run until the quota; the
+/// next one is refused with -32050 (HTTP 200, as every JSON-RPC error of a tool call) and does not
+/// run; `get_usage` agrees; another free tenant is unaffected.
+fn free_tenant_stops_at_its_daily_quota(s: &Stack) -> Result<()> {
+    let spent = token(s, "tenant-quota-spent", "free")?;
+    let other = token(s, "tenant-quota-other", "free")?;
+    for n in 1..=FREE_DAILY_QUOTA {
+        let (status, answer) = tool_call(
+            s,
+            &spent,
+            n,
+            "create_project",
+            json!({"name": format!("P{n}")}),
+        )?;
+        ensure!(
+            status == 200 && answer["result"]["isError"] == false,
+            "billable call {n} of {FREE_DAILY_QUOTA}: {status} {answer}"
+        );
+    }
+    let (status, refused) = tool_call(s, &spent, 99, "create_project", json!({"name": "over"}))?;
+    let error = &refused["error"];
+    ensure!(
+        status == 200 && error["code"] == -32050,
+        "the call past the quota: {status} {refused}"
+    );
+    ensure!(
+        error["data"]["tier"] == "free"
+            && error["data"]["limit"] == FREE_DAILY_QUOTA
+            && error["data"]["used"] == FREE_DAILY_QUOTA
+            && error["data"]["retryAfterSeconds"]
+                .as_u64()
+                .is_some_and(|s| s <= 86_400),
+        "{refused}"
+    );
+    ensure!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Daily quota exhausted: the free plan allows 5 ")),
+        "{refused}"
+    );
+    let usage = usage_today(s, &spent)?;
+    ensure!(
+        usage["used"] == FREE_DAILY_QUOTA
+            && usage["limit"] == FREE_DAILY_QUOTA
+            && usage["remaining"] == 0
+            && usage["tier"] == "free",
+        "get_usage after the quota: {usage}"
+    );
+    let (status, listed) = tool_call(s, &spent, 100, "list_projects", json!({}))?;
+    let projects = listed["result"]["structuredContent"]["projects"]
+        .as_array()
+        .map_or(0, Vec::len) as u64;
+    ensure!(
+        status == 200 && projects == FREE_DAILY_QUOTA,
+        "a tool that is not billable still works, and the refused call did not run: {listed}"
+    );
+    let (status, answer) = tool_call(s, &other, 1, "create_project", json!({"name": "mine"}))?;
+    ensure!(
+        status == 200 && answer["result"]["isError"] == false,
+        "another free tenant: {status} {answer}"
+    );
+    let usage = usage_today(s, &other)?;
+    ensure!(
+        usage["used"] == 1 && usage["remaining"] == FREE_DAILY_QUOTA - 1,
+        "{usage}"
+    );
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     free_tenant_is_limited_while_pro_is_not,
+    free_tenant_stops_at_its_daily_quota,
     bad_tokens_are_limited_per_address,
     refused_bodies_are_charged;
     alone: shared_bucket_holds_across_worker_threads,
@@ -315,5 +409,12 @@ const CASES: &[Case] = mcp_edge_tests::cases![
 ];
 
 fn main() {
-    mcp_edge_tests::runner::run_with(&overrides(), CASES);
+    mcp_edge_tests::runner::run_with_options(
+        &StackOptions {
+            plugin_overrides: overrides(),
+            backend_args: vec!["--quota-free".into(), FREE_DAILY_QUOTA.to_string()],
+            ..StackOptions::default()
+        },
+        CASES,
+    );
 }

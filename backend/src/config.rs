@@ -25,6 +25,12 @@ pub struct Cli {
     #[arg(long, env = "BACKEND_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, OpenMetrics text): fail-open
+    /// time and calls, outbox backlog, refusals, sheds, deliveries. Off without it. A listener of
+    /// its own, unauthenticated: bind it where only the metrics scraper reaches.
+    #[arg(long, env = "MCP_EDGE_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// The largest request body accepted (bytes, 1 to 16777216); keep it equal to the filter's
     /// `max_body_bytes` so the backend never refuses what the edge judged.
     #[arg(

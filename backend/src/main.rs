@@ -12,6 +12,7 @@ use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::{
     DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
+use mcp_edge_backend::metrics;
 use mcp_edge_backend::shed::{Shedder, shed};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::tools::tool_scopes;
@@ -92,6 +93,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (metering, metering_task) = start_metering(&cli)?;
 
     let shedder = Shedder::new(usize::try_from(cli.max_in_flight).unwrap_or(usize::MAX));
+    if let Some(addr) = cli.metrics_addr {
+        serve_metrics(addr, metering.clone(), shedder.clone()).await?;
+    }
     let app = router(AppConfig {
         gateway_auth,
         store,
@@ -117,6 +121,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .shutdown(std::time::Duration::from_secs(10))
         .await;
     tracing::info!("shut down");
+    Ok(())
+}
+
+/// Binds the metrics listener and serves it in the background until the process ends.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metering: Metering,
+    shedder: Shedder,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics address {addr} (--metrics-addr)"))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    tracing::info!(addr = %bound, path = metrics::METRICS_PATH, "serving metrics");
+    let app = metrics::router(metrics::Sources { metering, shedder });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! usage event recorded, or never starts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -24,6 +25,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub struct Shedder {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Requests shed since the start.
+    shed: Arc<AtomicU64>,
 }
 
 impl Default for Shedder {
@@ -37,7 +40,13 @@ impl Shedder {
         Self {
             permits: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
+            shed: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Requests shed (answered -32054) since the start.
+    pub fn shed_count(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -48,6 +57,7 @@ impl Shedder {
 /// The middleware: serve within the limit, shed beyond it.
 pub async fn shed(State(shedder): State<Shedder>, request: Request, next: Next) -> Response {
     let Ok(_permit) = shedder.permits.clone().try_acquire_owned() else {
+        shedder.shed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             max_in_flight = shedder.max_in_flight,
             "overloaded; shedding a request"
@@ -85,6 +95,7 @@ mod tests {
             Arc::new(tokio::sync::Notify::new()),
         );
         let (e, w) = (entered.clone(), wait.clone());
+        let counted = shedder.clone();
         let app = Router::new()
             .route(
                 "/",
@@ -106,6 +117,7 @@ mod tests {
         let shed = app.clone().oneshot(request()).await.expect("infallible");
         assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(shed.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(counted.shed_count(), 1);
         wait.notify_one();
         let served = first.await.expect("task").expect("infallible");
         assert_eq!(served.status(), StatusCode::OK);

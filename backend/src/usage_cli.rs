@@ -2,18 +2,23 @@
 //!
 //! `usage report` prints billable calls per UTC day, tenant and tool; `usage export --stripe`
 //! prints each usage event as a Stripe meter event (one JSON object per line, ready for
-//! `POST /v1/billing/meter_events`), with the customer taken from a tenant → Stripe customer file.
+//! `POST /v1/billing/meter_events`), with the customer taken from a tenant → Stripe customer file;
+//! with `--incremental` only what the last incremental export did not, recording a checkpoint.
+//! `usage trim` removes entries older than a retention that the checkpoint covers. Both read the
+//! stream in pages and print as they go ([`crate::metering::usage_stream`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
+use redis::aio::ConnectionManager;
 
 use crate::metering::USAGE_STREAM;
-use crate::metering::UsageEvent;
-use crate::metering::report::{aggregate, read_stream, render_table, select, stripe_events};
+use crate::metering::report::{Selection, Tally, render_table, stripe_event, unmapped};
+use crate::metering::usage_stream::{self, Pages};
 
 /// Subcommands of `mcp-edge-backend`; without one it serves.
 #[derive(Debug, Clone, Subcommand)]
@@ -33,11 +38,17 @@ pub enum UsageCommand {
     /// <event id>, "timestamp": <unix seconds>}, the body of a Stripe meter event. The identifier is
     /// the usage event's unique id; Stripe rejects an identifier it saw within the last 24 hours.
     Export(ExportArgs),
+    /// Remove stream entries older than a retention that an incremental export (`usage export
+    /// --incremental`) has written out; entries not yet exported are never removed.
+    ///
+    /// Age is the entry's delivery time on Redis's clock (its stream id). Without an export
+    /// checkpoint nothing is removed. Prints how many entries were removed.
+    Trim(TrimArgs),
 }
 
-/// Where the events are and which of them to take.
+/// Where the usage stream is.
 #[derive(Debug, Clone, Args)]
-pub struct StreamArgs {
+pub struct StreamSource {
     /// Redis URL of the usage stream (the backend's --metering-redis-url, or its --redis-url).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: String,
@@ -45,6 +56,13 @@ pub struct StreamArgs {
     /// The usage stream's key.
     #[arg(long, default_value = USAGE_STREAM)]
     pub stream: String,
+}
+
+/// Where the events are and which of them to take.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub source: StreamSource,
 
     /// Only the events of this UTC day (YYYY-MM-DD, by the event's timestamp); default: all.
     #[arg(long, value_name = "YYYY-MM-DD")]
@@ -78,56 +96,138 @@ pub struct ExportArgs {
     /// The Stripe meter's event name.
     #[arg(long, default_value = "mcp_tool_call")]
     pub event_name: String,
+
+    /// Export only the entries after the export checkpoint, then move the checkpoint to the last
+    /// entry exported once every line is written (keep the output until it is uploaded). `usage
+    /// trim` removes only entries the checkpoint covers.
+    #[arg(long, conflicts_with = "day")]
+    pub incremental: bool,
 }
 
-async fn events(args: &StreamArgs) -> anyhow::Result<Vec<UsageEvent>> {
-    let client = redis::Client::open(args.redis_url.as_str()).context("parsing --redis-url")?;
-    let mut conn = redis::aio::ConnectionManager::new(client)
+#[derive(Debug, Clone, Args)]
+pub struct TrimArgs {
+    #[command(flatten)]
+    pub source: StreamSource,
+
+    /// Keep entries younger than this (e.g. `30d`, `12h`; `0s` removes everything exported).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub older_than: Duration,
+}
+
+async fn connect(source: &StreamSource) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(source.redis_url.as_str()).context("parsing --redis-url")?;
+    redis::aio::ConnectionManager::new(client)
         .await
-        .context("connecting to Redis (--redis-url / REDIS_URL)")?;
-    read_stream(&mut conn, &args.stream)
-        .await
-        .with_context(|| format!("reading the stream {}", args.stream))
+        .context("connecting to Redis (--redis-url / REDIS_URL)")
+}
+
+fn reading(stream: &str) -> String {
+    format!("reading the stream {stream}")
 }
 
 /// Runs a usage subcommand, printing to `out`.
 pub async fn run(command: UsageCommand, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     match command {
-        UsageCommand::Report(args) => {
-            let events = events(&args.stream).await?;
-            let rows = aggregate(&select(&events, args.stream.day));
-            if args.json {
-                for row in rows {
-                    writeln!(out, "{}", serde_json::to_string(&row)?)?;
-                }
-            } else {
-                out.write_all(render_table(&rows).as_bytes())?;
-            }
-        }
-        UsageCommand::Export(args) => {
-            let text = std::fs::read_to_string(&args.customers)
-                .with_context(|| format!("reading {}", args.customers.display()))?;
-            let customers: BTreeMap<String, String> =
-                serde_json::from_str(&text).with_context(|| {
-                    format!(
-                        "{}: expected a JSON object of tenant id → Stripe customer id",
-                        args.customers.display()
-                    )
-                })?;
-            let events = events(&args.stream).await?;
-            let selected = select(&events, args.stream.day);
-            let lines = stripe_events(&selected, &customers, &args.event_name).map_err(|t| {
-                anyhow::anyhow!(
-                    "no Stripe customer for tenant(s) {} in {}; nothing exported",
-                    t.join(", "),
-                    args.customers.display()
-                )
-            })?;
-            for line in lines {
-                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        UsageCommand::Report(args) => report(&args, out).await?,
+        UsageCommand::Export(args) => export(&args, out).await?,
+        UsageCommand::Trim(args) => {
+            let mut conn = connect(&args.source).await?;
+            let trimmed = usage_stream::trim(&mut conn, &args.source.stream, args.older_than)
+                .await
+                .with_context(|| format!("trimming the stream {}", args.source.stream))?;
+            match trimmed.below {
+                Some(below) => writeln!(
+                    out,
+                    "removed {} entries exported and older than {} (ids before {below})",
+                    trimmed.removed,
+                    humantime::format_duration(args.older_than)
+                )?,
+                None => writeln!(out, "removed nothing: no export checkpoint yet")?,
             }
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+async fn report(args: &ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let stream = &args.stream.source.stream;
+    let mut conn = connect(&args.stream.source).await?;
+    let end = usage_stream::last_id(&mut conn, stream)
+        .await
+        .with_context(|| reading(stream))?;
+    let mut pages = Pages::between(&mut conn, stream, None, end);
+    let (mut selection, mut tally) = (Selection::new(args.stream.day), Tally::default());
+    while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
+        for (_, event) in page.iter().filter(|(_, e)| selection.keep(e)) {
+            tally.add(event);
+        }
+    }
+    let rows = tally.rows();
+    if args.json {
+        for row in rows {
+            writeln!(out, "{}", serde_json::to_string(&row)?)?;
+        }
+    } else {
+        out.write_all(render_table(&rows).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Two passes over the same entries: every tenant must have a customer before a line is printed;
+/// then the lines, page by page.
+async fn export(args: &ExportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.customers)
+        .with_context(|| format!("reading {}", args.customers.display()))?;
+    let customers: BTreeMap<String, String> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON object of tenant id → Stripe customer id",
+            args.customers.display()
+        )
+    })?;
+    let stream = &args.stream.source.stream;
+    let mut conn = connect(&args.stream.source).await?;
+    let after = if args.incremental {
+        usage_stream::checkpoint(&mut conn)
+            .await
+            .context("reading the export checkpoint")?
+    } else {
+        None
+    };
+    let end = usage_stream::last_id(&mut conn, stream)
+        .await
+        .with_context(|| reading(stream))?;
+    let mut missing = std::collections::BTreeSet::new();
+    let mut pages = Pages::between(&mut conn, stream, after.as_deref(), end.clone());
+    let mut selection = Selection::new(args.stream.day);
+    while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
+        let kept = page.iter().map(|(_, e)| e).filter(|e| selection.keep(e));
+        missing.extend(unmapped(kept, &customers));
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "no Stripe customer for tenant(s) {} in {}; nothing exported",
+            missing.into_iter().collect::<Vec<_>>().join(", "),
+            args.customers.display()
+        );
+    }
+    let mut pages = Pages::between(&mut conn, stream, after.as_deref(), end.clone());
+    let mut selection = Selection::new(args.stream.day);
+    let mut exported = 0u64;
+    while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
+        for (_, event) in page.iter().filter(|(_, e)| selection.keep(e)) {
+            if let Some(line) = stripe_event(event, &customers, &args.event_name) {
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                exported += 1;
+            }
+        }
+    }
+    out.flush()?;
+    if let (true, Some(end)) = (args.incremental, end) {
+        let now = usage_stream::advance_checkpoint(&mut conn, &end)
+            .await
+            .context("recording the export checkpoint")?;
+        tracing::info!(exported, checkpoint = now, "usage exported");
+    }
     Ok(())
 }

@@ -409,7 +409,8 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let dir = temp_dir("outbox-full");
     let (outbox, disk) = Outbox::open_dir_with_fault(&dir).expect("outbox");
     let meter = Arc::new(MemoryMeter::new());
-    let (app, task) = app_with(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
+    let (app, task, metering) =
+        app_and_metering(meter.clone(), MeteringConfig::default(), outbox, Utc::now());
     let me = caller("acme", "pro", "req-disk");
     let create = |n: u32| create_project(&app, &me, n);
     let mut acknowledged = 0;
@@ -435,6 +436,12 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     }
     let listed = ok(&call_tool_as(&app, &me, "list_projects", json!({})).await);
     assert_eq!(project_count(&listed), before, "refused calls did not run");
+    assert_eq!(
+        metering.counts().unwritable_refusals,
+        3,
+        "the metric counts the calls refused up front"
+    );
+    assert_eq!(metering.outbox_stats().failures, 1, "the one failed commit");
     let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
     assert_eq!(
         usage["used"], 1,
@@ -530,48 +537,57 @@ async fn outbox_cost_per_call() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// How fast a backlog (an outage's worth of events) drains into a real Redis. Run like
-/// [`outbox_cost_per_call`].
+/// How fast a backlog (an outage's worth of events) drains into a real Redis, for two backlog
+/// sizes (replay is linear when the rates agree), and what an hour's outage at the edge
+/// benchmark's rate (README, "What the filter costs": ~3 670 calls/s) would take to replay. Run
+/// like [`outbox_cost_per_call`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn outbox_backlog_delivery_rate() {
-    const BACKLOG: usize = 20_000;
+    const EDGE_CALLS_PER_SECOND: f64 = 3670.0;
     let redis = RedisServer::start();
-    let dir = temp_dir("outbox-backlog");
-    let outbox = Outbox::open_dir(&dir).expect("outbox");
     let tenant = mcp_edge_backend::tenant::test_tenant("acme");
     let now = Utc::now();
-    for chunk in 0..BACKLOG / 500 {
-        let records: Vec<_> = (0..500)
-            .map(|i| mcp_edge_backend::metering::SpoolRecord {
-                event: mcp_edge_backend::metering::UsageEvent::new(
-                    &tenant,
-                    "create_task",
-                    &(chunk * 500 + i).to_string(),
-                    now,
-                ),
-                quota_counted: false,
-            })
-            .collect();
-        outbox.append(&records).await.expect("append");
+    let mut in_stream = 0;
+    for backlog in [20_000, 100_000] {
+        let dir = temp_dir("outbox-backlog");
+        let outbox = Outbox::open_dir(&dir).expect("outbox");
+        for chunk in 0..backlog / 500 {
+            let records: Vec<_> = (0..500)
+                .map(|i| mcp_edge_backend::metering::SpoolRecord {
+                    event: mcp_edge_backend::metering::UsageEvent::new(
+                        &tenant,
+                        "create_task",
+                        &format!("{backlog}-{}", chunk * 500 + i),
+                        now,
+                    ),
+                    quota_counted: false,
+                })
+                .collect();
+            outbox.append(&records).await.expect("append");
+        }
+        let start = std::time::Instant::now();
+        let meter = Arc::new(RedisMeter::lazy(&redis.url()).expect("meter"));
+        let task = mcp_edge_backend::metering::delivery::start(
+            meter,
+            outbox.clone(),
+            Duration::from_millis(100),
+            Arc::default(),
+        );
+        in_stream += backlog as u64;
+        let reached = stream_len_reaches_within(&redis, in_stream, Duration::from_secs(300)).await;
+        let elapsed = start.elapsed();
+        let rate = backlog as f64 / elapsed.as_secs_f64();
+        eprintln!(
+            "backlog of {backlog}: delivered in {elapsed:?} ({rate:.0} events/s); an hour at \
+{EDGE_CALLS_PER_SECOND} calls/s would replay in {:.1} min",
+            3600.0 * EDGE_CALLS_PER_SECOND / rate / 60.0
+        );
+        assert_eq!(reached, in_stream);
+        task.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(pending_in(&dir).expect("outbox"), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let start = std::time::Instant::now();
-    let meter = Arc::new(RedisMeter::lazy(&redis.url()).expect("meter"));
-    let task = mcp_edge_backend::metering::delivery::start(
-        meter,
-        outbox.clone(),
-        Duration::from_millis(100),
-    );
-    let delivered =
-        stream_len_reaches_within(&redis, BACKLOG as u64, Duration::from_secs(120)).await;
-    let elapsed = start.elapsed();
-    eprintln!(
-        "backlog of {BACKLOG}: {delivered} delivered in {elapsed:?} ({:.0} events/s)",
-        delivered as f64 / elapsed.as_secs_f64()
-    );
-    task.shutdown(Duration::from_secs(5)).await;
-    assert_eq!(pending_in(&dir).expect("outbox"), 0);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

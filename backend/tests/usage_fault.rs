@@ -5,9 +5,12 @@
 //!   `usage report` and `usage export --stripe` read that stream;
 //! - Redis hanging (SIGSTOP) while calls are acknowledged, then the backend killed (SIGKILL),
 //!   restarted, Redis resumed, several times over: acknowledged == billed == counted.
+//! - Redis hanging while calls fail open, with the metrics endpoint on: its counters move by
+//!   exactly the calls admitted, replayed and shed, and the events delivered once Redis resumes.
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -31,6 +34,11 @@ struct Backend {
 
 impl Backend {
     fn start(port: u16, redis_url: &str, outbox: &Path, log: &Path) -> Self {
+        Self::start_with(port, redis_url, outbox, log, &[])
+    }
+
+    /// [`Backend::start`] with more options.
+    fn start_with(port: u16, redis_url: &str, outbox: &Path, log: &Path, extra: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -41,6 +49,7 @@ impl Backend {
             .args(["--metering-redis-url", redis_url])
             .arg("--outbox-dir")
             .arg(outbox)
+            .args(extra)
             .env_remove("REDIS_URL")
             .env(
                 "MCP_EDGE_GATEWAY_SECRET",
@@ -95,7 +104,28 @@ fn call(client: &reqwest::blocking::Client, port: u16, n: u64) -> bool {
 
 /// One billable call with the gateway request id `request_id`; true when it succeeded.
 fn call_as(client: &reqwest::blocking::Client, port: u16, request_id: &str) -> bool {
+    call_answer(client, port, request_id)
+        .is_some_and(|(_, json)| json["result"]["isError"] == false)
+}
+
+/// One billable call with the gateway request id `request_id`: the HTTP status and JSON answer,
+/// or `None` when none came.
+fn call_answer(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    request_id: &str,
+) -> Option<(u16, Value)> {
     let body = tool_call("create_project", json!({"name": request_id})).to_string();
+    post_signed(client, port, request_id, &body)
+}
+
+/// Posts `body` signed for [`TENANT`] with the gateway request id `request_id`.
+fn post_signed(
+    client: &reqwest::blocking::Client,
+    port: u16,
+    request_id: &str,
+    body: &str,
+) -> Option<(u16, Value)> {
     let caller = Caller {
         tenant: TENANT,
         tier: "pro",
@@ -104,17 +134,13 @@ fn call_as(client: &reqwest::blocking::Client, port: u16, request_id: &str) -> b
     };
     let mut request = client
         .post(format!("http://127.0.0.1:{port}/mcp"))
-        .body(body.clone());
-    for (name, value) in signed_headers(&caller, &body) {
+        .body(body.to_owned());
+    for (name, value) in signed_headers(&caller, body) {
         request = request.header(name, value);
     }
-    let Ok(response) = request.send() else {
-        return false;
-    };
-    let Ok(json) = response.json::<Value>() else {
-        return false;
-    };
-    json["result"]["isError"] == false
+    let response = request.send().ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json::<Value>().ok()?))
 }
 
 fn stream_events(redis: &RedisServer) -> Vec<UsageEvent> {
@@ -378,5 +404,118 @@ fn acknowledged_calls_are_billed_exactly_across_kill_9_while_redis_hangs() {
     assert_eq!(events.len() as u64, acknowledged, "billed vs acknowledged");
     assert_eq!(counted, acknowledged, "counted vs acknowledged");
     assert_eq!(pending_in(&outbox).expect("outbox"), 0);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The metrics endpoint's samples: `name{labels}` → value.
+fn scrape(client: &reqwest::blocking::Client, port: u16) -> HashMap<String, f64> {
+    let text = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.text())
+        .expect("metrics");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(name, value)| (name.to_owned(), value.parse().expect("sample value")))
+        .collect()
+}
+
+#[test]
+fn metrics_count_exactly_the_calls_failed_open_refused_shed_and_delivered() {
+    const BEFORE: u64 = 3;
+    const DURING: u64 = 5;
+    let redis = RedisServer::start();
+    let work = temp_dir("metrics");
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let backend = Backend::start_with(
+        port,
+        &redis.url(),
+        &work.join("outbox"),
+        &work.join("backend.log"),
+        &["--metrics-addr", &metrics_addr, "--max-in-flight", "1"],
+    );
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let admitted = "mcp_edge_fail_open_admitted_calls_total{tier=\"pro\"}";
+    let delivered = "mcp_edge_usage_events_delivered_total";
+    let backlog = "mcp_edge_outbox_backlog_events";
+    let seconds = "mcp_edge_fail_open_seconds_total";
+    let wait_for = |name: &str, want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let metrics = scrape(&client, metrics_port);
+            if metrics.get(name) == Some(&want) || Instant::now() > deadline {
+                return metrics;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    for n in 0..BEFORE {
+        assert!(call_as(&client, port, &format!("metrics-up-{n}")));
+    }
+    let up = wait_for(delivered, BEFORE as f64);
+    assert_eq!(up[delivered], BEFORE as f64, "{up:?}");
+    assert_eq!((up[admitted], up[seconds], up[backlog]), (0.0, 0.0, 0.0));
+
+    redis.signal("STOP");
+    // The first call after the stop waits out Redis's response timeout (1 s); one more request
+    // meanwhile finds the only slot taken and is shed.
+    let shed = std::thread::scope(|scope| {
+        let first = scope.spawn(|| call_as(&client, port, "metrics-down-0"));
+        std::thread::sleep(Duration::from_millis(300));
+        let shed = call_answer(&client, port, "metrics-shed");
+        assert!(first.join().expect("first call"), "fails open");
+        shed
+    });
+    let (status, answer) = shed.expect("an answer");
+    assert_eq!(
+        (status, answer["error"]["code"].as_i64()),
+        (503, Some(-32054))
+    );
+    for n in 1..DURING - 1 {
+        assert!(call_as(&client, port, &format!("metrics-down-{n}")));
+    }
+    let last = tool_call("create_project", json!({"name": "last"})).to_string();
+    let (_, answer) = post_signed(&client, port, "metrics-down-last", &last).expect("an answer");
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let (_, replay) = post_signed(&client, port, "metrics-down-last", &last).expect("an answer");
+    assert_eq!(replay["error"]["code"], -32053, "{replay}");
+    let down = scrape(&client, metrics_port);
+    eprintln!("while Redis hung: {down:?}");
+    assert_eq!(down[admitted], DURING as f64);
+    assert_eq!(
+        down["mcp_edge_fail_open_admitted_calls_total{tier=\"free\"}"],
+        0.0
+    );
+    assert_eq!(down[backlog], DURING as f64);
+    assert_eq!(down[delivered], BEFORE as f64);
+    assert_eq!(down["mcp_edge_requests_shed_total"], 1.0);
+    assert_eq!(down["mcp_edge_replayed_calls_refused_total"], 1.0);
+    assert_eq!(down["mcp_edge_outbox_unwritable_refusals_total"], 0.0);
+    // Counted from the first call admitted that way.
+    assert!(down[seconds] > 0.0, "time spent failing open");
+
+    redis.signal("CONT");
+    let after = wait_for(delivered, (BEFORE + DURING) as f64);
+    assert_eq!(after[delivered], (BEFORE + DURING) as f64, "{after:?}");
+    assert_eq!(after[backlog], 0.0);
+    assert_eq!(after[admitted], DURING as f64);
+    // A call that reaches Redis again (once the breaker's second has passed) ends the outage:
+    // the time stops growing.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(call_as(&client, port, "metrics-up-again"));
+    let recovered = scrape(&client, metrics_port);
+    assert_eq!(recovered[admitted], DURING as f64, "counted in Redis again");
+    let ended = recovered[seconds];
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(scrape(&client, metrics_port)[seconds], ended);
+    assert!(ended >= down[seconds]);
+    backend.stop();
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -86,6 +86,7 @@ fn main() -> Result<()> {
     let options = StackOptions {
         authz: false,
         plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}}),
+        ..StackOptions::default()
     };
     let stack = Arc::new(Stack::start_with(&options)?);
     let cached = stack.token("tenant-bench")?;

@@ -28,6 +28,8 @@ pub struct StackOptions {
     pub authz: bool,
     /// Plugin configuration fields to replace (a JSON object, or null; see `derive_config`).
     pub plugin_overrides: Value,
+    /// More options for the backend (e.g. `--quota-free 5`).
+    pub backend_args: Vec<String>,
 }
 
 /// The authorization server of a stack started with [`StackOptions::authz`].
@@ -153,6 +155,7 @@ impl Stack {
         // The backend, on a port it picks.
         let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
         cmd.args(["--listen", "127.0.0.1:0", "--redis-url", &redis_url])
+            .args(&options.backend_args)
             .env("MCP_EDGE_GATEWAY_SECRET", &secret)
             .env("RUST_LOG", "info");
         let mut backend = Proc::spawn("backend", cmd, logs)?;

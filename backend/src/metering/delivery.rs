@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
+use super::counters::MeteringCounters;
 use super::day::day_of_millis;
 use super::event::SpoolRecord;
 use super::keys::quota_day;
@@ -50,9 +51,14 @@ impl DeliveryTask {
 }
 
 /// Starts the task.
-pub fn start(store: Arc<dyn MeterStore>, outbox: Outbox, retry: Duration) -> DeliveryTask {
+pub fn start(
+    store: Arc<dyn MeterStore>,
+    outbox: Outbox,
+    retry: Duration,
+    counters: Arc<MeteringCounters>,
+) -> DeliveryTask {
     let (stop, stop_rx) = oneshot::channel();
-    let handle = tokio::spawn(run(store, outbox, stop_rx, retry));
+    let handle = tokio::spawn(run(store, outbox, stop_rx, retry, counters));
     DeliveryTask { stop, handle }
 }
 
@@ -71,10 +77,11 @@ async fn run(
     outbox: Outbox,
     stop: oneshot::Receiver<()>,
     retry: Duration,
+    counters: Arc<MeteringCounters>,
 ) {
     let mut stop = Some(stop);
     loop {
-        let round = deliver_round(store.as_ref(), &outbox).await;
+        let round = deliver_round(store.as_ref(), &outbox, &counters).await;
         if round == Round::More {
             if stop.as_mut().is_some_and(|rx| rx.try_recv().is_ok()) {
                 break;
@@ -94,7 +101,7 @@ async fn run(
         }
     }
     // Stopping: deliver what can be delivered now.
-    while deliver_round(store.as_ref(), &outbox).await == Round::More {}
+    while deliver_round(store.as_ref(), &outbox, &counters).await == Round::More {}
     if let Err(e) = outbox.close().await {
         tracing::warn!(error = %e, "closing the usage outbox");
     }
@@ -114,7 +121,11 @@ async fn stop_requested(stop: &mut Option<oneshot::Receiver<()>>) -> bool {
 }
 
 /// Delivers the oldest batch and removes what was delivered.
-async fn deliver_round(store: &dyn MeterStore, outbox: &Outbox) -> Round {
+async fn deliver_round(
+    store: &dyn MeterStore,
+    outbox: &Outbox,
+    counters: &MeteringCounters,
+) -> Round {
     let entries = match outbox.first(DELIVERY_BATCH).await {
         Ok(entries) => entries,
         Err(e) => {
@@ -134,6 +145,7 @@ async fn deliver_round(store: &dyn MeterStore, outbox: &Outbox) -> Round {
         tracing::error!(error = %e, "cannot remove delivered events from the usage outbox");
         return Round::Failed;
     }
+    counters.delivered(delivered);
     tracing::debug!(delivered, failed, "usage events delivered");
     match (failed, full) {
         (true, _) => Round::Failed,

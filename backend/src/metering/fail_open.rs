@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::plan::Tier;
+
 /// Day counters remembered at most (tenants × days); past it the memory is cleared.
 const MAX_KEYS: usize = 100_000;
 
@@ -19,6 +21,8 @@ const MAX_KEYS: usize = 100_000;
 pub struct FailOpenStats {
     /// Billable calls run while the store was down (counted here only).
     pub admitted: u64,
+    /// [`FailOpenStats::admitted`] per tier, in [`Tier::ALL`] order.
+    pub admitted_by_tier: [u64; 3],
     /// Billable calls refused at the quota while the store was down.
     pub refused: u64,
     /// Time spent failing open (ended outages, plus the current one).
@@ -61,7 +65,7 @@ impl FailOpen {
 
     /// The store is down: admits one call of `key` if this process's count stays within `limit`;
     /// otherwise the count to report as used.
-    pub fn admit(&self, key: &str, limit: Option<u64>) -> Result<(), u64> {
+    pub fn admit(&self, key: &str, limit: Option<u64>, tier: Tier) -> Result<(), u64> {
         let Ok(mut state) = self.state.lock() else {
             return Ok(());
         };
@@ -73,10 +77,14 @@ impl FailOpen {
         }
         state.counts.insert(key.to_owned(), (known, admitted + 1));
         state.stats.admitted += 1;
+        if let Some(i) = Tier::ALL.iter().position(|t| *t == tier) {
+            state.stats.admitted_by_tier[i] += 1;
+        }
         Ok(())
     }
 
-    /// A call admitted by [`FailOpen::admit`] failed: it does not count.
+    /// A call admitted by [`FailOpen::admit`] failed: it does not count (towards the quota; the
+    /// stats still count it as admitted).
     pub fn release(&self, key: &str) {
         if let Ok(mut state) = self.state.lock()
             && let Some((_, admitted)) = state.counts.get_mut(key)
@@ -104,15 +112,16 @@ mod tests {
     fn stops_at_the_quota_from_the_last_known_count() {
         let f = FailOpen::default();
         f.seen("k", 3);
-        assert_eq!(f.admit("k", Some(5)), Ok(()));
-        assert_eq!(f.admit("k", Some(5)), Ok(()));
-        assert_eq!(f.admit("k", Some(5)), Err(5));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Ok(()));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Ok(()));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Err(5));
         f.release("k");
-        assert_eq!(f.admit("k", Some(5)), Ok(()));
-        assert_eq!(f.admit("other", None), Ok(()));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Ok(()));
+        assert_eq!(f.admit("other", None, Tier::Enterprise), Ok(()));
         let stats = f.stats();
         assert_eq!((stats.admitted, stats.refused), (4, 1));
+        assert_eq!(stats.admitted_by_tier, [0, 3, 1]);
         f.seen("k", 6);
-        assert_eq!(f.admit("k", Some(5)), Err(6));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Err(6));
     }
 }

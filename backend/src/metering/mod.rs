@@ -22,6 +22,7 @@
 //! request path skips the store for a second ([`breaker`]) instead of waiting out its timeout.
 
 pub mod breaker;
+pub mod counters;
 pub mod day;
 pub mod delivery;
 pub mod errors;
@@ -35,6 +36,7 @@ pub mod plan;
 pub mod recent;
 pub mod redis_meter;
 pub mod report;
+pub mod usage_stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::tenant::TenantContext;
 
+pub use counters::MeteringCounts;
 pub use delivery::DeliveryTask;
 pub use event::{SpoolRecord, UsageEvent};
 pub use fail_open::FailOpenStats;
@@ -114,6 +117,7 @@ struct Inner {
     recent: RecentCalls,
     breaker: breaker::Breaker,
     fail_open: fail_open::FailOpen,
+    counters: Arc<counters::MeteringCounters>,
 }
 
 impl std::fmt::Debug for Metering {
@@ -150,7 +154,8 @@ impl Metering {
         clock: Clock,
         retry: Duration,
     ) -> (Self, DeliveryTask) {
-        let task = delivery::start(store.clone(), outbox.clone(), retry);
+        let counters = Arc::new(counters::MeteringCounters::default());
+        let task = delivery::start(store.clone(), outbox.clone(), retry, counters.clone());
         let metering = Self {
             inner: Arc::new(Inner {
                 store,
@@ -160,6 +165,7 @@ impl Metering {
                 recent: RecentCalls::new(),
                 breaker: breaker::Breaker::default(),
                 fail_open: fail_open::FailOpen::default(),
+                counters,
             }),
         };
         (metering, task)
@@ -185,11 +191,24 @@ impl Metering {
         self.inner.outbox.stats()
     }
 
+    /// Refusals and deliveries since the start.
+    pub fn counts(&self) -> MeteringCounts {
+        self.inner.counters.snapshot()
+    }
+
+    /// Events waiting in the outbox for delivery.
+    pub fn outbox_backlog(&self) -> u64 {
+        self.inner.outbox.backlog()
+    }
+
     /// Records that the call `call_id` of this request runs now; an error if it was received
     /// before within the signature window (here, or on any backend sharing the usage store).
     pub async fn claim(&self, tenant: &TenantContext, call_id: &str) -> Result<(), ErrorData> {
         let call = format!("{}/{call_id}", tenant.request_id);
-        let replayed = || errors::replayed(&tenant.request_id, call_id);
+        let replayed = || {
+            self.inner.counters.replay_refused();
+            errors::replayed(&tenant.request_id, call_id)
+        };
         if !self.inner.recent.first_time(&call, Instant::now()) {
             return Err(replayed());
         }
@@ -219,6 +238,7 @@ impl Metering {
                 tier = tier.name(),
                 "usage outbox unwritable; refusing a billable call"
             );
+            self.inner.counters.unwritable_refusal();
             return Err(errors::metering_unavailable(tier));
         }
         let limit = self.inner.config.limits.of(tier).limit();
@@ -254,7 +274,10 @@ impl Metering {
                     Err(errors::unavailable(tier))
                 }
                 WhenDown::Open => {
-                    self.inner.fail_open.admit(&key, limit).map_err(refused)?;
+                    self.inner
+                        .fail_open
+                        .admit(&key, limit, tier)
+                        .map_err(refused)?;
                     tracing::warn!(error = %e, tier = tier.name(), "quota unavailable; counting in this process (fail open)");
                     Ok(admission(false))
                 }

@@ -1,59 +1,72 @@
 //! Reading the usage stream back: a report per day, tenant and tool, and an export as Stripe
 //! meter events (one JSON object per line, the body of Stripe's `POST /v1/billing/meter_events`).
+//! Both work page by page ([`super::usage_stream::Pages`]): a [`Selection`] and a [`Tally`] hold
+//! event ids and counts, never the events.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::NaiveDate;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::day::day_of_millis;
 use super::event::UsageEvent;
 
-/// Stream entries read per round trip.
-const PAGE: usize = 1000;
+/// Which events count, page after page: billable ones of one UTC day (by event timestamp, or
+/// every day), each event id once. It remembers the ids it kept (not the events).
+#[derive(Debug, Default)]
+pub struct Selection {
+    day: Option<NaiveDate>,
+    seen: HashSet<String>,
+}
 
-/// Every event of `stream`, oldest first. Entries that are not events are skipped with a warning.
-pub async fn read_stream(
-    conn: &mut ConnectionManager,
-    stream: &str,
-) -> redis::RedisResult<Vec<UsageEvent>> {
-    let mut events = Vec::new();
-    let mut start = "-".to_owned();
-    loop {
-        let page: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-            .arg(stream)
-            .arg(&start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(PAGE)
-            .query_async(conn)
-            .await?;
-        let Some((last, _)) = page.last() else {
-            return Ok(events);
-        };
-        start = format!("({last}");
-        let full = page.len() == PAGE;
-        for (id, fields) in page {
-            match UsageEvent::from_fields(&fields) {
-                Ok(event) => events.push(event),
-                Err(e) => tracing::warn!(id, error = %e, "skipping a stream entry"),
-            }
+impl Selection {
+    pub fn new(day: Option<NaiveDate>) -> Self {
+        Self {
+            day,
+            seen: HashSet::new(),
         }
-        if !full {
-            return Ok(events);
-        }
+    }
+
+    /// Whether `event` counts (false for an id seen before).
+    pub fn keep(&mut self, event: &UsageEvent) -> bool {
+        (self.day.is_none() || day_of_millis(event.timestamp_ms) == self.day)
+            && event.billable
+            && self.seen.insert(event.event_id.clone())
     }
 }
 
 /// The events of `day` (UTC, by event timestamp), or all; each event id once.
 pub fn select(events: &[UsageEvent], day: Option<NaiveDate>) -> Vec<&UsageEvent> {
-    let mut seen = HashSet::new();
-    events
-        .iter()
-        .filter(|e| day.is_none() || day_of_millis(e.timestamp_ms) == day)
-        .filter(|e| e.billable && seen.insert(e.event_id.as_str()))
-        .collect()
+    let mut selection = Selection::new(day);
+    events.iter().filter(|e| selection.keep(e)).collect()
+}
+
+/// Calls per (day, tenant, tool), counted page after page.
+#[derive(Debug, Default)]
+pub struct Tally(BTreeMap<(String, String, String), u64>);
+
+impl Tally {
+    pub fn add(&mut self, event: &UsageEvent) {
+        let day =
+            day_of_millis(event.timestamp_ms).map_or_else(|| "?".to_owned(), |d| d.to_string());
+        *self
+            .0
+            .entry((day, event.tenant_id.clone(), event.tool.clone()))
+            .or_default() += 1;
+    }
+
+    /// The rows, sorted.
+    pub fn rows(self) -> Vec<ReportRow> {
+        self.0
+            .into_iter()
+            .map(|((day, tenant_id, tool), calls)| ReportRow {
+                day,
+                tenant_id,
+                tool,
+                calls,
+            })
+            .collect()
+    }
 }
 
 /// One row of the usage report.
@@ -67,22 +80,11 @@ pub struct ReportRow {
 
 /// Calls per (day, tenant, tool), sorted.
 pub fn aggregate(events: &[&UsageEvent]) -> Vec<ReportRow> {
-    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     for e in events {
-        let day = day_of_millis(e.timestamp_ms).map_or_else(|| "?".to_owned(), |d| d.to_string());
-        *counts
-            .entry((day, e.tenant_id.clone(), e.tool.clone()))
-            .or_default() += 1;
+        tally.add(e);
     }
-    counts
-        .into_iter()
-        .map(|((day, tenant_id, tool), calls)| ReportRow {
-            day,
-            tenant_id,
-            tool,
-            calls,
-        })
-        .collect()
+    tally.rows()
 }
 
 /// The report as an aligned text table with a total line.
@@ -144,35 +146,50 @@ pub struct StripePayload {
     pub value: String,
 }
 
+/// The tenants of `events` missing from `customers`, sorted.
+pub fn unmapped<'e>(
+    events: impl IntoIterator<Item = &'e UsageEvent>,
+    customers: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    events
+        .into_iter()
+        .filter(|e| !customers.contains_key(&e.tenant_id))
+        .map(|e| e.tenant_id.clone())
+        .collect()
+}
+
+/// One event as a Stripe meter event, if its tenant has a customer.
+pub fn stripe_event(
+    event: &UsageEvent,
+    customers: &BTreeMap<String, String>,
+    event_name: &str,
+) -> Option<StripeMeterEvent> {
+    customers
+        .get(&event.tenant_id)
+        .map(|customer| StripeMeterEvent {
+            event_name: event_name.to_owned(),
+            payload: StripePayload {
+                stripe_customer_id: customer.clone(),
+                value: "1".to_owned(),
+            },
+            identifier: event.event_id.clone(),
+            timestamp: event.timestamp_ms.div_euclid(1000),
+        })
+}
+
 /// The events as Stripe meter events; fails with the sorted tenant ids that have no customer.
 pub fn stripe_events(
     events: &[&UsageEvent],
     customers: &BTreeMap<String, String>,
     event_name: &str,
 ) -> Result<Vec<StripeMeterEvent>, Vec<String>> {
-    let unmapped: BTreeSet<&str> = events
-        .iter()
-        .filter(|e| !customers.contains_key(&e.tenant_id))
-        .map(|e| e.tenant_id.as_str())
-        .collect();
-    if !unmapped.is_empty() {
-        return Err(unmapped.into_iter().map(str::to_owned).collect());
+    let missing = unmapped(events.iter().copied(), customers);
+    if !missing.is_empty() {
+        return Err(missing.into_iter().collect());
     }
     Ok(events
         .iter()
-        .filter_map(|e| {
-            customers
-                .get(&e.tenant_id)
-                .map(|customer| StripeMeterEvent {
-                    event_name: event_name.to_owned(),
-                    payload: StripePayload {
-                        stripe_customer_id: customer.clone(),
-                        value: "1".to_owned(),
-                    },
-                    identifier: e.event_id.clone(),
-                    timestamp: e.timestamp_ms.div_euclid(1000),
-                })
-        })
+        .filter_map(|e| stripe_event(e, customers, event_name))
         .collect())
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
-use super::{OUTBOX_FILE, Outbox, OutboxError};
+use super::{COMPACT_ABOVE_BYTES, OUTBOX_FILE, Outbox, OutboxError};
 
 /// Turns the outbox's disk "full" (`true`) or back to normal (`false`).
 #[derive(Debug, Clone, Default)]
@@ -101,6 +101,7 @@ impl Outbox {
                 };
                 Ok(redb::Builder::new().create_with_backend(backend)?)
             }),
+            COMPACT_ABOVE_BYTES,
         )?;
         Ok((outbox, full))
     }

@@ -13,8 +13,11 @@
 //! writer at a time suits group commit ([`writer`]): concurrent appends share one transaction and
 //! one fsync.
 //!
+//! Once a large backlog is delivered the file is compacted ([`compaction`]).
+//!
 //! Without a directory the outbox lives in memory (development; nothing survives the process).
 
+mod compaction;
 mod storage;
 mod writer;
 
@@ -29,6 +32,7 @@ use std::sync::mpsc::Sender;
 use tokio::sync::{Notify, oneshot};
 
 use super::event::SpoolRecord;
+pub use compaction::{COMPACT_ABOVE_BYTES, COMPACT_MAX_BACKLOG};
 pub use storage::{MEMORY_OUTBOX_CAP, OUTBOX_FILE};
 use storage::{Opener, Storage};
 use writer::{Command, Shared};
@@ -50,6 +54,10 @@ pub struct OutboxStats {
     pub appended: u64,
     /// Commits that failed.
     pub failures: u64,
+    /// Compactions of the file.
+    pub compactions: u64,
+    /// Time spent compacting (appends waited meanwhile), in microseconds.
+    pub compaction_micros: u64,
 }
 
 /// Handle of the outbox; cheap to clone. Every method goes through the writer thread.
@@ -72,13 +80,22 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// The outbox in `dir` (created if missing). Fails if another process has it open.
     pub fn open_dir(dir: &Path) -> Result<Self, OutboxError> {
-        let path = dir.join(OUTBOX_FILE);
-        Self::open_with(dir, Box::new(move || Ok(redb::Database::create(&path)?)))
+        Self::open_dir_compacting_above(dir, COMPACT_ABOVE_BYTES)
     }
 
-    fn open_with(dir: &Path, open: Opener) -> Result<Self, OutboxError> {
+    /// [`Outbox::open_dir`], compacting the file once it is larger than `bytes` and (almost)
+    /// everything is delivered.
+    pub fn open_dir_compacting_above(dir: &Path, bytes: u64) -> Result<Self, OutboxError> {
+        let path = dir.join(OUTBOX_FILE);
+        let open: Opener = Box::new(move || Ok(redb::Database::create(&path)?));
+        Self::open_with(dir, open, bytes)
+    }
+
+    fn open_with(dir: &Path, open: Opener, compact_above: u64) -> Result<Self, OutboxError> {
         std::fs::create_dir_all(dir).map_err(|e| OutboxError(e.to_string()))?;
-        let storage = Storage::disk(open).map_err(OutboxError)?;
+        let compaction = compaction::Compaction::new(compact_above);
+        let storage =
+            Storage::disk(open, dir.join(OUTBOX_FILE), compaction).map_err(OutboxError)?;
         Self::spawn(storage, true)
     }
 
@@ -91,6 +108,7 @@ impl Outbox {
     fn spawn(storage: Storage, durable: bool) -> Result<Self, OutboxError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared::new());
+        shared.backlog.store(storage.len(), Ordering::Relaxed);
         let for_thread = shared.clone();
         std::thread::Builder::new()
             .name("usage-outbox".into())
@@ -119,7 +137,14 @@ impl Outbox {
             append_commits: self.shared.append_commits.load(Ordering::Relaxed),
             appended: self.shared.appended.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
+            compactions: self.shared.compactions.load(Ordering::Relaxed),
+            compaction_micros: self.shared.compaction_micros.load(Ordering::Relaxed),
         }
+    }
+
+    /// Events waiting for delivery (as of the last commit).
+    pub fn backlog(&self) -> u64 {
+        self.shared.backlog.load(Ordering::Relaxed)
     }
 
     async fn ask<T>(

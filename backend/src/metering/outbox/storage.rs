@@ -11,8 +11,12 @@
 //! dropped and the file reopened on the next operation (reopening repairs it if needed).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+
+use super::compaction::Compaction;
 
 /// The outbox file's name inside the outbox directory.
 pub const OUTBOX_FILE: &str = "usage-outbox.redb";
@@ -33,8 +37,13 @@ pub type RawEntry = (u64, Vec<u8>);
 pub enum Storage {
     Disk {
         open: Opener,
+        /// The file `open` opens (for its size).
+        path: PathBuf,
+        compaction: Compaction,
         db: Option<Database>,
         next: u64,
+        /// Entries stored (read when the file is opened, then kept up to date by each commit).
+        len: u64,
     },
     Memory {
         events: BTreeMap<u64, Vec<u8>>,
@@ -47,12 +56,16 @@ fn err(e: impl Into<redb::Error>) -> String {
 }
 
 impl Storage {
-    /// Disk storage; opens the file now, so a locked or unreadable outbox fails the start.
-    pub fn disk(open: Opener) -> Result<Self, String> {
+    /// Disk storage of the file `path` that `open` opens, compacted per `compaction`; opens the
+    /// file now, so a locked or unreadable outbox fails the start.
+    pub fn disk(open: Opener, path: PathBuf, compaction: Compaction) -> Result<Self, String> {
         let mut storage = Self::Disk {
             open,
+            path,
+            compaction,
             db: None,
             next: 0,
+            len: 0,
         };
         storage.ensure_open()?;
         Ok(storage)
@@ -67,7 +80,15 @@ impl Storage {
 
     /// Opens the file if it is not open, creating the table and finding the next key.
     fn ensure_open(&mut self) -> Result<(), String> {
-        let Self::Disk { open, db, next } = self else {
+        use redb::ReadableTableMetadata as _;
+        let Self::Disk {
+            open,
+            db,
+            next,
+            len,
+            ..
+        } = self
+        else {
             return Ok(());
         };
         if db.is_some() {
@@ -75,12 +96,14 @@ impl Storage {
         }
         let opened = open().map_err(err)?;
         let txn = opened.begin_write().map_err(err)?;
-        let last = {
+        let (last, stored) = {
             let table = txn.open_table(EVENTS).map_err(err)?;
-            table.last().map_err(err)?.map(|(k, _)| k.value())
+            let last = table.last().map_err(err)?.map(|(k, _)| k.value());
+            (last, table.len().map_err(err)?)
         };
         txn.commit().map_err(err)?;
         *next = last.map_or(0, |k| k + 1);
+        *len = stored;
         *db = Some(opened);
         Ok(())
     }
@@ -90,9 +113,11 @@ impl Storage {
     pub fn commit(&mut self, records: &[&[u8]], removed: &[u64]) -> Result<(), String> {
         self.ensure_open()?;
         let result = match self {
-            Self::Disk { db, next, .. } => {
+            Self::Disk { db, next, len, .. } => {
                 let db = db.as_ref().ok_or("outbox not open")?;
-                disk_commit(db, *next, records, removed)
+                disk_commit(db, *next, records, removed).map(|gone| {
+                    *len = (*len + records.len() as u64).saturating_sub(gone);
+                })
             }
             Self::Memory { events, next } => {
                 memory_commit(events, *next, records, removed);
@@ -107,6 +132,52 @@ impl Storage {
             (Err(_), Self::Memory { .. }) => {}
         }
         result
+    }
+
+    /// Entries stored.
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Disk { len, .. } => *len,
+            Self::Memory { events, .. } => events.len() as u64,
+        }
+    }
+
+    /// Compacts the file if it is due ([`Compaction`]): the file's size before and after, and the
+    /// time it took; `None` when not due (or in memory).
+    pub fn compact_if_due(&mut self) -> Option<Result<Compacted, String>> {
+        let Self::Disk {
+            path,
+            compaction,
+            db: Some(db),
+            len,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let before = std::fs::metadata(&*path).map(|m| m.len()).ok()?;
+        if !compaction.due(before, *len) {
+            return None;
+        }
+        let start = Instant::now();
+        let result = db.compact().map_err(err);
+        let took = start.elapsed();
+        let after = std::fs::metadata(&*path).map_or(before, |m| m.len());
+        compaction.done(after);
+        Some(match result {
+            Ok(_) => Ok(Compacted {
+                before,
+                after,
+                took,
+            }),
+            Err(e) => {
+                // As after a failed commit: reopen (and repair if need be) on the next operation.
+                if let Self::Disk { db, .. } = self {
+                    *db = None;
+                }
+                Err(e)
+            }
+        })
     }
 
     /// Whether an append of `count` more would fit (memory only has a cap).
@@ -173,18 +244,36 @@ impl Storage {
     }
 }
 
-fn disk_commit(db: &Database, next: u64, records: &[&[u8]], removed: &[u64]) -> Result<(), String> {
+/// What a compaction did.
+#[derive(Debug, Clone, Copy)]
+pub struct Compacted {
+    pub before: u64,
+    pub after: u64,
+    pub took: Duration,
+}
+
+/// One durable transaction; how many of `removed` were there.
+fn disk_commit(
+    db: &Database,
+    next: u64,
+    records: &[&[u8]],
+    removed: &[u64],
+) -> Result<u64, String> {
     let txn = db.begin_write().map_err(err)?;
+    let mut gone = 0;
     {
         let mut table = txn.open_table(EVENTS).map_err(err)?;
         for (key, record) in (next..).zip(records) {
             table.insert(key, *record).map_err(err)?;
         }
         for key in removed {
-            table.remove(key).map_err(err)?;
+            if table.remove(key).map_err(err)?.is_some() {
+                gone += 1;
+            }
         }
     }
-    txn.commit().map_err(err)
+    txn.commit().map_err(err)?;
+    Ok(gone)
 }
 
 fn memory_commit(

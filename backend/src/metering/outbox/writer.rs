@@ -53,6 +53,12 @@ pub struct Shared {
     pub appended: AtomicU64,
     /// Commits that failed.
     pub failures: AtomicU64,
+    /// Entries waiting for delivery.
+    pub backlog: AtomicU64,
+    /// Compactions of the file.
+    pub compactions: AtomicU64,
+    /// Time spent compacting, in microseconds.
+    pub compaction_micros: AtomicU64,
 }
 
 impl Shared {
@@ -62,6 +68,9 @@ impl Shared {
             append_commits: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            backlog: AtomicU64::new(0),
+            compactions: AtomicU64::new(0),
+            compaction_micros: AtomicU64::new(0),
         }
     }
 }
@@ -121,6 +130,7 @@ fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<
     let mut removals = Vec::new();
     let mut reads = Vec::new();
     let mut close = None;
+    let mut delivered = false;
     for command in group {
         match command {
             Command::Append { records, done } => appends.push((records, done)),
@@ -144,6 +154,8 @@ fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<
             Err("the in-memory usage outbox is full".to_owned())
         };
         account(shared, &result, records.len());
+        shared.backlog.store(storage.len(), Ordering::Relaxed);
+        delivered = result.is_ok() && !keys.is_empty();
         for (_, done) in appends {
             let _ = done.send(result.clone());
         }
@@ -154,7 +166,35 @@ fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<
     for (max, done) in reads {
         let _ = done.send(storage.first(max));
     }
+    // Once everyone of this group has its answer.
+    if delivered && close.is_none() {
+        compact_if_due(storage, shared);
+    }
     close
+}
+
+/// After a delivery's removals: shrinks the file if it is due (appends wait meanwhile).
+fn compact_if_due(storage: &mut Storage, shared: &Shared) {
+    match storage.compact_if_due() {
+        None => {}
+        Some(Ok(done)) => {
+            shared.compactions.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(done.took.as_micros()).unwrap_or(u64::MAX);
+            shared
+                .compaction_micros
+                .fetch_add(micros, Ordering::Relaxed);
+            tracing::info!(
+                before_bytes = done.before,
+                after_bytes = done.after,
+                millis = done.took.as_secs_f64() * 1e3,
+                backlog = storage.len(),
+                "usage outbox compacted"
+            );
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "compacting the usage outbox failed; it stays as large")
+        }
+    }
 }
 
 fn account(shared: &Shared, result: &Result<(), String>, appended: usize) {
