@@ -4,8 +4,9 @@
 //! requests wrk completed) moves much less, and the difference between two listeners of the same
 //! Envoy in the same run is the filter's cost.
 //!
-//! Phases, interleaved for `ROUNDS` rounds: baseline listener (no filter), cached token, a new
-//! RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
+//! Phases, interleaved for `ROUNDS` rounds: baseline listener (no filter), cached token, cached
+//! token on a second Envoy whose filter puts no access-log properties (`access_log_properties:
+//! false`), a new RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
 //! then a c1 run for the mean latency.
 //!
 //! Run: `cargo bench -p mcp-edge-tests --bench edge_cpu` (needs `wrk` on PATH and the release
@@ -122,7 +123,13 @@ fn main() -> Result<()> {
         plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}}),
     };
     let stack = Stack::start_with(&options)?;
-    let envoy = stack.pid("envoy").context("no envoy pid")?;
+    let quiet = Stack::start_with(&StackOptions {
+        authz: false,
+        plugin_overrides: json!({
+            "rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited},
+            "access_log_properties": false,
+        }),
+    })?;
     let dir = stack.dir().to_path_buf();
     let script = dir.join("bench.lua");
     std::fs::write(&script, SCRIPT)?;
@@ -142,38 +149,54 @@ fn main() -> Result<()> {
             .collect::<Result<Vec<_>>>()?;
         write_tokens(alg, tokens)
     };
+    // The second stack has its own issuer keys: its token is signed there.
+    let quiet_cached = write_tokens("quiet-cached", vec![quiet.token("tenant-bench")?])?;
+    let main = &stack;
     let setups = [
         (
             "Envoy without the filter",
+            main,
             &stack.baseline_mcp_url,
             cached.clone(),
         ),
         (
             "mcp-edge, cached token",
+            main,
             &stack.recorded_mcp_url,
             cached.clone(),
         ),
         (
+            "mcp-edge, cached token, access_log_properties: false",
+            &quiet,
+            &quiet.recorded_mcp_url,
+            quiet_cached.clone(),
+        ),
+        (
             "mcp-edge, new RS256 token",
+            main,
             &stack.recorded_mcp_url,
             fresh("RS256")?,
         ),
         (
             "mcp-edge, new ES256 token",
+            main,
             &stack.recorded_mcp_url,
             fresh("ES256")?,
         ),
         (
             "mcp-edge, new EdDSA token",
+            main,
             &stack.recorded_mcp_url,
             fresh("EdDSA")?,
         ),
     ];
     // Warm both workers' caches and VMs.
     wrk(&stack.recorded_mcp_url, &cached, 4, 2, &script)?;
+    wrk(&quiet.recorded_mcp_url, &quiet_cached, 4, 2, &script)?;
     let mut totals = vec![Totals::default(); setups.len()];
     for _ in 0..ROUNDS {
-        for ((_, url, tokens), total) in setups.iter().zip(totals.iter_mut()) {
+        for ((_, on, url, tokens), total) in setups.iter().zip(totals.iter_mut()) {
+            let envoy = on.pid("envoy").context("no envoy pid")?;
             let before = cpu_micros(envoy)?;
             let run = wrk(url, tokens, 16, PHASE_SECS, &script)?;
             total.cpu_us += cpu_micros(envoy)? - before;
@@ -185,6 +208,7 @@ fn main() -> Result<()> {
         }
     }
     stack.stop();
+    quiet.stop();
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let base_cpu = totals[0].cpu_us / totals[0].requests;
@@ -197,7 +221,7 @@ fn main() -> Result<()> {
         "| setup | c16 req/s | vs baseline | Envoy CPU µs/req | added CPU µs/req | c1 mean latency µs | c1 added µs |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for ((name, _, _), t) in setups.iter().zip(&totals) {
+    for ((name, _, _, _), t) in setups.iter().zip(&totals) {
         let cpu = t.cpu_us / t.requests;
         let lat = mean(&t.latency_us);
         println!(
