@@ -40,11 +40,12 @@ impl std::fmt::Debug for Rs256Key {
 }
 
 impl Rs256Key {
-    /// The key of modulus `n` and exponent `e` (big-endian bytes), 2048 to 8192 bits.
+    /// The key of modulus `n` and exponent `e` (big-endian bytes): 2048 to 4096 bits, as
+    /// jwt-simple's key policy (which every JWK passes first, see [`crate::keys`]).
     pub fn from_components(n: &[u8], e: &[u8]) -> Result<Self, String> {
         let n = BoxedUint::from_be_slice_vartime(n);
         let e = BoxedUint::from_be_slice_vartime(e);
-        let key = PublicKey::new_with_size_limits(n, e, 2048..=PublicKey::MAX_SIZE)
+        let key = PublicKey::new_with_size_limits(n, e, 2048..=4096)
             .map_err(|e| format!("RSA key rejected: {e}"))?;
         Ok(Self {
             key: VerifyingKey::new(key),
