@@ -97,45 +97,82 @@ pub fn body_digest(body: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(body))
 }
 
-/// The newline-joined string that is signed. Fails if a value could make it ambiguous.
-pub fn canonical_string(
-    identity: &Identity,
-    facts: &RequestFacts<'_>,
-) -> Result<String, ContractError> {
-    let identity_values = identity.header_values();
-    let mut fields: Vec<(&'static str, &str)> = vec![
+/// The gateway secret, keyed once: HMAC-SHA256's inner and outer pads are hashed when the key is
+/// made, not on every request.
+#[derive(Clone)]
+pub struct GatewayKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for GatewayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayKey(<redacted>)")
+    }
+}
+
+impl GatewayKey {
+    /// Refuses a secret shorter than [`MIN_SECRET_LEN`].
+    pub fn new(secret: &[u8]) -> Result<Self, ContractError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(ContractError::SecretTooShort);
+        }
+        Hmac::<Sha256>::new_from_slice(secret)
+            .map(Self)
+            .map_err(|_| ContractError::SecretTooShort)
+    }
+
+    /// The MAC over the canonical string (fed line by line; the string itself is never built).
+    fn mac(
+        &self,
+        identity_values: &[(&'static str, String)],
+        facts: &RequestFacts<'_>,
+    ) -> Result<Hmac<Sha256>, ContractError> {
+        let time = facts.gateway_time.to_string();
+        let lines = canonical_lines(identity_values, facts, &time)?;
+        let mut mac = self.0.clone();
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                mac.update(b"\n");
+            }
+            mac.update(line.as_bytes());
+        }
+        Ok(mac)
+    }
+}
+
+/// The lines of the canonical string, in order. Fails if a value could make it ambiguous.
+fn canonical_lines<'a>(
+    identity_values: &'a [(&'static str, String)],
+    facts: &'a RequestFacts<'a>,
+    time: &'a str,
+) -> Result<Vec<&'a str>, ContractError> {
+    let mut fields: Vec<(&'static str, &str)> = Vec::with_capacity(identity_values.len() + 5);
+    fields.extend([
         ("method", facts.method),
         ("path", facts.path),
         ("protocol_version", facts.protocol_version),
-    ];
+    ]);
     fields.extend(identity_values.iter().map(|(n, v)| (*n, v.as_str())));
     fields.push(("request_id", facts.request_id));
     fields.push(("body_digest", facts.body_digest));
     if let Some((name, _)) = fields.iter().find(|(_, v)| v.chars().any(char::is_control)) {
         return Err(ContractError::ControlCharacter(name));
     }
-    let time = facts.gateway_time.to_string();
     let digest = fields.pop().map_or("", |(_, v)| v);
-    let mut parts: Vec<&str> = vec![CANONICAL_VERSION];
-    parts.extend(fields.iter().map(|(_, v)| *v));
-    parts.push(&time);
-    parts.push(digest);
-    Ok(parts.join("\n"))
+    let mut lines = Vec::with_capacity(fields.len() + 3);
+    lines.push(CANONICAL_VERSION);
+    lines.extend(fields.iter().map(|(_, v)| *v));
+    lines.push(time);
+    lines.push(digest);
+    Ok(lines)
 }
 
-fn mac(
-    secret: &[u8],
+/// The newline-joined string that is signed. Fails if a value could make it ambiguous.
+pub fn canonical_string(
     identity: &Identity,
     facts: &RequestFacts<'_>,
-) -> Result<Hmac<Sha256>, ContractError> {
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(ContractError::SecretTooShort);
-    }
-    let canonical = canonical_string(identity, facts)?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret).map_err(|_| ContractError::SecretTooShort)?;
-    mac.update(canonical.as_bytes());
-    Ok(mac)
+) -> Result<String, ContractError> {
+    let identity_values = identity.header_values();
+    let time = facts.gateway_time.to_string();
+    Ok(canonical_lines(&identity_values, facts, &time)?.join("\n"))
 }
 
 /// The value of `x-mcp-gateway-signature`.
@@ -144,7 +181,8 @@ pub fn sign(
     identity: &Identity,
     facts: &RequestFacts<'_>,
 ) -> Result<String, ContractError> {
-    Ok(URL_SAFE_NO_PAD.encode(mac(secret, identity, facts)?.finalize().into_bytes()))
+    let mac = GatewayKey::new(secret)?.mac(&identity.header_values(), facts)?;
+    Ok(URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
 /// Checks freshness against `now` (unix seconds), then the signature in constant time.
@@ -161,7 +199,10 @@ pub fn verify(
             now,
         });
     }
-    let expected = mac(secret, identity, facts)?.finalize().into_bytes();
+    let expected = GatewayKey::new(secret)?
+        .mac(&identity.header_values(), facts)?
+        .finalize()
+        .into_bytes();
     let given = URL_SAFE_NO_PAD
         .decode(signature.as_bytes())
         .map_err(|_| ContractError::BadSignature)?;
@@ -189,8 +230,18 @@ pub fn vouch_headers(
     identity: &Identity,
     facts: &RequestFacts<'_>,
 ) -> Result<Vec<(&'static str, String)>, ContractError> {
-    let signature = sign(secret, identity, facts)?;
+    vouch_headers_with(&GatewayKey::new(secret)?, identity, facts)
+}
+
+/// [`vouch_headers`] with a key made once ([`GatewayKey::new`]): what the filter calls per request.
+pub fn vouch_headers_with(
+    key: &GatewayKey,
+    identity: &Identity,
+    facts: &RequestFacts<'_>,
+) -> Result<Vec<(&'static str, String)>, ContractError> {
     let mut out = identity.header_values();
+    let signature = URL_SAFE_NO_PAD.encode(key.mac(&out, facts)?.finalize().into_bytes());
+    out.reserve(3);
     out.push((headers::REQUEST_ID, facts.request_id.to_string()));
     out.push((headers::GATEWAY_TIME, facts.gateway_time.to_string()));
     if let Some((name, _)) = out.iter().find(|(_, v)| !survives_http(v)) {
@@ -282,6 +333,28 @@ mod tests {
             format!(
                 "mcp-edge-gateway-v2\nPOST\n/mcp\n2025-06-18\nacme\nuser-of-acme\nmcp:read mcp:write\nteam:engineering\npro\nreq-1\n1000\n{d}"
             )
+        );
+    }
+
+    #[test]
+    fn the_mac_is_over_the_canonical_string() {
+        let d = body_digest(b"{}");
+        let id = Identity::example("acme");
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        mac.update(canonical_string(&id, &facts(&d)).unwrap().as_bytes());
+        let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert_eq!(sign(SECRET, &id, &facts(&d)).unwrap(), expected);
+        let key = GatewayKey::new(SECRET).unwrap();
+        let vouched = vouch_headers_with(&key, &id, &facts(&d)).unwrap();
+        assert_eq!(vouched, vouch_headers(SECRET, &id, &facts(&d)).unwrap());
+        assert_eq!(
+            vouched.last().map(|(_, v)| v.as_str()),
+            Some(expected.as_str())
+        );
+        assert_eq!(format!("{key:?}"), "GatewayKey(<redacted>)");
+        assert_eq!(
+            GatewayKey::new(b"short").map(|_| ()),
+            Err(ContractError::SecretTooShort)
         );
     }
 

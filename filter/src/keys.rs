@@ -11,6 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
 use serde_json::Value;
 
+use crate::rs256::Rs256Key;
+
 /// Largest JWKS document the filter parses (bytes).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
@@ -51,7 +53,8 @@ impl Algorithm {
 /// One key, bound to the one algorithm it verifies.
 #[derive(Clone)]
 pub enum VerifyingKey {
-    Rs256(Box<RS256PublicKey>),
+    /// Checked by jwt-simple when loaded, verified with [`Rs256Key`] (see [`crate::rs256`]).
+    Rs256(Box<Rs256Key>),
     Es256(ES256PublicKey),
     EdDsa(Ed25519PublicKey),
     Hs256(HS256Key),
@@ -182,11 +185,19 @@ fn key_from_jwk(jwk: &Value, allowed: &BTreeSet<Algorithm>) -> Result<Option<Key
     }
     let json = jwk.to_string();
     let key = match alg {
-        Algorithm::Rs256 => {
-            RS256PublicKey::from_jwk(&json).map(|k| VerifyingKey::Rs256(Box::new(k)))
-        }
-        Algorithm::Es256 => ES256PublicKey::from_jwk(&json).map(VerifyingKey::Es256),
-        Algorithm::EdDsa => Ed25519PublicKey::from_jwk(&json).map(VerifyingKey::EdDsa),
+        Algorithm::Rs256 => RS256PublicKey::from_jwk(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|k| {
+                let c = k.to_components();
+                Rs256Key::from_components(&c.n, &c.e)
+            })
+            .map(|k| VerifyingKey::Rs256(Box::new(k))),
+        Algorithm::Es256 => ES256PublicKey::from_jwk(&json)
+            .map(VerifyingKey::Es256)
+            .map_err(|e| e.to_string()),
+        Algorithm::EdDsa => Ed25519PublicKey::from_jwk(&json)
+            .map(VerifyingKey::EdDsa)
+            .map_err(|e| e.to_string()),
         Algorithm::Hs256 => {
             if kty != "oct" {
                 return Err("HS256 key is not `kty: oct`".into());

@@ -2,7 +2,8 @@
 //!
 //! Decision logic lives in pure, host-free modules, tested natively with `cargo test`:
 //! - [`config`]: the plugin configuration, parsed strictly.
-//! - [`keys`]: JWKS → verification keys, each bound to one algorithm.
+//! - [`keys`]: JWKS → verification keys, each bound to one algorithm; [`rs256`]: RS256 verified
+//!   with crypto-bigint (fast in wasm), claims still checked by jwt-simple.
 //! - [`bearer`]: the token from the `Authorization` header, nowhere else.
 //! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext.
 //! - [`token_cache`]: verified tokens, bounded, until `exp`.
@@ -34,6 +35,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod reply;
 pub mod request_id;
+pub mod rs256;
 pub mod strict_json;
 pub mod tenant;
 pub mod token;

@@ -1,5 +1,8 @@
 //! What depends only on the configuration, computed once when it is loaded rather than on every
-//! request: the token policy, the metadata document and URL, the 401 challenge's scope string.
+//! request: the token policy, the metadata document and URL, the 401 challenge's scope string, the
+//! keyed gateway secret.
+
+use mcp_edge_contract::GatewayKey;
 
 use crate::config::EdgeConfig;
 use crate::prm;
@@ -17,6 +20,8 @@ pub struct Prepared {
     pub metadata_document: Vec<u8>,
     /// `scope="…"` of the 401 challenge: what a client should ask for first.
     pub challenge_scope: String,
+    /// The gateway secret, keyed once (`None` if it is too short: nothing can be vouched for).
+    pub gateway_key: Option<GatewayKey>,
 }
 
 impl Prepared {
@@ -33,6 +38,7 @@ impl Prepared {
             metadata_url: prm::metadata_url(cfg),
             metadata_document: prm::document(cfg).to_string().into_bytes(),
             challenge_scope: cfg.challenge_scopes.join(" "),
+            gateway_key: GatewayKey::new(&cfg.gateway_secret).ok(),
         }
     }
 }

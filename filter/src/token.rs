@@ -123,7 +123,7 @@ fn verify_with(
     options: VerificationOptions,
 ) -> Result<TokenClaims, jwt_simple::Error> {
     match key {
-        VerifyingKey::Rs256(k) => k.verify_token(token, Some(options)),
+        VerifyingKey::Rs256(k) => k.verify_token(token, options),
         VerifyingKey::Es256(k) => k.verify_token(token, Some(options)),
         VerifyingKey::EdDsa(k) => k.verify_token(token, Some(options)),
         VerifyingKey::Hs256(k) => k.verify_token(token, Some(options)),

@@ -20,11 +20,17 @@ pub struct TokenCache {
     leeway_seconds: u64,
     max_age_seconds: Option<u64>,
     /// The verified token and the last second it may be served from the cache.
-    entries: HashMap<[u8; 32], (VerifiedToken, u64)>,
+    entries: HashMap<TokenKey, (VerifiedToken, u64)>,
 }
 
-fn key_of(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// What a token is cached under: its SHA-256, computed once per request (lookup and insert).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
 }
 
 impl TokenCache {
@@ -44,19 +50,16 @@ impl TokenCache {
     }
 
     /// The verified token, if it is cached and still within its lifetime.
-    pub fn get(&mut self, token: &str, now: u64) -> Option<VerifiedToken> {
-        let key = key_of(token);
-        match self.entries.get(&key) {
-            Some((v, until)) if now <= *until => Some(v.clone()),
-            Some(_) => {
-                self.entries.remove(&key);
-                None
-            }
-            None => None,
+    pub fn get(&mut self, key: &TokenKey, now: u64) -> Option<&VerifiedToken> {
+        let (_, until) = self.entries.get(key)?;
+        if now > *until {
+            self.entries.remove(key);
+            return None;
         }
+        self.entries.get(key).map(|(v, _)| v)
     }
 
-    pub fn insert(&mut self, token: &str, verified: VerifiedToken, now: u64) {
+    pub fn insert(&mut self, key: TokenKey, verified: VerifiedToken, now: u64) {
         if self.entries.len() >= self.capacity {
             self.entries.retain(|_, (_, until)| now <= *until);
         }
@@ -75,7 +78,7 @@ impl TokenCache {
         if let Some(max) = self.max_age_seconds {
             until = until.min(now.saturating_add(max));
         }
-        self.entries.insert(key_of(token), (verified, until));
+        self.entries.insert(key, (verified, until));
     }
 
     /// Forgets every entry (used when the trusted key set changes).
@@ -111,50 +114,50 @@ mod tests {
     #[test]
     fn hit_until_expiry_plus_leeway() {
         let mut c = TokenCache::new(4, 30);
-        c.insert("a", verified(100), 50);
-        assert!(c.get("a", 130).is_some());
-        assert!(c.get("a", 131).is_none());
+        c.insert(TokenKey::of("a"), verified(100), 50);
+        assert!(c.get(&TokenKey::of("a"), 130).is_some());
+        assert!(c.get(&TokenKey::of("a"), 131).is_none());
         assert!(c.is_empty(), "expired entry is dropped on lookup");
-        assert!(c.get("b", 0).is_none());
+        assert!(c.get(&TokenKey::of("b"), 0).is_none());
     }
 
     #[test]
     fn never_grows_past_capacity() {
         let mut c = TokenCache::new(3, 0);
         for i in 0..10u64 {
-            c.insert(&format!("t{i}"), verified(1000 + i), 0);
+            c.insert(TokenKey::of(&format!("t{i}")), verified(1000 + i), 0);
             assert!(c.len() <= 3);
         }
         // the three latest-expiring tokens survive
-        assert!(c.get("t9", 0).is_some());
-        assert!(c.get("t7", 0).is_some());
-        assert!(c.get("t0", 0).is_none());
+        assert!(c.get(&TokenKey::of("t9"), 0).is_some());
+        assert!(c.get(&TokenKey::of("t7"), 0).is_some());
+        assert!(c.get(&TokenKey::of("t0"), 0).is_none());
     }
 
     #[test]
     fn expired_entries_are_evicted_first() {
         let mut c = TokenCache::new(2, 0);
-        c.insert("old", verified(10), 0);
-        c.insert("live", verified(1000), 0);
-        c.insert("new", verified(500), 20);
-        assert!(c.get("live", 20).is_some());
-        assert!(c.get("new", 20).is_some());
+        c.insert(TokenKey::of("old"), verified(10), 0);
+        c.insert(TokenKey::of("live"), verified(1000), 0);
+        c.insert(TokenKey::of("new"), verified(500), 20);
+        assert!(c.get(&TokenKey::of("live"), 20).is_some());
+        assert!(c.get(&TokenKey::of("new"), 20).is_some());
     }
 
     #[test]
     fn a_maximum_age_ends_an_entry_before_its_exp() {
         let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
-        c.insert("t", verified(10_000), 1_000);
-        assert!(c.get("t", 1_060).is_some());
+        c.insert(TokenKey::of("t"), verified(10_000), 1_000);
+        assert!(c.get(&TokenKey::of("t"), 1_060).is_some());
         assert!(
-            c.get("t", 1_061).is_none(),
+            c.get(&TokenKey::of("t"), 1_061).is_none(),
             "at most 60 s after verification"
         );
         let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
-        c.insert("t", verified(1_010), 1_000);
-        assert!(c.get("t", 1_040).is_some());
+        c.insert(TokenKey::of("t"), verified(1_010), 1_000);
+        assert!(c.get(&TokenKey::of("t"), 1_040).is_some());
         assert!(
-            c.get("t", 1_041).is_none(),
+            c.get(&TokenKey::of("t"), 1_041).is_none(),
             "exp plus leeway still ends it first"
         );
     }

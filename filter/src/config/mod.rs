@@ -82,6 +82,9 @@ pub struct EdgeConfig {
     /// Whether the upstream keeps sessions: then GET (SSE streams) and DELETE (session end) are
     /// forwarded; otherwise the edge answers them 405 itself.
     pub stateful_upstream: bool,
+    /// Whether to put `mcp_edge.*` in filter state for an access log (five host calls a request;
+    /// off when no access log reads them).
+    pub access_log_properties: bool,
     /// What follows from the fields above, computed once.
     pub prepared: Prepared,
 }
@@ -198,6 +201,7 @@ pub fn parse_config(
         required_typ: raw.required_typ,
         token_cache_max_seconds: raw.token_cache_max_seconds,
         stateful_upstream: raw.stateful_upstream,
+        access_log_properties: raw.access_log_properties,
         prepared: Prepared::default(),
     };
     cfg.prepared = Prepared::new(&cfg);
@@ -237,6 +241,11 @@ mod tests {
         assert_eq!(cfg.leeway_seconds, 30);
         assert!(!cfg.algorithms.iter().any(|a| a.is_symmetric()));
         assert_eq!(cfg.mcp_paths, vec!["/mcp".to_string()]);
+        assert!(cfg.access_log_properties, "on unless switched off");
+        assert!(cfg.prepared.gateway_key.is_some());
+        let mut v = base();
+        v["access_log_properties"] = json!(false);
+        assert!(!parse(&v).unwrap().access_log_properties);
     }
 
     fn field_of(mut v: Value, patch: impl FnOnce(&mut Value)) -> String {

@@ -44,6 +44,8 @@ pub(super) struct RawConfig {
     pub(super) token_cache_max_seconds: Option<u64>,
     #[serde(default)]
     pub(super) stateful_upstream: bool,
+    #[serde(default = "default_true")]
+    pub(super) access_log_properties: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -87,6 +89,10 @@ pub(super) fn default_invalid_token_limit() -> RawLimit {
         burst: 30,
     }
 }
+fn default_true() -> bool {
+    true
+}
+
 pub(super) fn default_rate_limit_slots() -> u32 {
     4096
 }

@@ -7,7 +7,7 @@ use crate::keys::KeySet;
 use crate::rate_limit::SlotSecret;
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, VerifiedToken, verify_bearer};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{TokenCache, TokenKey};
 
 use super::{Denial, Host, address_table};
 
@@ -49,8 +49,10 @@ pub fn authenticate(
             return deny(Denial::InvalidToken(TokenError::Malformed));
         }
     };
-    if let Some(v) = cache.get(&token, now) {
-        return Ok(v.tenant);
+    // Hashed once: the lookup and, on a miss, the insert.
+    let cache_key = TokenKey::of(&token);
+    if let Some(v) = cache.get(&cache_key, now) {
+        return Ok(v.tenant.clone());
     }
     // A flood of bad tokens from one address must not cost a signature check each.
     if !address_may_try(cfg, budget) {
@@ -76,7 +78,7 @@ pub fn authenticate(
                 tenant: tenant.clone(),
                 expires_at,
             };
-            cache.insert(&token, verified, now);
+            cache.insert(cache_key, verified, now);
             Ok(tenant)
         }
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(NotAuthenticated::FetchKeys),

@@ -162,8 +162,10 @@ impl Gate {
         self.body_complete = end_of_stream;
         let mut out = self.judge_head(w, host, true);
         out.remove_request_headers.splice(0..0, removed);
-        out.log_properties
-            .insert(0, ("mcp_edge.request_id", self.request_id.clone()));
+        if w.config.access_log_properties {
+            out.log_properties
+                .insert(0, ("mcp_edge.request_id", self.request_id.clone()));
+        }
         out
     }
 
@@ -301,7 +303,9 @@ impl Gate {
                 out.remove_request_headers.push("authorization".into());
                 out.set_request_headers = trusted;
                 out.counters.push(outcome_counter(Outcome::Allowed));
-                out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
+                if cfg.access_log_properties {
+                    out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
+                }
                 self.phase = Phase::Forwarded(Box::new(Forwarded {
                     tenant: admitted.tenant,
                     tools_list_ids: summary.tools_list_ids,
@@ -309,7 +313,10 @@ impl Gate {
                 }));
                 out
             }
-            (Err(d), _) => self.deny(Some(cfg), d, Some(tenant)).described(body),
+            (Err(d), _) if cfg.access_log_properties => {
+                self.deny(Some(cfg), d, Some(tenant)).described(body)
+            }
+            (Err(d), _) => self.deny(Some(cfg), d, Some(tenant)),
             (Ok(_), None) => self.deny(Some(cfg), Denial::CannotVouch, Some(tenant)),
         };
         out.counters.insert(0, rate_counter);
@@ -407,10 +414,12 @@ impl Gate {
         );
         let mut out = Output::step(Step::Respond(reply));
         out.counters.push(outcome_counter(outcome));
-        out.log_properties = tenant.map_or_else(
-            || vec![("mcp_edge.outcome", outcome.stat_name())],
-            |t| access_log(t, outcome, None),
-        );
+        if cfg.access_log_properties {
+            out.log_properties = tenant.map_or_else(
+                || vec![("mcp_edge.outcome", outcome.stat_name())],
+                |t| access_log(t, outcome, None),
+            );
+        }
         out.log_line = Some(line);
         self.phase = Phase::Done;
         out

@@ -394,6 +394,48 @@ fn a_refused_call_is_answered_and_described_for_the_access_log() {
 }
 
 #[test]
+fn access_log_properties_only_when_configured() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.access_log_properties = false;
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let mut gate = Gate::default();
+    let auth = token(&kp, "mcp:read");
+    let out = gate.on_request_headers(&mut w, &host, head("POST", "/mcp", Some(&auth), &[]), false);
+    assert_eq!(out.step, Step::WaitForBody);
+    assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
+    let cfg = w.config.clone();
+    let body = call("list_projects");
+    gate.on_request_body(&cfg, body.len(), true);
+    let out = gate.on_body(&w, &host, body.as_bytes());
+    assert_eq!(out.step, Step::Continue);
+    assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
+    // Everything else is as it was: the signed headers and the counters.
+    assert_eq!(out.set_request_headers.len(), h::ALL.len());
+    assert_eq!(out.counters.len(), 2);
+    let (_, out) = post(&mut w, &host, Some(&auth), &call("delete_project"));
+    assert_eq!(status(&out), 403);
+    assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
+    assert_eq!(
+        out.counters.last().map(String::as_str),
+        Some("mcp_edge.outcome.denied.insufficient_scope")
+    );
+    let (_, out) = post(&mut w, &host, None, &call("list_projects"));
+    assert_eq!(status(&out), 401);
+    assert!(out.log_properties.is_empty());
+    // On by default (the access log of envoy.yaml reads them).
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let (gate, out) = post(&mut w, &host, Some(&auth), &call("list_projects"));
+    assert_eq!(out.step, Step::Continue);
+    assert!(
+        out.log_properties
+            .contains(&("mcp_edge.tenant", "acme".to_string()))
+    );
+    assert!(!gate.request_id().is_empty());
+}
+
+#[test]
 fn body_over_the_cap_is_refused_while_it_arrives() {
     let kp = key();
     let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));

@@ -1,6 +1,6 @@
 //! The last step for an allowed request: the signed identity headers (see the contract crate).
 
-use mcp_edge_contract::{RequestFacts, body_digest, vouch_headers};
+use mcp_edge_contract::{RequestFacts, body_digest, vouch_headers_with};
 
 use crate::config::EdgeConfig;
 use crate::tenant::TenantContext;
@@ -33,5 +33,10 @@ pub fn vouch(
         gateway_time: now,
         body_digest: &digest,
     };
-    vouch_headers(&cfg.gateway_secret, &tenant.identity, &facts).map_err(|_| Denial::CannotVouch)
+    let key = cfg
+        .prepared
+        .gateway_key
+        .as_ref()
+        .ok_or(Denial::CannotVouch)?;
+    vouch_headers_with(key, &tenant.identity, &facts).map_err(|_| Denial::CannotVouch)
 }

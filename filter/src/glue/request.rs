@@ -1,7 +1,7 @@
 //! One HTTP request: hands what Envoy gives to the request's [`Gate`] and carries out its [`Output`].
 //! No decision is taken here.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -13,14 +13,30 @@ use crate::rate_limit::SharedStore;
 
 use super::{HostShared, Worker, client_ip, unix_now, unix_now_nanos};
 
-/// The host as the gate sees it; the client address is read at most once, and only if asked.
+/// The host as the gate sees it; the client address is read at most once, and only if asked; the
+/// clock at most once per callback (a host call each time otherwise).
 struct EnvoyHost {
     client_ip: OnceCell<Option<String>>,
+    now_nanos: Cell<Option<u128>>,
+}
+
+impl EnvoyHost {
+    /// A new callback from Envoy: time has moved on.
+    fn new_callback(&self) {
+        self.now_nanos.set(None);
+    }
 }
 
 impl Host for EnvoyHost {
     fn now_nanos(&self) -> u128 {
-        unix_now_nanos()
+        match self.now_nanos.get() {
+            Some(now) => now,
+            None => {
+                let now = unix_now_nanos();
+                self.now_nanos.set(Some(now));
+                now
+            }
+        }
     }
     fn client_ip(&self) -> Option<String> {
         self.client_ip.get_or_init(client_ip).clone()
@@ -46,6 +62,7 @@ impl EdgeRequest {
             gate: Gate::default(),
             host: EnvoyHost {
                 client_ip: OnceCell::new(),
+                now_nanos: Cell::new(None),
             },
         }
     }
@@ -126,6 +143,7 @@ impl Drop for EdgeRequest {
 
 impl Context for EdgeRequest {
     fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
+        self.host.new_callback();
         let Some(w) = self.worker.clone() else { return };
         let status = self.get_http_call_response_header(":status");
         let body = self.get_http_call_response_body(0, body_size);
@@ -139,6 +157,7 @@ impl Context for EdgeRequest {
 
 impl HttpContext for EdgeRequest {
     fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        self.host.new_callback();
         let headers = self.get_http_request_headers_bytes();
         let out = match self.worker.clone() {
             Some(w) => {
@@ -152,6 +171,7 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.host.new_callback();
         let Some(w) = self.worker.clone() else {
             return Action::Pause;
         };
@@ -161,6 +181,7 @@ impl HttpContext for EdgeRequest {
     }
 
     fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        self.host.new_callback();
         let Some(w) = self.worker.clone() else {
             return Action::Pause;
         };

@@ -1,0 +1,239 @@
+//! Envoy's own CPU per request, with and without the mcp-edge filter: the figure the hot-path work
+//! (issue 11) is judged by. Wall-clock ratios on a shared 2-core machine move with whatever else
+//! runs; the CPU Envoy's process spends per request (utime + stime from `/proc`, divided by the
+//! requests wrk completed) moves much less, and the difference between two listeners of the same
+//! Envoy in the same run is the filter's cost.
+//!
+//! Phases, interleaved for `ROUNDS` rounds: baseline listener (no filter), cached token, cached
+//! token on a second Envoy whose filter puts no access-log properties (`access_log_properties:
+//! false`), a new RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
+//! then a c1 run for the mean latency.
+//!
+//! Run: `cargo bench -p mcp-edge-tests --bench edge_cpu` (needs `wrk` on PATH and the release
+//! `.wasm` that `scripts/test.sh` builds). Prints a table; fails if any answer was not 2xx.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use mcp_edge_tests::stack::{Stack, StackOptions};
+use serde_json::json;
+use xtask::claims_for;
+
+const ROUNDS: usize = 2;
+const PHASE_SECS: u64 = 5;
+const LATENCY_SECS: u64 = 3;
+const FRESH_TOKENS: usize = 6_000;
+
+/// The Lua script wrk runs: the same `tools/call` each time, tokens taken in turn from a file.
+const SCRIPT: &str = r#"
+local tokens = {}
+for line in io.lines(os.getenv("MCP_EDGE_TOKENS")) do tokens[#tokens + 1] = line end
+local body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","arguments":{"limit":20}}}'
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("POST", nil, {
+    ["Host"] = "127.0.0.1",
+    ["content-type"] = "application/json",
+    ["authorization"] = "Bearer " .. tokens[i],
+  }, body)
+end
+"#;
+
+/// Envoy's CPU time so far, in microseconds (utime + stime).
+fn cpu_micros(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11)
+        .context("no utime")?
+        .parse::<u64>()?
+        .saturating_add(fields.get(12).context("no stime")?.parse::<u64>()?);
+    // clock ticks of 10 ms (USER_HZ 100 on Linux)
+    Ok(ticks as f64 * 10_000.0)
+}
+
+struct Run {
+    requests: f64,
+    rps: f64,
+    latency_us: f64,
+}
+
+fn wrk(url: &str, tokens: &Path, connections: u32, secs: u64, script: &Path) -> Result<Run> {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
+        .arg("-s")
+        .arg(script)
+        .arg(url)
+        .env("MCP_EDGE_TOKENS", tokens)
+        .output()
+        .context("wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "wrk failed: {text}");
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        bail!("{url}: {line}");
+    }
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .context("no request count")?
+        .parse::<f64>()?;
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("no Requests/sec")?
+        .parse::<f64>()?;
+    let latency = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Latency"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("no latency")?;
+    let latency_us = if let Some(v) = latency.strip_suffix("us") {
+        v.parse::<f64>()?
+    } else if let Some(v) = latency.strip_suffix("ms") {
+        v.parse::<f64>()? * 1000.0
+    } else if let Some(v) = latency.strip_suffix('s') {
+        v.parse::<f64>()? * 1_000_000.0
+    } else {
+        bail!("odd latency {latency}")
+    };
+    Ok(Run {
+        requests,
+        rps,
+        latency_us,
+    })
+}
+
+#[derive(Default, Clone)]
+struct Totals {
+    requests: f64,
+    cpu_us: f64,
+    rps: Vec<f64>,
+    latency_us: Vec<f64>,
+}
+
+fn main() -> Result<()> {
+    let unlimited = json!({"requests_per_minute": 100_000_000u64, "burst": 100_000_000u64});
+    let options = StackOptions {
+        authz: false,
+        plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}}),
+    };
+    let stack = Stack::start_with(&options)?;
+    let quiet = Stack::start_with(&StackOptions {
+        authz: false,
+        plugin_overrides: json!({
+            "rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited},
+            "access_log_properties": false,
+        }),
+    });
+    let dir = stack.dir().to_path_buf();
+    let script = dir.join("bench.lua");
+    std::fs::write(&script, SCRIPT)?;
+    let write_tokens = |name: &str, tokens: Vec<String>| -> Result<PathBuf> {
+        let path = dir.join(name);
+        std::fs::write(&path, tokens.join("\n") + "\n")?;
+        Ok(path)
+    };
+    let cached = write_tokens("cached", vec![stack.token("tenant-bench")?])?;
+    let fresh = |alg: &str| -> Result<PathBuf> {
+        let tokens = (0..FRESH_TOKENS)
+            .map(|i| {
+                let mut spec = stack.spec("tenant-bench");
+                spec.sub = format!("bench-user-{i}");
+                stack.sign(alg, claims_for(&spec))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        write_tokens(alg, tokens)
+    };
+    let main = &stack;
+    let mut setups = vec![
+        (
+            "Envoy without the filter",
+            main,
+            &stack.baseline_mcp_url,
+            cached.clone(),
+        ),
+        (
+            "mcp-edge, cached token",
+            main,
+            &stack.recorded_mcp_url,
+            cached.clone(),
+        ),
+    ];
+    // Warm both workers' caches and VMs. A filter built before `access_log_properties` existed
+    // refuses that configuration: then its phase is left out.
+    wrk(&stack.recorded_mcp_url, &cached, 4, 2, &script)?;
+    // The second stack has its own issuer keys: its token is signed there.
+    let quiet_phase = |quiet: &Stack| -> Result<PathBuf> {
+        let tokens = write_tokens("quiet-cached", vec![quiet.token("tenant-bench")?])?;
+        wrk(&quiet.recorded_mcp_url, &tokens, 4, 2, &script)?;
+        Ok(tokens)
+    };
+    match quiet
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .and_then(|q| Ok((q, quiet_phase(q)?)))
+    {
+        Ok((q, tokens)) => setups.push((
+            "mcp-edge, cached token, access_log_properties: false",
+            q,
+            &q.recorded_mcp_url,
+            tokens,
+        )),
+        Err(e) => println!("no access_log_properties phase: {e}"),
+    }
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let name = match alg {
+            "RS256" => "mcp-edge, new RS256 token",
+            "ES256" => "mcp-edge, new ES256 token",
+            _ => "mcp-edge, new EdDSA token",
+        };
+        setups.push((name, main, &stack.recorded_mcp_url, fresh(alg)?));
+    }
+    let mut totals = vec![Totals::default(); setups.len()];
+    for _ in 0..ROUNDS {
+        for ((_, on, url, tokens), total) in setups.iter().zip(totals.iter_mut()) {
+            let envoy = on.pid("envoy").context("no envoy pid")?;
+            let before = cpu_micros(envoy)?;
+            let run = wrk(url, tokens, 16, PHASE_SECS, &script)?;
+            total.cpu_us += cpu_micros(envoy)? - before;
+            total.requests += run.requests;
+            total.rps.push(run.rps);
+            total
+                .latency_us
+                .push(wrk(url, tokens, 1, LATENCY_SECS, &script)?.latency_us);
+        }
+    }
+    stack.stop();
+    if let Ok(q) = &quiet {
+        q.stop();
+    }
+
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let base_cpu = totals[0].cpu_us / totals[0].requests;
+    let base_rps = mean(&totals[0].rps);
+    let base_lat = mean(&totals[0].latency_us);
+    println!(
+        "\nwrk -t1, Envoy --concurrency 2, {ROUNDS} interleaved rounds of {PHASE_SECS} s (c16) + {LATENCY_SECS} s (c1)\n"
+    );
+    println!(
+        "| setup | c16 req/s | vs baseline | Envoy CPU µs/req | added CPU µs/req | c1 mean latency µs | c1 added µs |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((name, _, _, _), t) in setups.iter().zip(&totals) {
+        let cpu = t.cpu_us / t.requests;
+        let lat = mean(&t.latency_us);
+        println!(
+            "| {name} | {:.0} | {:.2} | {cpu:.0} | {:.0} | {lat:.0} | {:.0} |",
+            mean(&t.rps),
+            mean(&t.rps) / base_rps,
+            cpu - base_cpu,
+            lat - base_lat,
+        );
+    }
+    Ok(())
+}
