@@ -171,12 +171,14 @@ def chart(runs, setups, path):
     left.set_yticks(list(y), names)
     left.invert_yaxis()
     left.set_xlabel("requests/s at 16 connections (higher is better)")
+    left.set_xlim(0, max(rps) * 1.18)
     for i, v in enumerate(rps):
         left.text(v, i, f" {v:,.0f}".replace(",", " "), va="center", fontsize=8)
-    right.barh(y, [max(a or 0, 1) for a in added], color=colors)
+    right.barh(y, [max(a, 1) if a is not None else float("nan") for a in added], color=colors)
     right.set_yticks(list(y), [""] * len(shown))
     right.invert_yaxis()
     right.set_xscale("log")
+    right.set_xlim(right=max([a for a in added if a] + [10]) * 4)
     right.set_xlabel("mean latency added at 1 connection vs passthrough, µs (log; lower is better)")
     for i, a in enumerate(added):
         if a is not None:
@@ -292,7 +294,7 @@ def main():
     w("")
     w(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores")
     w(f"- Kernel: {platform.system()} {platform.release()}")
-    w(f"- Envoy: {command_output('.venv/bin/envoy', '--version')}")
+    w(f"- Envoy: {command_output('.venv/bin/envoy', '--version').split('version: ')[-1]}")
     w(f"- Node: {command_output('.venv/bin/node', '--version')}; wrk: {command_output('wrk', '-v')}")
     w(f"- Rust: {command_output('rustc', '-V')}")
     w(f"- Commit: {command_output('git', 'describe', '--always', '--dirty')}; "

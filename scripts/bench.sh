@@ -54,7 +54,8 @@ if ! [ bench/node-seed/node_modules/.package-lock.json -nt bench/node-seed/packa
   (cd bench/node-seed && npm ci --no-audit --no-fund --silent)
 fi
 if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
-  .venv/bin/pip install --quiet --disable-pip-version-check matplotlib
+  # python -m pip: the pip script of a copied venv may belong to the venv it was copied from.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check matplotlib
 fi
 
 log "building the filters (wasm32-wasip1, release), the backend ($BACKEND_PROFILE) and xtask"

@@ -295,3 +295,255 @@ static_resources:
         port = ports.upstream,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync_config::repo_root;
+
+    const PORTS: BenchPorts = BenchPorts {
+        edge: 1001,
+        edge_admin: 1002,
+        upstream: 1003,
+        upstream_admin: 1004,
+        backend: 1005,
+    };
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(repo_root().join(path)).expect("a repository file")
+    }
+
+    fn derived(setup: EdgeSetup) -> Value {
+        let (base, native) = (read("envoy.yaml"), read("bench/native-chain.yaml"));
+        let jwks = serde_json::json!({"keys": []});
+        let inputs = BenchInputs {
+            base_yaml: &base,
+            native_chain_yaml: &native,
+            filter_wasm: Path::new("/f.wasm"),
+            noop_wasm: Path::new("/noop.wasm"),
+            jwks: &jwks,
+            jwks_file: Path::new("/jwks.json"),
+        };
+        serde_yaml::from_str(&edge_config(setup, &inputs, &PORTS).expect("derived")).expect("YAML")
+    }
+
+    fn filter_names(doc: &mut Value) -> Vec<String> {
+        http_filters(doc)
+            .expect("filters")
+            .iter()
+            .filter_map(|f| f.get("name")?.as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn port(v: &mut Value, path: &[&str]) -> u64 {
+        at(v, path).expect("an address").as_u64().expect("a port")
+    }
+
+    #[test]
+    fn only_the_filters_and_addresses_differ() {
+        let listener_port = [
+            "static_resources",
+            "listeners",
+            "0",
+            "address",
+            "socket_address",
+            "port_value",
+        ];
+        let cluster_port = [
+            "static_resources",
+            "clusters",
+            "0",
+            "load_assignment",
+            "endpoints",
+            "0",
+            "lb_endpoints",
+            "0",
+            "endpoint",
+            "address",
+            "socket_address",
+            "port_value",
+        ];
+        let base: Value = serde_yaml::from_str(&read("envoy.yaml")).expect("envoy.yaml");
+        for (setup, filters, upstream) in [
+            (EdgeSetup::Passthrough, vec![ROUTER], PORTS.upstream),
+            (
+                EdgeSetup::Noop,
+                vec!["envoy.filters.http.wasm", ROUTER],
+                PORTS.upstream,
+            ),
+            (
+                EdgeSetup::Native,
+                vec![
+                    "envoy.filters.http.jwt_authn",
+                    "envoy.filters.http.mcp",
+                    "envoy.filters.http.rbac",
+                    "envoy.filters.http.local_ratelimit",
+                    ROUTER,
+                ],
+                PORTS.upstream,
+            ),
+            (
+                EdgeSetup::McpEdge,
+                vec!["envoy.filters.http.wasm", ROUTER],
+                PORTS.upstream,
+            ),
+            (
+                EdgeSetup::McpEdgeBackend,
+                vec!["envoy.filters.http.wasm", ROUTER],
+                PORTS.backend,
+            ),
+        ] {
+            let mut doc = derived(setup);
+            assert_eq!(filter_names(&mut doc), filters, "{setup:?}");
+            assert_eq!(port(&mut doc, &listener_port), u64::from(PORTS.edge));
+            assert_eq!(port(&mut doc, &cluster_port), u64::from(upstream));
+            let hcm = [
+                "static_resources",
+                "listeners",
+                "0",
+                "filter_chains",
+                "0",
+                "filters",
+                "0",
+                "typed_config",
+            ];
+            for setting in [
+                "access_log",
+                "request_timeout",
+                "http2_protocol_options",
+                "normalize_path",
+            ] {
+                let mut expected = base.clone();
+                assert_eq!(
+                    at(&mut doc, &hcm).expect("hcm").get(setting),
+                    at(&mut expected, &hcm).expect("hcm").get(setting),
+                    "{setup:?} keeps envoy.yaml's {setting}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn mcp_edge_runs_envoy_yaml_s_plugin_with_inline_keys_and_no_throttling() {
+        let mut doc = derived(EdgeSetup::McpEdge);
+        let wasm = wasm_filter(http_filters(&mut doc).expect("filters")).expect("wasm");
+        let filename = at(wasm, &["vm_config", "code", "local", "filename"]).expect("code");
+        assert_eq!(filename.as_str(), Some("/f.wasm"));
+        let plugin = plugin_json(wasm).expect("plugin");
+        assert_eq!(plugin["jwks"], serde_json::json!({"inline": {"keys": []}}));
+        assert_eq!(plugin["resource"], "http://127.0.0.1:1001/mcp");
+        for tier in ["free", "pro", "enterprise"] {
+            assert_eq!(
+                plugin["rate_limits"][tier]["requests_per_minute"],
+                UNTHROTTLED_PER_MINUTE
+            );
+        }
+        assert_eq!(
+            plugin["algorithms"],
+            serde_json::json!(["RS256", "ES256", "EdDSA"])
+        );
+    }
+
+    /// The native chain's RBAC has one policy per tool of envoy.yaml's tool_scopes, with its scope.
+    #[test]
+    fn the_native_chain_authorizes_every_tool_of_envoy_yaml_by_its_scope() {
+        let mut doc = derived(EdgeSetup::Native);
+        let mut base: Value = serde_yaml::from_str(&read("envoy.yaml")).expect("envoy.yaml");
+        let plugin =
+            plugin_json(wasm_filter(http_filters(&mut base).expect("filters")).expect("wasm"))
+                .expect("plugin");
+        let tool_scopes = plugin["tool_scopes"].as_object().expect("tool_scopes");
+        let filters = http_filters(&mut doc).expect("filters");
+        let policies = at(
+            named(filters, "envoy.filters.http.rbac").expect("rbac"),
+            &["typed_config", "rules", "policies"],
+        )
+        .expect("policies")
+        .as_mapping_mut()
+        .expect("a mapping");
+        let matched = |policy: &mut Value, path: &[&str]| {
+            at(policy, path)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+        };
+        let mut tools = Vec::new();
+        for (name, policy) in policies.iter_mut() {
+            let name = name.as_str().expect("a policy name").to_string();
+            if name == "token-only" {
+                continue;
+            }
+            let tool = matched(
+                policy,
+                &[
+                    "permissions",
+                    "0",
+                    "and_rules",
+                    "rules",
+                    "1",
+                    "sourced_metadata",
+                    "metadata_matcher",
+                    "value",
+                    "string_match",
+                    "exact",
+                ],
+            );
+            let scope = matched(
+                policy,
+                &[
+                    "principals",
+                    "0",
+                    "and_ids",
+                    "ids",
+                    "1",
+                    "sourced_metadata",
+                    "metadata_matcher",
+                    "value",
+                    "list_match",
+                    "one_of",
+                    "string_match",
+                    "exact",
+                ],
+            );
+            let allowed = matched(
+                policy,
+                &[
+                    "principals",
+                    "0",
+                    "and_ids",
+                    "ids",
+                    "2",
+                    "or_ids",
+                    "ids",
+                    "0",
+                    "sourced_metadata",
+                    "metadata_matcher",
+                    "value",
+                    "list_match",
+                    "one_of",
+                    "string_match",
+                    "exact",
+                ],
+            );
+            assert_eq!(
+                tool.as_deref(),
+                Some(name.as_str()),
+                "policy {name} names its tool"
+            );
+            assert_eq!(
+                allowed.as_deref(),
+                Some(name.as_str()),
+                "policy {name} checks allowed_tools"
+            );
+            assert_eq!(
+                scope.as_deref(),
+                tool_scopes.get(&name).and_then(|s| s.as_str()),
+                "policy {name} requires envoy.yaml's scope"
+            );
+            tools.push(name);
+        }
+        let mut expected: Vec<_> = tool_scopes.keys().cloned().collect();
+        expected.sort();
+        tools.sort();
+        assert_eq!(tools, expected);
+    }
+}
