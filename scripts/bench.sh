@@ -3,8 +3,8 @@
 # filter that only buffers the body, Envoy's own filters doing a subset of the job
 # (bench/native-chain.yaml), and the seed design (bench/node-seed). Not part of the test command.
 #
-#   scripts/bench.sh                              # 10 s per run, two rounds: about 15 minutes
-#   BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh   # a smoke run of about a minute and a half
+#   scripts/bench.sh                              # 10 s per run, two rounds: about 15 minutes once built
+#   BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh   # a smoke run: about three minutes once built
 #
 # Every process is pinned: the edge (Envoy --concurrency 1, or the Node seed server) on core
 # BENCH_EDGE_CORE (0); the upstream (an Envoy answering a fixed 200), the real backend and wrk -t1 on
