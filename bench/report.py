@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -303,6 +304,9 @@ def main():
     w("")
     Path(a.out).write_text("\n".join(out))
     chart(runs, setups, a.chart)
+    marked = [s for s in setups if flags(runs, s)]
+    if marked:
+        sys.exit(f"written, but these setups are marked ⚠ (failed requests or repeated tokens): {', '.join(marked)}")
 
 
 if __name__ == "__main__":

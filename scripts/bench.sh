@@ -13,7 +13,8 @@
 # connection; the setups take turns, round after round (BENCH_ROUNDS). The edge's CPU time per
 # request comes from /proc/<pid>/stat (utime + stime) around the measured run.
 # Writes docs/benchmarks.md and docs/benchmarks.png (bench/report.py); raw results stay in
-# .local/bench/results.jsonl. Stops everything it started, also when interrupted.
+# .local/bench/results.jsonl. Fails (after writing the page, which marks them) when requests failed
+# or a token file ran out. Stops everything it started, also when interrupted.
 #
 # Other settings: BENCH_SETUPS (space-separated subset of the setup ids below), BENCH_TOKEN_RATE
 # (new tokens per second of a run the token files cover, default 6000), BENCH_BACKEND_PROFILE
@@ -138,13 +139,16 @@ cpu_ticks() {
   sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# check SETUP: one call with the cached token must be answered 200.
+# check SETUP [TOKEN_FILE]: a call with the cached token, and one with the file's first token,
+# must be answered 200.
 check() {
-  local status
-  status="$(curl -sS -o "$LOGS/check.out" -w '%{http_code}' -X POST "http://127.0.0.1:$EDGE_PORT/mcp" \
-    -H "authorization: Bearer $BENCH_CACHED_TOKEN" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-06-18' -d "$BODY")"
-  [ "$status" = 200 ] || die "$1: the check call was answered $status: $(head -c 400 "$LOGS/check.out")"
+  local status token
+  for token in "$BENCH_CACHED_TOKEN" ${2:+"$(head -n1 "$2")"}; do
+    status="$(curl -sS -o "$LOGS/check.out" -w '%{http_code}' -X POST "http://127.0.0.1:$EDGE_PORT/mcp" \
+      -H "authorization: Bearer $token" -H 'content-type: application/json' \
+      -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-06-18' -d "$BODY")"
+    [ "$status" = 200 ] || die "$1: the check call was answered $status: $(head -c 400 "$LOGS/check.out")"
+  done
 }
 
 # wrk_run CONNECTIONS SECONDS [TOKEN_FILE]: prints wrk.lua's JSON line.
@@ -213,7 +217,7 @@ measure() {
     pid=$STARTED
     wait_for "http://127.0.0.1:$EDGE_ADMIN/ready" "$pid" "edge-$setup"
   fi
-  check "$setup"
+  check "$setup" "$tokens"
   wrk_run 16 "$WARMUP_SECONDS" >/dev/null
   [ -z "$BACKEND_PID" ] || backend_before="$(cpu_ticks "$BACKEND_PID")"
   before="$(cpu_ticks "$pid")"

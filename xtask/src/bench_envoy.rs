@@ -9,6 +9,8 @@
 //! - mcp-edge: envoy.yaml's filter with its JWKS inline and rate limits that never throttle, in
 //!   front of the fixed-200 upstream or the real backend.
 //!
+//! Tokens are for envoy.yaml's issuer and resource whatever ports a run picks.
+//!
 //! The upstream is a second Envoy answering every request with a fixed 200.
 
 use std::path::Path;
@@ -77,19 +79,21 @@ pub struct BenchInputs<'a> {
 /// A rate far above anything the machine can send, so no setup is throttled.
 pub const UNTHROTTLED_PER_MINUTE: u64 = 1_000_000_000;
 
-/// The audience (mcp-edge's `resource`) of the benchmark's tokens.
-pub fn resource(ports: &BenchPorts) -> String {
-    format!("http://127.0.0.1:{}/mcp", ports.edge)
-}
-
-/// The issuer of the benchmark's tokens: envoy.yaml's first issuer.
-pub fn issuer(base_yaml: &str) -> Result<String> {
+/// The issuer and the audience (mcp-edge's `resource`) of the benchmark's tokens: envoy.yaml's
+/// first issuer and its resource, whatever ports the run listens on (so token files stay valid
+/// from one run to the next).
+pub fn issuer_and_audience(base_yaml: &str) -> Result<(String, String)> {
     let mut doc: Value = serde_yaml::from_str(base_yaml)?;
     let plugin = plugin_json(wasm_filter(http_filters(&mut doc)?)?)?;
-    plugin["issuers"][0]
-        .as_str()
-        .map(str::to_string)
-        .context("envoy.yaml's filter names no issuer")
+    let text = |v: &Json, what: &str| {
+        v.as_str()
+            .map(str::to_string)
+            .with_context(|| format!("envoy.yaml's filter names no {what}"))
+    };
+    Ok((
+        text(&plugin["issuers"][0], "issuer")?,
+        text(&plugin["resource"], "resource")?,
+    ))
 }
 
 fn http_filters(doc: &mut Value) -> Result<&mut Vec<Value>> {
@@ -155,9 +159,9 @@ pub fn edge_config(
             filters.retain(|f| f.get("name").and_then(Value::as_str) == Some(ROUTER));
         }
         EdgeSetup::Noop => noop_filter(wasm_filter(filters)?, inputs.noop_wasm)?,
-        EdgeSetup::Native => *filters = native_chain(inputs, ports)?,
+        EdgeSetup::Native => *filters = native_chain(inputs)?,
         EdgeSetup::McpEdge | EdgeSetup::McpEdgeBackend => {
-            mcp_edge_filter(wasm_filter(filters)?, inputs, ports)?;
+            mcp_edge_filter(wasm_filter(filters)?, inputs)?;
         }
     }
     let upstream = match setup {
@@ -204,16 +208,11 @@ fn noop_filter(wasm_config: &mut Value, wasm: &Path) -> Result<()> {
     Ok(())
 }
 
-/// envoy.yaml's plugin configuration with the bench's keys (inline), resource and rate limits.
-fn mcp_edge_filter(
-    wasm_config: &mut Value,
-    inputs: &BenchInputs<'_>,
-    ports: &BenchPorts,
-) -> Result<()> {
+/// envoy.yaml's plugin configuration with the bench's keys (inline) and rate limits.
+fn mcp_edge_filter(wasm_config: &mut Value, inputs: &BenchInputs<'_>) -> Result<()> {
     *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
         Value::from(inputs.filter_wasm.to_string_lossy().into_owned());
     let mut plugin = plugin_json(wasm_config)?;
-    plugin["resource"] = Json::from(resource(ports));
     plugin["jwks"] = serde_json::json!({ "inline": inputs.jwks });
     let unthrottled = serde_json::json!({"requests_per_minute": UNTHROTTLED_PER_MINUTE, "burst": UNTHROTTLED_PER_MINUTE});
     let tiers = plugin["rate_limits"]
@@ -227,8 +226,9 @@ fn mcp_edge_filter(
     Ok(())
 }
 
-/// bench/native-chain.yaml's filters, trusting the bench's JWKS file for the bench's resource.
-fn native_chain(inputs: &BenchInputs<'_>, ports: &BenchPorts) -> Result<Vec<Value>> {
+/// bench/native-chain.yaml's filters, trusting the bench's JWKS file for envoy.yaml's resource.
+fn native_chain(inputs: &BenchInputs<'_>) -> Result<Vec<Value>> {
+    let (_, audience) = issuer_and_audience(inputs.base_yaml)?;
     let mut chain: Value = serde_yaml::from_str(inputs.native_chain_yaml)?;
     let filters = at(&mut chain, &["http_filters"])?
         .as_sequence_mut()
@@ -242,7 +242,7 @@ fn native_chain(inputs: &BenchInputs<'_>, ports: &BenchPorts) -> Result<Vec<Valu
     for (_, provider) in providers.iter_mut() {
         *at(provider, &["local_jwks", "filename"])? =
             Value::from(inputs.jwks_file.to_string_lossy().into_owned());
-        *at(provider, &["audiences"])? = Value::Sequence(vec![Value::from(resource(ports))]);
+        *at(provider, &["audiences"])? = Value::Sequence(vec![Value::from(audience.as_str())]);
     }
     if filters
         .last()
@@ -431,7 +431,10 @@ mod tests {
         assert_eq!(filename.as_str(), Some("/f.wasm"));
         let plugin = plugin_json(wasm).expect("plugin");
         assert_eq!(plugin["jwks"], serde_json::json!({"inline": {"keys": []}}));
-        assert_eq!(plugin["resource"], "http://127.0.0.1:1001/mcp");
+        assert_eq!(
+            plugin["resource"], "http://127.0.0.1:8080/mcp",
+            "envoy.yaml's"
+        );
         for tier in ["free", "pro", "enterprise"] {
             assert_eq!(
                 plugin["rate_limits"][tier]["requests_per_minute"],

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use crate::bench_envoy::{
-    BenchInputs, BenchPorts, EdgeSetup, edge_config, issuer, resource, upstream_config,
+    BenchInputs, BenchPorts, EdgeSetup, edge_config, issuer_and_audience, upstream_config,
 };
 use crate::bench_tokens::{bench_spec, write_token_file};
 use crate::{DevKeys, claims_for};
@@ -63,8 +63,7 @@ impl BenchSetup {
             &upstream_config(&self.ports),
         )?;
 
-        let issuer = issuer(&base_yaml)?;
-        let audience = resource(&self.ports);
+        let (issuer, audience) = issuer_and_audience(&base_yaml)?;
         let spec = bench_spec(&issuer, &audience);
         let cached = keys.sign("RS256", claims_for(&spec))?;
         for alg in ALGORITHMS {

@@ -3,7 +3,8 @@
 //! (wrk's script cycles through the file and reports when it ran past its end).
 //!
 //! Signing thousands of RS256 tokens takes a while, so a file is reused while it is fresh (its
-//! tokens live two days; it is remade after twelve hours), long enough, and newer than the keys.
+//! tokens live two days; it is remade after twelve hours), long enough, newer than the keys, and
+//! made for the same claims (a `.spec` file beside it names them).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -37,8 +38,20 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Whether `path` already holds `count` fresh tokens signed by the keys of `key_file`.
-fn reusable(path: &Path, key_file: &Path, count: usize) -> bool {
+/// What a token file was made for, written beside it.
+fn spec_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("spec")
+}
+
+fn spec_text(alg: &str, spec: &TokenSpec) -> String {
+    format!("{alg} {spec:?}\n")
+}
+
+/// Whether `path` already holds `count` fresh tokens for `spec`, signed by the keys of `key_file`.
+fn reusable(path: &Path, key_file: &Path, count: usize, spec: &str) -> bool {
+    if std::fs::read_to_string(spec_path(path)).ok().as_deref() != Some(spec) {
+        return false;
+    }
     let (Some(made), Some(keys_made)) = (modified(path), modified(key_file)) else {
         return false;
     };
@@ -60,7 +73,8 @@ pub fn write_token_file(
     count: usize,
     path: &Path,
 ) -> Result<bool> {
-    if reusable(path, key_file, count) {
+    let stamp = spec_text(alg, spec);
+    if reusable(path, key_file, count, &stamp) {
         return Ok(false);
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -96,5 +110,6 @@ pub fn write_token_file(
         }
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(spec_path(path), stamp)?;
     Ok(true)
 }
