@@ -5,7 +5,12 @@
 //! - [`sync_config`]: the configuration files written from the backend's tool catalogue
 //!   (`cargo xtask sync-config`), with [`docker_envoy`] deriving docker-compose's Envoy
 //!   configuration and [`json_member`] editing one member of a JSON text in place.
+//! - [`bench_setup`]: what `scripts/bench.sh` runs from (`cargo xtask bench-setup`): Envoy
+//!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 
+pub mod bench_envoy;
+pub mod bench_setup;
+pub mod bench_tokens;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;

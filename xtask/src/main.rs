@@ -6,6 +6,7 @@
 //! - `token`: mints a development access token for a demo tenant.
 //! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
 //!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
+//! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use anyhow::Result;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use xtask::bench_envoy::BenchPorts;
+use xtask::bench_setup::BenchSetup;
 use xtask::sync_config::{repo_root, stale, write};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
@@ -76,6 +79,36 @@ enum Command {
         /// Change nothing; fail when a file is not what the catalogue makes.
         #[arg(long)]
         check: bool,
+    },
+    /// Write what scripts/bench.sh runs from: keys, JWKS, token files (reused while fresh), the
+    /// Envoy configuration of every edge setup derived from envoy.yaml, the upstream's, bench.env.
+    BenchSetup {
+        #[arg(long, default_value = ".local/bench")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 18080)]
+        edge_port: u16,
+        #[arg(long, default_value_t = 18901)]
+        edge_admin_port: u16,
+        #[arg(long, default_value_t = 18081)]
+        upstream_port: u16,
+        #[arg(long, default_value_t = 18902)]
+        upstream_admin_port: u16,
+        /// Where the real backend listens (the end-to-end setup).
+        #[arg(long, default_value_t = 18082)]
+        backend_port: u16,
+        #[arg(
+            long,
+            default_value = "target/wasm32-wasip1/release/mcp_edge_filter.wasm"
+        )]
+        filter_wasm: PathBuf,
+        #[arg(
+            long,
+            default_value = "target/wasm32-wasip1/release/mcp_edge_bench_noop_filter.wasm"
+        )]
+        noop_wasm: PathBuf,
+        /// Tokens per algorithm for the new-token-per-request setups.
+        #[arg(long, default_value_t = 60_000)]
+        tokens: usize,
     },
 }
 
@@ -150,6 +183,31 @@ async fn main() -> Result<()> {
             println!("{}", keys.sign(&alg, claims_for(&spec))?);
         }
         Command::SyncConfig { check } => sync_config(check)?,
+        Command::BenchSetup {
+            out,
+            edge_port,
+            edge_admin_port,
+            upstream_port,
+            upstream_admin_port,
+            backend_port,
+            filter_wasm,
+            noop_wasm,
+            tokens,
+        } => BenchSetup {
+            root: repo_root(),
+            out,
+            ports: BenchPorts {
+                edge: edge_port,
+                edge_admin: edge_admin_port,
+                upstream: upstream_port,
+                upstream_admin: upstream_admin_port,
+                backend: backend_port,
+            },
+            filter_wasm,
+            noop_wasm,
+            tokens,
+        }
+        .run()?,
     }
     Ok(())
 }

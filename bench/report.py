@@ -1,0 +1,313 @@
+"""Writes docs/benchmarks.md and its chart from the results of scripts/bench.sh.
+
+Reads .local/bench/results.jsonl (one line per measurement: setup, round, connections, the edge's
+CPU ticks, and wrk.lua's JSON line), averages the rounds, computes every ratio within a round (the
+setups of one round ran minutes apart at most), and describes the machine and versions it ran on.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Setup id -> what the table calls it. The order is the table's.
+LABELS = {
+    "passthrough": "Envoy passthrough",
+    "noop": "a wasm filter that only buffers the body",
+    "native": "Envoy's native chain: jwt_authn (inline JWKS, token cache) → envoy.filters.http.mcp"
+    " → rbac (tool ∈ allowed_tools, scope) → local_ratelimit per tenant",
+    "edge": "mcp-edge, cached token",
+    "native-new": "native chain, new RS256 token per request",
+    "edge-rs256": "mcp-edge, new RS256 token per request",
+    "edge-es256": "mcp-edge, new ES256 token per request",
+    "edge-eddsa": "mcp-edge, new EdDSA token per request",
+    "edge-backend": "end to end: mcp-edge (cached token) + the real backend",
+    "node-seed": "the seed design: Node + @modelcontextprotocol/sdk + express + jsonwebtoken",
+}
+SHORT = {
+    "passthrough": "passthrough",
+    "noop": "wasm noop (buffers body)",
+    "native": "native chain, cached",
+    "edge": "mcp-edge, cached",
+    "native-new": "native chain, new RS256",
+    "edge-rs256": "mcp-edge, new RS256",
+    "edge-es256": "mcp-edge, new ES256",
+    "edge-eddsa": "mcp-edge, new EdDSA",
+    "edge-backend": "mcp-edge + backend",
+    "node-seed": "Node seed",
+}
+# Rows of the first table: the edge alone, in front of the fixed-200 upstream.
+EDGE_ROWS = [s for s in LABELS if s not in ("edge-backend", "node-seed")]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--results", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--chart", required=True)
+    p.add_argument("--seconds", type=int, required=True)
+    p.add_argument("--rounds", type=int, required=True)
+    p.add_argument("--warmup", type=int, required=True)
+    p.add_argument("--backend-profile", required=True)
+    p.add_argument("--edge-core", required=True)
+    p.add_argument("--load-core", required=True)
+    p.add_argument("--load-before", required=True)
+    p.add_argument("--load-after", required=True)
+    p.add_argument("--clock-ticks", type=int, required=True)
+    return p.parse_args()
+
+
+class Run:
+    """One measurement."""
+
+    def __init__(self, line, clock_ticks):
+        self.setup = line["setup"]
+        self.round = line["round"]
+        self.connections = line["connections"]
+        w = line["wrk"]
+        self.requests = w["requests"]
+        self.rps = w["requests"] / (w["duration_us"] / 1e6)
+        self.mean_us = w["mean_us"]
+        self.p50_us = w["p50_us"]
+        self.p99_us = w["p99_us"]
+        self.errors = sum(w[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts", "non_2xx"))
+        self.wrapped = w["wrapped"]
+        per_request = 1e6 / clock_ticks / max(self.requests, 1)
+        self.edge_cpu_us = line["edge_cpu_ticks"] * per_request
+        self.backend_cpu_us = line["backend_cpu_ticks"] * per_request
+
+
+def load(path, clock_ticks):
+    runs = defaultdict(list)  # (setup, connections) -> [Run]
+    for text in Path(path).read_text().splitlines():
+        if text.strip():
+            r = Run(json.loads(text), clock_ticks)
+            runs[(r.setup, r.connections)].append(r)
+    return runs
+
+
+def mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def per_round(runs, setup, base, connections, value):
+    """The mean over rounds of value(run of setup, run of base) in the same round."""
+    base_by_round = {r.round: r for r in runs.get((base, connections), [])}
+    return mean(
+        value(r, base_by_round[r.round]) for r in runs.get((setup, connections), []) if r.round in base_by_round
+    )
+
+
+def fmt(value, digits=0, unit=""):
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}".replace(",", " ")
+    return f"{text}{unit}"
+
+
+def fmt_us(value):
+    """Microseconds, as µs below 1 ms and as ms above."""
+    if value is None:
+        return "—"
+    sign = "+" if value >= 0 else "−"
+    v = abs(value)
+    return f"{sign}{v / 1000:.2f} ms" if v >= 1000 else f"{sign}{v:.0f} µs"
+
+
+def lat(value):
+    if value is None:
+        return "—"
+    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} µs"
+
+
+def flags(runs, setup):
+    notes = []
+    all_runs = [r for c in (16, 1) for r in runs.get((setup, c), [])]
+    if any(r.errors for r in all_runs):
+        notes.append(f"{sum(r.errors for r in all_runs)} failed requests")
+    if any(r.wrapped for r in all_runs):
+        notes.append("token file exhausted: tokens repeated")
+    return f" ⚠ {', '.join(notes)}" if notes else ""
+
+
+def command_output(*cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def chart(runs, setups, path):
+    shown = [s for s in setups if (s, 16) in runs]
+    names = [SHORT[s] for s in shown]
+    rps = [mean(r.rps for r in runs[(s, 16)]) for s in shown]
+    added = [
+        per_round(runs, s, "passthrough", 1, lambda r, b: r.mean_us - b.mean_us) if s != "passthrough" else None
+        for s in shown
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.45 * len(shown) + 1.8))
+    y = range(len(shown))
+    colors = ["#888888" if s in ("passthrough", "noop") else "#4c72b0" if s.startswith("native") else
+              "#55a868" if s == "node-seed" else "#dd8452" for s in shown]
+    left.barh(y, rps, color=colors)
+    left.set_yticks(list(y), names)
+    left.invert_yaxis()
+    left.set_xlabel("requests/s at 16 connections (higher is better)")
+    left.set_xlim(0, max(rps) * 1.18)
+    for i, v in enumerate(rps):
+        left.text(v, i, f" {v:,.0f}".replace(",", " "), va="center", fontsize=8)
+    right.barh(y, [max(a, 1) if a is not None else float("nan") for a in added], color=colors)
+    right.set_yticks(list(y), [""] * len(shown))
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlim(right=max([a for a in added if a] + [10]) * 4)
+    right.set_xlabel("mean latency added at 1 connection vs passthrough, µs (log; lower is better)")
+    for i, a in enumerate(added):
+        if a is not None:
+            right.text(max(a, 1), i, f" {a:,.0f} µs".replace(",", " "), va="center", fontsize=8)
+    fig.suptitle("mcp-edge side by side (scripts/bench.sh)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    a = parse_args()
+    runs = load(a.results, a.clock_ticks)
+    setups = [s for s in LABELS if (s, 16) in runs or (s, 1) in runs]
+    base = "passthrough"
+    smoke = a.seconds < 10 or a.rounds < 2
+    out = []
+    w = out.append
+    w("# Benchmarks: mcp-edge side by side")
+    w("")
+    w("Written by `scripts/bench.sh` (`bench/report.py`); do not edit by hand. Run it again on a quiet machine")
+    w("to refresh every figure here at once.")
+    w("")
+    if smoke:
+        w(f"**Smoke run** ({a.seconds} s per run, {a.rounds} round(s), on a machine busy with other work): the")
+        w("figures show that every setup runs, not what they cost. Run `scripts/bench.sh` with its defaults")
+        w("(10 s, two rounds) on a quiet machine for figures to quote.")
+        w("")
+    w("## How it was measured")
+    w("")
+    w(f"- Edge: Envoy 1.40 `--concurrency 1` pinned to core {a.edge_core} (or, for the seed design, the Node")
+    w(f"  server on that core). Upstream: a second Envoy answering every request with a fixed 200 and a small")
+    w(f"  JSON-RPC result, pinned to core {a.load_core} with `wrk -t1` (and the real backend, for the end-to-end row).")
+    w("- Request: `tools/call` of `list_projects`, 130 bytes, with `Authorization: Bearer`, `Accept`,")
+    w("  `Content-Type` and `MCP-Protocol-Version: 2025-06-18`, over HTTP/1.1 keep-alive connections.")
+    w(f"- Each measurement starts a fresh edge process (empty token caches), warms it up for {a.warmup} s at 16")
+    w(f"  connections with one token, then runs wrk for {a.seconds} s at 16 and at 1 connection. Setups take turns,")
+    w(f"  {a.rounds} round(s); figures are means over rounds, ratios are taken within a round.")
+    w("- Every setup derives from the repository's `envoy.yaml` (the same listener, connection manager settings,")
+    w("  access log and overload manager); only the HTTP filters differ (`cargo xtask bench-setup`,")
+    w("  `xtask/src/bench_envoy.rs`). mcp-edge runs envoy.yaml's configuration with its JWKS inline instead of")
+    w("  fetched and rate limits that never throttle (every check still runs, the bucket is still taken).")
+    w("- New token per request: wrk's script (`bench/wrk.lua`) sends a different pre-signed token on every")
+    w("  request (2048-bit RSA, P-256, Ed25519), so every request is a verification.")
+    w("- Edge CPU per request: the edge process's utime + stime (`/proc/<pid>/stat`) over the measured run at")
+    w("  16 connections, divided by the requests answered. Added latency: the setup's mean (and p50) at 1")
+    w("  connection minus passthrough's in the same round.")
+    w("")
+    w("![throughput and added latency](benchmarks.png)")
+    w("")
+    w("## The edge alone (fixed-200 upstream)")
+    w("")
+    w("| setup | c16 req/s | vs passthrough | edge CPU µs/req | c1 mean added | c1 p50 added |")
+    w("|---|---|---|---|---|---|")
+    for s in [s for s in EDGE_ROWS if s in setups]:
+        rps = mean(r.rps for r in runs.get((s, 16), []))
+        ratio = per_round(runs, s, base, 16, lambda r, b: r.rps / b.rps)
+        cpu = mean(r.edge_cpu_us for r in runs.get((s, 16), []))
+        if s == base:
+            added_mean = added_p50 = "—"
+        else:
+            added_mean = fmt_us(per_round(runs, s, base, 1, lambda r, b: r.mean_us - b.mean_us))
+            added_p50 = fmt_us(per_round(runs, s, base, 1, lambda r, b: r.p50_us - b.p50_us))
+        w(f"| {LABELS[s]}{flags(runs, s)} | {fmt(rps)} | {fmt(ratio, 2)} | {fmt(cpu)} | {added_mean} | {added_p50} |")
+    w("")
+    w("## Latency")
+    w("")
+    w("| setup | c1 p50 | c1 p99 | c16 p50 | c16 p99 |")
+    w("|---|---|---|---|---|")
+    for s in setups:
+        c1, c16 = runs.get((s, 1), []), runs.get((s, 16), [])
+        w(f"| {SHORT[s]} | {lat(mean(r.p50_us for r in c1))} | {lat(mean(r.p99_us for r in c1))} | "
+          f"{lat(mean(r.p50_us for r in c16))} | {lat(mean(r.p99_us for r in c16))} |")
+    w("")
+    if "edge-backend" in setups or "node-seed" in setups:
+        w("## End to end: mcp-edge + backend against the seed design")
+        w("")
+        w("The real backend (`mcp-edge-backend`, " + a.backend_profile + " build, memory store, quotas unlimited,")
+        w(f"pinned to core {a.load_core} beside wrk) behind mcp-edge with a cached token, against the seed design:")
+        w("one Node process (`bench/node-seed/server.mjs`: express, jsonwebtoken verifying every request, the")
+        w("MCP SDK stateless) checking the token and `allowed_tools` itself and serving the same tool, pinned to")
+        w(f"core {a.edge_core}. mcp-edge + backend use a part of core {a.load_core} too; the seed design does not.")
+        w("")
+        w("| setup | c16 req/s | ratio to the seed design | c1 p50 | c1 p99 | edge CPU µs/req | backend CPU µs/req |")
+        w("|---|---|---|---|---|---|---|")
+        for s in [s for s in ("edge-backend", "node-seed") if s in setups]:
+            c1, c16 = runs.get((s, 1), []), runs.get((s, 16), [])
+            ratio = per_round(runs, s, "node-seed", 16, lambda r, b: r.rps / b.rps)
+            backend_cpu = mean(r.backend_cpu_us for r in c16) if s == "edge-backend" else None
+            w(f"| {LABELS[s]}{flags(runs, s)} | {fmt(mean(r.rps for r in c16))} | {fmt(ratio, 2)} | "
+              f"{lat(mean(r.p50_us for r in c1))} | {lat(mean(r.p99_us for r in c1))} | "
+              f"{fmt(mean(r.edge_cpu_us for r in c16))} | {fmt(backend_cpu)} |")
+        w("")
+    w("## Every round")
+    w("")
+    w("requests/s at 16 connections, per round (the spread between rounds is the noise of the run).")
+    w("")
+    w("| setup | " + " | ".join(f"round {i}" for i in range(1, a.rounds + 1)) + " |")
+    w("|---|" + "---|" * a.rounds)
+    for s in setups:
+        by_round = {r.round: r.rps for r in runs.get((s, 16), [])}
+        w(f"| {SHORT[s]} | " + " | ".join(fmt(by_round.get(i)) for i in range(1, a.rounds + 1)) + " |")
+    w("")
+    w("## What the native chain does not do")
+    w("")
+    w("`bench/native-chain.yaml` is the configuration a user would write with Envoy 1.40's own filters. RBAC")
+    w("cannot compare the tool named in the body with the token's `allowed_tools` list, so it spells out one")
+    w("policy per tool. It has no JSON-RPC error bodies, no RFC 9728 metadata or `insufficient_scope`")
+    w("challenge, no signed identity headers for the backend, no strict JSON, protocol-version or batch rules,")
+    w("no tools/list filtering, no limit on bad tokens per address and no RateLimit headers: it does a subset")
+    w("of mcp-edge's job, and its figures are a bound from below on what that job costs with native filters.")
+    w("")
+    w("## Machine and versions")
+    w("")
+    w(f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores")
+    w(f"- Kernel: {platform.system()} {platform.release()}")
+    w(f"- Envoy: {command_output('.venv/bin/envoy', '--version').split('version: ')[-1]}")
+    w(f"- Node: {command_output('.venv/bin/node', '--version')}; wrk: {command_output('wrk', '-v')}")
+    w(f"- Rust: {command_output('rustc', '-V')}")
+    w(f"- Commit: {command_output('git', 'describe', '--always', '--dirty')}; "
+      f"run: {command_output('date', '-u', '+%Y-%m-%d %H:%M UTC')}")
+    w(f"- Load average (1, 5, 15 min) before: {a.load_before}; after: {a.load_after}")
+    w("")
+    Path(a.out).write_text("\n".join(out))
+    chart(runs, setups, a.chart)
+    marked = [s for s in setups if flags(runs, s)]
+    if marked:
+        sys.exit(f"written, but these setups are marked ⚠ (failed requests or repeated tokens): {', '.join(marked)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+//! Criterion benchmarks of the filter's pure core, run natively (`cargo bench -p mcp-edge-filter`):
+//! what each step of a request costs before wasm and the host add theirs. `scripts/bench.sh`
+//! measures the filter inside Envoy; these say which part of that is the work itself.
+//!
+//! - token verification per algorithm (RS256, ES256, EdDSA), as on a token-cache miss;
+//! - a token-cache hit;
+//! - the JSON-RPC body: strict parse, and the policy's judgement of it;
+//! - the rate limit: the bucket arithmetic, and a whole slot update against an in-memory store
+//!   with Envoy's shared-data semantics (compare-and-swap);
+//! - the gateway signature: the `x-mcp-*` headers and their HMAC.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use jwt_simple::prelude::*;
+use mcp_edge_contract::{Identity, RequestFacts, body_digest, vouch_headers};
+use mcp_edge_filter::jsonrpc::parse_payload;
+use mcp_edge_filter::keys::{Algorithm, KeySet};
+use mcp_edge_filter::policy::{PayloadVerdict, ToolPolicy};
+use mcp_edge_filter::rate_limit::{Limit, SharedStore, SlotSecret, SlotTable, WriteFailed};
+use mcp_edge_filter::tenant::TenantContext;
+use mcp_edge_filter::token::{TokenPolicy, verify_bearer};
+use mcp_edge_filter::token_cache::TokenCache;
+use serde_json::{Map, Value, json};
+
+const NOW: u64 = 1_800_000_000;
+const ISSUER: &str = "https://issuer.example";
+const AUDIENCE: &str = "https://mcp.example/mcp";
+/// The body `scripts/bench.sh` sends.
+const BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","arguments":{"limit":20,"include_archived":false}}}"#;
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn claims() -> JWTClaims<Map<String, Value>> {
+    let custom = json!({"tenant_id": "tenant-bench", "scope": "mcp:read mcp:write",
+                        "rate_limit_tier": "pro", "allowed_tools": ["list_projects", "get_project"]});
+    let mut c = Claims::with_custom_claims(
+        custom.as_object().cloned().unwrap_or_default(),
+        Duration::from_secs(3600),
+    )
+    .with_issuer(ISSUER)
+    .with_audience(AUDIENCE)
+    .with_subject("bench-user");
+    c.issued_at = Some(Duration::from_secs(NOW));
+    c.invalid_before = Some(Duration::from_secs(NOW));
+    c.expires_at = Some(Duration::from_secs(NOW + 3600));
+    c
+}
+
+fn token_policy() -> TokenPolicy {
+    TokenPolicy {
+        issuers: [ISSUER.to_string()].into(),
+        audiences: [AUDIENCE.to_string()].into(),
+        algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
+        leeway_seconds: 30,
+        required_typ: None,
+    }
+}
+
+fn verification(c: &mut Criterion) {
+    let rsa = RS256KeyPair::generate(2048)
+        .expect("RSA key")
+        .with_key_id("rs");
+    let ec = ES256KeyPair::generate().with_key_id("es");
+    let ed = Ed25519KeyPair::generate().with_key_id("ed");
+    let jwk = |text: String| serde_json::from_str::<Value>(&text).expect("a JWK");
+    let jwks = json!({"keys": [jwk(rsa.public_key().to_jwk()), jwk(ec.public_key().to_jwk()),
+                                jwk(ed.public_key().to_jwk())]});
+    let policy = token_policy();
+    let keys = KeySet::from_jwks(jwks.to_string().as_bytes(), &policy.algorithms).expect("keys");
+    let tokens = [
+        ("RS256", rsa.sign(claims()).expect("signed")),
+        ("ES256", ec.sign(claims()).expect("signed")),
+        ("EdDSA", ed.sign(claims()).expect("signed")),
+    ];
+    let mut group = c.benchmark_group("verify_bearer");
+    for (alg, token) in &tokens {
+        assert!(verify_bearer(token, &keys, &policy, NOW).is_ok());
+        group.bench_function(*alg, |b| {
+            b.iter(|| verify_bearer(black_box(token), &keys, &policy, NOW))
+        });
+    }
+    group.finish();
+
+    let verified = verify_bearer(&tokens[0].1, &keys, &policy, NOW).expect("verified");
+    let mut cache = TokenCache::new(1024, 30);
+    cache.insert(&tokens[0].1, verified, NOW);
+    c.bench_function("token_cache/hit", |b| {
+        b.iter(|| cache.get(black_box(&tokens[0].1), NOW))
+    });
+}
+
+fn tenant() -> TenantContext {
+    TenantContext {
+        identity: Identity::example("tenant-bench"),
+        allowed_tools: Some(vec!["list_projects".into(), "get_project".into()]),
+    }
+}
+
+fn tool_policy() -> ToolPolicy {
+    let scopes = [
+        ("archive_project", "mcp:write"),
+        ("assign_task", "mcp:write"),
+        ("create_project", "mcp:write"),
+        ("create_task", "mcp:write"),
+        ("delete_project", "mcp:admin"),
+        ("get_analytics", "mcp:read"),
+        ("get_project", "mcp:read"),
+        ("get_usage", "mcp:read"),
+        ("list_projects", "mcp:read"),
+        ("list_tasks", "mcp:read"),
+        ("update_task", "mcp:write"),
+    ];
+    ToolPolicy {
+        tool_scopes: scopes
+            .iter()
+            .map(|(t, s)| (t.to_string(), s.to_string()))
+            .collect(),
+        method_scopes: Default::default(),
+    }
+}
+
+fn json_rpc(c: &mut Criterion) {
+    let (policy, tenant) = (tool_policy(), tenant());
+    c.bench_function("jsonrpc/parse", |b| {
+        b.iter(|| parse_payload(black_box(BODY)))
+    });
+    let payload = parse_payload(BODY).expect("a valid body");
+    assert_eq!(policy.judge(&tenant, &payload), PayloadVerdict::Allow);
+    c.bench_function("policy/judge", |b| {
+        b.iter(|| policy.judge(&tenant, black_box(&payload)))
+    });
+    c.bench_function("jsonrpc/parse_and_judge", |b| {
+        b.iter(|| parse_payload(black_box(BODY)).map(|p| policy.judge(&tenant, &p)))
+    });
+}
+
+/// Envoy's shared data in memory: values with a CAS number that every write increments.
+#[derive(Default)]
+struct MemoryShared {
+    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+}
+
+impl SharedStore for MemoryShared {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        match self.map.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
+        let mut map = self.map.borrow_mut();
+        let current = map.get(key).map(|(_, c)| *c);
+        if let (Some(current), Some(cas)) = (current, cas)
+            && current != cas
+        {
+            return Err(WriteFailed);
+        }
+        map.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
+        Ok(())
+    }
+}
+
+fn rate_limit(c: &mut Criterion) {
+    let limit = Limit {
+        capacity: 1_000_000_000,
+        per_minute: 1_000_000_000,
+    };
+    let (state, _) = limit.take(None, 1, 0);
+    c.bench_function("bucket/take", |b| {
+        b.iter(|| limit.take(black_box(Some(state)), 1, 1_000))
+    });
+    let store = MemoryShared::default();
+    let secret = SlotSecret([7; 16]);
+    let table = SlotTable {
+        namespace: "mcp_edge.rl.tenant",
+        slots: 4096,
+        probes: 4,
+        secret: &secret,
+    };
+    let mut now_ms = NOW * 1000;
+    c.bench_function("bucket/slot_update", |b| {
+        b.iter(|| {
+            now_ms += 1;
+            table.update(&store, b"tenant-bench", &limit, now_ms, |s| {
+                let (next, decision) = limit.take(s, 1, now_ms);
+                (Some(next), decision)
+            })
+        })
+    });
+}
+
+fn signature(c: &mut Criterion) {
+    let identity = Identity::example("tenant-bench");
+    let digest = body_digest(BODY);
+    let facts = RequestFacts {
+        method: "POST",
+        path: "/mcp",
+        protocol_version: "2025-06-18",
+        request_id: "0123456789abcdef0123456789abcdef",
+        gateway_time: NOW,
+        body_digest: &digest,
+    };
+    c.bench_function("signature/body_digest", |b| {
+        b.iter(|| body_digest(black_box(BODY)))
+    });
+    c.bench_function("signature/vouch_headers", |b| {
+        b.iter(|| vouch_headers(SECRET, &identity, black_box(&facts)))
+    });
+}
+
+criterion_group!(core, verification, json_rpc, rate_limit, signature);
+criterion_main!(core);
