@@ -33,6 +33,8 @@ LABELS = {
     "edge-eddsa": "mcp-edge, new EdDSA token per request",
     "edge-backend": "end to end: mcp-edge (cached token) + the real backend",
     "node-seed": "the seed design: Node + @modelcontextprotocol/sdk + express + jsonwebtoken",
+    "edge-before": "mcp-edge before the hot-path work (BENCH_BEFORE_WASM), cached token",
+    "edge-before-rs256": "mcp-edge before the hot-path work (BENCH_BEFORE_WASM), new RS256 token per request",
 }
 SHORT = {
     "passthrough": "passthrough",
@@ -45,6 +47,8 @@ SHORT = {
     "edge-eddsa": "mcp-edge, new EdDSA",
     "edge-backend": "mcp-edge + backend",
     "node-seed": "Node seed",
+    "edge-before": "mcp-edge before, cached",
+    "edge-before-rs256": "mcp-edge before, new RS256",
 }
 # Rows of the first table: the edge alone, in front of the fixed-200 upstream.
 EDGE_ROWS = [s for s in LABELS if s not in ("edge-backend", "node-seed")]

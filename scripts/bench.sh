@@ -18,7 +18,9 @@
 #
 # Other settings: BENCH_SETUPS (space-separated subset of the setup ids below), BENCH_TOKEN_RATE
 # (new tokens per second of a run the token files cover, default 6000), BENCH_BACKEND_PROFILE
-# (release, the default, or debug: the backend binary of the end-to-end row).
+# (release, the default, or debug: the backend binary of the end-to-end row), BENCH_BEFORE_WASM (the
+# path of an earlier build of the filter: adds the setups edge-before and edge-before-rs256, the
+# same configuration with that .wasm, for a before/after table from one run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +32,10 @@ BACKEND_PROFILE="${BENCH_BACKEND_PROFILE:-release}"
 EDGE_CORE="${BENCH_EDGE_CORE:-0}"
 LOAD_CORE="${BENCH_LOAD_CORE:-1}"
 ALL_SETUPS="passthrough noop native edge native-new edge-rs256 edge-es256 edge-eddsa edge-backend node-seed"
+BEFORE_WASM="${BENCH_BEFORE_WASM:-}"
+if [ -n "$BEFORE_WASM" ]; then
+  ALL_SETUPS="$ALL_SETUPS edge-before edge-before-rs256"
+fi
 SETUPS="${BENCH_SETUPS:-$ALL_SETUPS}"
 CONNECTIONS="16 1"
 OUT=.local/bench
@@ -84,6 +90,13 @@ target/debug/xtask bench-setup --out "$OUT" --tokens "$TOKENS" \
 # shellcheck disable=SC1091
 . "$OUT/bench.env"
 mkdir -p "$LOGS"
+if [ -n "$BEFORE_WASM" ]; then
+  # The same edge configuration with the earlier filter: only the .wasm path differs.
+  [ -f "$BEFORE_WASM" ] || die "BENCH_BEFORE_WASM: no file at $BEFORE_WASM"
+  filter_wasm="$(realpath -s target/wasm32-wasip1/release/mcp_edge_filter.wasm)"
+  grep -q "$filter_wasm" "$OUT/envoy-edge.yaml" || die "envoy-edge.yaml does not name $filter_wasm"
+  sed "s|$filter_wasm|$(realpath "$BEFORE_WASM")|" "$OUT/envoy-edge.yaml" >"$OUT/envoy-edge-before.yaml"
+fi
 : >"$RESULTS"
 MCP_EDGE_GATEWAY_SECRET="$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 export MCP_EDGE_GATEWAY_SECRET
@@ -165,6 +178,7 @@ edge_of() {
     passthrough | noop) echo "$1" ;;
     native | native-new) echo native ;;
     edge | edge-rs256 | edge-es256 | edge-eddsa) echo edge ;;
+    edge-before | edge-before-rs256) echo edge-before ;;
     edge-backend) echo edge-backend ;;
     node-seed) echo node ;;
     *) die "unknown setup $1 (known: $ALL_SETUPS)" ;;
@@ -174,7 +188,7 @@ edge_of() {
 # tokens_of SETUP: the token file of a new-token-per-request setup (empty: the cached token).
 tokens_of() {
   case "$1" in
-    native-new | edge-rs256) echo "$OUT/tokens-RS256.txt" ;;
+    native-new | edge-rs256 | edge-before-rs256) echo "$OUT/tokens-RS256.txt" ;;
     edge-es256) echo "$OUT/tokens-ES256.txt" ;;
     edge-eddsa) echo "$OUT/tokens-EdDSA.txt" ;;
     *) echo "" ;;
