@@ -121,6 +121,7 @@ fn main() -> Result<()> {
     let options = StackOptions {
         authz: false,
         plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}}),
+        ..StackOptions::default()
     };
     let stack = Stack::start_with(&options)?;
     let quiet = Stack::start_with(&StackOptions {
@@ -129,6 +130,7 @@ fn main() -> Result<()> {
             "rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited},
             "access_log_properties": false,
         }),
+        ..StackOptions::default()
     });
     let dir = stack.dir().to_path_buf();
     let script = dir.join("bench.lua");
