@@ -441,7 +441,9 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
         3,
         "the metric counts the calls refused up front"
     );
-    assert_eq!(metering.outbox_stats().failures, 1, "the one failed commit");
+    // The call's failed commit, plus the recovery probe's if it ran meanwhile (once a second).
+    let failures = metering.outbox_stats().failures;
+    assert!(failures >= 1, "the failed commit is counted: {failures}");
     let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
     assert_eq!(
         usage["used"], 1,
