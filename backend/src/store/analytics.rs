@@ -100,10 +100,16 @@ pub fn count_tasks(project_count: u64, tasks: &[Task], today: NaiveDate) -> Task
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn task(status: TaskStatus, priority: Priority, who: Option<&str>, due: Option<&str>) -> Task {
+    /// A task with the fields analytics reads; the counters' tests build theirs with it too.
+    pub(in crate::store) fn task(
+        status: TaskStatus,
+        priority: Priority,
+        who: Option<&str>,
+        due: Option<&str>,
+    ) -> Task {
         Task {
             id: "tsk_x".into(),
             project_id: "prj_x".into(),

@@ -154,23 +154,8 @@ pub fn counts_from(project_count: u64, counters: &Counters, today: NaiveDate) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::analytics::tests::task;
     use crate::store::count_tasks;
-
-    fn task(status: TaskStatus, priority: Priority, who: Option<&str>, due: Option<&str>) -> Task {
-        Task {
-            id: "tsk_x".into(),
-            project_id: "prj_x".into(),
-            title: "t".into(),
-            description: None,
-            status,
-            priority,
-            assignee_email: who.map(str::to_owned),
-            due_date: due.map(str::to_owned),
-            created_at: String::new(),
-            updated_at: String::new(),
-            created_by: String::new(),
-        }
-    }
 
     #[test]
     fn counters_give_the_counts_of_the_tasks() {
