@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 use serde_json::Value as Json;
 use serde_yaml::Value;
 
-use crate::docker_envoy::at;
+use crate::docker_envoy::{at, http_filters_of};
 
 /// The ports of one benchmark run.
 #[derive(Debug, Clone, Copy)]
@@ -97,22 +97,7 @@ pub fn issuer_and_audience(base_yaml: &str) -> Result<(String, String)> {
 }
 
 fn http_filters(doc: &mut Value) -> Result<&mut Vec<Value>> {
-    at(
-        doc,
-        &[
-            "static_resources",
-            "listeners",
-            "0",
-            "filter_chains",
-            "0",
-            "filters",
-            "0",
-            "typed_config",
-            "http_filters",
-        ],
-    )?
-    .as_sequence_mut()
-    .context("http_filters is not a list")
+    http_filters_of(at(doc, &["static_resources", "listeners", "0"])?)
 }
 
 fn named<'a>(filters: &'a mut [Value], name: &str) -> Result<&'a mut Value> {

@@ -59,10 +59,9 @@ pub fn docker_envoy_config(base_yaml: &str) -> Result<String> {
     Ok(format!("{HEADER}{}", serde_yaml::to_string(&doc)?))
 }
 
-/// Listens on 0.0.0.0 and loads the filter from where the container mounts it.
-fn for_docker_listener(listener: &mut Value) -> Result<()> {
-    *at(listener, &["address", "socket_address", "address"])? = "0.0.0.0".into();
-    let filters = at(
+/// The HTTP filters of a listener's first filter chain (its connection manager's).
+pub fn http_filters_of(listener: &mut Value) -> Result<&mut Vec<Value>> {
+    at(
         listener,
         &[
             "filter_chains",
@@ -74,8 +73,13 @@ fn for_docker_listener(listener: &mut Value) -> Result<()> {
         ],
     )?
     .as_sequence_mut()
-    .context("http_filters is not a list")?;
-    for filter in filters {
+    .context("http_filters is not a list")
+}
+
+/// Listens on 0.0.0.0 and loads the filter from where the container mounts it.
+fn for_docker_listener(listener: &mut Value) -> Result<()> {
+    *at(listener, &["address", "socket_address", "address"])? = "0.0.0.0".into();
+    for filter in http_filters_of(listener)? {
         if filter.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm") {
             *at(
                 filter,
