@@ -416,6 +416,13 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let mut acknowledged = 0;
     ok(&create(0).await);
     acknowledged += 1;
+    // Its delivery removes it from the outbox, a write too: let that happen before the disk
+    // fills, or the removal is what finds the disk full and the next call is refused up front.
+    let delivered_by = std::time::Instant::now() + Duration::from_secs(5);
+    while metering.outbox_backlog() > 0 && std::time::Instant::now() < delivered_by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metering.outbox_backlog(), 0, "the first call was delivered");
 
     disk.set(true);
     // The call in flight when the disk fills: it ran, but its event cannot be recorded, so it is
