@@ -9,71 +9,28 @@
 //!   with Envoy's shared-data semantics (compare-and-swap);
 //! - the gateway signature: the `x-mcp-*` headers and their HMAC.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jwt_simple::prelude::*;
 use mcp_edge_contract::{GatewayKey, Identity, RequestFacts, body_digest, vouch_headers_with};
 use mcp_edge_filter::jsonrpc::parse_payload;
-use mcp_edge_filter::keys::{Algorithm, KeySet};
 use mcp_edge_filter::policy::{PayloadVerdict, ToolPolicy};
-use mcp_edge_filter::rate_limit::{Limit, SharedStore, SlotSecret, SlotTable, WriteFailed};
+use mcp_edge_filter::rate_limit::testing::MemoryShared;
+use mcp_edge_filter::rate_limit::{Limit, SlotSecret, SlotTable};
 use mcp_edge_filter::tenant::TenantContext;
-use mcp_edge_filter::token::{TokenPolicy, verify_bearer};
-use mcp_edge_filter::token_cache::{TokenCache, TokenKey};
-use serde_json::{Map, Value, json};
+use mcp_edge_filter::token::verify_bearer;
+use mcp_edge_filter::token_cache::TokenCache;
 
 const NOW: u64 = 1_800_000_000;
-const ISSUER: &str = "https://issuer.example";
-const AUDIENCE: &str = "https://mcp.example/mcp";
-/// The body `scripts/bench.sh` sends.
-const BODY: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","arguments":{"limit":20,"include_archived":false}}}"#;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-fn claims() -> JWTClaims<Map<String, Value>> {
-    let custom = json!({"tenant_id": "tenant-bench", "scope": "mcp:read mcp:write",
-                        "rate_limit_tier": "pro", "allowed_tools": ["list_projects", "get_project"]});
-    let mut c = Claims::with_custom_claims(
-        custom.as_object().cloned().unwrap_or_default(),
-        Duration::from_secs(3600),
-    )
-    .with_issuer(ISSUER)
-    .with_audience(AUDIENCE)
-    .with_subject("bench-user");
-    c.issued_at = Some(Duration::from_secs(NOW));
-    c.invalid_before = Some(Duration::from_secs(NOW));
-    c.expires_at = Some(Duration::from_secs(NOW + 3600));
-    c
-}
-
-fn token_policy() -> TokenPolicy {
-    TokenPolicy {
-        issuers: [ISSUER.to_string()].into(),
-        audiences: [AUDIENCE.to_string()].into(),
-        algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
-        leeway_seconds: 30,
-        required_typ: None,
-    }
-}
+#[allow(dead_code)] // the V8 timings use all of it
+mod fixtures;
+use fixtures::{BODY, token_policy, tokens_of_each_algorithm};
 
 fn verification(c: &mut Criterion) {
-    let rsa = RS256KeyPair::generate(2048)
-        .expect("RSA key")
-        .with_key_id("rs");
-    let ec = ES256KeyPair::generate().with_key_id("es");
-    let ed = Ed25519KeyPair::generate().with_key_id("ed");
-    let jwk = |text: String| serde_json::from_str::<Value>(&text).expect("a JWK");
-    let jwks = json!({"keys": [jwk(rsa.public_key().to_jwk()), jwk(ec.public_key().to_jwk()),
-                                jwk(ed.public_key().to_jwk())]});
     let policy = token_policy();
-    let keys = KeySet::from_jwks(jwks.to_string().as_bytes(), &policy.algorithms).expect("keys");
-    let tokens = [
-        ("RS256", rsa.sign(claims()).expect("signed")),
-        ("ES256", ec.sign(claims()).expect("signed")),
-        ("EdDSA", ed.sign(claims()).expect("signed")),
-    ];
+    let (keys, tokens) = tokens_of_each_algorithm(NOW);
     let mut group = c.benchmark_group("verify_bearer");
     for (alg, token) in &tokens {
         assert!(verify_bearer(token, &keys, &policy, NOW).is_ok());
@@ -84,13 +41,13 @@ fn verification(c: &mut Criterion) {
     group.finish();
 
     let verified = verify_bearer(&tokens[0].1, &keys, &policy, NOW).expect("verified");
-    let mut cache = TokenCache::new(1024, 30);
-    cache.insert(TokenKey::of(&tokens[0].1), verified, NOW);
+    let mut cache = TokenCache::new(1024, 30, [5; 16]);
+    cache.insert(cache.key_of(&tokens[0].1), verified, NOW);
     c.bench_function("token_cache/hit", |b| {
         // As the gate does: hash the token, then look it up.
         b.iter(|| {
             cache
-                .get(&TokenKey::of(black_box(&tokens[0].1)), NOW)
+                .get(&cache.key_of(black_box(&tokens[0].1)), NOW)
                 .is_some()
         })
     });
@@ -139,33 +96,6 @@ fn json_rpc(c: &mut Criterion) {
     c.bench_function("jsonrpc/parse_and_judge", |b| {
         b.iter(|| parse_payload(black_box(BODY)).map(|p| policy.judge(&tenant, &p)))
     });
-}
-
-/// Envoy's shared data in memory: values with a CAS number that every write increments.
-#[derive(Default)]
-struct MemoryShared {
-    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-}
-
-impl SharedStore for MemoryShared {
-    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        match self.map.borrow().get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        }
-    }
-
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), WriteFailed> {
-        let mut map = self.map.borrow_mut();
-        let current = map.get(key).map(|(_, c)| *c);
-        if let (Some(current), Some(cas)) = (current, cas)
-            && current != cas
-        {
-            return Err(WriteFailed);
-        }
-        map.insert(key.to_string(), (value.to_vec(), current.unwrap_or(0) + 1));
-        Ok(())
-    }
 }
 
 fn rate_limit(c: &mut Criterion) {

@@ -1,14 +1,21 @@
 //! A small, bounded cache of tokens that already passed `verify_bearer`.
 //!
 //! Pure-Rust RSA in wasm costs milliseconds per verification; agents send the same token on every
-//! call. Entries are keyed by the SHA-256 of the token (the cache never holds a token), live until
-//! the token's `exp` (plus the configured leeway, exactly as long as verification would accept it)
-//! or for at most the configured maximum age, whichever ends first, and the cache never grows past
-//! its capacity.
+//! call. Entries live until the token's `exp` (plus the configured leeway, exactly as long as
+//! verification would accept it) or for at most the configured maximum age, whichever ends first,
+//! and the cache never grows past its capacity: when full, the entry that ends first goes (an
+//! expired one, if any), found in an index ordered by end, not by scanning.
+//!
+//! Entries are keyed by a 128-bit SipHash-2-4 of the token under a secret key of this Envoy
+//! process (the cache never holds a token). SipHash is a keyed pseudorandom function: to be served
+//! a cached token's claims, another token would have to collide with it under a key the caller
+//! never sees, about 2^-128 per guess. It costs a fraction of a SHA-256 in wasm, where SHA-256 was
+//! the largest single cost of a cached request.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hasher;
 
-use sha2::{Digest, Sha256};
+use siphasher::sip128::{Hasher128, SipHasher24};
 
 use crate::token::VerifiedToken;
 
@@ -19,27 +26,27 @@ pub struct TokenCache {
     capacity: usize,
     leeway_seconds: u64,
     max_age_seconds: Option<u64>,
+    hash_key: [u8; 16],
     /// The verified token and the last second it may be served from the cache.
     entries: HashMap<TokenKey, (VerifiedToken, u64)>,
+    /// The same entries by their last second, for eviction.
+    by_end: BTreeSet<(u64, TokenKey)>,
 }
 
-/// What a token is cached under: its SHA-256, computed once per request (lookup and insert).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenKey([u8; 32]);
-
-impl TokenKey {
-    pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-}
+/// What a token is cached under, computed once per request (lookup and, on a miss, insert).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenKey(u128);
 
 impl TokenCache {
-    pub fn new(capacity: usize, leeway_seconds: u64) -> Self {
+    /// A cache keyed with `hash_key` (secret: whoever knows it could aim for collisions).
+    pub fn new(capacity: usize, leeway_seconds: u64, hash_key: [u8; 16]) -> Self {
         Self {
             capacity: capacity.max(1),
             leeway_seconds,
             max_age_seconds: None,
+            hash_key,
             entries: HashMap::new(),
+            by_end: BTreeSet::new(),
         }
     }
 
@@ -49,41 +56,53 @@ impl TokenCache {
         self
     }
 
+    /// The key `token` is cached under.
+    pub fn key_of(&self, token: &str) -> TokenKey {
+        let mut h = SipHasher24::new_with_key(&self.hash_key);
+        h.write(token.as_bytes());
+        TokenKey(h.finish128().as_u128())
+    }
+
     /// The verified token, if it is cached and still within its lifetime.
     pub fn get(&mut self, key: &TokenKey, now: u64) -> Option<&VerifiedToken> {
         let (_, until) = self.entries.get(key)?;
         if now > *until {
-            self.entries.remove(key);
+            let until = *until;
+            self.remove(key, until);
             return None;
         }
         self.entries.get(key).map(|(v, _)| v)
     }
 
     pub fn insert(&mut self, key: TokenKey, verified: VerifiedToken, now: u64) {
-        if self.entries.len() >= self.capacity {
-            self.entries.retain(|_, (_, until)| now <= *until);
+        if let Some((_, until)) = self.entries.get(&key) {
+            let until = *until;
+            self.remove(&key, until);
         }
-        if self.entries.len() >= self.capacity {
-            // Still full of live tokens: drop the one that expires first.
-            if let Some(victim) = self
-                .entries
-                .iter()
-                .min_by_key(|(_, (_, until))| *until)
-                .map(|(k, _)| *k)
-            {
-                self.entries.remove(&victim);
-            }
+        while self.entries.len() >= self.capacity {
+            // The entry that ends first: expired ones before any live one.
+            let Some((until, victim)) = self.by_end.first().copied() else {
+                break;
+            };
+            self.remove(&victim, until);
         }
         let mut until = verified.expires_at.saturating_add(self.leeway_seconds);
         if let Some(max) = self.max_age_seconds {
             until = until.min(now.saturating_add(max));
         }
         self.entries.insert(key, (verified, until));
+        self.by_end.insert((until, key));
+    }
+
+    fn remove(&mut self, key: &TokenKey, until: u64) {
+        self.entries.remove(key);
+        self.by_end.remove(&(until, *key));
     }
 
     /// Forgets every entry (used when the trusted key set changes).
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.by_end.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -101,6 +120,8 @@ mod tests {
     use crate::tenant::TenantContext;
     use mcp_edge_contract::Identity;
 
+    const KEY: [u8; 16] = [9; 16];
+
     fn verified(exp: u64) -> VerifiedToken {
         VerifiedToken {
             tenant: TenantContext {
@@ -113,52 +134,77 @@ mod tests {
 
     #[test]
     fn hit_until_expiry_plus_leeway() {
-        let mut c = TokenCache::new(4, 30);
-        c.insert(TokenKey::of("a"), verified(100), 50);
-        assert!(c.get(&TokenKey::of("a"), 130).is_some());
-        assert!(c.get(&TokenKey::of("a"), 131).is_none());
+        let mut c = TokenCache::new(4, 30, KEY);
+        c.insert(c.key_of("a"), verified(100), 50);
+        assert!(c.get(&c.key_of("a"), 130).is_some());
+        assert!(c.get(&c.key_of("a"), 131).is_none());
         assert!(c.is_empty(), "expired entry is dropped on lookup");
-        assert!(c.get(&TokenKey::of("b"), 0).is_none());
+        assert!(c.get(&c.key_of("b"), 0).is_none());
     }
 
     #[test]
     fn never_grows_past_capacity() {
-        let mut c = TokenCache::new(3, 0);
+        let mut c = TokenCache::new(3, 0, KEY);
         for i in 0..10u64 {
-            c.insert(TokenKey::of(&format!("t{i}")), verified(1000 + i), 0);
+            c.insert(c.key_of(&format!("t{i}")), verified(1000 + i), 0);
             assert!(c.len() <= 3);
         }
         // the three latest-expiring tokens survive
-        assert!(c.get(&TokenKey::of("t9"), 0).is_some());
-        assert!(c.get(&TokenKey::of("t7"), 0).is_some());
-        assert!(c.get(&TokenKey::of("t0"), 0).is_none());
+        assert!(c.get(&c.key_of("t9"), 0).is_some());
+        assert!(c.get(&c.key_of("t7"), 0).is_some());
+        assert!(c.get(&c.key_of("t0"), 0).is_none());
     }
 
     #[test]
     fn expired_entries_are_evicted_first() {
-        let mut c = TokenCache::new(2, 0);
-        c.insert(TokenKey::of("old"), verified(10), 0);
-        c.insert(TokenKey::of("live"), verified(1000), 0);
-        c.insert(TokenKey::of("new"), verified(500), 20);
-        assert!(c.get(&TokenKey::of("live"), 20).is_some());
-        assert!(c.get(&TokenKey::of("new"), 20).is_some());
+        let mut c = TokenCache::new(2, 0, KEY);
+        c.insert(c.key_of("old"), verified(10), 0);
+        c.insert(c.key_of("live"), verified(1000), 0);
+        c.insert(c.key_of("new"), verified(500), 20);
+        assert!(c.get(&c.key_of("live"), 20).is_some());
+        assert!(c.get(&c.key_of("new"), 20).is_some());
     }
 
     #[test]
     fn a_maximum_age_ends_an_entry_before_its_exp() {
-        let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
-        c.insert(TokenKey::of("t"), verified(10_000), 1_000);
-        assert!(c.get(&TokenKey::of("t"), 1_060).is_some());
+        let mut c = TokenCache::new(4, 30, KEY).with_max_age(Some(60));
+        c.insert(c.key_of("t"), verified(10_000), 1_000);
+        assert!(c.get(&c.key_of("t"), 1_060).is_some());
         assert!(
-            c.get(&TokenKey::of("t"), 1_061).is_none(),
+            c.get(&c.key_of("t"), 1_061).is_none(),
             "at most 60 s after verification"
         );
-        let mut c = TokenCache::new(4, 30).with_max_age(Some(60));
-        c.insert(TokenKey::of("t"), verified(1_010), 1_000);
-        assert!(c.get(&TokenKey::of("t"), 1_040).is_some());
+        let mut c = TokenCache::new(4, 30, KEY).with_max_age(Some(60));
+        c.insert(c.key_of("t"), verified(1_010), 1_000);
+        assert!(c.get(&c.key_of("t"), 1_040).is_some());
         assert!(
-            c.get(&TokenKey::of("t"), 1_041).is_none(),
+            c.get(&c.key_of("t"), 1_041).is_none(),
             "exp plus leeway still ends it first"
         );
+    }
+
+    #[test]
+    fn keys_depend_on_the_secret_and_the_index_follows_the_entries() {
+        let mut c = TokenCache::new(2, 0, KEY);
+        let other = TokenCache::new(2, 0, [8; 16]);
+        assert_ne!(
+            c.key_of("t"),
+            other.key_of("t"),
+            "another process keys differently"
+        );
+        assert_ne!(c.key_of("t"), c.key_of("u"));
+        for exp in [100, 200, 50] {
+            c.insert(c.key_of("t"), verified(exp), 0);
+        }
+        assert_eq!((c.len(), c.by_end.len()), (1, 1), "one entry per token");
+        assert!(c.get(&c.key_of("t"), 50).is_some());
+        assert!(
+            c.get(&c.key_of("t"), 51).is_none(),
+            "the last insert's end counts"
+        );
+        assert_eq!(c.by_end.len(), 0);
+        c.insert(c.key_of("a"), verified(100), 0);
+        c.clear();
+        assert!(c.is_empty() && c.by_end.is_empty());
     }
 }

@@ -7,7 +7,7 @@ use crate::keys::KeySet;
 use crate::rate_limit::SlotSecret;
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, VerifiedToken, verify_bearer};
-use crate::token_cache::{TokenCache, TokenKey};
+use crate::token_cache::TokenCache;
 
 use super::{Denial, Host, address_table};
 
@@ -50,7 +50,7 @@ pub fn authenticate(
         }
     };
     // Hashed once: the lookup and, on a miss, the insert.
-    let cache_key = TokenKey::of(&token);
+    let cache_key = cache.key_of(&token);
     if let Some(v) = cache.get(&cache_key, now) {
         return Ok(v.tenant.clone());
     }

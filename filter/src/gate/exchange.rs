@@ -43,8 +43,12 @@ impl WorkerState {
         Self {
             slot_secret,
             keys: KeyStore::new(&config),
-            cache: TokenCache::new(DEFAULT_CAPACITY, config.leeway_seconds)
-                .with_max_age(config.token_cache_max_seconds),
+            cache: TokenCache::new(
+                DEFAULT_CAPACITY,
+                config.leeway_seconds,
+                slot_secret.derive("mcp_edge.token_cache"),
+            )
+            .with_max_age(config.token_cache_max_seconds),
             config: Rc::new(config),
         }
     }

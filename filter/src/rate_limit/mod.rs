@@ -7,6 +7,5 @@ mod bucket;
 mod slots;
 
 pub use bucket::{BucketState, Decision, Limit};
-#[cfg(test)]
 pub use slots::testing;
 pub use slots::{SharedStore, SlotSecret, SlotTable, WriteFailed, decode, encode};

@@ -5,8 +5,10 @@
 //! the owner written in it (full id, so two owners never share a bucket) until its bucket would be
 //! full again by the owner's own limit, when any owner may take it over.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use std::hash::Hasher;
+
+use siphasher::sip::SipHasher24;
+use siphasher::sip128::{Hasher128, SipHasher24 as SipHasher128};
 
 use super::{BucketState, Limit};
 
@@ -86,15 +88,20 @@ impl SlotSecret {
         Self(read(store).unwrap_or(fresh))
     }
 
+    /// Where `owner` hashes to: SipHash-2-4 keyed with the secret (SipHash is made for exactly
+    /// this, a hash table whose keys an attacker may choose).
     fn slot_of(&self, owner: &[u8]) -> u64 {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0) else {
-            return 0;
-        };
-        mac.update(owner);
-        let digest = mac.finalize().into_bytes();
-        digest
-            .first_chunk::<8>()
-            .map_or(0, |b| u64::from_le_bytes(*b))
+        let mut h = SipHasher24::new_with_key(&self.0);
+        h.write(owner);
+        h.finish()
+    }
+
+    /// A key for another purpose, derived from this secret and `label` (so one secret per process
+    /// serves several keyed hashes without their outputs being related).
+    pub fn derive(&self, label: &str) -> [u8; 16] {
+        let mut h = SipHasher128::new_with_key(&self.0);
+        h.write(label.as_bytes());
+        h.finish128().as_u128().to_le_bytes()
     }
 }
 
@@ -175,8 +182,8 @@ impl SlotTable<'_> {
     }
 }
 
-/// An in-memory [`SharedStore`] with Envoy's semantics, for tests.
-#[cfg(test)]
+/// An in-memory [`SharedStore`] with Envoy's semantics, for tests and the benchmarks (unused by
+/// the filter itself, so not in the `.wasm`).
 pub mod testing {
     use super::{SharedStore, WriteFailed};
     use std::cell::RefCell;
