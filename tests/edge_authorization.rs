@@ -674,7 +674,7 @@ fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
     ensure!(resp.status() == 200, "agreeing headers: {}", resp.status());
     forwarded_once(s, &m)?;
     let m = marker("bad-version");
-    denied(
+    let (_, body) = denied(
         post(
             s,
             &t,
@@ -685,6 +685,42 @@ fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
         s,
         &m,
     )?;
+    // MCP 2026-07-28's UnsupportedProtocolVersionError: the client may retry with one of these.
+    ensure!(
+        body["error"]["code"] == -32022
+            && body["error"]["data"]["requested"] == "1999-01-01"
+            && body["error"]["data"]["supported"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+        "{body}"
+    );
+    // From 2026-07-28 on the standard headers are required, and Mcp-Name may be Base64.
+    let m = marker("no-mcp-method");
+    let (_, body) = denied(
+        post(
+            s,
+            &t,
+            &tool_call(1, "list_projects", &m).to_string(),
+            &[("mcp-protocol-version", "2026-07-28")],
+        )?,
+        400,
+        s,
+        &m,
+    )?;
+    ensure!(body["error"]["code"] == -32020, "{body}");
+    let m = marker("base64-name");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?bGlzdF9wcm9qZWN0cw==?="),
+        ],
+    )?;
+    ensure!(resp.status() == 200, "base64 Mcp-Name: {}", resp.status());
+    forwarded_once(s, &m)?;
     Ok(())
 }
 
