@@ -632,6 +632,9 @@ fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// (case, tool in the body, headers, status, JSON-RPC error code of a refusal)
+type HeaderCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, i64);
+
 fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
     let t = token_with(
         s,
@@ -639,88 +642,69 @@ fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
         "mcp:read mcp:write",
         Some(&["list_projects"]),
     )?;
-    let m = marker("mcp-name");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "create_project", &m).to_string(),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "list_projects"),
-        ],
-    )?;
-    let (_, body) = denied(resp, 400, s, &m)?;
-    ensure!(body["error"]["code"] == -32020, "{body}");
-    let m = marker("mcp-method");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "list_projects", &m).to_string(),
-        &[("mcp-method", "tools/list")],
-    )?;
-    denied(resp, 400, s, &m)?;
-    let m = marker("mcp-agree");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "list_projects", &m).to_string(),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "list_projects"),
-        ],
-    )?;
-    ensure!(resp.status() == 200, "agreeing headers: {}", resp.status());
-    forwarded_once(s, &m)?;
-    let m = marker("bad-version");
-    let (_, body) = denied(
-        post(
-            s,
-            &t,
-            &tool_call(1, "list_projects", &m).to_string(),
+    let v26 = ("mcp-protocol-version", "2026-07-28");
+    let call = ("mcp-method", "tools/call");
+    let cases: [HeaderCase; 6] = [
+        (
+            "mcp-name",
+            "create_project",
+            &[v26, call, ("mcp-name", "list_projects")],
+            400,
+            -32020,
+        ),
+        (
+            "mcp-method",
+            "list_projects",
+            &[("mcp-method", "tools/list")],
+            400,
+            -32020,
+        ),
+        (
+            "mcp-agree",
+            "list_projects",
+            &[v26, call, ("mcp-name", "list_projects")],
+            200,
+            0,
+        ),
+        // MCP 2026-07-28's UnsupportedProtocolVersionError (its data is checked below).
+        (
+            "bad-version",
+            "list_projects",
             &[("mcp-protocol-version", "1999-01-01")],
-        )?,
-        400,
-        s,
-        &m,
-    )?;
-    // MCP 2026-07-28's UnsupportedProtocolVersionError: the client may retry with one of these.
-    ensure!(
-        body["error"]["code"] == -32022
-            && body["error"]["data"]["requested"] == "1999-01-01"
-            && body["error"]["data"]["supported"]
-                .as_array()
-                .is_some_and(|v| v.contains(&json!("2026-07-28"))),
-        "{body}"
-    );
-    // From 2026-07-28 on the standard headers are required, and Mcp-Name may be Base64.
-    let m = marker("no-mcp-method");
-    let (_, body) = denied(
-        post(
-            s,
-            &t,
-            &tool_call(1, "list_projects", &m).to_string(),
-            &[("mcp-protocol-version", "2026-07-28")],
-        )?,
-        400,
-        s,
-        &m,
-    )?;
-    ensure!(body["error"]["code"] == -32020, "{body}");
-    let m = marker("base64-name");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "list_projects", &m).to_string(),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "=?base64?bGlzdF9wcm9qZWN0cw==?="),
-        ],
-    )?;
-    ensure!(resp.status() == 200, "base64 Mcp-Name: {}", resp.status());
-    forwarded_once(s, &m)?;
+            400,
+            -32022,
+        ),
+        // From 2026-07-28 on the standard headers are required, and Mcp-Name may be Base64.
+        ("no-mcp-method", "list_projects", &[v26], 400, -32020),
+        (
+            "base64-name",
+            "list_projects",
+            &[v26, call, ("mcp-name", "=?base64?bGlzdF9wcm9qZWN0cw==?=")],
+            200,
+            0,
+        ),
+    ];
+    for (case, tool, headers, status, code) in cases {
+        let m = marker(case);
+        let resp = post(s, &t, &tool_call(1, tool, &m).to_string(), headers)?;
+        if status == 200 {
+            ensure!(resp.status() == 200, "{case}: {}", resp.status());
+            forwarded_once(s, &m)?;
+            continue;
+        }
+        let (_, body) = denied(resp, status, s, &m)?;
+        ensure!(body["error"]["code"] == code, "{case}: {body}");
+        if case == "bad-version" {
+            let data = &body["error"]["data"];
+            ensure!(
+                data["requested"] == "1999-01-01"
+                    && data["supported"]
+                        .as_array()
+                        .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+                "{case}: {body}"
+            );
+        }
+    }
     Ok(())
 }
 
