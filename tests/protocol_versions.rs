@@ -10,81 +10,22 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use mcp_edge_tests::rmcp_client::{
+    Client, call, discover_client, ensure_negotiated, initialize_client, runtime,
+};
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::Stack;
 use rmcp::model::{
-    ArgumentInfo, CallToolRequestParams, ClientConfig, CompleteRequestParams, ProtocolVersion,
-    Reference, SubscriptionFilter,
+    ArgumentInfo, CompleteRequestParams, ProtocolVersion, Reference, SubscriptionFilter,
 };
 #[allow(deprecated)] // logging is deprecated by SEP-2577, still part of 2025-03-26..2025-11-25
 use rmcp::model::{LoggingLevel, SetLevelRequestParams};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientLifecycleMode, ClientServiceExt as _, ServiceExt as _};
+use rmcp::service::ServiceError;
 use serde_json::json;
-use xtask::claims_for;
-
-type Client = RunningService<RoleClient, ClientConfig>;
 
 /// The tools a token may call: `allowed_tools` narrowed further by its scopes (no `mcp:admin`).
 const ALLOWED: [&str; 3] = ["create_project", "delete_project", "list_projects"];
 const SCOPES: &str = "mcp:read mcp:write";
-
-fn token(s: &Stack, tenant: &str, scope: &str, allowed: &[&str]) -> Result<String> {
-    let mut spec = s.spec(tenant);
-    spec.scope = scope.to_string();
-    spec.allowed_tools = Some(allowed.iter().map(|t| t.to_string()).collect());
-    s.sign("RS256", claims_for(&spec))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
-
-fn transport(s: &Stack, token: &str) -> StreamableHttpClientTransport<reqwest::Client> {
-    StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(s.mcp_url.as_str()).auth_header(token),
-    )
-}
-
-/// A client on MCP 2026-07-28: `server/discover`, then self-contained requests.
-async fn discover_client(s: &Stack, token: &str) -> Result<Client> {
-    ClientConfig::default()
-        .serve_with_lifecycle(
-            transport(s, token),
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .context("server/discover through the edge")
-}
-
-/// A client on `version` (before 2026-07-28): `initialize` and `notifications/initialized`.
-async fn initialize_client(s: &Stack, token: &str, version: ProtocolVersion) -> Result<Client> {
-    ClientConfig::default()
-        .with_protocol_version(version)
-        .serve(transport(s, token))
-        .await
-        .context("initialize through the edge")
-}
-
-/// The handshake (`server/discover` or `initialize`) settled on `version`.
-fn ensure_negotiated(client: &Client, version: &str) -> Result<()> {
-    let info = client
-        .peer_info()
-        .context("no server info after the handshake")?;
-    ensure!(
-        info.protocol_version.as_str() == version,
-        "negotiated {} instead of {version}",
-        info.protocol_version
-    );
-    Ok(())
-}
 
 /// A `completion/complete` request (the backend has no prompts: it answers "Method not found").
 fn completion() -> CompleteRequestParams {
@@ -92,12 +33,6 @@ fn completion() -> CompleteRequestParams {
         Reference::for_prompt("summary"),
         ArgumentInfo::new("project", "a"),
     )
-}
-
-fn call(name: &str, arguments: serde_json::Value) -> CallToolRequestParams {
-    let mut params = CallToolRequestParams::new(name.to_string());
-    params.arguments = arguments.as_object().cloned();
-    params
 }
 
 /// A JSON-RPC error the server (not the edge) answered: its code.
@@ -188,7 +123,7 @@ fn expect_backend_answer(method: &str, outcome: Result<(), ServiceError>) -> Res
 /// A client pinned to `version` (2026-07-28: `server/discover`; older: `initialize`) exercised
 /// for `tenant`; at 2026-07-28 it also opens `subscriptions/listen`.
 fn client_at(s: &Stack, tenant: &str, version: ProtocolVersion) -> Result<()> {
-    let t = token(s, tenant, SCOPES, &ALLOWED)?;
+    let t = s.token_with(tenant, SCOPES, Some(&ALLOWED))?;
     runtime()?.block_on(async {
         let stateless = !version.has_initialize();
         let client = if stateless {
@@ -219,7 +154,7 @@ fn initialize_client_at_2025_11_25(s: &Stack) -> Result<()> {
 
 /// `completion/complete` needs `mcp:read`: without it the SDK gets the step-up challenge.
 fn completion_needs_read_scope(s: &Stack) -> Result<()> {
-    let t = token(s, "tenant-noread", "mcp:write", &ALLOWED)?;
+    let t = s.token_with("tenant-noread", "mcp:write", Some(&ALLOWED))?;
     runtime()?.block_on(async {
         let client = discover_client(s, &t).await?;
         let e = client
