@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use mcp_edge_tests::client::{http, marker};
 use mcp_edge_tests::rmcp_client::{
     Client, call, discover_client, ensure_negotiated, initialize_client, runtime,
 };
@@ -172,7 +173,61 @@ fn completion_needs_read_scope(s: &Stack) -> Result<()> {
     })
 }
 
+/// The upstream timeout Envoy gave a request (it tells the upstream in
+/// `x-envoy-expected-rq-timeout-ms`; absent when there is none), seen at the recording upstream.
+fn upstream_timeout_of(
+    s: &Stack,
+    token: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<Option<String>> {
+    let m = marker(&format!("timeout-{}", method.replace('/', "_")));
+    let mut params = params;
+    params["_meta"] = json!({"marker": m});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let resp = http()
+        .post(&s.recorded_mcp_url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .body(body.to_string())
+        .send()?;
+    ensure!(resp.status() == 200, "{method}: {}", resp.status());
+    let got = s.recorder.with_marker(&m);
+    ensure!(
+        got.len() == 1,
+        "{method} reached the upstream {} times",
+        got.len()
+    );
+    Ok(got[0]
+        .header_values("x-envoy-expected-rq-timeout-ms")
+        .into_iter()
+        .next())
+}
+
+/// A `subscriptions/listen` stream stays open: envoy.yaml routes it (by `Mcp-Method`, which the
+/// edge checks against the body) without the 60 s upstream timeout other requests have.
+fn listen_streams_have_no_upstream_timeout(s: &Stack) -> Result<()> {
+    let t = s.token_with("tenant-listen", SCOPES, None)?;
+    let listen = upstream_timeout_of(
+        s,
+        &t,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    )?;
+    ensure!(
+        listen.is_none(),
+        "subscriptions/listen has a timeout: {listen:?}"
+    );
+    let list = upstream_timeout_of(s, &t, "tools/list", json!({}))?;
+    ensure!(list.as_deref() == Some("60000"), "tools/list: {list:?}");
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
+    listen_streams_have_no_upstream_timeout,
     discover_client_at_2026_07_28,
     initialize_client_at_2025_11_25,
     completion_needs_read_scope,
