@@ -14,15 +14,6 @@ use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::Stack;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
-use xtask::claims_for;
-
-/// A token for `tenant` with these scopes and `allowed_tools`.
-fn token_with(s: &Stack, tenant: &str, scope: &str, allowed: Option<&[&str]>) -> Result<String> {
-    let mut spec = s.spec(tenant);
-    spec.scope = scope.to_string();
-    spec.allowed_tools = allowed.map(|a| a.iter().map(|t| t.to_string()).collect());
-    s.sign("RS256", claims_for(&spec))
-}
 
 fn tool_call(id: u64, tool: &str, marker: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -79,8 +70,7 @@ fn forwarded_once(s: &Stack, marker: &str) -> Result<mcp_edge_tests::recorder::R
 // ---------------------------------------------------------------------------------------------
 
 fn tool_outside_allowed_tools_is_refused(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
+    let t = s.token_with(
         "tenant-allow",
         "mcp:read mcp:write mcp:admin",
         Some(&["list_projects"]),
@@ -130,7 +120,7 @@ fn tool_outside_allowed_tools_is_refused(s: &Stack) -> Result<()> {
 fn step_up_challenge_then_success(s: &Stack) -> Result<()> {
     let m = marker("step-up");
     let body = tool_call(8, "delete_project", &m).to_string();
-    let rw = token_with(s, "tenant-step", "mcp:read mcp:write", None)?;
+    let rw = s.token_with("tenant-step", "mcp:read mcp:write", None)?;
     let (challenge, err) = denied(
         post(s, &rw, &body, &[("mcp-protocol-version", "2025-11-25")])?,
         403,
@@ -144,7 +134,7 @@ fn step_up_challenge_then_success(s: &Stack) -> Result<()> {
     ensure!(challenge.contains("scope=\"mcp:admin\""), "{challenge}");
     ensure!(challenge.contains("resource_metadata=\""), "{challenge}");
     ensure!(err["id"] == 8 && err["error"]["code"].is_i64(), "{err}");
-    let admin = token_with(s, "tenant-step", "mcp:read mcp:write mcp:admin", None)?;
+    let admin = s.token_with("tenant-step", "mcp:read mcp:write mcp:admin", None)?;
     let resp = post(s, &admin, &body, &[("mcp-protocol-version", "2025-11-25")])?;
     ensure!(resp.status() == 200, "with mcp:admin: {}", resp.status());
     forwarded_once(s, &m)?;
@@ -152,8 +142,7 @@ fn step_up_challenge_then_success(s: &Stack) -> Result<()> {
 }
 
 fn batch_smuggling_is_refused_with_an_error_per_id(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
+    let t = s.token_with(
         "tenant-batch",
         "mcp:read mcp:write",
         Some(&["list_projects"]),
@@ -242,8 +231,7 @@ fn served_batch(s: &Stack, token: &str, batch: &Value) -> Result<Vec<Value>> {
 }
 
 fn batch_of_allowed_calls_is_served_by_the_backend(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
+    let t = s.token_with(
         "tenant-batch-served",
         "mcp:read mcp:write",
         Some(&["create_project", "list_projects"]),
@@ -293,12 +281,7 @@ fn batch_of_allowed_calls_is_served_by_the_backend(s: &Stack) -> Result<()> {
 }
 
 fn duplicate_and_escaped_keys_cannot_smuggle(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
-        "tenant-dup",
-        "mcp:read mcp:write",
-        Some(&["list_projects"]),
-    )?;
+    let t = s.token_with("tenant-dup", "mcp:read mcp:write", Some(&["list_projects"]))?;
     let m = marker("dup-method");
     let dup_method = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{{"name":"create_project","_meta":{{"marker":"{m}"}}}}}}"#
@@ -339,7 +322,7 @@ fn duplicate_and_escaped_keys_cannot_smuggle(s: &Stack) -> Result<()> {
 }
 
 fn gzip_body_and_wrong_media_type_are_refused(s: &Stack) -> Result<()> {
-    let t = token_with(s, "tenant-gzip", "mcp:read", Some(&["list_projects"]))?;
+    let t = s.token_with("tenant-gzip", "mcp:read", Some(&["list_projects"]))?;
     let m = marker("gzip");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(tool_call(1, "delete_project", &m).to_string().as_bytes())?;
@@ -364,7 +347,7 @@ fn gzip_body_and_wrong_media_type_are_refused(s: &Stack) -> Result<()> {
 
 fn body_cap_is_exact(s: &Stack) -> Result<()> {
     const CAP: usize = 1024 * 1024; // envoy.yaml's max_body_bytes
-    let t = token_with(s, "tenant-cap", "mcp:read", None)?;
+    let t = s.token_with("tenant-cap", "mcp:read", None)?;
     let sized = |m: &str, len: usize| -> String {
         let empty = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                            "params": {"name": "list_projects", "_meta": {"marker": m, "pad": ""}}})
@@ -480,8 +463,7 @@ fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
     // judged it only once it was whole.
     const SEVERAL: usize = 4;
     let trace = BodyTrace::start(s)?;
-    let t = token_with(
-        s,
+    let t = s.token_with(
         "tenant-chunks",
         "mcp:read mcp:write",
         Some(&["list_projects"]),
@@ -551,12 +533,7 @@ fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
 }
 
 fn http2_with_trailers_is_judged(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
-        "tenant-h2",
-        "mcp:read mcp:write",
-        Some(&["list_projects"]),
-    )?;
+    let t = s.token_with("tenant-h2", "mcp:read mcp:write", Some(&["list_projects"]))?;
     let m = marker("h2-forbidden");
     let status = h2_with_trailers(s, &t, tool_call(1, "create_project", &m).to_string())?;
     ensure!(
@@ -582,8 +559,7 @@ fn http2_with_trailers_is_judged(s: &Stack) -> Result<()> {
 }
 
 fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
+    let t = s.token_with(
         "tenant-paths",
         "mcp:read mcp:write",
         Some(&["list_projects"]),
@@ -632,64 +608,79 @@ fn path_variants_never_bypass_the_policy(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// (case, tool in the body, headers, status, JSON-RPC error code of a refusal)
+type HeaderCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, i64);
+
 fn routing_headers_must_agree_with_the_body(s: &Stack) -> Result<()> {
-    let t = token_with(
-        s,
-        "tenant-hdr",
-        "mcp:read mcp:write",
-        Some(&["list_projects"]),
-    )?;
-    let m = marker("mcp-name");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "create_project", &m).to_string(),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "list_projects"),
-        ],
-    )?;
-    let (_, body) = denied(resp, 400, s, &m)?;
-    ensure!(body["error"]["code"] == -32020, "{body}");
-    let m = marker("mcp-method");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "list_projects", &m).to_string(),
-        &[("mcp-method", "tools/list")],
-    )?;
-    denied(resp, 400, s, &m)?;
-    let m = marker("mcp-agree");
-    let resp = post(
-        s,
-        &t,
-        &tool_call(1, "list_projects", &m).to_string(),
-        &[
-            ("mcp-protocol-version", "2026-07-28"),
-            ("mcp-method", "tools/call"),
-            ("mcp-name", "list_projects"),
-        ],
-    )?;
-    ensure!(resp.status() == 200, "agreeing headers: {}", resp.status());
-    forwarded_once(s, &m)?;
-    let m = marker("bad-version");
-    denied(
-        post(
-            s,
-            &t,
-            &tool_call(1, "list_projects", &m).to_string(),
+    let t = s.token_with("tenant-hdr", "mcp:read mcp:write", Some(&["list_projects"]))?;
+    let v26 = ("mcp-protocol-version", "2026-07-28");
+    let call = ("mcp-method", "tools/call");
+    let cases: [HeaderCase; 6] = [
+        (
+            "mcp-name",
+            "create_project",
+            &[v26, call, ("mcp-name", "list_projects")],
+            400,
+            -32020,
+        ),
+        (
+            "mcp-method",
+            "list_projects",
+            &[("mcp-method", "tools/list")],
+            400,
+            -32020,
+        ),
+        (
+            "mcp-agree",
+            "list_projects",
+            &[v26, call, ("mcp-name", "list_projects")],
+            200,
+            0,
+        ),
+        // MCP 2026-07-28's UnsupportedProtocolVersionError (its data is checked below).
+        (
+            "bad-version",
+            "list_projects",
             &[("mcp-protocol-version", "1999-01-01")],
-        )?,
-        400,
-        s,
-        &m,
-    )?;
+            400,
+            -32022,
+        ),
+        // From 2026-07-28 on the standard headers are required, and Mcp-Name may be Base64.
+        ("no-mcp-method", "list_projects", &[v26], 400, -32020),
+        (
+            "base64-name",
+            "list_projects",
+            &[v26, call, ("mcp-name", "=?base64?bGlzdF9wcm9qZWN0cw==?=")],
+            200,
+            0,
+        ),
+    ];
+    for (case, tool, headers, status, code) in cases {
+        let m = marker(case);
+        let resp = post(s, &t, &tool_call(1, tool, &m).to_string(), headers)?;
+        if status == 200 {
+            ensure!(resp.status() == 200, "{case}: {}", resp.status());
+            forwarded_once(s, &m)?;
+            continue;
+        }
+        let (_, body) = denied(resp, status, s, &m)?;
+        ensure!(body["error"]["code"] == code, "{case}: {body}");
+        if case == "bad-version" {
+            let data = &body["error"]["data"];
+            ensure!(
+                data["requested"] == "1999-01-01"
+                    && data["supported"]
+                        .as_array()
+                        .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+                "{case}: {body}"
+            );
+        }
+    }
     Ok(())
 }
 
 fn origin_allow_list(s: &Stack) -> Result<()> {
-    let t = token_with(s, "tenant-origin", "mcp:read", None)?;
+    let t = s.token_with("tenant-origin", "mcp:read", None)?;
     let m = marker("evil-origin");
     denied(
         post(
@@ -771,7 +762,7 @@ fn origin_allow_list(s: &Stack) -> Result<()> {
 }
 
 fn other_methods_follow_the_policy(s: &Stack) -> Result<()> {
-    let none = token_with(s, "tenant-methods", "", None)?;
+    let none = s.token_with("tenant-methods", "", None)?;
     for (method, expected) in [
         ("ping", 200),
         ("tools/list", 200),
@@ -815,8 +806,7 @@ fn other_methods_follow_the_policy(s: &Stack) -> Result<()> {
 fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
     let listed = sdk_client(
         &s.mcp_url,
-        &token_with(
-            s,
+        &s.token_with(
             "tenant-list",
             "mcp:read mcp:write",
             Some(&["get_project", "list_projects"]),
@@ -830,7 +820,7 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
     );
     let read_only = sdk_client(
         &s.mcp_url,
-        &token_with(s, "tenant-list", "mcp:read", None)?,
+        &s.token_with("tenant-list", "mcp:read", None)?,
         json!([]),
     )?;
     let ro = tool_names(&read_only)?;
@@ -844,7 +834,7 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
     );
     let admin = sdk_client(
         &s.mcp_url,
-        &token_with(s, "tenant-list", "mcp:read mcp:write mcp:admin", None)?,
+        &s.token_with("tenant-list", "mcp:read mcp:write mcp:admin", None)?,
         json!([]),
     )?;
     let all = tool_names(&admin)?;
@@ -857,7 +847,7 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
 
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     // This case runs alone: the outcome counters move for these two requests only.
-    let t = token_with(s, "tenant-logged", "mcp:read", Some(&["list_projects"]))?;
+    let t = s.token_with("tenant-logged", "mcp:read", Some(&["list_projects"]))?;
     let before = s.stats("mcp_edge.outcome")?;
     let m = marker("logged");
     denied(

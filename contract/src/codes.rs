@@ -9,6 +9,9 @@ pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
 /// `Mcp-Method` / `Mcp-Name` disagree with the body (MCP 2026-07-28).
 pub const HEADER_MISMATCH: i32 = -32020;
+/// MCP: an `MCP-Protocol-Version` the server does not implement; `error.data` lists the
+/// supported ones (`UnsupportedProtocolVersionError`, MCP 2026-07-28).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 /// No usable token (edge), or no valid gateway signature (backend).
 pub const UNAUTHORIZED: i32 = -32040;
 /// The token may not call this tool or method.

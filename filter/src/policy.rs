@@ -3,9 +3,13 @@
 //! - `tools/call`: the tool must be known to the policy (its required scope comes from the plugin
 //!   configuration's `tool_scopes`, kept in step with the backend's catalogue) and, when the token
 //!   has `allowed_tools`, be listed there; the token must hold the tool's scope.
-//! - `initialize`, `ping`, `tools/list`, notifications and responses: a valid token is enough.
-//! - `resources/*` and `prompts/*`: `mcp:read`.
-//! - any other method: denied, unless `method_scopes` in the configuration lists it.
+//! - every other method of the MCP versions the edge accepts has a default ([`DEFAULT_METHODS`],
+//!   reviewed in docs/protocol.md): the lifecycle (`initialize`, `server/discover`, `ping`),
+//!   `tools/list`, `logging/setLevel`, the tasks methods, notifications and responses need a valid
+//!   token; `resources/*`, `prompts/*` and `completion/complete` need `mcp:read`;
+//!   `subscriptions/listen` needs `mcp:read` when it subscribes to resources.
+//! - `method_scopes` in the configuration overrides a default (to require a scope) and adds
+//!   methods; any other method is denied.
 //!
 //! A denied message denies the whole payload (a batch is judged as one).
 
@@ -17,6 +21,39 @@ use crate::jsonrpc::{Message, Payload};
 use crate::tenant::TenantContext;
 
 pub const READ_SCOPE: &str = mcp_edge_contract::scopes::READ;
+
+/// Methods served by default (besides `tools/call`, `resources/*`, `prompts/*` and
+/// notifications) → the scope they need (`None`: a valid token is enough).
+pub const DEFAULT_METHODS: &[(&str, Option<&str>)] = &[
+    // Lifecycle: what a client sends first (`server/discover` from 2026-07-28 on).
+    ("initialize", None),
+    ("server/discover", None),
+    ("ping", None),
+    // The answer is filtered to the tools this token may call.
+    ("tools/list", None),
+    // The level of log messages sent back to this caller (2025-03-26 to 2025-11-25).
+    ("logging/setLevel", None),
+    // Completes prompt or resource-template arguments: reads what prompts and resources do.
+    ("completion/complete", Some(READ_SCOPE)),
+    // Change notifications (2026-07-28); resource subscriptions need `mcp:read` (see below).
+    ("subscriptions/listen", None),
+    // Tasks (2025-11-25 core, then the tasks extension): the `tools/call` that created a task was
+    // authorized; the server binds tasks to their caller.
+    ("tasks/get", None),
+    ("tasks/result", None),
+    ("tasks/list", None),
+    ("tasks/cancel", None),
+    ("tasks/update", None),
+];
+
+/// Whether a `subscriptions/listen` asks for `notifications/resources/updated` of some URIs.
+fn listens_to_resources(m: &Message) -> bool {
+    m.params()
+        .and_then(|p| p.get("notifications"))
+        .and_then(|n| n.get("resourceSubscriptions"))
+        .and_then(Value::as_array)
+        .is_some_and(|uris| !uris.is_empty())
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolPolicy {
@@ -91,22 +128,29 @@ impl ToolPolicy {
         let Some(method) = m.method() else {
             return Ok(None); // a response to a server request
         };
+        if method == "tools/call" {
+            let tool = m.tool_name().ok_or(Refusal::MissingToolName)?;
+            return self.tool_allowed(tenant, tool).map(Some);
+        }
+        if let Some(scope) = self.method_scopes.get(method) {
+            return Ok(scope.as_deref());
+        }
+        if let Some((_, scope)) = DEFAULT_METHODS.iter().find(|(name, _)| *name == method) {
+            return Ok(match *scope {
+                None if method == "subscriptions/listen" && listens_to_resources(m) => {
+                    Some(READ_SCOPE)
+                }
+                scope => scope,
+            });
+        }
         match method {
-            "tools/call" => {
-                let tool = m.tool_name().ok_or(Refusal::MissingToolName)?;
-                self.tool_allowed(tenant, tool).map(Some)
-            }
-            "initialize" | "ping" | "tools/list" => Ok(None),
             _ if method.starts_with("notifications/") => Ok(None),
             _ if method.starts_with("resources/") || method.starts_with("prompts/") => {
                 Ok(Some(READ_SCOPE))
             }
-            _ => match self.method_scopes.get(method) {
-                Some(scope) => Ok(scope.as_deref()),
-                None => Err(Refusal::MethodNotAllowed {
-                    method: method.to_string(),
-                }),
-            },
+            _ => Err(Refusal::MethodNotAllowed {
+                method: method.to_string(),
+            }),
         }
     }
 
@@ -180,10 +224,13 @@ mod tests {
             .into_iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
-            method_scopes: [(
-                "completion/complete".to_string(),
-                Some("mcp:read".to_string()),
-            )]
+            method_scopes: [
+                ("vendor/custom".to_string(), None),
+                (
+                    "logging/setLevel".to_string(),
+                    Some("mcp:admin".to_string()),
+                ),
+            ]
             .into(),
         }
     }
@@ -255,9 +302,14 @@ mod tests {
         let nothing = tenant(&[], None);
         for m in [
             "initialize",
+            "server/discover",
             "ping",
             "tools/list",
+            "subscriptions/listen",
+            "tasks/get",
             "notifications/initialized",
+            "notifications/cancelled",
+            "vendor/custom",
         ] {
             assert_eq!(
                 judge(
@@ -291,6 +343,99 @@ mod tests {
             ),
             PayloadVerdict::Forbidden { .. }
         ));
+    }
+
+    #[test]
+    fn defaults_serve_every_version_and_method_scopes_restrict_them() {
+        let default = ToolPolicy {
+            method_scopes: BTreeMap::new(),
+            ..policy()
+        };
+        let nothing = tenant(&[], None);
+        let read = tenant(&["mcp:read"], None);
+        let request = |m: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{m}"}}"#);
+        let verdict = |p: &ToolPolicy, t: &TenantContext, body: &str| {
+            p.judge(t, &parse_payload(body.as_bytes()).unwrap())
+        };
+        assert_eq!(
+            verdict(&default, &nothing, &request("logging/setLevel")),
+            PayloadVerdict::Allow
+        );
+        assert!(matches!(
+            verdict(&default, &nothing, &request("completion/complete")),
+            PayloadVerdict::InsufficientScope { scopes, .. } if scopes.contains("mcp:read")
+        ));
+        assert_eq!(
+            verdict(&default, &read, &request("completion/complete")),
+            PayloadVerdict::Allow
+        );
+        // Listening for resource updates reads resources; list changes do not.
+        let listen = |filter: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{{"notifications":{filter}}}}}"#
+            )
+        };
+        assert_eq!(
+            verdict(&default, &nothing, &listen(r#"{"toolsListChanged":true}"#)),
+            PayloadVerdict::Allow
+        );
+        assert_eq!(
+            verdict(
+                &default,
+                &nothing,
+                &listen(r#"{"resourceSubscriptions":[]}"#)
+            ),
+            PayloadVerdict::Allow
+        );
+        assert!(matches!(
+            verdict(
+                &default,
+                &nothing,
+                &listen(r#"{"resourceSubscriptions":["x://a"]}"#)
+            ),
+            PayloadVerdict::InsufficientScope { .. }
+        ));
+        assert_eq!(
+            verdict(
+                &default,
+                &read,
+                &listen(r#"{"resourceSubscriptions":["x://a"]}"#)
+            ),
+            PayloadVerdict::Allow
+        );
+        // method_scopes wins over a default (policy() asks mcp:admin for logging/setLevel).
+        assert!(matches!(
+            verdict(&policy(), &read, &request("logging/setLevel")),
+            PayloadVerdict::InsufficientScope { scopes, .. } if scopes.contains("mcp:admin")
+        ));
+        // Every method a client sends in the reviewed schemas is served by default.
+        for m in [
+            "initialize",
+            "server/discover",
+            "ping",
+            "tools/list",
+            "logging/setLevel",
+            "completion/complete",
+            "subscriptions/listen",
+            "resources/list",
+            "resources/templates/list",
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "prompts/list",
+            "prompts/get",
+            "tasks/get",
+            "tasks/result",
+            "tasks/list",
+            "tasks/cancel",
+            "tasks/update",
+        ] {
+            assert_eq!(
+                verdict(&default, &read, &request(m)),
+                PayloadVerdict::Allow,
+                "{m}"
+            );
+        }
     }
 
     #[test]

@@ -46,6 +46,15 @@ pub fn jsonrpc_error_object(id: Option<&Value>, code: i32, message: &str) -> Val
     })
 }
 
+/// A JSON-RPC error response object without an id, with `error.data`.
+pub fn jsonrpc_error_with_data(code: i32, message: &str, data: Value) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": Value::Null,
+        "error": {"code": code, "message": message, "data": data},
+    })
+}
+
 /// A reply whose body is the given JSON (an error object or a batch of them).
 pub fn json_reply(status: u32, body: &Value, extra_headers: Vec<(String, String)>) -> Reply {
     let mut headers = vec![("content-type".to_string(), "application/json".to_string())];

@@ -248,6 +248,7 @@ pub fn policy(data: &[u8]) {
     let routing = RoutingHeaders {
         mcp_method: (flags & 0x10 != 0).then_some(mcp_method),
         mcp_name: (flags & 0x20 != 0).then_some(mcp_name),
+        protocol_version: (flags & 0x40 != 0).then_some(version.as_str().as_bytes()),
     };
     let admitted = Admitted { tenant, version };
     let tenant = &admitted.tenant;
@@ -261,6 +262,12 @@ pub fn policy(data: &[u8]) {
             }
             if let Some(m) = routing.mcp_method {
                 assert_eq!(Some(m), payload.messages()[0].method().map(str::as_bytes));
+            }
+            // From 2026-07-28 on a request needs Mcp-Method, and a client sends no responses.
+            if version.is_stateless() {
+                let m = &payload.messages()[0];
+                assert!(m.id().is_none() || routing.mcp_method.is_some());
+                assert!(m.method().is_some());
             }
             for m in payload.messages() {
                 if m.method() == Some("tools/call") {
@@ -308,6 +315,17 @@ fn naive_check(cfg: &EdgeConfig, tenant: &TenantContext, m: &Value) {
     };
     let method = method.as_str().expect("allowed method is a string");
     let scope = |s: &str| tenant.has_scope(s);
+    if method != "tools/call"
+        && let Some(configured) = cfg.policy.method_scopes.get(method)
+    {
+        if let Some(s) = configured {
+            assert!(scope(s), "{method} without {s}");
+        }
+        return;
+    }
+    let resource_uris = m["params"]["notifications"]["resourceSubscriptions"]
+        .as_array()
+        .is_some_and(|uris| !uris.is_empty());
     match method {
         "tools/call" => {
             let tool = m["params"]["name"]
@@ -315,16 +333,22 @@ fn naive_check(cfg: &EdgeConfig, tenant: &TenantContext, m: &Value) {
                 .expect("allowed call has a name");
             assert!(cfg.policy.may_call(tenant, tool), "allowed call of {tool}");
         }
-        "initialize" | "ping" | "tools/list" => {}
+        "initialize" | "server/discover" | "ping" | "tools/list" | "logging/setLevel" => {}
+        _ if method.starts_with("tasks/") => {}
+        "subscriptions/listen" => {
+            assert!(
+                !resource_uris || scope("mcp:read"),
+                "{method} without mcp:read"
+            );
+        }
         _ if method.starts_with("notifications/") => {}
-        _ if method.starts_with("resources/") || method.starts_with("prompts/") => {
+        _ if method.starts_with("resources/")
+            || method.starts_with("prompts/")
+            || method == "completion/complete" =>
+        {
             assert!(scope("mcp:read"), "{method} without mcp:read");
         }
-        _ => match cfg.policy.method_scopes.get(method) {
-            Some(Some(s)) => assert!(scope(s), "{method} without {s}"),
-            Some(None) => {}
-            None => panic!("allowed a method the policy does not serve: {method}"),
-        },
+        _ => panic!("allowed a method the policy does not serve: {method}"),
     }
 }
 

@@ -92,7 +92,7 @@ pub fn derive_config(
     let mut recorded = listener.clone();
     *at(&mut recorded, &["name"])? = Value::from("mcp_recorded");
     set_port(at(&mut recorded, &["address"])?, ports.recorded_listener)?;
-    let route = at(
+    let routes = at(
         &mut recorded,
         &[
             "filter_chains",
@@ -104,11 +104,11 @@ pub fn derive_config(
             "virtual_hosts",
             "0",
             "routes",
-            "0",
-            "route",
         ],
     )?;
-    *at(route, &["cluster"])? = Value::from("recorder");
+    for route in routes.as_sequence_mut().context("routes is not a list")? {
+        *at(route, &["route", "cluster"])? = Value::from("recorder");
+    }
     // Connections spread evenly over the worker threads (the kernel's reuse_port hashing may put
     // a handful on one), so a test can show that both workers served it.
     recorded

@@ -10,6 +10,7 @@
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
+//!   [`rmcp_client`]: rmcp's client at a pinned protocol version;
 //!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters).
 
 pub mod client;
@@ -18,6 +19,7 @@ pub mod envoy;
 pub mod memory;
 pub mod procs;
 pub mod recorder;
+pub mod rmcp_client;
 pub mod runner;
 pub mod stack;
 pub mod stats;

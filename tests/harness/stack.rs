@@ -30,6 +30,9 @@ pub struct StackOptions {
     pub plugin_overrides: Value,
     /// More options for the backend (e.g. `--quota-free 5`).
     pub backend_args: Vec<String>,
+    /// A third-party MCP server to put behind the edge instead of our backend: a script in
+    /// `tests/node` run as `node <script> --listen 127.0.0.1:0` that prints `listening on ADDR`.
+    pub upstream_script: Option<&'static str>,
 }
 
 /// The authorization server of a stack started with [`StackOptions::authz`].
@@ -152,12 +155,23 @@ impl Stack {
         let redis_url = format!("redis://127.0.0.1:{redis_port}");
         procs.push(redis);
 
-        // The backend, on a port it picks.
-        let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
-        cmd.args(["--listen", "127.0.0.1:0", "--redis-url", &redis_url])
-            .args(&options.backend_args)
-            .env("MCP_EDGE_GATEWAY_SECRET", &secret)
-            .env("RUST_LOG", "info");
+        // The backend (ours, or a third-party server), on a port it picks.
+        let cmd = match options.upstream_script {
+            None => {
+                let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
+                cmd.args(["--listen", "127.0.0.1:0", "--redis-url", &redis_url])
+                    .args(&options.backend_args)
+                    .env("MCP_EDGE_GATEWAY_SECRET", &secret)
+                    .env("RUST_LOG", "info");
+                cmd
+            }
+            Some(script) => {
+                let mut cmd = Command::new(node_bin());
+                cmd.arg(crate::repo_root().join("tests/node").join(script))
+                    .args(["--listen", "127.0.0.1:0"]);
+                cmd
+            }
+        };
         let mut backend = Proc::spawn("backend", cmd, logs)?;
         let line = backend.wait_for_log("listening on", START_TIMEOUT)?;
         let backend_addr: SocketAddr = line
@@ -292,6 +306,19 @@ impl Stack {
             allowed_tools: None,
             ttl_seconds: 600,
         }
+    }
+
+    /// An RS256 token for `tenant` with these scopes and `allowed_tools` (`None`: no such claim).
+    pub fn token_with(
+        &self,
+        tenant: &str,
+        scope: &str,
+        allowed: Option<&[&str]>,
+    ) -> Result<String> {
+        let mut spec = self.spec(tenant);
+        spec.scope = scope.to_string();
+        spec.allowed_tools = allowed.map(|a| a.iter().map(|t| t.to_string()).collect());
+        self.sign("RS256", claims_for(&spec))
     }
 
     /// Signs arbitrary claims with the issuer's key for `alg`.

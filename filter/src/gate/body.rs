@@ -24,10 +24,11 @@ pub struct BodySummary {
     pub cost: u64,
 }
 
-/// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28), when sent.
+/// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) and `MCP-Protocol-Version`, when sent.
 pub struct RoutingHeaders<'a> {
     pub mcp_method: Option<&'a [u8]>,
     pub mcp_name: Option<&'a [u8]>,
+    pub protocol_version: Option<&'a [u8]>,
 }
 
 fn summary(payload: &Payload) -> BodySummary {
@@ -120,8 +121,14 @@ pub fn judge_body(
     let first_id = payload.messages().first().and_then(Message::id);
     protocol::check_batch(&payload, admitted.version)
         .map_err(|m| bad_request(codes::INVALID_REQUEST, m, None, "batch"))?;
-    protocol::check_routing_headers(&payload, routing.mcp_method, routing.mcp_name)
-        .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
+    protocol::check_routing_headers(
+        &payload,
+        admitted.version,
+        routing.mcp_method,
+        routing.mcp_name,
+    )
+    .and_then(|()| protocol::check_meta_version(&payload, routing.protocol_version))
+    .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
     match cfg.policy.judge(&admitted.tenant, &payload) {
         PayloadVerdict::Allow => Ok(summary(&payload)),
         PayloadVerdict::Forbidden { refusals } => {
@@ -198,6 +205,7 @@ mod body_tests {
     const NO_ROUTING: RoutingHeaders<'static> = RoutingHeaders {
         mcp_method: None,
         mcp_name: None,
+        protocol_version: None,
     };
 
     fn call(id: u32, tool: &str) -> String {
@@ -326,6 +334,7 @@ mod body_tests {
         let routing = RoutingHeaders {
             mcp_method: Some(b"tools/call"),
             mcp_name: Some(b"list_projects"),
+            protocol_version: None,
         };
         let (reply, _) = judge(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();
         assert_eq!(reply.status, 400);

@@ -5,6 +5,7 @@ use mcp_edge_contract::codes;
 use serde_json::Value;
 
 use crate::config::EdgeConfig;
+use crate::protocol::UnsupportedVersion;
 use crate::rate_limit::Limit;
 use crate::reply::{self, Reply, Unauthenticated};
 use crate::tenant::Tier;
@@ -78,7 +79,7 @@ pub enum Denial {
     /// No signing keys yet (fail closed).
     KeysUnavailable,
     /// `MCP-Protocol-Version` this edge does not know.
-    UnsupportedProtocolVersion(String),
+    UnsupportedProtocolVersion(UnsupportedVersion),
     /// Not `application/json`, or compressed; the message says which.
     UnsupportedMediaType(&'static str),
     BodyTooLarge,
@@ -175,7 +176,15 @@ impl Denial {
                 "The MCP edge has no token signing keys yet; retry shortly.",
                 vec![("retry-after".into(), "5".into())],
             ),
-            Self::UnsupportedProtocolVersion(message) => plain(400, codes::NOT_SERVED, message),
+            Self::UnsupportedProtocolVersion(unsupported) => reply::json_reply(
+                400,
+                &reply::jsonrpc_error_with_data(
+                    codes::UNSUPPORTED_PROTOCOL_VERSION,
+                    &unsupported.message(),
+                    unsupported.data(),
+                ),
+                vec![],
+            ),
             Self::UnsupportedMediaType(message) => plain(415, codes::PAYLOAD_REJECTED, message),
             Self::BodyTooLarge => plain(
                 413,

@@ -204,7 +204,7 @@ impl Gate {
                 Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
             };
         let checked = check_transport(&head)
-            .and_then(|version| check_session_method(&cfg, head.method).map(|()| version));
+            .and_then(|version| check_session_method(&cfg, head.method, version).map(|()| version));
         match checked {
             Ok(version) => {
                 self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
@@ -340,6 +340,7 @@ impl Gate {
         let routing = RoutingHeaders {
             mcp_method: self.header("mcp-method"),
             mcp_name: self.header("mcp-name"),
+            protocol_version: self.header("mcp-protocol-version"),
         };
         judge_body(cfg, admitted, &routing, body)
     }

@@ -81,10 +81,14 @@ pub fn check_transport(head: &RequestHead<'_>) -> Result<ProtocolVersion, Denial
     Ok(version)
 }
 
-/// GET and DELETE reach the upstream only when it keeps sessions; a stateless one cannot serve
-/// them, so the edge answers without buffering a body for them.
-pub fn check_session_method(cfg: &EdgeConfig, method: &str) -> Result<(), Denial> {
-    if matches!(method, "GET" | "DELETE") && !cfg.stateful_upstream {
+/// GET and DELETE reach the upstream only when it keeps sessions and the request speaks a version
+/// that has them (before 2026-07-28); otherwise the edge answers without buffering a body.
+pub fn check_session_method(
+    cfg: &EdgeConfig,
+    method: &str,
+    version: ProtocolVersion,
+) -> Result<(), Denial> {
+    if matches!(method, "GET" | "DELETE") && (!cfg.stateful_upstream || version.is_stateless()) {
         return Err(Denial::StatelessUpstream);
     }
     Ok(())

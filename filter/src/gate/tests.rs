@@ -243,6 +243,16 @@ fn paths_and_methods() {
         let out = gate.on_body(&w, &host, b"");
         assert_eq!(out.step, Step::Continue, "{method}");
         assert_eq!(out.counters[0], "mcp_edge.ratelimit.pro.admitted");
+        // MCP 2026-07-28 has neither sessions nor a GET stream, whatever the upstream keeps.
+        let hs = head(
+            method,
+            "/mcp",
+            Some(&auth),
+            &[("mcp-protocol-version", "2026-07-28")],
+        );
+        let out = Gate::default().on_request_headers(&mut w, &host, hs, true);
+        assert_eq!(status(&out), 405, "{method} at 2026-07-28");
+        assert_eq!(reply(&out).header("allow"), Some("POST"));
     }
 }
 
