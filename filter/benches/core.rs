@@ -55,6 +55,7 @@ fn token_policy() -> TokenPolicy {
         algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
         leeway_seconds: 30,
         required_typ: None,
+        claims: Default::default(),
     }
 }
 
