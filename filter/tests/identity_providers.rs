@@ -403,3 +403,31 @@ fn google_id_token_with_hosted_domain() {
         "hd is required"
     );
 }
+
+// docs/identity-providers.md -------------------------------------------------------------------
+
+/// Every JSON block of the page is a plugin configuration fragment that parses (with the keys and
+/// the fields a fragment does not repeat), and each provider has one.
+#[test]
+fn the_documented_configurations_parse() {
+    let page = include_str!("../../docs/identity-providers.md");
+    let fragments: Vec<&str> = page
+        .split("```json\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .collect();
+    assert_eq!(fragments.len(), 5, "one configuration per provider");
+    let mut presets = Vec::new();
+    for fragment in fragments {
+        let v: Value = serde_json::from_str(fragment).unwrap_or_else(|e| panic!("{e}: {fragment}"));
+        let cfg = edge(v["issuers"].clone(), v["audiences"].clone(), v.clone());
+        assert_ne!(
+            cfg.prepared.token_policy.claims,
+            Default::default(),
+            "{fragment}"
+        );
+        presets.push(v["claims"]["preset"].as_str().unwrap().to_string());
+    }
+    presets.sort();
+    assert_eq!(presets, mcp_edge_filter::config::claims::PRESETS);
+}

@@ -249,6 +249,11 @@ mod tests {
         assert_eq!(cfg.mcp_paths, vec!["/mcp".to_string()]);
         assert!(cfg.access_log_properties, "on unless switched off");
         assert!(cfg.prepared.gateway_key.is_some());
+        assert_eq!(
+            cfg.prepared.token_policy.claims,
+            crate::claim_mapping::ClaimMapping::default(),
+            "no `claims`: the claim names the edge always read"
+        );
         let mut v = base();
         v["access_log_properties"] = json!(false);
         assert!(!parse(&v).unwrap().access_log_properties);
@@ -301,6 +306,14 @@ mod tests {
         assert_eq!(
             field_of(base(), |v| v["challenge_scopes"] = json!(["x"])),
             "challenge_scopes"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["claims"] = json!({"preset": "cognito"})),
+            "claims.preset"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["claims"] = json!({"tenant": "/a~"})),
+            "claims.tenant"
         );
     }
 
