@@ -96,8 +96,9 @@ fn claim_path(field: &str, written: &str) -> Result<ClaimPath, ConfigError> {
             ClaimPath::from_segments(segments, written)
         }
     };
-    if written.chars().any(char::is_control) {
-        return Err(err(field, "must not contain control characters"));
+    // It names the claim in 401 descriptions (a header): visible ASCII only.
+    if !written.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err(field, "must be visible ASCII without spaces"));
     }
     if REGISTERED.contains(&path.top_level()) {
         return Err(err(
@@ -347,6 +348,8 @@ mod tests {
             (json!({"tenant": "/a//b"}), "claims.tenant"),
             (json!({"tenant": "/a~2"}), "claims.tenant"),
             (json!({"tenant": "iss"}), "claims.tenant"),
+            (json!({"tenant": "ténant"}), "claims.tenant"),
+            (json!({"tenant": "a b"}), "claims.tenant"),
             (json!({"tenant": "/aud/x"}), "claims.tenant"),
             (json!({"tenant": {"fixed": ""}}), "claims.tenant.fixed"),
             (json!({"tenant": {"fixed": "a\nb"}}), "claims.tenant.fixed"),
