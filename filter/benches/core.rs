@@ -4,6 +4,8 @@
 //!
 //! - token verification per algorithm (RS256, ES256, EdDSA), as on a token-cache miss;
 //! - a token-cache hit;
+//! - the claims → TenantContext step of a verification, with the default claim mapping and with
+//!   the Entra preset's (a tier map over an array of roles, a scope prefix);
 //! - the JSON-RPC body: strict parse, and the policy's judgement of it;
 //! - the rate limit: the bucket arithmetic, and a whole slot update against an in-memory store
 //!   with Envoy's shared-data semantics (compare-and-swap);
@@ -13,13 +15,15 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_edge_contract::{GatewayKey, Identity, RequestFacts, body_digest, vouch_headers_with};
+use mcp_edge_filter::claim_mapping::{ClaimMapping, ClaimPath, Source};
 use mcp_edge_filter::jsonrpc::parse_payload;
 use mcp_edge_filter::policy::{PayloadVerdict, ToolPolicy};
 use mcp_edge_filter::rate_limit::testing::MemoryShared;
 use mcp_edge_filter::rate_limit::{Limit, SlotSecret, SlotTable};
-use mcp_edge_filter::tenant::TenantContext;
+use mcp_edge_filter::tenant::{TenantContext, Tier, tenant_context};
 use mcp_edge_filter::token::verify_bearer;
 use mcp_edge_filter::token_cache::TokenCache;
+use serde_json::json;
 
 const NOW: u64 = 1_800_000_000;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -51,6 +55,36 @@ fn verification(c: &mut Criterion) {
                 .is_some()
         })
     });
+}
+
+fn claim_mapping(c: &mut Criterion) {
+    let default_claims = json!({"sub": "user_1", "tenant_id": "acme", "scope": "mcp:read mcp:write",
+                                "rate_limit_tier": "pro", "data_scope": "team:engineering"});
+    let entra_claims = json!({"sub": "pairwise", "oid": "690222be-ff1a-4d56-abd1-7e4f7d38e474",
+                              "tid": "72f988bf-86f1-41af-91ab-2d7cd011db47", "scp": "mcp:read mcp:write",
+                              "roles": ["Reports.Read", "MCP.Pro"], "ver": "2.0"});
+    let entra = ClaimMapping {
+        tenant: Source::Claim(ClaimPath::name("tid")),
+        user: ClaimPath::name("oid"),
+        scopes: Source::Claim(ClaimPath::name("scp")),
+        scope_prefix: Some("api://6e74172b-be56-4843-9ff4-e66a39bb12e3/".into()),
+        tier: Source::Claim(ClaimPath::name("roles")),
+        tier_map: Some([("MCP.Pro".to_string(), Tier::Pro)].into()),
+        ..ClaimMapping::default()
+    };
+    let cases = [
+        ("default", ClaimMapping::default(), default_claims),
+        ("entra", entra, entra_claims),
+    ];
+    let mut group = c.benchmark_group("tenant_context");
+    for (name, mapping, claims) in &cases {
+        let claims = claims.as_object().expect("an object");
+        assert!(tenant_context(mapping, claims).is_ok());
+        group.bench_function(*name, |b| {
+            b.iter(|| tenant_context(mapping, black_box(claims)))
+        });
+    }
+    group.finish();
 }
 
 fn tenant() -> TenantContext {
@@ -148,5 +182,12 @@ fn signature(c: &mut Criterion) {
     });
 }
 
-criterion_group!(core, verification, json_rpc, rate_limit, signature);
+criterion_group!(
+    core,
+    verification,
+    claim_mapping,
+    json_rpc,
+    rate_limit,
+    signature
+);
 criterion_main!(core);

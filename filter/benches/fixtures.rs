@@ -35,6 +35,7 @@ pub fn token_policy() -> TokenPolicy {
         algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
         leeway_seconds: 30,
         required_typ: None,
+        claims: Default::default(),
     }
 }
 

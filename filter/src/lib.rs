@@ -5,7 +5,8 @@
 //! - [`keys`]: JWKS → verification keys, each bound to one algorithm; [`rs256`]: RS256 verified
 //!   with crypto-bigint (fast in wasm), claims still checked by jwt-simple.
 //! - [`bearer`]: the token from the `Authorization` header, nowhere else.
-//! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext.
+//! - [`token`]: `verify_bearer`, signature and claims; [`tenant`]: the TenantContext, read from
+//!   the claims [`claim_mapping`] names.
 //! - [`token_cache`]: verified tokens, bounded, until `exp`.
 //! - [`prm`]: RFC 9728 protected resource metadata; [`cors`]: browsers from allowed origins.
 //! - [`request_id`]: the edge's own request ids; the `x-mcp-*` headers and their signature are
@@ -22,6 +23,7 @@
 #![deny(unsafe_code)]
 
 pub mod bearer;
+pub mod claim_mapping;
 pub mod config;
 pub mod cors;
 pub mod gate;

@@ -33,6 +33,7 @@ impl Prepared {
                 algorithms: cfg.algorithms.clone(),
                 leeway_seconds: cfg.leeway_seconds,
                 required_typ: cfg.required_typ.clone(),
+                claims: cfg.claims.clone(),
             },
             metadata_path: prm::metadata_path(cfg),
             metadata_url: prm::metadata_url(cfg),

@@ -10,8 +10,9 @@ use jwt_simple::JWTError;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::claim_mapping::ClaimMapping;
 use crate::keys::{Algorithm, KeySet, VerifyingKey};
-use crate::tenant::{ClaimError, TenantContext, tenant_context_from_claims};
+use crate::tenant::{ClaimError, TenantContext, tenant_context};
 
 /// What a token must satisfy besides its signature.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +23,8 @@ pub struct TokenPolicy {
     pub leeway_seconds: u64,
     /// The `typ` header a token must carry (compared without case; `application/` may precede it).
     pub required_typ: Option<String>,
+    /// Which claims say who the caller is (the configuration's `claims`).
+    pub claims: ClaimMapping,
 }
 
 /// A token that passed every check.
@@ -167,7 +170,7 @@ pub fn verify_bearer(
     let mut last_error = None;
     for key in keys.candidates(kid, alg) {
         match verify_with(key, token, options()) {
-            Ok(claims) => return finish(claims),
+            Ok(claims) => return finish(claims, &policy.claims),
             Err(e) => last_error = Some(map_jwt_error(&e)),
         }
     }
@@ -178,13 +181,18 @@ pub fn verify_bearer(
     })
 }
 
-fn finish(claims: TokenClaims) -> Result<VerifiedToken, TokenError> {
+/// `exp` is required; the TenantContext is read from the custom claims, with `sub` (which
+/// jwt-simple parses out of them) put back so a mapping can name it like any other claim.
+fn finish(claims: TokenClaims, mapping: &ClaimMapping) -> Result<VerifiedToken, TokenError> {
     let expires_at = claims
         .expires_at
         .ok_or(TokenError::MissingExpiry)?
         .as_secs();
-    let tenant = tenant_context_from_claims(claims.subject.as_deref(), &claims.custom)
-        .map_err(TokenError::InvalidClaim)?;
+    let mut custom = claims.custom;
+    if let Some(subject) = claims.subject {
+        custom.insert("sub".to_string(), Value::String(subject));
+    }
+    let tenant = tenant_context(mapping, &custom).map_err(TokenError::InvalidClaim)?;
     Ok(VerifiedToken { tenant, expires_at })
 }
 
@@ -206,6 +214,7 @@ mod tests {
             algorithms: [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa].into(),
             leeway_seconds: 30,
             required_typ: None,
+            claims: ClaimMapping::default(),
         }
     }
 

@@ -423,6 +423,7 @@ fn jwt_setup(hmac: bool) -> &'static (KeySet, TokenPolicy) {
             algorithms,
             leeway_seconds: 30,
             required_typ: None,
+            claims: Default::default(),
         };
         (keys, policy)
     };

@@ -8,6 +8,7 @@
 //!   Envoy forwarded.
 //! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
+//! - [`idp`]: tokens shaped as other identity providers shape them, and what the edge made of them.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
 //!   [`rmcp_client`]: rmcp's client at a pinned protocol version;
@@ -16,6 +17,7 @@
 pub mod client;
 pub mod compose;
 pub mod envoy;
+pub mod idp;
 pub mod memory;
 pub mod procs;
 pub mod recorder;

@@ -332,6 +332,27 @@ impl Stack {
             .sign(alg, claims)
     }
 
+    /// Signs `claims` with the issuer's RS256 key under a header with this `typ` (e.g. `at+jwt`),
+    /// as identity providers other than ours shape their tokens.
+    pub fn sign_rs256_typed(
+        &self,
+        typ: &str,
+        claims: JWTClaims<Map<String, Value>>,
+    ) -> Result<String> {
+        let keys = self
+            .keys
+            .lock()
+            .map_err(|_| anyhow::anyhow!("keys lock poisoned"))?;
+        let keys = keys
+            .as_ref()
+            .context("this stack runs the OAuth server: it has no dev keys")?;
+        let header = HeaderOptions {
+            signature_type: Some(typ.to_string()),
+            ..HeaderOptions::default()
+        };
+        keys.rs256.sign_with_options(claims, &header)
+    }
+
     /// A valid RS256 token for `tenant`.
     pub fn token(&self, tenant: &str) -> Result<String> {
         self.sign("RS256", claims_for(&self.spec(tenant)))

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 mod checks;
+pub mod claims;
 mod raw;
 
 use raw::*;
 
+use crate::claim_mapping::ClaimMapping;
 use crate::keys::{Algorithm, KeySet};
 use crate::policy::ToolPolicy;
 use crate::prepared::Prepared;
@@ -85,6 +87,8 @@ pub struct EdgeConfig {
     /// Whether to put `mcp_edge.*` in filter state for an access log (five host calls a request;
     /// off when no access log reads them).
     pub access_log_properties: bool,
+    /// Which claims name the tenant, user, scopes, allowed tools, tier and data scope.
+    pub claims: ClaimMapping,
     /// What follows from the fields above, computed once.
     pub prepared: Prepared,
 }
@@ -167,6 +171,7 @@ pub fn parse_config(
     let method_scopes = checks::scopes(&raw)?;
     checks::origins(&raw.allowed_origins)?;
     let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
+    let claims = claims::claim_mapping(raw.claims.as_ref())?;
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
@@ -202,6 +207,7 @@ pub fn parse_config(
         token_cache_max_seconds: raw.token_cache_max_seconds,
         stateful_upstream: raw.stateful_upstream,
         access_log_properties: raw.access_log_properties,
+        claims,
         prepared: Prepared::default(),
     };
     cfg.prepared = Prepared::new(&cfg);
@@ -243,6 +249,11 @@ mod tests {
         assert_eq!(cfg.mcp_paths, vec!["/mcp".to_string()]);
         assert!(cfg.access_log_properties, "on unless switched off");
         assert!(cfg.prepared.gateway_key.is_some());
+        assert_eq!(
+            cfg.prepared.token_policy.claims,
+            crate::claim_mapping::ClaimMapping::default(),
+            "no `claims`: the claim names the edge always read"
+        );
         let mut v = base();
         v["access_log_properties"] = json!(false);
         assert!(!parse(&v).unwrap().access_log_properties);
@@ -295,6 +306,14 @@ mod tests {
         assert_eq!(
             field_of(base(), |v| v["challenge_scopes"] = json!(["x"])),
             "challenge_scopes"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["claims"] = json!({"preset": "cognito"})),
+            "claims.preset"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["claims"] = json!({"tenant": "/a~"})),
+            "claims.tenant"
         );
     }
 

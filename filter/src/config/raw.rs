@@ -46,6 +46,9 @@ pub(super) struct RawConfig {
     pub(super) stateful_upstream: bool,
     #[serde(default = "default_true")]
     pub(super) access_log_properties: bool,
+    /// Where the tenant, user, scopes, … come from (`claims.rs`); absent: today's claim names.
+    #[serde(default)]
+    pub(super) claims: Option<super::claims::RawClaims>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
