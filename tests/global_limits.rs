@@ -262,12 +262,11 @@ fn tenant_run(edges: &[String], token: &str, own_marker: &str, n: usize) -> Resu
     Ok(answers)
 }
 
-/// Every tier's tenant sends `factor` × its budget at once; returns (tier, budget, answers).
-fn mixed_load(
-    g: &Scaled,
-    edges: &[String],
-    factor: usize,
-) -> Result<Vec<(&'static str, usize, String, Vec<Answer>)>> {
+/// One tenant's part of a mixed load: its tier, the tier's budget, its marker, its answers.
+type TenantRun = (&'static str, usize, String, Vec<Answer>);
+
+/// Every tier's tenant sends `factor` × its budget at once.
+fn mixed_load(g: &Scaled, edges: &[String], factor: usize) -> Result<Vec<TenantRun>> {
     let mut runs = Vec::new();
     for (tier, budget) in BUDGETS {
         let (id, token) = g.tenant("load", tier)?;
@@ -288,7 +287,7 @@ fn mixed_load(
 }
 
 /// No answer carries another tenant's marker; no 5xx but the free tier's fail-closed 503.
-fn check_isolation(runs: &[(&str, usize, String, Vec<Answer>)]) -> Result<()> {
+fn check_isolation(runs: &[TenantRun]) -> Result<()> {
     for (tier, _, own, answers) in runs {
         for a in answers {
             for (_, _, other, _) in runs.iter().filter(|(_, _, o, _)| o != own) {
