@@ -23,8 +23,12 @@ esac
 
 scripts/install-deps.sh
 cargo build --locked -p mcp-edge-filter --target wasm32-wasip1 --release
-cargo build --locked -p mcp-edge-backend -p xtask
-if $scaled; then cargo build --locked -p mcp-edge-ratelimit; fi
+if $scaled; then
+  # One build with scripts/test.sh's packages: the same features, so the same artifacts.
+  cargo build --locked -p mcp-edge-backend -p mcp-edge-ratelimit -p xtask
+else
+  cargo build --locked -p mcp-edge-backend -p xtask
+fi
 
 # The filter and the backend share this secret; a fresh one per run unless you set one.
 if [ -z "${MCP_EDGE_GATEWAY_SECRET:-}" ]; then
