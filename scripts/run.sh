@@ -5,12 +5,30 @@
 #   → backend (127.0.0.1:8081; Redis when REDIS_URL is set, else in memory).
 # MCP_EDGE_ISSUER=dev starts the development issuer (`cargo xtask dev-issuer`) on 9100 instead, for
 # `cargo xtask token`. Ctrl-C stops everything it started.
+#
+# scripts/run.sh --scaled: the scaled-out shape instead of the one Envoy: three Envoy processes
+# (MCP on 127.0.0.1:8080, :8180 and :8280, admin :9901, :9911, :9921; each `cargo xtask
+# scaled-envoy`, envoy.yaml with the filter's global_rate_limit on), the global rate limit service
+# (ratelimit/, gRPC on 127.0.0.1:8091, limits from ratelimit/limits.yaml) and its Redis
+# (redis-server on 127.0.0.1:6391, started here unless RATELIMIT_REDIS_URL is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scaled=false
+case "${1:-}" in
+  "") ;;
+  --scaled) scaled=true ;;
+  *) echo "usage: scripts/run.sh [--scaled]" >&2; exit 2 ;;
+esac
+
 scripts/install-deps.sh
 cargo build --locked -p mcp-edge-filter --target wasm32-wasip1 --release
-cargo build --locked -p mcp-edge-backend -p xtask
+if $scaled; then
+  # One build with scripts/test.sh's packages: the same features, so the same artifacts.
+  cargo build --locked -p mcp-edge-backend -p mcp-edge-ratelimit -p xtask
+else
+  cargo build --locked -p mcp-edge-backend -p xtask
+fi
 
 # The filter and the backend share this secret; a fresh one per run unless you set one.
 if [ -z "${MCP_EDGE_GATEWAY_SECRET:-}" ]; then
@@ -36,8 +54,28 @@ fi
 pids+=($!)
 target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox >.local/logs/backend.log 2>&1 &
 pids+=($!)
-.venv/bin/envoy -c envoy.yaml --concurrency 2 --use-dynamic-base-id -l warn >.local/logs/envoy.log 2>&1 &
-pids+=($!)
+if $scaled; then
+  ratelimit_redis="${RATELIMIT_REDIS_URL:-}"
+  if [ -z "$ratelimit_redis" ]; then
+    redis-server --port 6391 --bind 127.0.0.1 --save "" --appendonly no >.local/logs/ratelimit-redis.log 2>&1 &
+    pids+=($!)
+    ratelimit_redis=redis://127.0.0.1:6391/0
+    for _ in $(seq 1 50); do redis-cli -p 6391 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  target/debug/mcp-edge-ratelimit --listen 127.0.0.1:8091 --limits ratelimit/limits.yaml \
+    --redis-url "$ratelimit_redis" >.local/logs/ratelimit.log 2>&1 &
+  pids+=($!)
+  for i in 0 1 2; do
+    target/debug/xtask scaled-envoy --port $((8080 + 100 * i)) --admin-port $((9901 + 10 * i)) \
+      --ratelimit-port 8091 >".local/envoy-scaled-$i.yaml"
+    .venv/bin/envoy -c ".local/envoy-scaled-$i.yaml" --concurrency 2 --use-dynamic-base-id -l warn \
+      >".local/logs/envoy-$i.log" 2>&1 &
+    pids+=($!)
+  done
+else
+  .venv/bin/envoy -c envoy.yaml --concurrency 2 --use-dynamic-base-id -l warn >.local/logs/envoy.log 2>&1 &
+  pids+=($!)
+fi
 
 for _ in $(seq 1 100); do
   if curl -fsS -o /dev/null http://127.0.0.1:8080/.well-known/oauth-protected-resource 2>/dev/null; then break; fi
@@ -69,6 +107,16 @@ Or list and call tools with the Inspector CLI:
       --header "Authorization: Bearer \$TOKEN" --method tools/list
 Ctrl-C stops everything.
 MSG
+
+if $scaled; then
+  cat <<MSG
+Scaled out: the same filter and configuration on http://127.0.0.1:8080/mcp, :8180/mcp and
+:8280/mcp (admin :9901, :9911, :9921), one global budget per tenant (ratelimit/limits.yaml; edit
+it while running, it is reread) in the rate limit service (127.0.0.1:8091, log
+.local/logs/ratelimit.log). Watch one tenant's limit hold across the three: see the README,
+"Global rate limits", for the loop.
+MSG
+fi
 
 wait -n "${pids[@]}"
 echo "a process of the stack exited; see .local/logs/" >&2

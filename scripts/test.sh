@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all --check
 cargo build --locked -p mcp-edge-filter --target wasm32-wasip1 --release
-cargo build --locked -p mcp-edge-backend -p xtask
+cargo build --locked -p mcp-edge-backend -p mcp-edge-ratelimit -p xtask
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

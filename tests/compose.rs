@@ -301,9 +301,20 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
         .nth(1)
         .cloned()
         .context("backend command has no --listen")?;
+    let ratelimit = service(&mut compose, "ratelimit")?.clone();
+    let ratelimit_listen = strings(ratelimit.get("command").unwrap_or(&Value::Null))
+        .iter()
+        .skip_while(|a| *a != "--listen")
+        .nth(1)
+        .cloned()
+        .context("ratelimit command has no --listen")?;
     for (name, listens) in [
         ("backend", url_port(&format!("tcp://{backend_listen}"))?),
         ("auth_server", authz_port),
+        (
+            "mcp_edge_ratelimit",
+            url_port(&format!("tcp://{ratelimit_listen}"))?,
+        ),
     ] {
         let base_port = port_of(
             cluster(&mut base, name)?,

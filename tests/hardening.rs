@@ -355,6 +355,8 @@ fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
         // Nothing listens there: this Envoy's recorded listener is not used.
         recorder: free_port()?,
         issuer: authority(&s.issuer)?.port(),
+        // Not asked: the global rate limit is off.
+        ratelimit: free_port()?,
     };
     let config = derive_config(&base, &ports, &filter_wasm()?, &overrides())?;
     let path = s.dir().join("short-idle-envoy.yaml");

@@ -22,6 +22,9 @@ pub struct EnvoyPorts {
     pub backend: u16,
     pub recorder: u16,
     pub issuer: u16,
+    /// The global rate limit service (`mcp_edge_ratelimit` cluster; asked only when the plugin's
+    /// `global_rate_limit` is set).
+    pub ratelimit: u16,
 }
 
 fn set_port(socket_address_parent: &mut Value, port: u16) -> Result<()> {
@@ -165,6 +168,7 @@ pub fn derive_config(
                 recorder = Some(r);
             }
             "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,
+            "mcp_edge_ratelimit" => set_port(cluster_endpoint(cluster)?, ports.ratelimit)?,
             other => bail!("envoy.yaml has a cluster the tests do not know: {other}"),
         }
     }

@@ -33,6 +33,8 @@ pub struct StackOptions {
     /// A third-party MCP server to put behind the edge instead of our backend: a script in
     /// `tests/node` run as `node <script> --listen 127.0.0.1:0` that prints `listening on ADDR`.
     pub upstream_script: Option<&'static str>,
+    /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
+    pub ratelimit_port: Option<u16>,
 }
 
 /// The authorization server of a stack started with [`StackOptions::authz`].
@@ -62,6 +64,8 @@ pub struct Stack {
     /// Set when the stack runs the OAuth authorization server.
     pub authz: Option<Authz>,
     keys: Mutex<Option<DevKeys>>,
+    /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
+    upstream_ports: EnvoyPorts,
     procs: Mutex<Vec<Proc>>,
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -242,35 +246,18 @@ impl Stack {
             backend: backend_addr.port(),
             recorder: recorder_addr.port(),
             issuer: issuer_port,
+            ratelimit: match options.ratelimit_port {
+                Some(port) => port,
+                None => free_port()?,
+            },
         };
-        let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
-        let config = derive_config(&base, &ports, &filter_wasm()?, plugin_overrides)?;
-        let config_path = logs.join("envoy.yaml");
-        std::fs::write(&config_path, config)?;
-        let mut cmd = Command::new(envoy_bin()?);
-        cmd.arg("-c")
-            .arg(&config_path)
-            .args([
-                "--concurrency",
-                "2",
-                "--use-dynamic-base-id",
-                "-l",
-                "info",
-                "--file-flush-interval-msec",
-                "200",
-            ])
-            .env("MCP_EDGE_GATEWAY_SECRET", &secret);
-        let mut envoy = Proc::spawn("envoy", cmd, logs)?;
-        envoy.wait_for_port(([127, 0, 0, 1], ports.listener).into(), START_TIMEOUT)?;
-        envoy.wait_for_port(
-            ([127, 0, 0, 1], ports.recorded_listener).into(),
-            START_TIMEOUT,
-        )?;
-        envoy.wait_for_port(
-            ([127, 0, 0, 1], ports.baseline_listener).into(),
-            START_TIMEOUT,
-        )?;
-        procs.push(envoy);
+        procs.push(spawn_envoy(
+            "envoy",
+            logs,
+            &ports,
+            plugin_overrides,
+            &secret,
+        )?);
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
         Ok(Self {
@@ -287,10 +274,51 @@ impl Stack {
             key_file,
             authz,
             keys: Mutex::new(keys),
+            upstream_ports: ports,
             procs: Mutex::new(procs),
             _runtime: runtime,
             dir,
         })
+    }
+
+    /// Starts one more Envoy process named `name` with the same upstreams and `.wasm`, the plugin
+    /// configuration of `envoy.yaml` with `plugin_overrides` and the resource of the first Envoy
+    /// (so the same tokens are valid). Returns its MCP URL (in front of the real backend).
+    pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
+        let up = &self.upstream_ports;
+        let ports = EnvoyPorts {
+            listener: free_port()?,
+            recorded_listener: free_port()?,
+            baseline_listener: free_port()?,
+            admin: free_port()?,
+            backend: up.backend,
+            recorder: up.recorder,
+            issuer: up.issuer,
+            ratelimit: up.ratelimit,
+        };
+        let mut overrides = plugin_overrides.clone();
+        if let Some(o) = overrides.as_object_mut() {
+            o.entry("resource")
+                .or_insert_with(|| Value::from(self.mcp_url.clone()));
+        }
+        let envoy = spawn_envoy(name, self.dir.path(), &ports, &overrides, &self.secret)?;
+        self.procs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?
+            .push(envoy);
+        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+    }
+
+    /// Stops the server named `name` (by pid), if it runs.
+    pub fn stop_one(&self, name: &str) -> Result<()> {
+        let mut procs = self
+            .procs
+            .lock()
+            .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?;
+        if let Some(i) = procs.iter().position(|p| p.name == name) {
+            procs.remove(i).stop();
+        }
+        Ok(())
     }
 
     /// The token spec of a well-behaved token for `tenant`.
@@ -418,6 +446,43 @@ impl Stack {
             }
         }
     }
+}
+
+/// Envoy (two workers) with the configuration derived from `envoy.yaml` for `ports`, listening
+/// on all three listeners when this returns.
+fn spawn_envoy(
+    name: &str,
+    logs: &std::path::Path,
+    ports: &EnvoyPorts,
+    plugin_overrides: &Value,
+    secret: &str,
+) -> Result<Proc> {
+    let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
+    let config = derive_config(&base, ports, &filter_wasm()?, plugin_overrides)?;
+    let config_path = logs.join(format!("{name}.yaml"));
+    std::fs::write(&config_path, config)?;
+    let mut cmd = Command::new(envoy_bin()?);
+    cmd.arg("-c")
+        .arg(&config_path)
+        .args([
+            "--concurrency",
+            "2",
+            "--use-dynamic-base-id",
+            "-l",
+            "info",
+            "--file-flush-interval-msec",
+            "200",
+        ])
+        .env("MCP_EDGE_GATEWAY_SECRET", secret);
+    let mut envoy = Proc::spawn(name, cmd, logs)?;
+    for port in [
+        ports.listener,
+        ports.recorded_listener,
+        ports.baseline_listener,
+    ] {
+        envoy.wait_for_port(([127, 0, 0, 1], port).into(), START_TIMEOUT)?;
+    }
+    Ok(envoy)
 }
 
 impl Drop for Stack {

@@ -11,7 +11,11 @@ use serde_yaml::Value;
 pub const WASM_IN_CONTAINER: &str = "/etc/envoy/mcp_edge_filter.wasm";
 
 /// The compose service behind each Envoy cluster.
-pub const CLUSTER_SERVICES: &[(&str, &str)] = &[("backend", "backend"), ("auth_server", "authz")];
+pub const CLUSTER_SERVICES: &[(&str, &str)] = &[
+    ("backend", "backend"),
+    ("auth_server", "authz"),
+    ("mcp_edge_ratelimit", "ratelimit"),
+];
 
 const HEADER: &str = "\
 # GENERATED from ../envoy.yaml by xtask/src/docker_envoy.rs: do not edit. docker-compose's Envoy reads it.
@@ -108,7 +112,13 @@ fn for_docker_cluster(cluster: &mut Value) -> Result<()> {
         bail!("envoy.yaml has a cluster docker-compose does not know: {name}");
     };
     *at(cluster, &["type"])? = "STRICT_DNS".into();
-    *at(
+    *at(cluster_socket_address(cluster)?, &["address"])? = service.into();
+    Ok(())
+}
+
+/// The `socket_address` of a cluster's one endpoint.
+pub fn cluster_socket_address(cluster: &mut Value) -> Result<&mut Value> {
+    at(
         cluster,
         &[
             "load_assignment",
@@ -119,8 +129,6 @@ fn for_docker_cluster(cluster: &mut Value) -> Result<()> {
             "endpoint",
             "address",
             "socket_address",
-            "address",
         ],
-    )? = service.into();
-    Ok(())
+    )
 }

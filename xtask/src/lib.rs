@@ -7,6 +7,8 @@
 //!   configuration and [`json_member`] editing one member of a JSON text in place.
 //! - [`bench_setup`]: what `scripts/bench.sh` runs from (`cargo xtask bench-setup`): Envoy
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
+//! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
+//!   global rate limit on.
 
 pub mod bench_envoy;
 pub mod bench_setup;
@@ -14,6 +16,7 @@ pub mod bench_tokens;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
+pub mod scaled_envoy;
 pub mod sync_config;
 
 pub use dev_keys::{DevKeys, TokenSpec, claims_for};

@@ -7,6 +7,7 @@
 //! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
 //!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
+//! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,19 @@ enum Command {
         /// Change nothing; fail when a file is not what the catalogue makes.
         #[arg(long)]
         check: bool,
+    },
+    /// Print the Envoy configuration of one replica of the scaled-out stack (scripts/run.sh
+    /// --scaled): envoy.yaml with the filter's global_rate_limit on and this replica's ports.
+    ScaledEnvoy {
+        /// The replica's MCP listener port.
+        #[arg(long)]
+        port: u16,
+        /// The replica's admin port.
+        #[arg(long)]
+        admin_port: u16,
+        /// The port of the global rate limit service (mcp-edge-ratelimit).
+        #[arg(long, default_value_t = 8091)]
+        ratelimit_port: u16,
     },
     /// Write what scripts/bench.sh runs from: keys, JWKS, token files (reused while fresh), the
     /// Envoy configuration of every edge setup derived from envoy.yaml, the upstream's, bench.env.
@@ -183,6 +197,17 @@ async fn main() -> Result<()> {
             println!("{}", keys.sign(&alg, claims_for(&spec))?);
         }
         Command::SyncConfig { check } => sync_config(check)?,
+        Command::ScaledEnvoy {
+            port,
+            admin_port,
+            ratelimit_port,
+        } => {
+            let base = std::fs::read_to_string(repo_root().join("envoy.yaml"))?;
+            print!(
+                "{}",
+                xtask::scaled_envoy::scaled_envoy_config(&base, port, admin_port, ratelimit_port)?
+            );
+        }
         Command::BenchSetup {
             out,
             edge_port,

@@ -2,12 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::raw::{RawConfig, RawJwks, RawLimit, RawSecret};
+use super::raw::{RawConfig, RawFailureMode, RawGlobalLimit, RawJwks, RawLimit, RawSecret};
 use super::{
     ConfigError, JwksSource, MAX_LEEWAY_SECS, RemoteJwks, err, require_nonempty_list, split_uri,
 };
 use crate::keys::{Algorithm, KeySet};
 use crate::rate_limit::Limit;
+use crate::rate_limit::global::{FailureMode, GlobalLimit};
+use crate::rate_limit::rls_proto;
 use crate::tenant::Tier;
 
 /// The accepted signature algorithms; symmetric ones only when `allow_hmac` says so.
@@ -239,4 +241,58 @@ pub(super) fn rate_limits(raw: &RawConfig) -> Result<(BTreeMap<Tier, Limit>, Lim
         return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
     }
     Ok((rate_limits, invalid_token_limit))
+}
+
+/// The global rate limit service, when configured: a cluster name, a domain, a timeout of
+/// 1..=1000 ms and a failure mode per known tier.
+pub(super) fn global_rate_limit(
+    raw: Option<&RawGlobalLimit>,
+) -> Result<Option<GlobalLimit>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let cluster_ok = !raw.cluster.is_empty()
+        && raw.cluster.len() <= 100
+        && raw.cluster.bytes().all(|b| b.is_ascii_graphic());
+    let upstream = cluster_ok
+        .then(|| rls_proto::upstream_for(&raw.cluster))
+        .flatten()
+        .ok_or_else(|| {
+            err(
+                "global_rate_limit.cluster",
+                "must name an Envoy cluster (1 to 100 printable ASCII characters)",
+            )
+        })?;
+    if raw.domain.is_empty() || raw.domain.len() > 100 {
+        return Err(err(
+            "global_rate_limit.domain",
+            "must be 1 to 100 characters",
+        ));
+    }
+    if !(1..=1000).contains(&raw.timeout_ms) {
+        return Err(err(
+            "global_rate_limit.timeout_ms",
+            "must be between 1 and 1000",
+        ));
+    }
+    let mut failure_mode = std::collections::BTreeMap::new();
+    for (name, mode) in &raw.failure_mode {
+        let tier = Tier::parse(name).ok_or_else(|| {
+            err(
+                "global_rate_limit.failure_mode",
+                format!("unknown tier {name:?} (free, pro, enterprise)"),
+            )
+        })?;
+        let mode = match mode {
+            RawFailureMode::Open => FailureMode::Open,
+            RawFailureMode::Closed => FailureMode::Closed,
+        };
+        failure_mode.insert(tier, mode);
+    }
+    Ok(Some(GlobalLimit {
+        cluster: raw.cluster.clone(),
+        upstream,
+        domain: raw.domain.clone(),
+        timeout_ms: raw.timeout_ms,
+        failure_mode,
+        tool_descriptor: raw.tool_descriptor,
+    }))
 }

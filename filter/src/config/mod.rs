@@ -16,6 +16,7 @@ use crate::keys::{Algorithm, KeySet};
 use crate::policy::ToolPolicy;
 use crate::prepared::Prepared;
 use crate::rate_limit::Limit;
+use crate::rate_limit::global::GlobalLimit;
 use crate::tenant::Tier;
 
 /// Largest clock leeway the filter accepts (seconds).
@@ -89,6 +90,8 @@ pub struct EdgeConfig {
     pub access_log_properties: bool,
     /// Which claims name the tenant, user, scopes, allowed tools, tier and data scope.
     pub claims: ClaimMapping,
+    /// The rate limit service asked after the local bucket admits (`None`: local buckets only).
+    pub global_rate_limit: Option<GlobalLimit>,
     /// What follows from the fields above, computed once.
     pub prepared: Prepared,
 }
@@ -172,6 +175,7 @@ pub fn parse_config(
     checks::origins(&raw.allowed_origins)?;
     let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
     let claims = claims::claim_mapping(raw.claims.as_ref())?;
+    let global_rate_limit = checks::global_rate_limit(raw.global_rate_limit.as_ref())?;
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
@@ -208,6 +212,7 @@ pub fn parse_config(
         stateful_upstream: raw.stateful_upstream,
         access_log_properties: raw.access_log_properties,
         claims,
+        global_rate_limit,
         prepared: Prepared::default(),
     };
     cfg.prepared = Prepared::new(&cfg);
@@ -361,6 +366,49 @@ mod tests {
         let env = |n: &str| (n == "S").then(|| "x".repeat(40));
         let cfg = parse_config(v.to_string().as_bytes(), &env).unwrap();
         assert_eq!(cfg.gateway_secret.len(), 40);
+    }
+
+    #[test]
+    fn global_rate_limit_is_off_unless_configured_and_checked() {
+        assert!(parse(&base()).unwrap().global_rate_limit.is_none());
+        let mut v = base();
+        v["global_rate_limit"] = json!({"cluster": "mcp_edge_ratelimit",
+            "failure_mode": {"enterprise": "closed"}});
+        let g = parse(&v).unwrap().global_rate_limit.unwrap();
+        assert_eq!((g.domain.as_str(), g.timeout_ms), ("mcp-edge", 20));
+        use crate::rate_limit::global::FailureMode;
+        assert_eq!(g.failure_mode(Tier::Enterprise), FailureMode::Closed);
+        assert_eq!(g.failure_mode(Tier::Free), FailureMode::Closed);
+        assert_eq!(g.failure_mode(Tier::Pro), FailureMode::Open);
+        let global = |patch: Value| {
+            let mut v = base();
+            v["global_rate_limit"] = json!({"cluster": "rls"});
+            for (k, val) in patch.as_object().unwrap() {
+                v["global_rate_limit"][k] = val.clone();
+            }
+            parse(&v).unwrap_err()
+        };
+        assert_eq!(
+            global(json!({"cluster": ""})).field,
+            "global_rate_limit.cluster"
+        );
+        assert_eq!(
+            global(json!({"timeout_ms": 0})).field,
+            "global_rate_limit.timeout_ms"
+        );
+        assert_eq!(
+            global(json!({"timeout_ms": 1001})).field,
+            "global_rate_limit.timeout_ms"
+        );
+        let e = global(json!({"failure_mode": {"gold": "open"}}));
+        assert_eq!(e.field, "global_rate_limit.failure_mode");
+        assert!(e.message.contains("gold"), "{e}");
+        assert!(
+            global(json!({"failure_mode": {"free": "maybe"}}))
+                .message
+                .contains("maybe")
+        );
+        assert!(global(json!({"clutser": "x"})).message.contains("clutser"));
     }
 
     #[test]

@@ -49,6 +49,38 @@ pub(super) struct RawConfig {
     /// Where the tenant, user, scopes, … come from (`claims.rs`); absent: today's claim names.
     #[serde(default)]
     pub(super) claims: Option<super::claims::RawClaims>,
+    #[serde(default)]
+    pub(super) global_rate_limit: Option<RawGlobalLimit>,
+}
+
+/// `global_rate_limit`: the rate limit service asked after the local bucket (absent: local only).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGlobalLimit {
+    pub(super) cluster: String,
+    #[serde(default = "default_global_domain")]
+    pub(super) domain: String,
+    #[serde(default = "default_global_timeout_ms")]
+    pub(super) timeout_ms: u64,
+    /// Per tier `open` or `closed`; tiers not named keep the default (free closed, paid open).
+    #[serde(default)]
+    pub(super) failure_mode: BTreeMap<String, RawFailureMode>,
+    #[serde(default)]
+    pub(super) tool_descriptor: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawFailureMode {
+    Open,
+    Closed,
+}
+
+fn default_global_domain() -> String {
+    "mcp-edge".into()
+}
+fn default_global_timeout_ms() -> u64 {
+    20
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

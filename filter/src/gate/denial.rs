@@ -32,6 +32,8 @@ pub enum Outcome {
     MethodNotServed,
     InsufficientScope,
     RateLimited,
+    /// The global rate limit service gave no decision and the tier fails closed.
+    GlobalLimitUnavailable,
     TooManyInvalidTokens,
     InternalError,
 }
@@ -56,6 +58,7 @@ impl Outcome {
             Self::MethodNotServed => "denied.method_not_served".into(),
             Self::InsufficientScope => "denied.insufficient_scope".into(),
             Self::RateLimited => "denied.rate_limited".into(),
+            Self::GlobalLimitUnavailable => "denied.global_limit_unavailable".into(),
             Self::TooManyInvalidTokens => "denied.too_many_invalid_tokens".into(),
             Self::InternalError => "denied.internal_error".into(),
         }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use crate::config::EdgeConfig;
 use crate::jwks::{Installed, KeyStore};
+use crate::rate_limit::global::GlobalCall;
 use crate::rate_limit::{SharedStore, SlotSecret, SlotTable};
 use crate::reply::Reply;
 use crate::tenant::TenantContext;
@@ -76,6 +77,8 @@ pub enum Step {
     FetchKeys,
     /// Answer locally with this reply.
     Respond(Reply),
+    /// Ask the global rate limit service, then call [`Gate::on_global_answer`].
+    CheckGlobal(GlobalCall),
 }
 
 /// The result of one step.

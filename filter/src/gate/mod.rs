@@ -11,6 +11,8 @@
 //! 3. [`Gate::on_request_body`] / [`Gate::on_body`]: size cap, then the JSON-RPC verdict ([`body`]),
 //!    the tenant's rate ([`admission`]) and the signed identity headers ([`vouch`]). The body is not
 //!    kept after the verdict.
+//!    With `global_rate_limit` configured, the rate limit service is asked next ([`global`]) and
+//!    [`Gate::on_global_answer`] forwards or answers.
 //! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`]: CORS and RateLimit headers, and the
 //!    `tools/list` rewrite ([`response`]).
 //!
@@ -21,6 +23,7 @@ mod authenticate;
 mod body;
 mod denial;
 mod exchange;
+mod global;
 mod response;
 mod routing;
 mod vouch;
@@ -58,6 +61,8 @@ struct Forwarded {
     tenant: TenantContext,
     tools_list_ids: Vec<serde_json::Value>,
     rate: RateState,
+    /// `RateLimit`/`RateLimit-Policy` of the global limit, answered instead of the local bucket's.
+    global_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +72,8 @@ enum Phase {
     AwaitingKeys,
     Authenticated(Box<Admitted>),
     Forwarded(Box<Forwarded>),
+    /// Admitted here, waiting for the global rate limit service's answer.
+    AwaitingGlobal(Box<global::AwaitingGlobal>),
     /// Answered locally.
     Done,
 }
@@ -228,6 +235,9 @@ impl Gate {
         if matches!(self.phase, Phase::Done | Phase::Forwarded(_)) {
             return Output::step(Step::Continue);
         }
+        if matches!(self.phase, Phase::AwaitingGlobal(_)) {
+            return Output::step(Step::WaitForBody);
+        }
         self.body_size = buffered;
         if buffered > cfg.max_body_bytes {
             return self.deny(Some(cfg), Denial::BodyTooLarge, None);
@@ -306,12 +316,29 @@ impl Gate {
                 if cfg.access_log_properties {
                     out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
                 }
-                self.phase = Phase::Forwarded(Box::new(Forwarded {
+                let global = cfg
+                    .global_rate_limit
+                    .as_ref()
+                    .map(|g| global::call(g, tenant, &summary));
+                let forwarded = Box::new(Forwarded {
                     tenant: admitted.tenant,
                     tools_list_ids: summary.tools_list_ids,
                     rate,
-                }));
-                out
+                    global_headers: Vec::new(),
+                });
+                match global {
+                    Some(call) => {
+                        self.phase = Phase::AwaitingGlobal(Box::new(global::AwaitingGlobal {
+                            forward: out,
+                            forwarded,
+                        }));
+                        Output::step(Step::CheckGlobal(call))
+                    }
+                    None => {
+                        self.phase = Phase::Forwarded(forwarded);
+                        out
+                    }
+                }
             }
             (Err(d), _) if cfg.access_log_properties => {
                 self.deny(Some(cfg), d, Some(tenant)).described(body)
@@ -359,7 +386,8 @@ impl Gate {
         // Only a successful answer can carry a tool list; an error (406, 500…) passes as it is.
         let tools_list = !f.tools_list_ids.is_empty()
             && header(":status").is_some_and(|s| s.first() == Some(&b'2'));
-        let (set, filter) = response::response_headers(origin, &f.rate, tools_list);
+        let (mut set, filter) = response::response_headers(origin, &f.rate, tools_list);
+        global::use_global_headers(&mut set, &f.global_headers);
         if filter {
             let ct = header("content-type").unwrap_or_default();
             self.response_content_type = Some(String::from_utf8_lossy(&ct).into_owned());

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -10,6 +11,8 @@ use proxy_wasm::types::{Action, MapType};
 
 use crate::gate::{Denial, Gate, Host, Output, ResponseBody, Step};
 use crate::rate_limit::SharedStore;
+use crate::rate_limit::global::GlobalCall;
+use crate::rate_limit::rls_proto;
 
 use super::{HostShared, Worker, client_ip, unix_now, unix_now_nanos};
 
@@ -102,6 +105,7 @@ impl EdgeRequest {
                 self.apply(out)
             }
             Step::FetchKeys => self.fetch_keys(),
+            Step::CheckGlobal(call) => self.check_global(&call),
             Step::Respond(reply) => {
                 let headers: Vec<(&str, &str)> = reply
                     .headers
@@ -112,6 +116,36 @@ impl EdgeRequest {
                 Action::Pause
             }
         }
+    }
+
+    /// Asks the global rate limit service; the answer comes to `on_grpc_call_response`, within
+    /// the call's timeout (Envoy ends the call then).
+    fn check_global(&mut self, call: &GlobalCall) -> Action {
+        let timeout = Duration::from_millis(call.timeout_ms);
+        let sent = self.dispatch_grpc_call(
+            &call.upstream,
+            rls_proto::SERVICE,
+            rls_proto::METHOD,
+            vec![],
+            Some(&call.message),
+            timeout,
+        );
+        if sent.is_ok() {
+            return Action::Pause;
+        }
+        self.global_answer(None, None)
+    }
+
+    /// Hands the global limit's answer (or its absence) to the gate.
+    fn global_answer(&mut self, status: Option<u32>, body: Option<Vec<u8>>) -> Action {
+        let out = match &self.worker {
+            Some(w) => {
+                let config = w.borrow().state.config.clone();
+                self.gate.on_global_answer(&config, status, body.as_deref())
+            }
+            None => self.gate.deny(None, Denial::Misconfigured, None),
+        };
+        self.apply(out)
     }
 
     fn fetch_keys(&mut self) -> Action {
@@ -142,6 +176,16 @@ impl Drop for EdgeRequest {
 }
 
 impl Context for EdgeRequest {
+    fn on_grpc_call_response(&mut self, _: u32, status_code: u32, response_size: usize) {
+        self.host.new_callback();
+        let body = (status_code == 0)
+            .then(|| self.get_grpc_call_response_body(0, response_size))
+            .flatten();
+        if self.global_answer(Some(status_code), body) == Action::Continue {
+            self.resume_http_request();
+        }
+    }
+
     fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
         self.host.new_callback();
         let Some(w) = self.worker.clone() else { return };

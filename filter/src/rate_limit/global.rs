@@ -1,0 +1,356 @@
+//! The global rate limit: the question the filter asks a rate limit service (Envoy's
+//! `ShouldRateLimit`, see [`super::rls_proto`]) after the local bucket admitted a request, and what
+//! its answer, or its absence, means for the request.
+//!
+//! One descriptor per request: `tenant` (the verified tenant id), `tier` and, when
+//! `tool_descriptor` is on, the `tool` of a single `tools/call`; the request's `hits_addend` is its
+//! cost (a batch of k calls costs k). Pure: the glue dispatches the call and hands the answer back.
+
+use std::collections::BTreeMap;
+
+use mcp_edge_contract::codes;
+
+use crate::reply::{self, Reply};
+use crate::tenant::Tier;
+
+use super::rls_proto::{
+    CODE_OK, CODE_OVER_LIMIT, DescriptorEntry, RateLimitDescriptor, RateLimitRequest,
+    RateLimitResponse,
+};
+
+/// What a tier's requests get when the service cannot decide (unreachable, past the timeout, an
+/// error such as UNAVAILABLE when its Redis is down, an answer that cannot be read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Admitted (the local bucket still holds).
+    Open,
+    /// Refused: 503 with `Retry-After: 1`.
+    Closed,
+}
+
+impl FailureMode {
+    /// Like the daily quotas: the free tier fails closed, paid tiers open.
+    pub fn default_for(tier: Tier) -> Self {
+        match tier {
+            Tier::Free => Self::Closed,
+            Tier::Pro | Tier::Enterprise => Self::Open,
+        }
+    }
+}
+
+/// The validated `global_rate_limit` of the plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalLimit {
+    /// The Envoy cluster (HTTP/2) of the rate limit service.
+    pub cluster: String,
+    /// `cluster` as the encoded GrpcService `dispatch_grpc_call` takes.
+    pub upstream: String,
+    pub domain: String,
+    /// The most a request waits for the answer; Envoy cancels the call after it.
+    pub timeout_ms: u64,
+    pub failure_mode: BTreeMap<Tier, FailureMode>,
+    /// Whether the descriptor carries the tool of a single `tools/call`.
+    pub tool_descriptor: bool,
+}
+
+impl GlobalLimit {
+    pub fn failure_mode(&self, tier: Tier) -> FailureMode {
+        self.failure_mode
+            .get(&tier)
+            .copied()
+            .unwrap_or_else(|| FailureMode::default_for(tier))
+    }
+
+    /// The encoded `RateLimitRequest` for one request of `tenant_id`.
+    pub fn request(&self, tenant_id: &str, tier: Tier, tool: Option<&str>, cost: u64) -> Vec<u8> {
+        let entry = |key: &str, value: &str| DescriptorEntry {
+            key: key.into(),
+            value: value.into(),
+        };
+        let mut entries = vec![entry("tenant", tenant_id), entry("tier", tier.name())];
+        if let Some(tool) = tool.filter(|_| self.tool_descriptor) {
+            entries.push(entry("tool", tool));
+        }
+        RateLimitRequest {
+            domain: self.domain.clone(),
+            descriptors: vec![RateLimitDescriptor { entries }],
+            hits_addend: u32::try_from(cost.max(1)).unwrap_or(u32::MAX),
+        }
+        .to_bytes()
+    }
+}
+
+/// The call the glue dispatches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalCall {
+    pub upstream: String,
+    pub message: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// What the answer means for the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlobalVerdict {
+    /// Within the global budget: the `RateLimit`/`RateLimit-Policy` headers to answer with.
+    Admitted(Vec<(String, String)>),
+    /// Over the global budget: the 429 to answer.
+    OverLimit(Reply),
+    /// No decision, and the tier fails open: admitted.
+    FailedOpen,
+    /// No decision, and the tier fails closed: the 503 to answer.
+    FailedClosed(Reply),
+}
+
+impl GlobalVerdict {
+    /// The Envoy counter of this verdict: `mcp_edge.global_ratelimit.<tier>.<verdict>`.
+    pub fn counter(&self, tier: Tier) -> String {
+        let verdict = match self {
+            Self::Admitted(_) => "ok",
+            Self::OverLimit(_) => "over_limit",
+            Self::FailedOpen => "failed_open",
+            Self::FailedClosed(_) => "failed_closed",
+        };
+        format!("mcp_edge.global_ratelimit.{}.{verdict}", tier.name())
+    }
+}
+
+/// The response headers of the service passed on to the client; any other is dropped.
+const PASSED_HEADERS: [&str; 3] = ["ratelimit-policy", "ratelimit", "retry-after"];
+
+/// The verdict on one answer: `grpc_status` 0 with a `RateLimitResponse` body, or a failure
+/// (any other status, including the timeout's, or `None` when the call could not be sent).
+pub fn decide(
+    limit: &GlobalLimit,
+    tier: Tier,
+    grpc_status: Option<u32>,
+    body: Option<&[u8]>,
+) -> GlobalVerdict {
+    let response = match (grpc_status, body) {
+        (Some(0), Some(body)) => RateLimitResponse::from_bytes(body),
+        (Some(0), None) => RateLimitResponse::from_bytes(&[]),
+        _ => None,
+    };
+    let Some(response) = response else {
+        return failed(limit, tier);
+    };
+    let headers: Vec<(String, String)> = response
+        .response_headers_to_add
+        .iter()
+        .filter_map(|h| {
+            let name = h.key.to_ascii_lowercase();
+            let value = h.text()?;
+            let printable = value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+            (PASSED_HEADERS.contains(&name.as_str()) && printable)
+                .then(|| (name, value.to_string()))
+        })
+        .collect();
+    match response.overall_code {
+        CODE_OK => GlobalVerdict::Admitted(
+            headers
+                .into_iter()
+                .filter(|(n, _)| n != "retry-after")
+                .collect(),
+        ),
+        CODE_OVER_LIMIT => GlobalVerdict::OverLimit(over_limit(tier, headers)),
+        // UNKNOWN: the service did not decide.
+        _ => failed(limit, tier),
+    }
+}
+
+fn failed(limit: &GlobalLimit, tier: Tier) -> GlobalVerdict {
+    match limit.failure_mode(tier) {
+        FailureMode::Open => GlobalVerdict::FailedOpen,
+        FailureMode::Closed => GlobalVerdict::FailedClosed(reply::jsonrpc_error(
+            503,
+            codes::UNAVAILABLE,
+            &format!(
+                "The global rate limit cannot be checked now and the {} tier is not served without it; retry shortly.",
+                tier.name()
+            ),
+            vec![("retry-after".into(), "1".into())],
+        )),
+    }
+}
+
+/// The 429 of the global limit, shaped like the local bucket's: `Retry-After` (the service's, at
+/// least 1) and the service's `RateLimit`/`RateLimit-Policy`.
+fn over_limit(tier: Tier, mut headers: Vec<(String, String)>) -> Reply {
+    let retry_after = headers
+        .iter()
+        .find(|(n, _)| n == "retry-after")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
+    headers.retain(|(n, _)| n != "retry-after");
+    headers.insert(0, ("retry-after".into(), retry_after.to_string()));
+    let message = format!(
+        "Rate limit exceeded for the {} tier: its global limit across all edges is used up. Retry after {retry_after} s.",
+        tier.name()
+    );
+    reply::jsonrpc_error(429, codes::RATE_LIMITED, &message, headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::rls_proto::HeaderValue;
+    use prost::Message;
+    use serde_json::Value;
+
+    fn limit() -> GlobalLimit {
+        GlobalLimit {
+            cluster: "rls".into(),
+            upstream: "rls".into(),
+            domain: "mcp-edge".into(),
+            timeout_ms: 20,
+            failure_mode: BTreeMap::new(),
+            tool_descriptor: false,
+        }
+    }
+
+    fn answer(code: i32, headers: &[(&str, &str)]) -> Vec<u8> {
+        RateLimitResponse {
+            overall_code: code,
+            response_headers_to_add: headers
+                .iter()
+                .map(|(k, v)| HeaderValue {
+                    key: (*k).into(),
+                    value: (*v).into(),
+                    raw_value: vec![],
+                })
+                .collect(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn the_request_names_tenant_tier_and_cost() {
+        let bytes = limit().request("acme", Tier::Pro, Some("search"), 3);
+        let req = RateLimitRequest::decode(bytes.as_slice()).expect("decodes");
+        assert_eq!(req.domain, "mcp-edge");
+        assert_eq!(req.hits_addend, 3);
+        let entries: Vec<(&str, &str)> = req.descriptors[0]
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [("tenant", "acme"), ("tier", "pro")],
+            "no tool unless asked"
+        );
+        let with_tool = GlobalLimit {
+            tool_descriptor: true,
+            ..limit()
+        };
+        let req = RateLimitRequest::decode(
+            with_tool
+                .request("acme", Tier::Pro, Some("search"), 0)
+                .as_slice(),
+        )
+        .expect("decodes");
+        assert_eq!(req.descriptors[0].entries[2].value, "search");
+        assert_eq!(req.hits_addend, 1, "a cost of 0 is sent as 1");
+    }
+
+    #[test]
+    fn ok_admits_with_the_services_headers() {
+        let body = answer(
+            CODE_OK,
+            &[
+                ("RateLimit-Policy", "\"pro\";q=600;w=60"),
+                ("ratelimit", "\"pro\";r=599;t=60"),
+                ("x-injected", "no"),
+            ],
+        );
+        let verdict = decide(&limit(), Tier::Pro, Some(0), Some(&body));
+        assert_eq!(
+            verdict,
+            GlobalVerdict::Admitted(vec![
+                ("ratelimit-policy".into(), "\"pro\";q=600;w=60".into()),
+                ("ratelimit".into(), "\"pro\";r=599;t=60".into()),
+            ])
+        );
+        assert_eq!(
+            verdict.counter(Tier::Pro),
+            "mcp_edge.global_ratelimit.pro.ok"
+        );
+    }
+
+    #[test]
+    fn over_limit_is_the_local_429_shape() {
+        let body = answer(
+            CODE_OVER_LIMIT,
+            &[
+                ("ratelimit-policy", "\"free\";q=60;w=60"),
+                ("ratelimit", "\"free\";r=0;t=37"),
+                ("retry-after", "37"),
+            ],
+        );
+        let GlobalVerdict::OverLimit(reply) = decide(&limit(), Tier::Free, Some(0), Some(&body))
+        else {
+            panic!("not over the limit");
+        };
+        assert_eq!(reply.status, 429);
+        assert_eq!(reply.header("retry-after"), Some("37"));
+        assert_eq!(reply.header("ratelimit"), Some("\"free\";r=0;t=37"));
+        assert_eq!(reply.header("ratelimit-policy"), Some("\"free\";q=60;w=60"));
+        let json: Value = serde_json::from_slice(&reply.body).expect("json");
+        assert_eq!(json["error"]["code"], codes::RATE_LIMITED);
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("free tier"))
+        );
+        // without a Retry-After from the service: 1 s
+        let bare = answer(CODE_OVER_LIMIT, &[]);
+        let GlobalVerdict::OverLimit(reply) = decide(&limit(), Tier::Free, Some(0), Some(&bare))
+        else {
+            panic!("not over the limit");
+        };
+        assert_eq!(reply.header("retry-after"), Some("1"));
+    }
+
+    #[test]
+    fn no_decision_applies_the_tiers_failure_mode() {
+        let l = limit();
+        let unavailable = Some(14);
+        let deadline = Some(4);
+        for status in [unavailable, deadline, None] {
+            assert_eq!(
+                decide(&l, Tier::Pro, status, None),
+                GlobalVerdict::FailedOpen
+            );
+            let GlobalVerdict::FailedClosed(reply) = decide(&l, Tier::Free, status, None) else {
+                panic!("free fails closed by default");
+            };
+            assert_eq!(
+                (reply.status, reply.header("retry-after")),
+                (503, Some("1"))
+            );
+            let json: Value = serde_json::from_slice(&reply.body).expect("json");
+            assert_eq!(json["error"]["code"], codes::UNAVAILABLE);
+        }
+        // an unreadable answer, or UNKNOWN, is no decision either
+        assert_eq!(
+            decide(&l, Tier::Enterprise, Some(0), Some(&[0xff, 0xff])),
+            GlobalVerdict::FailedOpen
+        );
+        assert_eq!(
+            decide(&l, Tier::Enterprise, Some(0), Some(&answer(0, &[]))),
+            GlobalVerdict::FailedOpen
+        );
+        let closed = GlobalLimit {
+            failure_mode: [(Tier::Enterprise, FailureMode::Closed)].into(),
+            ..limit()
+        };
+        assert!(matches!(
+            decide(&closed, Tier::Enterprise, None, None),
+            GlobalVerdict::FailedClosed(_)
+        ));
+        assert_eq!(
+            GlobalVerdict::FailedOpen.counter(Tier::Free),
+            "mcp_edge.global_ratelimit.free.failed_open"
+        );
+    }
+}
