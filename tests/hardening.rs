@@ -132,7 +132,14 @@ async fn zero_window_connection(
     let driver = tokio::spawn(async move {
         let _ = std::future::poll_fn(|cx| {
             let polled = std::future::Future::poll(Pin::new(&mut conn), cx);
-            let _ = advertised.send(conn.max_concurrent_send_streams());
+            // The lowest limit seen: once the connection ends (Envoy may close it under load),
+            // h2 no longer reports the peer's SETTINGS.
+            let now = conn.max_concurrent_send_streams();
+            advertised.send_if_modified(|seen| {
+                let lower = now < *seen;
+                *seen = (*seen).min(now);
+                lower
+            });
             polled
         })
         .await;
