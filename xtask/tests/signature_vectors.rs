@@ -1,9 +1,11 @@
 //! docs/signature-vectors.json is what the contract makes now, and the verifiers a server author
 //! copies (docs/verify/verify_gateway.mjs and .py) give the contract's verdict on every check:
 //! the same identity for a request the edge signed, the same refusal for a changed one.
-//! Node and Python run as processes on the committed file (`node` and `python3` on PATH).
+//! Node and Python run as processes on the committed file: the repository's `.venv/bin/node` and
+//! `.venv/bin/python3` (scripts/install-deps.sh) when present, as the end-to-end harness does,
+//! else `node` and `python3` on PATH.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -27,10 +29,20 @@ fn committed_vectors() -> Value {
     serde_json::from_str(&text).expect("the vectors are JSON")
 }
 
+/// The repository's `.venv/bin/<name>` if it exists, else `name` from PATH.
+fn venv_or_path(name: &str) -> PathBuf {
+    let venv = repo_root().join(".venv/bin").join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 /// Runs `program driver vectors` and checks the verdict it prints for each check.
 fn verifier_agrees(program: &str, driver: &str) {
     let root = repo_root();
-    let output = Command::new(program)
+    let output = Command::new(venv_or_path(program))
         .arg(Path::new("xtask/tests/verifiers").join(driver))
         .arg(SIGNATURE_VECTORS_JSON)
         .current_dir(&root)
