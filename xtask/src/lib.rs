@@ -5,6 +5,8 @@
 //! - [`sync_config`]: the configuration files written from the backend's tool catalogue
 //!   (`cargo xtask sync-config`), with [`docker_envoy`] deriving docker-compose's Envoy
 //!   configuration and [`json_member`] editing one member of a JSON text in place.
+//! - [`signature_vectors`]: docs/signature-vectors.json, the gateway signature's test vectors
+//!   generated from the contract (`cargo xtask signature-vectors`).
 //! - [`bench_setup`]: what `scripts/bench.sh` runs from (`cargo xtask bench-setup`): Envoy
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 //! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
@@ -17,6 +19,7 @@ pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
 pub mod scaled_envoy;
+pub mod signature_vectors;
 pub mod sync_config;
 
 pub use dev_keys::{DevKeys, TokenSpec, claims_for};

@@ -6,11 +6,13 @@
 //! - `token`: mints a development access token for a demo tenant.
 //! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
 //!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
+//! - `signature-vectors`: writes docs/signature-vectors.json, the gateway signature's test vectors,
+//!   from the contract (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 //! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
@@ -18,7 +20,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use xtask::bench_envoy::BenchPorts;
 use xtask::bench_setup::BenchSetup;
-use xtask::sync_config::{repo_root, stale, write};
+use xtask::sync_config::{Generated, render, repo_root, stale_files, write_files};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 #[derive(Parser)]
@@ -93,6 +95,12 @@ enum Command {
         /// The port of the global rate limit service (mcp-edge-ratelimit).
         #[arg(long, default_value_t = 8091)]
         ratelimit_port: u16,
+    },
+    /// Write docs/signature-vectors.json: gateway signature test vectors made by the contract.
+    SignatureVectors {
+        /// Change nothing; fail when the file is not what the contract makes.
+        #[arg(long)]
+        check: bool,
     },
     /// Write what scripts/bench.sh runs from: keys, JWKS, token files (reused while fresh), the
     /// Envoy configuration of every edge setup derived from envoy.yaml, the upstream's, bench.env.
@@ -208,6 +216,7 @@ async fn main() -> Result<()> {
                 xtask::scaled_envoy::scaled_envoy_config(&base, port, admin_port, ratelimit_port)?
             );
         }
+        Command::SignatureVectors { check } => signature_vectors(check)?,
         Command::BenchSetup {
             out,
             edge_port,
@@ -239,21 +248,45 @@ async fn main() -> Result<()> {
 
 fn sync_config(check: bool) -> Result<()> {
     let root = repo_root();
+    let files = render(&root)?;
+    sync_generated(&root, &files, check, "the tool catalogue", "sync-config")
+}
+
+fn signature_vectors(check: bool) -> Result<()> {
+    let files = [xtask::signature_vectors::render()?];
+    sync_generated(
+        &repo_root(),
+        &files,
+        check,
+        "the contract",
+        "signature-vectors",
+    )
+}
+
+/// Writes the stale ones of `files` made from `source`, or with `check` only reports them and
+/// exits 1 (naming `cargo xtask <command>`).
+fn sync_generated(
+    root: &Path,
+    files: &[Generated],
+    check: bool,
+    source: &str,
+    command: &str,
+) -> Result<()> {
     if check {
-        let stale = stale(&root)?;
+        let stale = stale_files(root, files);
         if !stale.is_empty() {
             eprintln!(
-                "not what the tool catalogue makes: {}; run `cargo xtask sync-config`",
+                "not what {source} makes: {}; run `cargo xtask {command}`",
                 stale.join(", ")
             );
             std::process::exit(1);
         }
-        println!("configuration matches the tool catalogue");
+        println!("generated files match {source}");
         return Ok(());
     }
-    let written = write(&root)?;
+    let written = write_files(root, files)?;
     if written.is_empty() {
-        println!("configuration already matches the tool catalogue");
+        println!("generated files already match {source}");
     }
     for path in written {
         println!("wrote {path}");

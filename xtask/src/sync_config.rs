@@ -57,29 +57,26 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
     ])
 }
 
-/// The generated files under `root` whose text is not what [`render`] makes.
-pub fn stale(root: &Path) -> Result<Vec<&'static str>> {
-    let mut stale = Vec::new();
-    for file in render(root)? {
-        if std::fs::read_to_string(root.join(file.path)).ok() != Some(file.text) {
-            stale.push(file.path);
-        }
-    }
-    Ok(stale)
+/// Those of `files` whose text under `root` is not theirs: the [`render`]ed configuration, or
+/// docs/signature-vectors.json ([`crate::signature_vectors`]).
+pub fn stale_files(root: &Path, files: &[Generated]) -> Vec<&'static str> {
+    files
+        .iter()
+        .filter(|file| {
+            std::fs::read_to_string(root.join(file.path)).ok().as_ref() != Some(&file.text)
+        })
+        .map(|file| file.path)
+        .collect()
 }
 
-/// Writes every stale generated file under `root`; returns their paths.
-pub fn write(root: &Path) -> Result<Vec<&'static str>> {
-    let mut written = Vec::new();
-    for file in render(root)? {
+/// Writes those of `files` that are stale under `root`; returns their paths.
+pub fn write_files(root: &Path, files: &[Generated]) -> Result<Vec<&'static str>> {
+    let stale = stale_files(root, files);
+    for file in files.iter().filter(|f| stale.contains(&f.path)) {
         let path = root.join(file.path);
-        if std::fs::read_to_string(&path).ok().as_ref() != Some(&file.text) {
-            std::fs::write(&path, &file.text)
-                .with_context(|| format!("writing {}", path.display()))?;
-            written.push(file.path);
-        }
+        std::fs::write(&path, &file.text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(written)
+    Ok(stale)
 }
 
 fn read(root: &Path, path: &str) -> Result<String> {
