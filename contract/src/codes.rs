@@ -42,3 +42,6 @@ pub const OVERLOADED: i32 = -32054;
 pub const LIMIT_REACHED: i32 = -32055;
 /// The project storage did not answer within its per-step deadline.
 pub const STORAGE_DEADLINE: i32 = -32056;
+/// `Mcp-Session-Id` unknown to the edge: bare, tampered with, or bound to another tenant or user
+/// (HTTP 404, as MCP answers an unknown session: the client starts a new one with `initialize`).
+pub const SESSION_NOT_FOUND: i32 = -32057;

@@ -119,6 +119,12 @@ impl GatewayKey {
             .map_err(|_| ContractError::SecretTooShort)
     }
 
+    /// A fresh HMAC-SHA256 keyed with the gateway secret, for other values the edge binds to an
+    /// identity with the same secret (session ids, `filter/src/session.rs`).
+    pub fn keyed_mac(&self) -> Hmac<Sha256> {
+        self.0.clone()
+    }
+
     /// The MAC over the canonical string (fed line by line; the string itself is never built).
     fn mac(
         &self,

@@ -38,6 +38,7 @@ pub mod rate_limit;
 pub mod reply;
 pub mod request_id;
 pub mod rs256;
+pub mod session;
 pub mod strict_json;
 pub mod tenant;
 pub mod token;

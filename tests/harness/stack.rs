@@ -31,7 +31,8 @@ pub struct StackOptions {
     /// More options for the backend (e.g. `--quota-free 5`).
     pub backend_args: Vec<String>,
     /// A third-party MCP server to put behind the edge instead of our backend: a script in
-    /// `tests/node` run as `node <script> --listen 127.0.0.1:0` that prints `listening on ADDR`.
+    /// `tests/node` run as `node <script> --listen 127.0.0.1:0` (with `MCP_EDGE_GATEWAY_SECRET`)
+    /// that prints `listening on ADDR`.
     pub upstream_script: Option<&'static str>,
     /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
     pub ratelimit_port: Option<u16>,
@@ -172,7 +173,8 @@ impl Stack {
             Some(script) => {
                 let mut cmd = Command::new(node_bin());
                 cmd.arg(crate::repo_root().join("tests/node").join(script))
-                    .args(["--listen", "127.0.0.1:0"]);
+                    .args(["--listen", "127.0.0.1:0"])
+                    .env("MCP_EDGE_GATEWAY_SECRET", &secret);
                 cmd
             }
         };

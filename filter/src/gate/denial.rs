@@ -27,6 +27,8 @@ pub enum Outcome {
     BodyTooLarge,
     UnsupportedMediaType,
     OriginRefused,
+    /// `Mcp-Session-Id` not bound to this token's tenant and user.
+    UnknownSession,
     BadRequest(&'static str),
     ToolNotAllowed,
     MethodNotServed,
@@ -53,6 +55,7 @@ impl Outcome {
             Self::BodyTooLarge => "denied.body_too_large".into(),
             Self::UnsupportedMediaType => "denied.unsupported_media_type".into(),
             Self::OriginRefused => "denied.origin".into(),
+            Self::UnknownSession => "denied.unknown_session".into(),
             Self::BadRequest(reason) => format!("denied.bad_request.{reason}"),
             Self::ToolNotAllowed => "denied.tool_not_allowed".into(),
             Self::MethodNotServed => "denied.method_not_served".into(),
@@ -75,6 +78,8 @@ pub enum Denial {
     OriginRefused,
     /// GET or DELETE while the upstream keeps no sessions: no SSE stream to open, no session to end.
     StatelessUpstream,
+    /// `Mcp-Session-Id` bare, tampered with, or bound to another tenant or user.
+    UnknownSession(crate::session::SessionRefused),
     NoToken,
     InvalidToken(TokenError),
     /// This address sent too many invalid tokens lately.
@@ -121,6 +126,7 @@ impl Denial {
             Self::NotFound => Outcome::NotFound,
             Self::MethodNotAllowed(_) | Self::StatelessUpstream => Outcome::MethodNotAllowed,
             Self::OriginRefused => Outcome::OriginRefused,
+            Self::UnknownSession(_) => Outcome::UnknownSession,
             Self::NoToken => Outcome::NoToken,
             Self::InvalidToken(e) => Outcome::InvalidToken(e.reason()),
             Self::TooManyInvalidTokens(_) => Outcome::TooManyInvalidTokens,
@@ -168,6 +174,11 @@ impl Denial {
                 "Requests from this Origin are not allowed.",
             ),
             Self::StatelessUpstream => stateless_upstream(),
+            Self::UnknownSession(_) => plain(
+                404,
+                codes::SESSION_NOT_FOUND,
+                "Session not found: this Mcp-Session-Id was not issued for this token's tenant and user; start a new session with initialize.",
+            ),
             Self::NoToken => challenge(Unauthenticated::NoToken),
             Self::InvalidToken(e) => challenge(Unauthenticated::InvalidToken {
                 description: e.description(),

@@ -33,7 +33,7 @@ pub use authenticate::{AddressBudget, KeyAccess, NotAuthenticated, authenticate}
 pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
 pub use denial::{Denial, Outcome};
 pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
-pub use routing::{Route, check_session_method, check_transport, route};
+pub use routing::{Route, check_session_id, check_session_method, check_transport, route};
 
 use std::rc::Rc;
 
@@ -79,7 +79,7 @@ enum Phase {
 }
 
 /// The request headers the gate reads, by name.
-const READ_HEADERS: [&str; 7] = [
+const READ_HEADERS: [&str; 8] = [
     "authorization",
     "origin",
     "content-type",
@@ -87,6 +87,7 @@ const READ_HEADERS: [&str; 7] = [
     "mcp-protocol-version",
     "mcp-method",
     "mcp-name",
+    "mcp-session-id",
 ];
 
 /// One request at the edge.
@@ -100,6 +101,8 @@ pub struct Gate {
     headers: Vec<(&'static str, Vec<u8>)>,
     body_size: usize,
     body_complete: bool,
+    /// The upstream's own session id, checked out of the client's bound `Mcp-Session-Id`.
+    upstream_session: Option<String>,
     /// Content type of a `tools/list` response being filtered.
     response_content_type: Option<String>,
 }
@@ -210,10 +213,14 @@ impl Gate {
                 }
                 Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
             };
-        let checked = check_transport(&head)
-            .and_then(|version| check_session_method(&cfg, head.method, version).map(|()| version));
+        let checked = check_transport(&head).and_then(|version| {
+            check_session_method(&cfg, head.method, version)?;
+            let sid = check_session_id(&cfg, &tenant, self.header("mcp-session-id"))?;
+            Ok((version, sid))
+        });
         match checked {
-            Ok(version) => {
+            Ok((version, sid)) => {
+                self.upstream_session = sid;
                 self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
                 Output::step(if self.body_complete {
                     Step::ReadBody
@@ -312,6 +319,9 @@ impl Gate {
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
                 out.set_request_headers = trusted;
+                if let Some(sid) = self.upstream_session.take() {
+                    out.set_request_headers.push(("mcp-session-id", sid));
+                }
                 out.counters.push(outcome_counter(Outcome::Allowed));
                 if cfg.access_log_properties {
                     out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
@@ -388,6 +398,11 @@ impl Gate {
             && header(":status").is_some_and(|s| s.first() == Some(&b'2'));
         let (mut set, filter) = response::response_headers(origin, &f.rate, tools_list);
         global::use_global_headers(&mut set, &f.global_headers);
+        if cfg.stateful_upstream
+            && let Some(sid) = header("mcp-session-id")
+        {
+            set.push(response::bind_session(cfg, &f.tenant, &sid));
+        }
         if filter {
             let ct = header("content-type").unwrap_or_default();
             self.response_content_type = Some(String::from_utf8_lossy(&ct).into_owned());

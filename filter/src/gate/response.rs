@@ -29,6 +29,18 @@ pub fn response_headers(
     (set, filter)
 }
 
+/// The `Mcp-Session-Id` the client gets for the upstream's: bound to this tenant and user (see
+/// [`crate::session`]); removed (empty value) when it cannot be bound, so no bare id leaks.
+pub fn bind_session(cfg: &EdgeConfig, tenant: &TenantContext, upstream: &[u8]) -> (String, String) {
+    let bound = cfg
+        .prepared
+        .gateway_key
+        .as_ref()
+        .zip(std::str::from_utf8(upstream).ok())
+        .map(|(key, sid)| crate::session::bind(key, &tenant.tenant_id, &tenant.user_id, sid));
+    ("mcp-session-id".into(), bound.unwrap_or_default())
+}
+
 /// Filters a `tools/list` response body for this token; on a body it cannot read, an error body.
 pub fn rewrite_tools_list(
     cfg: &EdgeConfig,

@@ -5,6 +5,8 @@
 use crate::config::EdgeConfig;
 use crate::protocol::{self, ProtocolVersion};
 use crate::reply::Reply;
+use crate::session;
+use crate::tenant::TenantContext;
 
 use super::{Denial, Outcome, RequestHead};
 
@@ -92,6 +94,29 @@ pub fn check_session_method(
         return Err(Denial::StatelessUpstream);
     }
     Ok(())
+}
+
+/// For a stateful upstream: the upstream's own session id inside the client's `Mcp-Session-Id`,
+/// which must be bound to this token's tenant and user (see [`crate::session`]). `None` when the
+/// request carries none (or the upstream keeps no sessions: the header then passes as it is).
+pub fn check_session_id(
+    cfg: &EdgeConfig,
+    tenant: &TenantContext,
+    session_id: Option<&[u8]>,
+) -> Result<Option<String>, Denial> {
+    let Some(bound) = session_id.filter(|_| cfg.stateful_upstream) else {
+        return Ok(None);
+    };
+    let key = cfg
+        .prepared
+        .gateway_key
+        .as_ref()
+        .ok_or(Denial::CannotVouch)?;
+    let bound = std::str::from_utf8(bound)
+        .map_err(|_| Denial::UnknownSession(session::SessionRefused::Mismatch))?;
+    session::check(key, &tenant.tenant_id, &tenant.user_id, bound)
+        .map(|sid| Some(sid.to_string()))
+        .map_err(Denial::UnknownSession)
 }
 
 /// `Content-Type` must be `application/json` (parameters allowed), `Content-Encoding` identity.

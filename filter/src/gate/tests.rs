@@ -634,3 +634,107 @@ fn a_refused_configuration_refuses_everything() {
         vec!["mcp_edge.outcome.denied.internal_error".to_string()]
     );
 }
+
+#[test]
+fn sessions_are_bound_to_the_tenant_and_user_and_sse_streams_pass_unbuffered() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.stateful_upstream = true;
+    let gateway_key = cfg.prepared.gateway_key.clone().unwrap();
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let auth = token(&kp, "mcp:read");
+    let cfg = w.config.clone();
+    // The upstream's id goes back to the client bound to acme/u1.
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (mut gate, out) = post(&mut w, &host, Some(&auth), init);
+    assert_eq!(out.step, Step::Continue);
+    let answer = |name: &str| match name {
+        ":status" => Some(b"200".to_vec()),
+        "mcp-session-id" => Some(b"s-123".to_vec()),
+        _ => Some(b"application/json".to_vec()),
+    };
+    let set = gate.on_response_headers(&cfg, answer);
+    let bound = set
+        .iter()
+        .find(|(n, _)| n == "mcp-session-id")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_ne!(bound, "s-123");
+    assert_eq!(
+        crate::session::check(&gateway_key, "acme", "u1", &bound),
+        Ok("s-123")
+    );
+    // The bound id opens a GET stream; the upstream sees its own id.
+    let mut gate = Gate::default();
+    let hs = head("GET", "/mcp", Some(&auth), &[("mcp-session-id", &bound)]);
+    assert_eq!(
+        gate.on_request_headers(&mut w, &host, hs, true).step,
+        Step::ReadBody
+    );
+    let out = gate.on_body(&w, &host, b"");
+    assert_eq!(out.step, Step::Continue);
+    assert!(
+        out.set_request_headers
+            .contains(&("mcp-session-id", "s-123".to_string()))
+    );
+    // The stream is not buffered.
+    let sse = |name: &str| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"text/event-stream".to_vec()),
+        _ => None,
+    };
+    let set = gate.on_response_headers(&cfg, sse);
+    assert!(!set.iter().any(|(n, _)| n == "content-length"));
+    assert_eq!(
+        gate.on_response_body(&cfg, false, || panic!("an SSE stream is not read")),
+        ResponseBody::Continue
+    );
+    // Bare, tampered, another tenant's or another user's id: 404, as for an unknown session.
+    let (_, tag) = bound.rsplit_once('.').unwrap();
+    let refused = [
+        "s-123".to_string(),
+        format!("s-124.{tag}"),
+        crate::session::bind(&gateway_key, "globex", "u1", "s-123"),
+        crate::session::bind(&gateway_key, "acme", "u2", "s-123"),
+    ];
+    for sid in refused {
+        for method in ["GET", "DELETE", "POST"] {
+            let hs = head(method, "/mcp", Some(&auth), &[("mcp-session-id", &sid)]);
+            let out = Gate::default().on_request_headers(&mut w, &host, hs, false);
+            assert_eq!(status(&out), 404, "{method} {sid}");
+            let body: Value = serde_json::from_slice(&reply(&out).body).unwrap();
+            assert_eq!(
+                body["error"]["code"],
+                mcp_edge_contract::codes::SESSION_NOT_FOUND
+            );
+            assert_eq!(out.counters[0], "mcp_edge.outcome.denied.unknown_session");
+        }
+    }
+}
+
+#[test]
+fn a_stateless_upstream_leaves_session_headers_alone() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let (mut gate, out) = post(
+        &mut w,
+        &host,
+        Some(&token(&kp, "mcp:read")),
+        &call("list_projects"),
+    );
+    assert_eq!(out.step, Step::Continue);
+    assert!(
+        !out.set_request_headers
+            .iter()
+            .any(|(n, _)| *n == "mcp-session-id")
+    );
+    let cfg = w.config.clone();
+    let set = gate.on_response_headers(&cfg, |name| match name {
+        ":status" => Some(b"200".to_vec()),
+        "mcp-session-id" => Some(b"s-1".to_vec()),
+        _ => None,
+    });
+    assert!(!set.iter().any(|(n, _)| n == "mcp-session-id"));
+}

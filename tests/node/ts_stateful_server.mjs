@@ -1,0 +1,79 @@
+// The official MCP TypeScript SDK's Streamable HTTP server in stateful mode (sessionIdGenerator
+// set): a third-party MCP server (not ours) that keeps sessions, put behind the edge with
+// `stateful_upstream: true` by the end-to-end tests (tests/stateful_server.rs).
+//
+// Usage: MCP_EDGE_GATEWAY_SECRET=... node ts_stateful_server.mjs --listen 127.0.0.1:0. Prints
+// "listening on HOST:PORT" once ready. Every request must carry the edge's gateway signature
+// (docs/verify/verify_gateway.mjs): anything else gets 401 and -32040, so a client that bypasses
+// the edge is refused. Tools: `echo`, `shout`, `purge`, `hidden` (as ts_server.mjs) and
+// `announce`, which sends `notifications/tools/list_changed` on the session's GET stream (not the
+// stream of the call) and then answers.
+import { randomUUID } from "node:crypto";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { registerTools, reply, serve } from "./ts_tools.mjs";
+import { verifyGateway, GatewayError } from "../../docs/verify/verify_gateway.mjs";
+
+const secret = process.env.MCP_EDGE_GATEWAY_SECRET;
+if (!secret) throw new Error("MCP_EDGE_GATEWAY_SECRET is not set");
+
+function server() {
+  const mcp = new McpServer({ name: "ts-sdk-stateful", version: "1.0.0" });
+  registerTools(mcp);
+  mcp.registerTool("announce", { description: "Notify the session's GET stream." }, () => {
+    mcp.sendToolListChanged();
+    return reply("announced");
+  });
+  return mcp;
+}
+
+/** The session's transports, by the session id this server issued. */
+const transports = new Map();
+
+function jsonError(res, status, code, message) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code, message } }));
+}
+
+serve(async (req, res) => {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const body = Buffer.concat(chunks);
+  const headers = Object.fromEntries(
+    Object.entries(req.headersDistinct).map(([name, values]) => [name, values.length === 1 ? values[0] : values]),
+  );
+  let identity;
+  try {
+    identity = verifyGateway({
+      secret,
+      headers,
+      method: req.method,
+      path: req.url,
+      protocolVersion: headers["mcp-protocol-version"] ?? "",
+      body,
+    });
+  } catch (e) {
+    if (!(e instanceof GatewayError)) throw e;
+    jsonError(res, 401, -32040, `not authenticated by the gateway (${e.message})`);
+    return;
+  }
+  req.auth = { token: "", clientId: identity.user_id, scopes: identity.scopes, extra: identity };
+  const parsed = body.length ? JSON.parse(body) : undefined;
+  const sid = headers["mcp-session-id"];
+  let transport = sid ? transports.get(sid) : undefined;
+  if (!transport) {
+    if (sid || req.method !== "POST") {
+      jsonError(res, 404, -32001, "Session not found");
+      return;
+    }
+    transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => transports.set(id, transport),
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) transports.delete(transport.sessionId);
+    };
+    await server().connect(transport);
+  }
+  await transport.handleRequest(req, res, parsed);
+});
