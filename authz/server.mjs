@@ -17,7 +17,7 @@
 // AUTHZ_RESOURCES and AUTHZ_OPAQUE_RESOURCES (comma separated), AUTHZ_KEY_FILE, AUTHZ_DIRECTORY.
 // AUTHZ_TEST_MODE=1 (tests only, off by default) logs in the user named by `login_hint` and
 // consents without a page, and serves POST /test/rotate-keys (a new key in front, the old one
-// stays published).
+// stays published) and GET /test/introspections (how many introspection requests it received).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -317,11 +317,19 @@ async function interaction(req, res) {
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
+let introspections = 0;
+
 const server = http.createServer(async (req, res) => {
   try {
     // Endpoint URLs in the metadata follow the issuer, whatever Host the request came with.
     req.headers.host = new URL(issuer).host;
     const url = new URL(req.url, issuer);
+    if (url.pathname === '/token/introspection' && req.method === 'POST') introspections += 1;
+    if (testMode && url.pathname === '/test/introspections' && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ count: introspections }));
+      return;
+    }
     if (url.pathname.startsWith('/interaction/')) {
       await interaction(req, res);
       return;
