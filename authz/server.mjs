@@ -4,16 +4,20 @@
 // data_scope, rate_limit_tier, allowed_tools), authorization code + PKCE (S256, always required),
 // open dynamic client registration, Client ID Metadata Documents, refresh tokens and
 // client_credentials for the service clients of directory.json.
+// Resources named with --opaque-resource get opaque access tokens instead of JWTs (for resource
+// servers that introspect, RFC 7662); token introspection is open to the resource servers of
+// directory.json (client_secret_basic), and answers with the same claims a JWT would carry.
 //
 //   node authz/server.mjs [--port 9100] [--host 127.0.0.1] [--issuer URL] [--resource URI]...
+//                         [--opaque-resource URI]...
 //                         [--key-file .local/authz/keys.json] [--directory authz/directory.json]
 //   node authz/server.mjs --rotate [--key-file …]   adds a new signing key in front and exits
 //
 // Every option also comes from the environment: AUTHZ_PORT, AUTHZ_HOST, AUTHZ_ISSUER,
-// AUTHZ_RESOURCES (comma separated), AUTHZ_KEY_FILE, AUTHZ_DIRECTORY.
+// AUTHZ_RESOURCES and AUTHZ_OPAQUE_RESOURCES (comma separated), AUTHZ_KEY_FILE, AUTHZ_DIRECTORY.
 // AUTHZ_TEST_MODE=1 (tests only, off by default) logs in the user named by `login_hint` and
 // consents without a page, and serves POST /test/rotate-keys (a new key in front, the old one
-// stays published).
+// stays published) and GET /test/introspections (how many introspection requests it received).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -35,6 +39,7 @@ const { values: args } = parseArgs({
     host: { type: 'string', default: process.env.AUTHZ_HOST ?? '127.0.0.1' },
     issuer: { type: 'string', default: process.env.AUTHZ_ISSUER },
     resource: { type: 'string', multiple: true },
+    'opaque-resource': { type: 'string', multiple: true },
     'key-file': {
       type: 'string',
       default: process.env.AUTHZ_KEY_FILE ?? path.join(here, '..', '.local', 'authz', 'keys.json'),
@@ -51,6 +56,10 @@ const port = Number.parseInt(args.port, 10);
 const issuer = args.issuer ?? `http://127.0.0.1:${port}`;
 const resources = args.resource
   ?? (process.env.AUTHZ_RESOURCES ?? 'http://127.0.0.1:8080/mcp').split(',').map((r) => r.trim()).filter(Boolean);
+// Resources whose access tokens are opaque (introspected), not JWTs; also accepted as resources.
+const opaqueResources = args['opaque-resource']
+  ?? (process.env.AUTHZ_OPAQUE_RESOURCES ?? '').split(',').map((r) => r.trim()).filter(Boolean);
+resources.push(...opaqueResources.filter((r) => !resources.includes(r)));
 const keyFile = args['key-file'];
 
 // --- signing keys -------------------------------------------------------------------------------
@@ -100,6 +109,8 @@ if (!Array.isArray(MCP_SCOPES) || MCP_SCOPES.length === 0 || !MCP_SCOPES.every((
 for (const [name, who] of [...Object.entries(directory.users ?? {}), ...Object.entries(directory.service_clients ?? {})]) {
   if (!directory.tenants?.[who.tenant]) throw new Error(`${args.directory}: ${name} names unknown tenant ${who.tenant}`);
 }
+// Resource servers (the edge) that may introspect tokens: confidential clients that get no tokens.
+const resourceServers = directory.resource_servers ?? {};
 
 // Our claims for a principal of the directory (a user or a service client).
 function tenantClaims(who) {
@@ -127,9 +138,17 @@ function makeProvider(keys) {
     redirect_uris: [],
     scope: c.scopes.join(' '),
   }));
+  const introspectors = Object.entries(resourceServers).map(([id, c]) => ({
+    client_id: id,
+    client_secret: c.client_secret,
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }));
   const provider = new Provider(issuer, {
     adapter: sharedAdapter,
-    clients: serviceClients,
+    clients: [...serviceClients, ...introspectors],
     jwks: { keys },
     cookies: { keys: cookieKeys },
     // Listed here so clients may register and request them; what they grant is access to the
@@ -165,6 +184,11 @@ function makeProvider(keys) {
       registration: { enabled: true },
       clientCredentials: { enabled: true },
       revocation: { enabled: true },
+      // Only the resource servers of the directory may ask what a token is.
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client) => Object.hasOwn(resourceServers, client.clientId),
+      },
       clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
       resourceIndicators: {
         enabled: true,
@@ -174,6 +198,14 @@ function makeProvider(keys) {
           if (!resources.includes(resourceIndicator)) throw new errors.InvalidTarget();
           // A service client gets at most its directory scopes; users are checked at consent.
           const service = directory.service_clients?.[client.clientId];
+          if (opaqueResources.includes(resourceIndicator)) {
+            return {
+              scope: (service?.scopes ?? MCP_SCOPES).join(' '),
+              audience: resourceIndicator,
+              accessTokenTTL: 3600,
+              accessTokenFormat: 'opaque',
+            };
+          }
           return {
             scope: (service?.scopes ?? MCP_SCOPES).join(' '),
             audience: resourceIndicator,
@@ -285,11 +317,19 @@ async function interaction(req, res) {
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
+let introspections = 0;
+
 const server = http.createServer(async (req, res) => {
   try {
     // Endpoint URLs in the metadata follow the issuer, whatever Host the request came with.
     req.headers.host = new URL(issuer).host;
     const url = new URL(req.url, issuer);
+    if (url.pathname === '/token/introspection' && req.method === 'POST') introspections += 1;
+    if (testMode && url.pathname === '/test/introspections' && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ count: introspections }));
+      return;
+    }
     if (url.pathname.startsWith('/interaction/')) {
       await interaction(req, res);
       return;
@@ -313,6 +353,6 @@ const server = http.createServer(async (req, res) => {
 });
 
 server.listen(port, args.host, () => {
-  console.log(`authz listening on http://${args.host}:${server.address().port} issuer=${issuer} resources=${resources.join(',')}${testMode ? ' TEST MODE (auto login+consent, /test/rotate-keys)' : ''}`);
+  console.log(`authz listening on http://${args.host}:${server.address().port} issuer=${issuer} resources=${resources.join(',')} opaque=${opaqueResources.join(',')}${testMode ? ' TEST MODE (auto login+consent, /test/rotate-keys)' : ''}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));

@@ -27,6 +27,7 @@ pub mod claim_mapping;
 pub mod config;
 pub mod cors;
 pub mod gate;
+pub mod introspection;
 pub mod jsonrpc;
 pub mod jwks;
 pub mod keys;

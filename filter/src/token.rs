@@ -54,6 +54,10 @@ pub enum TokenError {
     /// The `typ` header is not the one the configuration requires.
     WrongType,
     InvalidClaim(ClaimError),
+    /// The introspection endpoint says the (opaque) token is not active.
+    Inactive,
+    /// The introspection endpoint did not answer usably (error status, timeout, bad JSON).
+    IntrospectionFailed,
 }
 
 impl TokenError {
@@ -72,6 +76,8 @@ impl TokenError {
             Self::WrongAudience => "wrong_audience",
             Self::WrongType => "wrong_typ",
             Self::InvalidClaim(_) => "invalid_claim",
+            Self::Inactive => "inactive",
+            Self::IntrospectionFailed => "introspection_failed",
         }
     }
 
@@ -91,6 +97,8 @@ impl TokenError {
             Self::WrongAudience => "the access token was not issued for this resource".into(),
             Self::WrongType => "the access token is not of the required type (typ)".into(),
             Self::InvalidClaim(c) => format!("the access token's {c}"),
+            Self::Inactive => "the access token is not active".into(),
+            Self::IntrospectionFailed => "the access token could not be introspected".into(),
         }
     }
 }

@@ -75,6 +75,13 @@ impl TokenCache {
     }
 
     pub fn insert(&mut self, key: TokenKey, verified: VerifiedToken, now: u64) {
+        let until = verified.expires_at.saturating_add(self.leeway_seconds);
+        self.insert_until(key, verified, now, until);
+    }
+
+    /// Caches an entry until `until` (unix seconds) at the latest, e.g. an introspection answer
+    /// kept for less than its token's life; the cache's maximum age still applies.
+    pub fn insert_until(&mut self, key: TokenKey, verified: VerifiedToken, now: u64, until: u64) {
         if let Some((_, until)) = self.entries.get(&key) {
             let until = *until;
             self.remove(&key, until);
@@ -86,7 +93,7 @@ impl TokenCache {
             };
             self.remove(&victim, until);
         }
-        let mut until = verified.expires_at.saturating_add(self.leeway_seconds);
+        let mut until = until;
         if let Some(max) = self.max_age_seconds {
             until = until.min(now.saturating_add(max));
         }

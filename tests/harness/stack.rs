@@ -34,6 +34,9 @@ pub struct StackOptions {
     /// `tests/node` run as `node <script> --listen 127.0.0.1:0` (with `MCP_EDGE_GATEWAY_SECRET`)
     /// that prints `listening on ADDR`.
     pub upstream_script: Option<&'static str>,
+    /// With `authz`: the server issues opaque access tokens (RFC 7662 introspection) for the
+    /// stack's MCP resource instead of JWTs.
+    pub opaque_tokens: bool,
     /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
     pub ratelimit_port: Option<u16>,
 }
@@ -96,6 +99,17 @@ impl Authz {
         let body: Value = resp.json()?;
         anyhow::ensure!(status == 200, "token endpoint answered {status}: {body}");
         Ok(body)
+    }
+
+    /// How many introspection requests the server has received (test mode).
+    pub fn introspections(&self) -> Result<u64> {
+        let resp = crate::client::http()
+            .get(format!("{}/test/introspections", self.url))
+            .send()?;
+        let body: Value = resp.json()?;
+        body["count"]
+            .as_u64()
+            .with_context(|| format!("no count in {body}"))
     }
 
     /// Rotates the server's signing key (test mode): a new key with a new `kid` signs from now
@@ -206,6 +220,9 @@ impl Stack {
                 .arg("--key-file")
                 .arg(&key_file)
                 .env("AUTHZ_TEST_MODE", "1");
+            if options.opaque_tokens {
+                cmd.args(["--opaque-resource", &mcp_url]);
+            }
             let mut server = Proc::spawn("authz", cmd, logs)?;
             server.wait_for_log("authz listening on", START_TIMEOUT)?;
             procs.push(server);
@@ -475,7 +492,14 @@ fn spawn_envoy(
             "--file-flush-interval-msec",
             "200",
         ])
-        .env("MCP_EDGE_GATEWAY_SECRET", secret);
+        .env("MCP_EDGE_GATEWAY_SECRET", secret)
+        // The introspection client of authz/directory.json (demo credentials), for a plugin
+        // configuration with `introspection`; unused otherwise.
+        .env("MCP_EDGE_INTROSPECTION_CLIENT_ID", "mcp-edge")
+        .env(
+            "MCP_EDGE_INTROSPECTION_CLIENT_SECRET",
+            "mcp-edge-introspection-demo-secret-0123456789",
+        );
     let mut envoy = Proc::spawn(name, cmd, logs)?;
     for port in [
         ports.listener,

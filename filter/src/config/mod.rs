@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod checks;
 pub mod claims;
+mod introspection;
 mod raw;
+
+pub use introspection::Introspection;
 
 use raw::*;
 
@@ -92,6 +95,8 @@ pub struct EdgeConfig {
     pub claims: ClaimMapping,
     /// The rate limit service asked after the local bucket admits (`None`: local buckets only).
     pub global_rate_limit: Option<GlobalLimit>,
+    /// Where opaque (non-JWT) bearer tokens are introspected (`None`: they are refused).
+    pub introspection: Option<Introspection>,
     /// What follows from the fields above, computed once.
     pub prepared: Prepared,
 }
@@ -176,6 +181,7 @@ pub fn parse_config(
     let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
     let claims = claims::claim_mapping(raw.claims.as_ref())?;
     let global_rate_limit = checks::global_rate_limit(raw.global_rate_limit.as_ref())?;
+    let introspection = introspection::introspection(raw.introspection.as_ref(), env)?;
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
@@ -213,6 +219,7 @@ pub fn parse_config(
         access_log_properties: raw.access_log_properties,
         claims,
         global_rate_limit,
+        introspection,
         prepared: Prepared::default(),
     };
     cfg.prepared = Prepared::new(&cfg);

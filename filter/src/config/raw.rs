@@ -51,6 +51,9 @@ pub(super) struct RawConfig {
     pub(super) claims: Option<super::claims::RawClaims>,
     #[serde(default)]
     pub(super) global_rate_limit: Option<RawGlobalLimit>,
+    /// Opaque access tokens are introspected here (`introspection.rs`); absent: JWTs only.
+    #[serde(default)]
+    pub(super) introspection: Option<super::introspection::RawIntrospection>,
 }
 
 /// `global_rate_limit`: the rate limit service asked after the local bucket (absent: local only).

@@ -1,13 +1,15 @@
 //! The bearer token → the caller's [`TenantContext`]: cache first, then the per-address budget for
-//! invalid tokens, then the signature and claims (see [`crate::token`]).
+//! invalid tokens, then the signature and claims (see [`crate::token`]) — or, for an opaque token
+//! when `introspection` is configured, the introspection endpoint's answer ([`crate::introspection`]).
 
 use crate::bearer::{BearerError, extract_bearer};
 use crate::config::EdgeConfig;
+use crate::introspection::{IntrospectionCall, cache_until, judge_answer, looks_like_jwt, request};
 use crate::keys::KeySet;
 use crate::rate_limit::SlotSecret;
 use crate::tenant::TenantContext;
 use crate::token::{TokenError, VerifiedToken, verify_bearer};
-use crate::token_cache::TokenCache;
+use crate::token_cache::{TokenCache, TokenKey};
 
 use super::{Denial, Host, address_table};
 
@@ -17,6 +19,9 @@ pub enum NotAuthenticated {
     Denied(Denial),
     /// The token names a key we do not have: fetch the JWKS, then authenticate again.
     FetchKeys,
+    /// An opaque token: ask the introspection endpoint, then call [`introspected`] with the key
+    /// its answer is cached under.
+    Introspect(IntrospectionCall, TokenKey),
 }
 
 /// The signing keys a request may use, and whether it may trigger a JWKS fetch.
@@ -58,6 +63,15 @@ pub fn authenticate(
     if !address_may_try(cfg, budget) {
         return deny(Denial::TooManyInvalidTokens(cfg.invalid_token_limit));
     }
+    // Not a JWT: only the introspection endpoint can say what it is (else: malformed, below).
+    if let Some(introspection) = &cfg.introspection
+        && !looks_like_jwt(&token)
+    {
+        return Err(NotAuthenticated::Introspect(
+            request(introspection, &token),
+            cache_key,
+        ));
+    }
     let policy = &cfg.prepared.token_policy;
     let Some(key_set) = keys.keys else {
         // Without keys a token can still be judged malformed or of a refused algorithm.
@@ -85,6 +99,33 @@ pub fn authenticate(
         Err(e) => {
             charge_address(cfg, budget);
             deny(Denial::InvalidToken(e))
+        }
+    }
+}
+
+/// The introspection endpoint's answer (`status` `None`: no answer) about the token cached under
+/// `cache_key`. Active answers are cached; refusals are not (each costs the address's budget).
+pub fn introspected(
+    cfg: &EdgeConfig,
+    answer: (Option<&str>, &[u8]),
+    cache_key: TokenKey,
+    cache: &mut TokenCache,
+    budget: &AddressBudget<'_>,
+    now: u64,
+) -> Result<TenantContext, Denial> {
+    let (status, body) = answer;
+    let verdict = judge_answer(status, body, &cfg.prepared.token_policy, now);
+    match (verdict, &cfg.introspection) {
+        (Ok(verified), Some(introspection)) => {
+            let until = cache_until(&verified, introspection, now);
+            let tenant = verified.tenant.clone();
+            cache.insert_until(cache_key, verified, now, until);
+            Ok(tenant)
+        }
+        (Ok(_), None) => Err(Denial::InvalidToken(TokenError::IntrospectionFailed)),
+        (Err(e), _) => {
+            charge_address(cfg, budget);
+            Err(Denial::InvalidToken(e))
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use crate::config::EdgeConfig;
+use crate::introspection::IntrospectionCall;
 use crate::jwks::{Installed, KeyStore};
 use crate::rate_limit::global::GlobalCall;
 use crate::rate_limit::{SharedStore, SlotSecret, SlotTable};
@@ -79,6 +80,9 @@ pub enum Step {
     Respond(Reply),
     /// Ask the global rate limit service, then call [`Gate::on_global_answer`].
     CheckGlobal(GlobalCall),
+    /// Ask the introspection endpoint about an opaque token, then call
+    /// [`Gate::on_introspection`] (also when the call cannot be sent).
+    Introspect(IntrospectionCall),
 }
 
 /// The result of one step.

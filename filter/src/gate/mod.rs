@@ -8,6 +8,7 @@
 //! 1. [`Gate::on_request_headers`]: drop inbound `x-mcp-*` headers, route ([`routing`]: metadata,
 //!    path, CORS preflight, method, `Origin`), authenticate ([`authenticate`]), check transport.
 //! 2. [`Gate::on_keys`]: after a JWKS fetch the head asked for, authenticate again.
+//!    [`Gate::on_introspection`]: after asking the introspection endpoint about an opaque token.
 //! 3. [`Gate::on_request_body`] / [`Gate::on_body`]: size cap, then the JSON-RPC verdict ([`body`]),
 //!    the tenant's rate ([`admission`]) and the signed identity headers ([`vouch`]). The body is not
 //!    kept after the verdict.
@@ -29,7 +30,7 @@ mod routing;
 mod vouch;
 
 pub use admission::{RateState, admit};
-pub use authenticate::{AddressBudget, KeyAccess, NotAuthenticated, authenticate};
+pub use authenticate::{AddressBudget, KeyAccess, NotAuthenticated, authenticate, introspected};
 pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
 pub use denial::{Denial, Outcome};
 pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
@@ -44,6 +45,7 @@ use crate::protocol::ProtocolVersion;
 use crate::reply::Reply;
 use crate::request_id::new_request_id;
 use crate::tenant::TenantContext;
+use crate::token_cache::TokenKey;
 
 use exchange::{access_log, outcome_counter};
 pub(crate) use exchange::{address_table, tenant_table};
@@ -70,6 +72,8 @@ enum Phase {
     #[default]
     Start,
     AwaitingKeys,
+    /// Asked the introspection endpoint about the opaque token cached (if active) under this key.
+    AwaitingIntrospection(TokenKey),
     Authenticated(Box<Admitted>),
     Forwarded(Box<Forwarded>),
     /// Admitted here, waiting for the global rate limit service's answer.
@@ -142,6 +146,11 @@ impl Gate {
         matches!(self.phase, Phase::AwaitingKeys)
     }
 
+    /// Whether an introspection call started for this request has not been answered yet.
+    pub fn awaiting_introspection(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingIntrospection(_))
+    }
+
     /// The edge's own id for this request.
     pub fn request_id(&self) -> &str {
         &self.request_id
@@ -187,6 +196,29 @@ impl Gate {
         self.judge_head(w, host, false)
     }
 
+    /// Step 2, opaque tokens: the introspection endpoint's answer (`status` `None`: no answer).
+    pub fn on_introspection(
+        &mut self,
+        w: &mut WorkerState,
+        host: &dyn Host,
+        status: Option<&str>,
+        body: &[u8],
+    ) -> Output {
+        let Phase::AwaitingIntrospection(cache_key) = std::mem::take(&mut self.phase) else {
+            return Output::step(Step::Continue);
+        };
+        let cfg = Rc::clone(&w.config);
+        let budget = AddressBudget {
+            host,
+            secret: &w.slot_secret,
+        };
+        let now = host.now_secs();
+        match introspected(&cfg, (status, body), cache_key, &mut w.cache, &budget, now) {
+            Ok(tenant) => self.authenticated(&cfg, tenant),
+            Err(d) => self.deny(Some(&cfg), d, None),
+        }
+    }
+
     fn judge_head(&mut self, w: &mut WorkerState, host: &dyn Host, may_refetch: bool) -> Output {
         let cfg = Rc::clone(&w.config);
         let head = self.head();
@@ -211,11 +243,21 @@ impl Gate {
                     self.phase = Phase::AwaitingKeys;
                     return Output::step(Step::FetchKeys);
                 }
+                Err(NotAuthenticated::Introspect(call, cache_key)) => {
+                    self.phase = Phase::AwaitingIntrospection(cache_key);
+                    return Output::step(Step::Introspect(call));
+                }
                 Err(NotAuthenticated::Denied(d)) => return self.deny(Some(&cfg), d, None),
             };
+        self.authenticated(&cfg, tenant)
+    }
+
+    /// The caller is known: check the transport and the session, then wait for (or read) the body.
+    fn authenticated(&mut self, cfg: &EdgeConfig, tenant: TenantContext) -> Output {
+        let head = self.head();
         let checked = check_transport(&head).and_then(|version| {
-            check_session_method(&cfg, head.method, version)?;
-            let sid = check_session_id(&cfg, &tenant, self.header("mcp-session-id"))?;
+            check_session_method(cfg, head.method, version)?;
+            let sid = check_session_id(cfg, &tenant, self.header("mcp-session-id"))?;
             Ok((version, sid))
         });
         match checked {
@@ -228,7 +270,7 @@ impl Gate {
                     Step::WaitForBody
                 })
             }
-            Err(d) => self.deny(Some(&cfg), d, Some(&tenant)),
+            Err(d) => self.deny(Some(cfg), d, Some(&tenant)),
         }
     }
 

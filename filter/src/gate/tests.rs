@@ -738,3 +738,105 @@ fn a_stateless_upstream_leaves_session_headers_alone() {
     });
     assert!(!set.iter().any(|(n, _)| n == "mcp-session-id"));
 }
+
+/// `config`'s inline-key configuration with `introspection` on, credentials from a fake environment.
+fn opaque_config(kp: &Ed25519KeyPair) -> EdgeConfig {
+    let jwk: Value = serde_json::from_str(&kp.public_key().to_jwk()).unwrap();
+    let v = json!({
+        "resource": "https://mcp.example/mcp",
+        "issuers": ["https://as"],
+        "jwks": {"inline": {"keys": [jwk]}},
+        "gateway_secret": {"inline": SECRET},
+        "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read"]},
+        "challenge_scopes": ["mcp:read"],
+        "tool_scopes": {"list_projects": "mcp:read"},
+        "invalid_token_limit": {"requests_per_minute": 60, "burst": 3},
+        "introspection": {"cluster": "authz", "path": "/token/introspection", "authority": "as",
+                          "client_id_env": "EDGE_ID", "client_secret_env": "EDGE_SECRET",
+                          "max_cache_seconds": 120}
+    });
+    let env = |n: &str| match n {
+        "EDGE_ID" => Some("mcp-edge".to_string()),
+        "EDGE_SECRET" => Some("s3cret".to_string()),
+        _ => None,
+    };
+    parse_config(v.to_string().as_bytes(), &env).unwrap()
+}
+
+/// Sends the head of an opaque-token request; returns the gate waiting for introspection.
+fn opaque_head(w: &mut WorkerState, host: &FakeHost, seed: u8) -> (Gate, Output) {
+    let auth = format!("Bearer {}", crate::introspection::opaque_token(seed));
+    let mut gate = Gate::default();
+    let out = gate.on_request_headers(w, host, head("POST", "/mcp", Some(&auth), &[]), false);
+    (gate, out)
+}
+
+#[test]
+fn opaque_tokens_are_introspected_once_then_served_from_the_cache() {
+    let kp = key();
+    let mut w = WorkerState::new(opaque_config(&kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(Some("10.0.0.9"));
+    let (mut gate, out) = opaque_head(&mut w, &host, 1);
+    let Step::Introspect(call) = &out.step else {
+        panic!("{:?}", out.step)
+    };
+    assert_eq!(call.cluster, "authz");
+    assert!(gate.awaiting_introspection());
+    let answer = json!({"active": true, "tenant_id": "acme", "scope": "mcp:read",
+                        "rate_limit_tier": "pro", "client_id": "agent", "exp": NOW + 600,
+                        "iss": "https://as", "aud": "https://mcp.example/mcp"});
+    let out = gate.on_introspection(&mut w, &host, Some("200"), answer.to_string().as_bytes());
+    assert_eq!(out.step, Step::WaitForBody);
+    let body = call_body();
+    let cfg = w.config.clone();
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len(), true).step,
+        Step::ReadBody
+    );
+    let out = gate.on_body(&w, &host, body.as_bytes());
+    assert_eq!(out.step, Step::Continue);
+    let tenant = out
+        .set_request_headers
+        .iter()
+        .find(|(n, _)| *n == h::TENANT_ID);
+    assert_eq!(tenant.map(|(_, v)| v.as_str()), Some("acme"));
+    // The same token again: from the cache, no second introspection.
+    let auth = format!("Bearer {}", crate::introspection::opaque_token(1));
+    let (_, out) = post(&mut w, &host, Some(&auth), &body);
+    assert_eq!(out.step, Step::Continue);
+    // JWTs are still verified here, never introspected.
+    let (_, out) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), &body);
+    assert_eq!(out.step, Step::Continue);
+}
+
+fn call_body() -> String {
+    call("list_projects")
+}
+
+#[test]
+fn refused_introspection_is_401_uncached_and_charges_the_address() {
+    let kp = key();
+    let mut w = WorkerState::new(opaque_config(&kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(Some("10.0.0.9"));
+    let refusals: [(Option<&str>, &[u8], &str); 3] = [
+        (Some("200"), br#"{"active":false}"#, "inactive"),
+        (None, b"", "introspection_failed"),
+        (Some("500"), b"{}", "introspection_failed"),
+    ];
+    for (code, body, reason) in refusals {
+        // The same token each time: a refusal is not cached, so it is asked about again.
+        let (mut gate, out) = opaque_head(&mut w, &host, 2);
+        assert!(matches!(out.step, Step::Introspect(_)), "{:?}", out.step);
+        let out = gate.on_introspection(&mut w, &host, code, body);
+        assert_eq!(status(&out), 401);
+        let challenge = reply(&out).header("www-authenticate").unwrap_or_default();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        assert_eq!(
+            out.counters,
+            vec![format!("mcp_edge.outcome.denied.invalid_token.{reason}")]
+        );
+    }
+    // Three refusals spent the address's burst: the next opaque token is not even asked about.
+    let (_, out) = opaque_head(&mut w, &host, 3);
+    assert_eq!(status(&out), 429);
+}

@@ -10,6 +10,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 
 use crate::gate::{Denial, Gate, Host, Output, ResponseBody, Step};
+use crate::introspection::IntrospectionCall;
 use crate::rate_limit::SharedStore;
 use crate::rate_limit::global::GlobalCall;
 use crate::rate_limit::rls_proto;
@@ -106,6 +107,7 @@ impl EdgeRequest {
             }
             Step::FetchKeys => self.fetch_keys(),
             Step::CheckGlobal(call) => self.check_global(&call),
+            Step::Introspect(call) => self.introspect(&call),
             Step::Respond(reply) => {
                 let headers: Vec<(&str, &str)> = reply
                     .headers
@@ -134,6 +136,39 @@ impl EdgeRequest {
             return Action::Pause;
         }
         self.global_answer(None, None)
+    }
+
+    /// Asks the introspection endpoint; the answer (or Envoy's timeout) comes to
+    /// `on_http_call_response`. A call that cannot be sent is an introspection failure (401).
+    fn introspect(&mut self, call: &IntrospectionCall) -> Action {
+        let headers: Vec<(&str, &str)> = call
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let timeout = Duration::from_millis(call.timeout_ms);
+        match self.dispatch_http_call(&call.cluster, headers, Some(&call.body), vec![], timeout) {
+            Ok(_) => Action::Pause,
+            Err(e) => {
+                log::warn!(
+                    "mcp-edge: cannot call the introspection endpoint on cluster {}: {e:?}",
+                    call.cluster
+                );
+                self.introspection_answer(None, &[])
+            }
+        }
+    }
+
+    /// Hands the introspection endpoint's answer (or its absence) to the gate.
+    fn introspection_answer(&mut self, status: Option<&str>, body: &[u8]) -> Action {
+        let out = match self.worker.clone() {
+            Some(w) => {
+                self.gate
+                    .on_introspection(&mut w.borrow_mut().state, &self.host, status, body)
+            }
+            None => self.gate.deny(None, Denial::Misconfigured, None),
+        };
+        self.apply(out)
     }
 
     /// Hands the global limit's answer (or its absence) to the gate.
@@ -188,9 +223,16 @@ impl Context for EdgeRequest {
 
     fn on_http_call_response(&mut self, _: u32, _: usize, body_size: usize, _: usize) {
         self.host.new_callback();
-        let Some(w) = self.worker.clone() else { return };
         let status = self.get_http_call_response_header(":status");
         let body = self.get_http_call_response_body(0, body_size);
+        if self.gate.awaiting_introspection() {
+            let body = body.unwrap_or_default();
+            if self.introspection_answer(status.as_deref(), &body) == Action::Continue {
+                self.resume_http_request();
+            }
+            return;
+        }
+        let Some(w) = self.worker.clone() else { return };
         w.borrow_mut().install_keys(status, body, unix_now());
         let out = self.gate.on_keys(&mut w.borrow_mut().state, &self.host);
         if self.apply(out) == Action::Continue {

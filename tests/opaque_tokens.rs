@@ -1,0 +1,184 @@
+//! Opaque access tokens end to end (RFC 7662): the authorization server (`authz/server.mjs`,
+//! oidc-provider in test mode) issues opaque tokens for this stack's MCP resource, and Envoy's
+//! filter, configured with `introspection`, asks its introspection endpoint through the
+//! `auth_server` cluster with the credentials of the VM's environment.
+//!
+//! One stack for the binary, cases in parallel; every case uses its own tokens, so the
+//! introspection counts of one case are not disturbed by the cache entries of another.
+
+use anyhow::{Context as _, Result, ensure};
+use mcp_edge_tests::client::*;
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::{Authz, Stack, StackOptions};
+use serde_json::{Value, json};
+
+/// The service client of authz/directory.json (tenant acme).
+const SERVICE_CLIENT: &str = "acme-reporting-agent";
+const SERVICE_SECRET: &str = "acme-reporting-agent-demo-secret-0123456789";
+
+fn authz(s: &Stack) -> Result<&Authz> {
+    s.authz
+        .as_ref()
+        .context("the stack runs no authorization server")
+}
+
+/// A fresh opaque token of the service client for this stack's MCP resource.
+fn opaque_token(s: &Stack, scope: &str) -> Result<String> {
+    let body =
+        authz(s)?.client_credentials(SERVICE_CLIENT, SERVICE_SECRET, scope, Some(&s.mcp_url))?;
+    let token = body["access_token"].as_str().context("no access_token")?;
+    ensure!(
+        token.split('.').count() == 1,
+        "not an opaque token: {token}"
+    );
+    Ok(token.to_string())
+}
+
+/// `recorded_mcp_url` is the same filter in front of the recording upstream, on the same resource
+/// path; the recorded request shows the identity headers the edge signed.
+fn recorded_tenant(s: &Stack, token: &str, name: &str) -> Result<(u16, Option<String>)> {
+    let m = marker(name);
+    let resp = post_mcp(&s.recorded_mcp_url, Some(token), &call_body(&m))?;
+    let status = resp.status().as_u16();
+    let tenant = s
+        .recorder
+        .with_marker(&m)
+        .first()
+        .and_then(|r| r.header("x-mcp-tenant-id"));
+    Ok((status, tenant))
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn opaque_token_reaches_the_backend_as_its_tenant(s: &Stack) -> Result<()> {
+    let token = opaque_token(s, "mcp:read mcp:write")?;
+    let calls = json!([{"name": "create_project", "arguments": {"name": "Opaque report"}}]);
+    let out = sdk_client(&s.mcp_url, &token, calls)?;
+    // The allowed_tools of the introspection answer filter tools/list, as a JWT's would.
+    let names = tool_names(&out)?;
+    ensure!(
+        names.len() == 5 && names.contains(&"get_analytics") && !names.contains(&"delete_project"),
+        "{names:?}"
+    );
+    // The user is the introspection answer's client_id (a client-credentials token has no sub).
+    let creator = &structured(&out["results"][0])["project"]["createdBy"];
+    ensure!(creator == SERVICE_CLIENT, "{out}");
+    let (status, tenant) = recorded_tenant(s, &token, "opaque-tenant")?;
+    ensure!(status == 200, "status {status}");
+    ensure!(tenant.as_deref() == Some("acme"), "tenant {tenant:?}");
+    Ok(())
+}
+
+fn second_request_is_served_from_the_cache(s: &Stack) -> Result<()> {
+    let token = opaque_token(s, "mcp:read")?;
+    let before = authz(s)?.introspections()?;
+    let (status, _) = recorded_tenant(s, &token, "opaque-cache-1")?;
+    ensure!(status == 200, "status {status}");
+    let after_first = authz(s)?.introspections()?;
+    ensure!(
+        after_first > before,
+        "the first request was not introspected"
+    );
+    // Cases run in parallel: others may introspect meanwhile, so count this token's calls by
+    // sending it several times and requiring the server's count not to grow by as many.
+    for i in 0..5 {
+        let (status, _) = recorded_tenant(s, &token, &format!("opaque-cache-{}", i + 2))?;
+        ensure!(status == 200, "status {status}");
+    }
+    let after = authz(s)?.introspections()?;
+    ensure!(
+        after - after_first < 5,
+        "5 more requests caused {} introspections",
+        after - after_first
+    );
+    Ok(())
+}
+
+fn revoked_and_unknown_opaque_tokens_get_401(s: &Stack) -> Result<()> {
+    let token = opaque_token(s, "mcp:read")?;
+    // Revoked before its first use: the introspection endpoint answers active: false.
+    let resp = http()
+        .post(format!("{}/token/revocation", authz(s)?.url))
+        .basic_auth(SERVICE_CLIENT, Some(SERVICE_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_encode(&[("token", &token)]))
+        .send()?;
+    ensure!(
+        resp.status() == 200,
+        "revocation answered {}",
+        resp.status()
+    );
+    for (name, t) in [
+        ("revoked", token.as_str()),
+        ("unknown", "cvRiSc1R1skgG4wNvd1JdOGgXYVsB4XTI0psVB99ThX"),
+    ] {
+        let m = marker(name);
+        let resp = post_mcp(&s.recorded_mcp_url, Some(t), &call_body(&m))?;
+        ensure!(resp.status() == 401, "{name}: status {}", resp.status());
+        let challenge = header(&resp, "www-authenticate");
+        ensure!(
+            challenge.contains("error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+        let body: Value = resp.json()?;
+        ensure!(body["error"]["code"].is_i64(), "{name}: {body}");
+        ensure!(
+            s.recorder.with_marker(&m).is_empty(),
+            "{name}: reached the upstream"
+        );
+    }
+    Ok(())
+}
+
+fn jwts_are_verified_not_introspected(s: &Stack) -> Result<()> {
+    // The other resource of the server still gets JWTs.
+    let body = authz(s)?.client_credentials(
+        SERVICE_CLIENT,
+        SERVICE_SECRET,
+        "mcp:read",
+        Some(&authz(s)?.other_resource),
+    )?;
+    let jwt = body["access_token"].as_str().context("no access_token")?;
+    ensure!(jwt.split('.').count() == 3, "not a JWT: {jwt}");
+    // A JWT goes through signature verification, not introspection: this one (for another
+    // resource) is refused for its audience, which only the JWT checks can tell.
+    let m = marker("jwt-other-aud");
+    let resp = post_mcp(&s.recorded_mcp_url, Some(jwt), &call_body(&m))?;
+    ensure!(resp.status() == 401, "status {}", resp.status());
+    let challenge = header(&resp, "www-authenticate");
+    let text = resp.text()?;
+    ensure!(
+        format!("{challenge} {text}").contains("not issued for this resource"),
+        "{challenge} {text}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const CASES: &[Case] = mcp_edge_tests::cases![
+    opaque_token_reaches_the_backend_as_its_tenant,
+    second_request_is_served_from_the_cache,
+    revoked_and_unknown_opaque_tokens_get_401,
+    jwts_are_verified_not_introspected,
+];
+
+fn main() {
+    let options = StackOptions {
+        authz: true,
+        opaque_tokens: true,
+        plugin_overrides: json!({
+            "introspection": {
+                "cluster": "auth_server",
+                "path": "/token/introspection",
+                "authority": "127.0.0.1",
+                "client_id_env": "MCP_EDGE_INTROSPECTION_CLIENT_ID",
+                "client_secret_env": "MCP_EDGE_INTROSPECTION_CLIENT_SECRET",
+                "timeout_ms": 2000,
+                "max_cache_seconds": 60
+            }
+        }),
+        ..StackOptions::default()
+    };
+    mcp_edge_tests::runner::run_with_options(&options, CASES);
+}
