@@ -13,7 +13,8 @@
 //!   the contract crate's.
 //! - [`reply`]: local replies (status, `WWW-Authenticate`, JSON-RPC error body).
 //! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
-//!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering.
+//!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering, of
+//!   event streams event by event ([`sse`] splits them as clients do).
 //! - [`jwks`]: the JWKS lifecycle (when to fetch, installing keys); [`prepared`]: what the
 //!   configuration determines, computed once.
 //! - [`gate`]: the request's journey, start to end: one state machine the glue feeds.
@@ -40,6 +41,7 @@ pub mod reply;
 pub mod request_id;
 pub mod rs256;
 pub mod session;
+pub mod sse;
 pub mod strict_json;
 pub mod tenant;
 pub mod token;

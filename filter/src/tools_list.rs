@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 
+use crate::sse::{Event, EventSplitter};
+
 /// Filters one JSON-RPC message (or a batch) in place. Returns whether anything matched.
 fn filter_value(v: &mut Value, ids: &[Value], keep: &dyn Fn(&str) -> bool) -> bool {
     match v {
@@ -50,61 +52,88 @@ pub fn filter_json(
     serde_json::to_vec(&v).map_err(|e| RewriteError(e.to_string()))
 }
 
-/// Rewrites an SSE body: every event's `data` is parsed and filtered; other fields are kept.
-/// The stream is read as clients read it (a leading BOM is skipped; CRLF, LF and a lone CR end a
-/// line), and data that is neither empty nor JSON fails the rewrite: a client with a more lenient
-/// JSON reader could still find a tool list in it.
+/// Rewrites a `text/event-stream` answer as it streams: each complete event goes on at once.
+/// Every event's data must be empty or JSON (a client with a more lenient JSON reader could
+/// otherwise still find a tool list in it); an event carrying a response to one of `ids` is
+/// rewritten (its other lines kept, its data filtered, LF line ends), every other event passes
+/// byte for byte. Events are split as clients split them ([`crate::sse`]).
+#[derive(Debug)]
+pub struct SseFilter {
+    events: EventSplitter,
+}
+
+impl SseFilter {
+    /// `max_event`: the most bytes one event may take (held until it is complete).
+    pub fn new(max_event: usize) -> Self {
+        Self {
+            events: EventSplitter::new(max_event),
+        }
+    }
+
+    /// The bytes to send on for this chunk (`end`: the stream's last).
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        end: bool,
+        ids: &[Value],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<u8>, RewriteError> {
+        let err = |e: crate::sse::SseError| RewriteError(e.to_string());
+        let mut out = Vec::with_capacity(chunk.len());
+        for event in self.events.push(chunk).map_err(err)? {
+            filter_event(&event, true, ids, keep, &mut out)?;
+        }
+        if end && let Some(tail) = self.events.finish().map_err(err)? {
+            // Clients drop an event the stream's end cuts off; a lenient one may not.
+            filter_event(&tail, false, ids, keep, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Appends `event` to `out`, rewritten when it answers one of `ids` (`complete`: it ended with
+/// an empty line, which the rewritten event keeps).
+fn filter_event(
+    event: &Event,
+    complete: bool,
+    ids: &[Value],
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut Vec<u8>,
+) -> Result<(), RewriteError> {
+    let data = event.data().unwrap_or_default();
+    if data.trim().is_empty() {
+        // No data, or empty data (an event that only primes a reconnection).
+        out.extend_from_slice(&event.raw);
+        return Ok(());
+    }
+    let mut v: Value =
+        serde_json::from_str(&data).map_err(|_| RewriteError("event data is not JSON".into()))?;
+    if !filter_value(&mut v, ids, keep) {
+        out.extend_from_slice(&event.raw);
+        return Ok(());
+    }
+    for line in &event.lines {
+        if Event::field(line).is_none_or(|(name, _)| name != "data") {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(v.to_string().as_bytes());
+    out.push(b'\n');
+    if complete {
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
+/// Rewrites a whole SSE body (see [`SseFilter`]).
 pub fn filter_sse(
     body: &[u8],
     ids: &[Value],
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<u8>, RewriteError> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| RewriteError("event stream is not UTF-8".into()))?;
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut out = String::with_capacity(normalized.len());
-    for event in normalized.split_inclusive("\n\n") {
-        let mut data = Vec::new();
-        let mut other = Vec::new();
-        for line in event.lines() {
-            if let Some(d) = line.strip_prefix("data:") {
-                data.push(d.strip_prefix(' ').unwrap_or(d));
-            } else if !line.is_empty() {
-                other.push(line);
-            }
-        }
-        for line in &other {
-            out.push_str(line);
-            out.push('\n');
-        }
-        if !data.is_empty() {
-            let joined = data.join("\n");
-            match serde_json::from_str::<Value>(&joined) {
-                Ok(mut v) => {
-                    filter_value(&mut v, ids, keep);
-                    out.push_str("data: ");
-                    out.push_str(&v.to_string());
-                    out.push('\n');
-                }
-                Err(_) if !joined.trim().is_empty() => {
-                    return Err(RewriteError("event data is not JSON".into()));
-                }
-                // Empty data (an event that only primes a reconnection): pass it on.
-                Err(_) => {
-                    for d in data {
-                        out.push_str("data: ");
-                        out.push_str(d);
-                        out.push('\n');
-                    }
-                }
-            }
-        }
-        if event.ends_with("\n\n") {
-            out.push('\n');
-        }
-    }
-    Ok(out.into_bytes())
+    SseFilter::new(usize::MAX).push(body, true, ids, keep)
 }
 
 /// Rewrites a response body by its content type.
@@ -236,7 +265,67 @@ mod tests {
         }
         let priming = "id: 0\ndata:\n\n";
         let out = filter_sse(priming.as_bytes(), &[json!(5)], &keep).unwrap();
-        assert_eq!(out, b"id: 0\ndata: \n\n");
+        assert_eq!(out, priming.as_bytes(), "passed byte for byte");
+    }
+
+    /// Every chunking of a stream gives the bytes the whole stream gives: cut at every offset,
+    /// and one byte at a time.
+    #[test]
+    fn a_stream_filters_the_same_whatever_its_chunks() {
+        let msg = json!({"jsonrpc": "2.0", "id": 5, "result": {"tools": tools()}}).to_string();
+        let (head, tail) = msg.split_at(msg.find("\"result\"").unwrap());
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#;
+        let stream = format!(
+            "\u{FEFF}: hello\r\nretry: 10\r\n\r\nevent: message\rdata: {note}\r\r\
+             id: 9\r\ndata: {head}\r\ndata: {tail}\r\n\r\ndata: {note}\n\ndata: {msg}"
+        );
+        let stream = stream.as_bytes();
+        let whole = filter_sse(stream, &[json!(5)], &keep).unwrap();
+        let text = String::from_utf8(whole.clone()).unwrap();
+        assert!(!text.contains("delete_project") && text.contains("create_project"));
+        assert!(
+            text.starts_with(": hello\r\nretry: 10\r\n\r\nevent: message\r"),
+            "{text}"
+        );
+        assert_eq!(text.matches("notifications/progress").count(), 2);
+        let stream_through = |cuts: &mut dyn Iterator<Item = usize>| {
+            let mut f = SseFilter::new(1 << 16);
+            let mut out = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                out.extend(
+                    f.push(&stream[from..cut], false, &[json!(5)], &keep)
+                        .unwrap(),
+                );
+                from = cut;
+            }
+            out.extend(f.push(&stream[from..], true, &[json!(5)], &keep).unwrap());
+            out
+        };
+        for cut in 0..=stream.len() {
+            assert_eq!(
+                stream_through(&mut std::iter::once(cut)),
+                whole,
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(stream_through(&mut (1..stream.len())), whole);
+    }
+
+    #[test]
+    fn events_go_on_as_soon_as_they_are_complete() {
+        let mut f = SseFilter::new(64);
+        let note = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
+        let out = f.push(note.as_bytes(), false, &[json!(5)], &keep).unwrap();
+        assert_eq!(out, note.as_bytes(), "a notification is not held back");
+        // Half an event waits for its end; past the limit the stream fails.
+        assert!(
+            f.push(b"data: {\"id\":", false, &[json!(5)], &keep)
+                .unwrap()
+                .is_empty()
+        );
+        let big = [b' '; 64];
+        assert!(f.push(&big, false, &[json!(5)], &keep).is_err());
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct Gate {
     upstream_session: Option<String>,
     /// Content type of a `tools/list` response being filtered.
     response_content_type: Option<String>,
+    /// A `tools/list` answer streamed as `text/event-stream`: filtered event by event.
+    response_stream: Option<response::StreamedList>,
 }
 
 impl Gate {
@@ -447,14 +449,17 @@ impl Gate {
         }
         if filter {
             let ct = header("content-type").unwrap_or_default();
-            self.response_content_type = Some(String::from_utf8_lossy(&ct).into_owned());
+            let ct = String::from_utf8_lossy(&ct).into_owned();
+            self.response_stream = response::StreamedList::for_content_type(cfg, &ct);
+            self.response_content_type = Some(ct);
         }
         set
     }
 
-    /// Step 4: response body data. `read` returns the buffered body once it is complete.
+    /// Step 4: response body data. `read` returns the buffered body once it is complete, or, for
+    /// a streamed `tools/list` answer, the chunk that just arrived (which the result replaces).
     pub fn on_response_body(
-        &self,
+        &mut self,
         cfg: &EdgeConfig,
         end: bool,
         read: impl FnOnce() -> Vec<u8>,
@@ -463,6 +468,15 @@ impl Gate {
         else {
             return ResponseBody::Continue;
         };
+        if let Some(stream) = &mut self.response_stream {
+            return ResponseBody::Replace(stream.push(
+                cfg,
+                &f.tenant,
+                &f.tools_list_ids,
+                &read(),
+                end,
+            ));
+        }
         if !end {
             return ResponseBody::Wait;
         }

@@ -573,20 +573,26 @@ fn bad_tokens_are_limited_per_address_before_verification() {
     assert_eq!(status(&post(&mut w, &host8, Some(forged), "{}").1), 401);
 }
 
+/// A `tools/list` request (id "L") let through for an `mcp:read` token.
+fn forwarded_tools_list(w: &mut WorkerState, host: &FakeHost, kp: &Ed25519KeyPair) -> Gate {
+    let list = r#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#;
+    let (gate, out) = post(w, host, Some(&token(kp, "mcp:read")), list);
+    assert_eq!(out.step, Step::Continue);
+    gate
+}
+
 #[test]
 fn tools_list_answers_are_filtered_for_the_token() {
     let kp = key();
     let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
     let host = FakeHost::new(None);
-    let list = r#"{"jsonrpc":"2.0","id":"L","method":"tools/list"}"#;
-    let (mut gate, out) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), list);
-    assert_eq!(out.step, Step::Continue);
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
     let cfg = w.config.clone();
     let error = |name: &str| match name {
         ":status" => Some(b"406".to_vec()),
         _ => Some(b"application/json".to_vec()),
     };
-    let (mut refused, _) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), list);
+    let mut refused = forwarded_tools_list(&mut w, &host, &kp);
     let set = refused.on_response_headers(&cfg, error);
     assert!(
         !set.iter().any(|(n, _)| n == "content-length"),
@@ -622,6 +628,56 @@ fn tools_list_answers_are_filtered_for_the_token() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 1);
     assert_eq!(body["result"]["tools"][0]["name"], "list_projects");
+}
+
+#[test]
+fn a_tools_list_event_stream_is_filtered_chunk_by_chunk() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
+    let cfg = w.config.clone();
+    let sse = |name: &str| match name {
+        ":status" => Some(b"200".to_vec()),
+        _ => Some(b"text/event-stream".to_vec()),
+    };
+    let set = gate.on_response_headers(&cfg, sse);
+    assert!(set.contains(&("content-length".to_string(), String::new())));
+    let note =
+        b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\ndata: {\"id\":";
+    let ResponseBody::Replace(first) = gate.on_response_body(&cfg, false, || note.to_vec()) else {
+        panic!("not streamed")
+    };
+    assert!(
+        first.ends_with(b"progress\"}\n\n"),
+        "the notification goes on at once"
+    );
+    let rest = br#""L","jsonrpc":"2.0","result":{"tools":[{"name":"list_projects"},{"name":"delete_project"}]}}
+
+"#;
+    let ResponseBody::Replace(second) = gate.on_response_body(&cfg, false, || rest.to_vec()) else {
+        panic!("not streamed")
+    };
+    let second = String::from_utf8(second).unwrap();
+    assert!(
+        second.contains("list_projects") && !second.contains("delete_project"),
+        "{second}"
+    );
+    // Not JSON: one error event, then nothing more of the stream.
+    let ResponseBody::Replace(bad) =
+        gate.on_response_body(&cfg, false, || b"data: {x\n\n".to_vec())
+    else {
+        panic!("not streamed")
+    };
+    assert!(
+        String::from_utf8(bad)
+            .unwrap()
+            .contains("could not filter the tool list")
+    );
+    assert_eq!(
+        gate.on_response_body(&cfg, true, || b"data: 1\n\n".to_vec()),
+        ResponseBody::Replace(Vec::new())
+    );
 }
 
 #[test]

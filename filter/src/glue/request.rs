@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::{Action, BufferType, MapType};
 
 use crate::gate::{Denial, Gate, Host, Output, ResponseBody, Step};
 use crate::introspection::IntrospectionCall;
@@ -298,8 +298,12 @@ impl HttpContext for EdgeRequest {
             return Action::Continue;
         };
         let config = w.borrow().state.config.clone();
+        // With Continue returned for earlier chunks, the buffered body is this chunk alone: a
+        // streamed tools/list answer replaces just it (proxy_set_buffer_bytes at 0, body_size).
         let verdict = self.gate.on_response_body(&config, end_of_stream, || {
-            self.get_http_response_body(0, body_size)
+            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                .ok()
+                .flatten()
                 .unwrap_or_default()
         });
         match verdict {
