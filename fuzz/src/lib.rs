@@ -25,7 +25,7 @@ use mcp_edge_filter::protocol::ProtocolVersion;
 use mcp_edge_filter::strict_json::parse_strict;
 use mcp_edge_filter::tenant::{TenantContext, tenant_context_from_claims};
 use mcp_edge_filter::token::{TokenPolicy, verify_bearer};
-use mcp_edge_filter::tools_list::filter_response;
+use mcp_edge_filter::tools_list::{SseFilter, filter_response, filter_sse};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -33,12 +33,13 @@ use sha2::{Digest, Sha256};
 pub type Target = fn(&[u8]);
 
 /// Every target by name, as `cargo fuzz run <name>` and `fuzz/corpus/<name>/` know it.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("strict_json", strict_json),
     ("policy", policy),
     ("jwks", jwks),
     ("jwt", jwt),
     ("tools_list", tools_list),
+    ("sse_stream", sse_stream),
     ("signature", signature),
 ];
 
@@ -614,7 +615,12 @@ pub fn tools_list(data: &[u8]) {
     } else {
         vec![serde_json::from_slice(&out).expect("a rewritten JSON body is JSON")]
     };
-    for m in &messages {
+    assert_lists_only_kept_tools(&messages, &ids, &keep);
+}
+
+/// No response to one of `ids` among `messages` lists a tool `keep` refuses.
+fn assert_lists_only_kept_tools(messages: &[Value], ids: &[Value], keep: &dyn Fn(&str) -> bool) {
+    for m in messages {
         let batch = match m {
             Value::Array(items) => items.iter().collect(),
             other => vec![other],
@@ -630,6 +636,53 @@ pub fn tools_list(data: &[u8]) {
             }
         }
     }
+}
+
+/// `sse_stream`: input = a predicate salt, a chunk-size byte, the `tools/list` request ids as a
+/// JSON array, NUL, an event stream. Fed to [`SseFilter`] in chunks, it gives exactly the bytes
+/// (or the refusal) of the whole stream at once, and no response to those ids lists a tool the
+/// predicate refuses.
+pub fn sse_stream(data: &[u8]) {
+    let mut f = Fields(data);
+    let salt = f.byte();
+    let step = usize::from(f.byte() % 32) + 1;
+    let ids: Vec<Value> = match serde_json::from_slice(f.field()) {
+        Ok(Value::Array(ids)) => ids,
+        Ok(one) => vec![one],
+        Err(_) => vec![Value::from(1)],
+    };
+    let body = f.rest();
+    let keep = |name: &str| keep(salt, name);
+    let whole = filter_sse(body, &ids, &keep);
+    let mut streamed = SseFilter::new(usize::MAX);
+    let mut chunks = body.chunks(step).peekable();
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    while let Some(chunk) = chunks.next() {
+        match streamed.push(chunk, chunks.peek().is_none(), &ids, &keep) {
+            Ok(bytes) => out.extend(bytes),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if body.is_empty() {
+        out = streamed
+            .push(b"", true, &ids, &keep)
+            .expect("an empty stream");
+    }
+    match (whole, result) {
+        (Ok(whole), Ok(())) => assert_eq!(whole, out, "chunks of {step} changed the output"),
+        (Err(_), Err(_)) => return,
+        (w, r) => panic!("whole {:?} but chunked {r:?}", w.map(|_| ())),
+    }
+    let text = String::from_utf8(out).expect("a rewritten stream is UTF-8");
+    let messages: Vec<Value> = sse_events(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert_lists_only_kept_tools(&messages, &ids, &keep);
 }
 
 // ---------------------------------------------------------------------------------------------
