@@ -3,6 +3,11 @@
 //! `stateful_upstream: true`. The edge binds each `Mcp-Session-Id` to the token's tenant and user
 //! (`filter/src/session.rs`), passes SSE streams through unbuffered, and signs every request: the
 //! server verifies the signature with `docs/verify/verify_gateway.mjs` and refuses anything else.
+//! A `tools/list` answered as SSE is filtered event by event: a notification before the answer
+//! reaches the client while the answer is still pending. Envoy's route timeouts are cut to
+//! [`ROUTE_TIMEOUT`] here (every route that has one, as `timeout: 60s` in envoy.yaml), so the
+//! tests show quickly that a POST is cut by it while a GET stream (envoy.yaml's `timeout: 0s`
+//! route for GET) outlives it.
 
 use std::io::Read;
 use std::sync::mpsc;
@@ -17,12 +22,16 @@ use serde_json::{Value, json};
 
 const VERSION: &str = "2025-11-25";
 
-/// `announce` and `echo` need `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`; `hidden` is
-/// unknown to the edge.
+/// The route timeout of this stack's Envoy instead of envoy.yaml's 60 s (see the module comment).
+const ROUTE_TIMEOUT: &str = "4s";
+
+/// `announce`, `echo` and `release` need `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`;
+/// `hidden` is unknown to the edge.
 fn overrides() -> Value {
     json!({
         "stateful_upstream": true,
-        "tool_scopes": {"announce": "mcp:read", "echo": "mcp:read", "shout": "mcp:write", "purge": "mcp:admin"}
+        "tool_scopes": {"announce": "mcp:read", "echo": "mcp:read", "release": "mcp:read",
+            "shout": "mcp:write", "purge": "mcp:admin"}
     })
 }
 
@@ -80,7 +89,7 @@ fn official_client_works_through_sessions(s: &Stack) -> Result<()> {
     );
     let names = tool_names(&listed)?;
     ensure!(
-        names == ["announce", "echo", "purge", "shout"],
+        names == ["announce", "echo", "purge", "release", "shout"],
         "all scopes: {names:?}"
     );
     ensure!(
@@ -92,7 +101,10 @@ fn official_client_works_through_sessions(s: &Stack) -> Result<()> {
         .into_iter()
         .map(str::to_string)
         .collect::<Vec<_>>();
-    ensure!(names == ["announce", "echo"], "mcp:read: {names:?}");
+    ensure!(
+        names == ["announce", "echo", "release"],
+        "mcp:read: {names:?}"
+    );
     Ok(())
 }
 
@@ -119,47 +131,135 @@ fn session_ids_are_bound_to_tenant_and_user(s: &Stack) -> Result<()> {
     Ok(())
 }
 
-fn get_stream_delivers_events_before_it_ends(s: &Stack) -> Result<()> {
-    let token = s.token_with("tenant-st", "mcp:read", None)?;
-    let sid = initialize(s, &token)?;
-    let mut stream = http()
+/// The session's GET stream (Streamable HTTP's server-to-client SSE stream), open.
+fn open_get_stream(s: &Stack, token: &str, sid: &str) -> Result<Response> {
+    let stream = http()
         .get(&s.mcp_url)
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", VERSION)
-        .header("mcp-session-id", &sid)
+        .header("mcp-session-id", sid)
         .send()?;
     ensure!(stream.status() == 200, "GET: {}", stream.status());
     let ct = stream
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
     ensure!(ct.starts_with("text/event-stream"), "GET: {ct}");
-    // The stream stays open: whatever arrives, arrives while it streams.
+    Ok(stream)
+}
+
+/// The body of `resp` chunk by chunk as it arrives; the channel closes at its end (or a read error).
+fn chunks(mut resp: Response) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut buf) {
+        while let Ok(n) = resp.read(&mut buf) {
             if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                 break;
             }
         }
     });
-    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": {"name": "announce", "arguments": {}}});
-    let resp = post(&s.mcp_url, &token, Some(&sid), &call)?;
-    ensure!(resp.status() == 200, "announce: {}", resp.status());
-    let answer = resp.text()?;
-    ensure!(answer.contains("announced"), "announce: {answer}");
+    rx
+}
+
+/// What arrives on `rx` until `needle` has (at most 10 s between chunks).
+fn read_until(rx: &mpsc::Receiver<Vec<u8>>, needle: &str, what: &str) -> Result<String> {
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("notifications/tools/list_changed") {
+    while !String::from_utf8_lossy(&seen).contains(needle) {
         let chunk = rx
             .recv_timeout(Duration::from_secs(10))
-            .with_context(|| format!("no event on the GET stream; got {seen:?}"))?;
+            .with_context(|| format!("no {needle} on {what}; got {seen:?}"))?;
         seen.extend(chunk);
     }
+    Ok(String::from_utf8(seen)?)
+}
+
+/// Calls tool `name` in the session; its answer must contain `expect`.
+fn call_tool(s: &Stack, token: &str, sid: &str, name: &str, expect: &str) -> Result<()> {
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": name, "arguments": {}}});
+    let resp = post(&s.mcp_url, token, Some(sid), &call)?;
+    ensure!(resp.status() == 200, "{name}: {}", resp.status());
+    let answer = resp.text()?;
+    ensure!(answer.contains(expect), "{name}: {answer}");
+    Ok(())
+}
+
+/// A `tools/list` the server holds (see ts_stateful_server.mjs): a progress notification at once,
+/// the answer after the tool `release`.
+fn held_tools_list(s: &Stack, token: &str, sid: &str) -> Result<mpsc::Receiver<Vec<u8>>> {
+    let list = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list",
+        "params": {"_meta": {"progressToken": "p7", "mcp-edge-test/hold": true}}});
+    let resp = post(&s.mcp_url, token, Some(sid), &list)?;
+    ensure!(resp.status() == 200, "tools/list: {}", resp.status());
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    ensure!(ct.starts_with("text/event-stream"), "tools/list as {ct}");
+    Ok(chunks(resp))
+}
+
+/// A streamed tools/list is not held to its end: the notification the server sends before the
+/// answer arrives while the server still holds the answer (it waits for `release`, which this
+/// test sends only after seeing the notification: an edge that buffered would time out here).
+fn streamed_tools_list_passes_events_before_its_answer(s: &Stack) -> Result<()> {
+    let token = s.token_with("tenant-st", "mcp:read", None)?;
+    let sid = initialize(s, &token)?;
+    let answer = held_tools_list(s, &token, &sid)?;
+    let before = read_until(&answer, "notifications/progress", "the tools/list stream")?;
+    ensure!(
+        !before.contains("\"result\""),
+        "answered before release: {before}"
+    );
+    call_tool(s, &token, &sid, "release", "released")?;
+    let rest = read_until(&answer, "\"result\"", "the tools/list stream")?;
+    ensure!(
+        rest.contains("\"echo\"") && rest.contains("\"release\""),
+        "mcp:read tools: {rest}"
+    );
+    for refused in ["shout", "purge", "hidden"] {
+        ensure!(
+            !rest.contains(&format!("\"{refused}\"")),
+            "{refused} listed: {rest}"
+        );
+    }
+    Ok(())
+}
+
+/// The GET stream delivers events while it streams, and outlives the route timeout that cuts a
+/// POST: a tools/list held past it ends without its answer, and afterwards the GET stream, opened
+/// before it, still delivers events.
+fn get_stream_outlives_the_route_timeout(s: &Stack) -> Result<()> {
+    let token = s.token_with("tenant-st", "mcp:read", None)?;
+    let sid = initialize(s, &token)?;
+    let stream = open_get_stream(s, &token, &sid)?;
+    let events = chunks(stream);
+    let answer = held_tools_list(s, &token, &sid)?;
+    read_until(&answer, "notifications/progress", "the tools/list stream")?;
+    // The server holds the answer for 30 s; the route timeout ends the exchange long before.
+    let mut rest = Vec::new();
+    loop {
+        match answer.recv_timeout(Duration::from_secs(20)) {
+            Ok(chunk) => rest.extend(chunk),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                anyhow::bail!("the held POST was not cut by the {ROUTE_TIMEOUT} route timeout")
+            }
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest);
+    ensure!(!rest.contains("\"result\""), "answered: {rest}");
+    call_tool(s, &token, &sid, "release", "released")?;
+    call_tool(s, &token, &sid, "announce", "announced")?;
+    read_until(
+        &events,
+        "notifications/tools/list_changed",
+        "the GET stream",
+    )?;
     Ok(())
 }
 
@@ -198,7 +298,8 @@ fn requests_that_bypass_the_edge_are_refused(s: &Stack) -> Result<()> {
 const CASES: &[Case] = mcp_edge_tests::cases![
     official_client_works_through_sessions,
     session_ids_are_bound_to_tenant_and_user,
-    get_stream_delivers_events_before_it_ends,
+    streamed_tools_list_passes_events_before_its_answer,
+    get_stream_outlives_the_route_timeout,
     delete_ends_the_session,
     requests_that_bypass_the_edge_are_refused,
 ];
@@ -208,6 +309,7 @@ fn main() {
         &StackOptions {
             plugin_overrides: overrides(),
             upstream_script: Some("ts_stateful_server.mjs"),
+            route_timeout: Some(ROUTE_TIMEOUT),
             ..StackOptions::default()
         },
         CASES,

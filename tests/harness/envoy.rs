@@ -175,3 +175,29 @@ pub fn derive_config(
     clusters.push(recorder.context("envoy.yaml has no backend cluster")?);
     Ok(serde_yaml::to_string(&doc)?)
 }
+
+/// `config` (derived YAML) with every route timeout that is not `0s` (no timeout) set to
+/// `timeout`, on every listener: a test can show which requests a route timeout cuts without
+/// waiting for the real 60 s.
+pub fn with_route_timeout(config: &str, timeout: &str) -> Result<String> {
+    let mut doc: Value = serde_yaml::from_str(config)?;
+    let listeners = at(&mut doc, &["static_resources", "listeners"])?
+        .as_sequence_mut()
+        .context("listeners is not a list")?;
+    for listener in listeners {
+        let hcm = at(
+            listener,
+            &["filter_chains", "0", "filters", "0", "typed_config"],
+        )?;
+        let routes = at(hcm, &["route_config", "virtual_hosts", "0", "routes"])?
+            .as_sequence_mut()
+            .context("routes is not a list")?;
+        for route in routes {
+            let route_timeout = at(route, &["route", "timeout"])?;
+            if route_timeout.as_str() != Some("0s") {
+                *route_timeout = Value::from(timeout);
+            }
+        }
+    }
+    Ok(serde_yaml::to_string(&doc)?)
+}

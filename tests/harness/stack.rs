@@ -14,7 +14,7 @@ use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
-use crate::envoy::{EnvoyPorts, derive_config};
+use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
 use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port, node_bin};
 use crate::recorder::{self, Recorder};
 
@@ -39,6 +39,9 @@ pub struct StackOptions {
     pub opaque_tokens: bool,
     /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
     pub ratelimit_port: Option<u16>,
+    /// Every route timeout of envoy.yaml that is not `0s` replaced by this (e.g. `"2s"`; see
+    /// `envoy::with_route_timeout`).
+    pub route_timeout: Option<&'static str>,
 }
 
 /// The authorization server of a stack started with [`StackOptions::authz`].
@@ -276,6 +279,7 @@ impl Stack {
             &ports,
             plugin_overrides,
             &secret,
+            options.route_timeout,
         )?);
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
@@ -320,7 +324,14 @@ impl Stack {
             o.entry("resource")
                 .or_insert_with(|| Value::from(self.mcp_url.clone()));
         }
-        let envoy = spawn_envoy(name, self.dir.path(), &ports, &overrides, &self.secret)?;
+        let envoy = spawn_envoy(
+            name,
+            self.dir.path(),
+            &ports,
+            &overrides,
+            &self.secret,
+            None,
+        )?;
         self.procs
             .lock()
             .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?
@@ -475,9 +486,13 @@ fn spawn_envoy(
     ports: &EnvoyPorts,
     plugin_overrides: &Value,
     secret: &str,
+    route_timeout: Option<&str>,
 ) -> Result<Proc> {
     let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
-    let config = derive_config(&base, ports, &filter_wasm()?, plugin_overrides)?;
+    let mut config = derive_config(&base, ports, &filter_wasm()?, plugin_overrides)?;
+    if let Some(timeout) = route_timeout {
+        config = with_route_timeout(&config, timeout)?;
+    }
     let config_path = logs.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)?;
     let mut cmd = Command::new(envoy_bin()?);

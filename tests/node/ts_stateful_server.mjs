@@ -7,7 +7,10 @@
 // (docs/verify/verify_gateway.mjs): anything else gets 401 and -32040, so a client that bypasses
 // the edge is refused. Tools: `echo`, `shout`, `purge`, `hidden` (as ts_server.mjs) and
 // `announce`, which sends `notifications/tools/list_changed` on the session's GET stream (not the
-// stream of the call) and then answers.
+// stream of the call) and then answers. A `tools/list` whose `_meta` holds a `progressToken` and
+// `"mcp-edge-test/hold": true` first sends a progress notification on its own SSE answer, then
+// waits until the tool `release` is called (or 30 s) before it answers: the tests see whether the
+// edge passes the notification on while the answer is pending.
 import { randomUUID } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
@@ -17,12 +20,36 @@ import { verifyGateway, GatewayError } from "../../docs/verify/verify_gateway.mj
 const secret = process.env.MCP_EDGE_GATEWAY_SECRET;
 if (!secret) throw new Error("MCP_EDGE_GATEWAY_SECRET is not set");
 
+/** Resolvers of the held tools/list answers, oldest first. */
+const held = [];
+
 function server() {
   const mcp = new McpServer({ name: "ts-sdk-stateful", version: "1.0.0" });
   registerTools(mcp);
   mcp.registerTool("announce", { description: "Notify the session's GET stream." }, () => {
     mcp.sendToolListChanged();
     return reply("announced");
+  });
+  mcp.registerTool("release", { description: "Let the oldest held tools/list answer go." }, () => {
+    const go = held.shift();
+    go?.();
+    return reply(go ? "released" : "nothing held");
+  });
+  // The SDK has no hook around its own tools/list handler: wrap the registered one.
+  const list = mcp.server._requestHandlers.get("tools/list");
+  mcp.server._requestHandlers.set("tools/list", async (request, extra) => {
+    const meta = request.params?._meta;
+    if (meta?.["mcp-edge-test/hold"] && meta.progressToken !== undefined) {
+      await extra.sendNotification({
+        method: "notifications/progress",
+        params: { progressToken: meta.progressToken, progress: 0, message: "listing tools" },
+      });
+      await new Promise((resolve) => {
+        held.push(resolve);
+        setTimeout(resolve, 30_000);
+      });
+    }
+    return list(request, extra);
   });
   return mcp;
 }
