@@ -80,11 +80,9 @@ impl StreamedList {
         self.filter
             .push(chunk, end, ids, &keep)
             .unwrap_or_else(|e| {
+                // Only complete events went on: the client holds no partial one to finish.
                 self.failed = true;
-                // A blank line first ends whatever partial event the client holds.
-                let mut out = b"\n\n".to_vec();
-                out.extend(error_body(ids, &e, true));
-                out
+                error_body(ids, &e, true)
             })
     }
 }
