@@ -76,7 +76,9 @@ pub struct EventSplitter {
     pending: Vec<u8>,
     /// How far `pending` has been scanned.
     scanned: usize,
+    /// Where the line being scanned starts in `pending`.
     line_start: usize,
+    /// The current event's non-empty lines so far, as ranges of `pending`.
     lines: Vec<Range<usize>>,
     /// The last line ended with a CR: an LF right after it belongs to that line end.
     after_cr: bool,
@@ -85,6 +87,7 @@ pub struct EventSplitter {
 }
 
 impl EventSplitter {
+    /// `max_event`: the most bytes an incomplete event may hold before the stream is refused.
     pub fn new(max_event: usize) -> Self {
         Self {
             max_event,
