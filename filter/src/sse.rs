@@ -84,6 +84,8 @@ pub struct EventSplitter {
     after_cr: bool,
     /// Whether the start of the stream was checked for a BOM.
     bom_checked: bool,
+    /// The stream began with a BOM, not yet reported by [`Self::take_bom`].
+    bom: bool,
 }
 
 impl EventSplitter {
@@ -97,7 +99,15 @@ impl EventSplitter {
             lines: Vec::new(),
             after_cr: false,
             bom_checked: false,
+            bom: false,
         }
+    }
+
+    /// Whether the stream began with a BOM (once). Whoever passes the events on must send it
+    /// first: without it, a second BOM at the start of the first event would become the one a
+    /// client drops, and `\u{FEFF}data:` (no field a client knows) would read as `data:`.
+    pub fn take_bom(&mut self) -> bool {
+        std::mem::take(&mut self.bom)
     }
 
     /// Takes the next chunk; returns the events it completed, in order.
@@ -109,6 +119,7 @@ impl EventSplitter {
             }
             if self.pending.starts_with(BOM) {
                 self.pending.drain(..BOM.len());
+                self.bom = true;
             }
             self.bom_checked = true;
         }
@@ -241,6 +252,20 @@ mod tests {
         let mut s = EventSplitter::new(100);
         s.push(b"\xEF\xBB").unwrap();
         assert_eq!(s.finish(), Err(SseError::NotUtf8));
+    }
+
+    #[test]
+    fn only_the_first_of_two_boms_is_dropped_and_it_is_reported() {
+        let mut s = EventSplitter::new(100);
+        let events = s.push(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\n").unwrap();
+        assert!(s.take_bom());
+        assert!(!s.take_bom(), "reported once");
+        assert_eq!(
+            events[0].data(),
+            None,
+            "a field named BOM + data is not data"
+        );
+        assert_eq!(events[0].raw, b"\xEF\xBB\xBFdata: x\n\n");
     }
 
     #[test]

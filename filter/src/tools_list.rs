@@ -80,7 +80,11 @@ impl SseFilter {
     ) -> Result<Vec<u8>, RewriteError> {
         let err = |e: crate::sse::SseError| RewriteError(e.to_string());
         let mut out = Vec::with_capacity(chunk.len());
-        for event in self.events.push(chunk).map_err(err)? {
+        let events = self.events.push(chunk).map_err(err)?;
+        if self.events.take_bom() {
+            out.extend_from_slice("\u{FEFF}".as_bytes());
+        }
+        for event in events {
             filter_event(&event, true, ids, keep, &mut out)?;
         }
         if end && let Some(tail) = self.events.finish().map_err(err)? {
@@ -284,8 +288,8 @@ mod tests {
         let text = String::from_utf8(whole.clone()).unwrap();
         assert!(!text.contains("delete_project") && text.contains("create_project"));
         assert!(
-            text.starts_with(": hello\r\nretry: 10\r\n\r\nevent: message\r"),
-            "{text}"
+            text.starts_with("\u{FEFF}: hello\r\nretry: 10\r\n\r\nevent: message\r"),
+            "the BOM passes on: {text}"
         );
         assert_eq!(text.matches("notifications/progress").count(), 2);
         let stream_through = |cuts: &mut dyn Iterator<Item = usize>| {
