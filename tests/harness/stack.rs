@@ -75,6 +75,11 @@ pub struct Stack {
     dir: tempfile::TempDir,
 }
 
+/// The service client of authz/directory.json (tenant acme): its id (also the `sub` of its
+/// tokens) and its demo secret.
+pub const SERVICE_CLIENT: &str = "acme-reporting-agent";
+pub const SERVICE_SECRET: &str = "acme-reporting-agent-demo-secret-0123456789";
+
 impl Authz {
     /// A `client_credentials` token response (the JSON object) for a service client of
     /// authz/directory.json; fails unless the server answers 200.
@@ -129,6 +134,13 @@ impl Authz {
 }
 
 impl Stack {
+    /// The authorization server; an error for a stack started without one.
+    pub fn authz(&self) -> Result<&Authz> {
+        self.authz
+            .as_ref()
+            .context("the stack runs no authorization server")
+    }
+
     pub fn start() -> Result<Self> {
         Self::start_with_plugin_overrides(&Value::Null)
     }
