@@ -1,0 +1,89 @@
+//! The official MCP Python SDK's Streamable HTTP server behind the edge, stateless with JSON
+//! responses (`tests/python/py_server.py`, `mcp` 2.3.0 from PyPI in the repository's `.venv`),
+//! with the edge's shipped configuration except `tool_scopes`, which name this server's tools.
+//! Driven by the official TypeScript client and by rmcp 3.11's client. The server refuses any
+//! request without the edge's gateway signature (`docs/verify/verify_gateway_asgi.py`) and its
+//! `whoami` tool answers with the identity the edge vouched for.
+
+use anyhow::{Result, ensure};
+use mcp_edge_tests::client::{sdk_client, tool_names};
+use mcp_edge_tests::runner::Case;
+use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
+use mcp_edge_tests::upstream_cases::{
+    ensure_authorized_per_tool, get_stream_is_answered_at_the_edge,
+    requests_that_bypass_the_edge_are_refused,
+};
+use serde_json::{Value, json};
+
+/// `echo` and `whoami` need `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`; `hidden` is
+/// unknown to the edge.
+fn overrides() -> Value {
+    json!({"tool_scopes": {
+        "echo": "mcp:read", "whoami": "mcp:read", "shout": "mcp:write", "purge": "mcp:admin"
+    }})
+}
+
+fn official_client_sees_only_its_tools(s: &Stack) -> Result<()> {
+    let every = s.token_with("tenant-py", "mcp:read mcp:write mcp:admin", None)?;
+    let listed = sdk_client(&s.mcp_url, &every, json!([]))?;
+    ensure!(
+        listed["serverInfo"]["name"] == "py-sdk-stateless",
+        "{listed}"
+    );
+    let names = tool_names(&listed)?;
+    ensure!(
+        names == ["echo", "purge", "shout", "whoami"],
+        "all scopes: {names:?}"
+    );
+    let narrow = s.token_with(
+        "tenant-py",
+        "mcp:read mcp:write",
+        Some(&["echo", "whoami", "purge", "hidden"]),
+    )?;
+    let listed = sdk_client(
+        &s.mcp_url,
+        &narrow,
+        json!([
+            {"name": "echo", "arguments": {"text": "through the edge"}},
+            {"name": "whoami", "arguments": {}}
+        ]),
+    )?;
+    let names = tool_names(&listed)?;
+    ensure!(
+        names == ["echo", "whoami"],
+        "allowed_tools and scopes: {names:?}"
+    );
+    let results = &listed["results"];
+    ensure!(
+        results[0]["content"][0]["text"] == "through the edge",
+        "{listed}"
+    );
+    ensure!(
+        results[1]["content"][0]["text"] == "tenant=tenant-py user=user-of-tenant-py",
+        "whoami: {listed}"
+    );
+    Ok(())
+}
+
+/// The Python SDK 2.3.0 answers `server/discover`: rmcp settles on 2026-07-28 through the edge.
+fn rmcp_client_is_authorized_per_tool(s: &Stack) -> Result<()> {
+    ensure_authorized_per_tool(s, "2026-07-28")
+}
+
+const CASES: &[Case] = mcp_edge_tests::cases![
+    official_client_sees_only_its_tools,
+    rmcp_client_is_authorized_per_tool,
+    get_stream_is_answered_at_the_edge,
+    requests_that_bypass_the_edge_are_refused,
+];
+
+fn main() {
+    mcp_edge_tests::runner::run_with_options(
+        &StackOptions {
+            plugin_overrides: overrides(),
+            upstream: Upstream::Python("py_server.py"),
+            ..StackOptions::default()
+        },
+        CASES,
+    );
+}
