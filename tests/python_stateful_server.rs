@@ -11,7 +11,7 @@ use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
 use mcp_edge_tests::streamable::post;
 use mcp_edge_tests::upstream_cases::{
-    delete_ends_the_session, get_stream_delivers_events_before_it_ends,
+    delete_ends_the_session, ensure_authorized_per_tool, get_stream_delivers_events_before_it_ends,
     requests_that_bypass_the_edge_are_refused, session_ids_are_bound_to_tenant_and_user,
 };
 use serde_json::{Value, json};
@@ -104,9 +104,16 @@ fn refusals_in_a_session_stay_at_the_edge(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// At 2026-07-28 (`server/discover`, no `initialize`, no session) the SDK serves even its
+/// stateful app statelessly; the edge with `stateful_upstream` lets such a client through.
+fn rmcp_client_is_authorized_per_tool(s: &Stack) -> Result<()> {
+    ensure_authorized_per_tool(s, "2026-07-28")
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     official_client_works_through_sessions,
     refusals_in_a_session_stay_at_the_edge,
+    rmcp_client_is_authorized_per_tool,
     session_ids_are_bound_to_tenant_and_user,
     get_stream_delivers_events_before_it_ends,
     delete_ends_the_session,

@@ -38,15 +38,14 @@ class VerifyGateway:
         try:
             if repeated:
                 raise GatewayError("repeated_header", repeated)
-            identity = verify_gateway(
-                self.secret, headers, scope["method"], path, headers.get("mcp-protocol-version", ""), body
-            )
+            version = headers.get("mcp-protocol-version", "")
+            identity = verify_gateway(self.secret, headers, scope["method"], path, version, body)
         except GatewayError as e:
             error = {"code": -32040, "message": f"not authenticated by the gateway ({e})"}
-            await send(
-                {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"application/json")]}
-            )
-            await send({"type": "http.response.body", "body": json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()})
+            body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
         delivered = False
 

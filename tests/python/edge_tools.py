@@ -1,5 +1,5 @@
-"""What both Python SDK servers of the e2e tests share (py_server.py, stateless; py_stateful_server.py,
-stateful): their tools, the gateway check in front of them, and how they listen.
+"""What both Python SDK servers of the e2e tests share (py_server.py, stateless;
+py_stateful_server.py, stateful): their tools, the gateway check in front of them, how they listen.
 
 Tools, as tests/node/ts_tools.mjs: `echo` (returns its text), `shout` (upper-cases it), `purge`
 (says it purged) and `hidden` (not in the edge's tool_scopes: never listed nor forwarded); plus

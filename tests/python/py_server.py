@@ -9,4 +9,5 @@ from edge_tools import register_tools, serve
 from mcp.server.mcpserver import MCPServer
 
 if __name__ == "__main__":
-    serve(register_tools(MCPServer("py-sdk-stateless", version="1.0.0")), stateless_http=True, json_response=True)
+    mcp = register_tools(MCPServer("py-sdk-stateless", version="1.0.0"))
+    serve(mcp, stateless_http=True, json_response=True)
