@@ -6,7 +6,7 @@
 //! `whoami` tool answers with the identity the edge vouched for.
 
 use anyhow::{Result, ensure};
-use mcp_edge_tests::client::{sdk_client, tool_names};
+use mcp_edge_tests::client::{http, sdk_client, tool_names};
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
 use mcp_edge_tests::upstream_cases::{
@@ -70,11 +70,39 @@ fn rmcp_client_is_authorized_per_tool(s: &Stack) -> Result<()> {
     ensure_authorized_per_tool(s, "2026-07-28")
 }
 
+/// The SDK checks `Host` (DNS-rebinding protection) and the edge forwards the client's: the
+/// public host the server was told about (`PUBLIC_HOST` in tests/python/edge_tools.py) is served,
+/// another is refused by the SDK with 421.
+fn sdk_serves_only_the_hosts_it_was_told(s: &Stack) -> Result<()> {
+    let token = s.token_with("tenant-py", "mcp:read", None)?;
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    for (host, status) in [("mcp.example.com", 200), ("other.example.com", 421)] {
+        let resp = http()
+            .post(&s.mcp_url)
+            .bearer_auth(&token)
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(list.to_string())
+            .send()?;
+        let got = resp.status();
+        let body = resp.text()?;
+        ensure!(got == status, "Host {host}: {got} {body}");
+        ensure!(
+            status != 200 || body.contains("\"whoami\""),
+            "Host {host}: {body}"
+        );
+    }
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     official_client_sees_only_its_tools,
     rmcp_client_is_authorized_per_tool,
     get_stream_is_answered_at_the_edge,
     requests_that_bypass_the_edge_are_refused,
+    sdk_serves_only_the_hosts_it_was_told,
 ];
 
 fn main() {

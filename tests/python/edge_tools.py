@@ -13,12 +13,22 @@ from typing import Annotated
 
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "verify"))
 from verify_gateway_asgi import VerifyGateway  # noqa: E402  (the verifier lives in docs/verify)
 
 Text = Annotated[str, Field(max_length=200)]
+
+# The SDK refuses (421) a `Host` it does not know, and the edge forwards the client's: name the
+# public host the edge is reached by (here a made-up one the tests send) beside the loopback ones.
+PUBLIC_HOST = "mcp.example.com"
+TRANSPORT_SECURITY = TransportSecuritySettings(
+    enable_dns_rebinding_protection=True,
+    allowed_hosts=["127.0.0.1:*", "localhost:*", PUBLIC_HOST],
+    allowed_origins=["http://127.0.0.1:*", "http://localhost:*", f"https://{PUBLIC_HOST}"],
+)
 
 
 def register_tools(mcp: MCPServer) -> MCPServer:
@@ -57,7 +67,8 @@ def serve(mcp: MCPServer, **app_options) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, int(port)))
-    app = VerifyGateway(mcp.streamable_http_app(host=host, **app_options))
+    sdk_app = mcp.streamable_http_app(transport_security=TRANSPORT_SECURITY, **app_options)
+    app = VerifyGateway(sdk_app)
     bound_host, bound_port = sock.getsockname()
     print(f"listening on {bound_host}:{bound_port}", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[sock])
