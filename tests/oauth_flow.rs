@@ -12,18 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::{Authz, Stack, StackOptions};
+use mcp_edge_tests::stack::{SERVICE_CLIENT, SERVICE_SECRET, Stack, StackOptions};
 use serde_json::{Value, json};
-
-/// The service client of authz/directory.json (tenant acme).
-const SERVICE_CLIENT: &str = "acme-reporting-agent";
-const SERVICE_SECRET: &str = "acme-reporting-agent-demo-secret-0123456789";
-
-fn authz(s: &Stack) -> Result<&Authz> {
-    s.authz
-        .as_ref()
-        .context("the stack runs no authorization server")
-}
 
 /// The decoded header and payload of a JWT.
 fn decode(jwt: &str) -> Result<(Value, Value)> {
@@ -36,7 +26,9 @@ fn decode(jwt: &str) -> Result<(Value, Value)> {
 }
 
 fn service_token(s: &Stack, scope: &str, resource: Option<&str>) -> Result<String> {
-    let body = authz(s)?.client_credentials(SERVICE_CLIENT, SERVICE_SECRET, scope, resource)?;
+    let body = s
+        .authz()?
+        .client_credentials(SERVICE_CLIENT, SERVICE_SECRET, scope, resource)?;
     body["access_token"]
         .as_str()
         .map(str::to_string)
@@ -69,7 +61,7 @@ fn sdk_client_runs_the_oauth_flow_and_steps_up(s: &Stack) -> Result<()> {
             ),
         ],
     )?;
-    let authz_url = &authz(s)?.url;
+    let authz_url = &s.authz()?.url;
 
     // Discovery as the spec describes it: 401 with resource_metadata → PRM → AS metadata →
     // registration → authorization (PKCE S256, resource = this MCP endpoint) → token.
@@ -241,7 +233,7 @@ fn users_get_their_directory_claims_and_no_more(s: &Stack) -> Result<()> {
 }
 
 fn token_for_another_resource_is_refused(s: &Stack) -> Result<()> {
-    let other = &authz(s)?.other_resource;
+    let other = &s.authz()?.other_resource;
     let token = service_token(s, "mcp:read", Some(other))?;
     let (_, claims) = decode(&token)?;
     ensure!(claims["aud"] == other.as_str(), "{claims}");
@@ -296,7 +288,9 @@ fn client_credentials_token_works_through_envoy(s: &Stack) -> Result<()> {
         "{created}"
     );
     // A scope the client may not have is refused by the server itself.
-    let refused = authz(s)?.client_credentials(SERVICE_CLIENT, SERVICE_SECRET, "mcp:admin", None);
+    let refused = s
+        .authz()?
+        .client_credentials(SERVICE_CLIENT, SERVICE_SECRET, "mcp:admin", None);
     ensure!(
         refused
             .as_ref()
@@ -309,7 +303,7 @@ fn client_credentials_token_works_through_envoy(s: &Stack) -> Result<()> {
 fn rotated_key_is_accepted_on_first_request(s: &Stack) -> Result<()> {
     let before = service_token(s, "mcp:read", None)?;
     let old_kid = decode(&before)?.0["kid"].clone();
-    let kid = authz(s)?.rotate_keys()?;
+    let kid = s.authz()?.rotate_keys()?;
     // The filter refetches on an unknown kid at most every min_refetch_seconds (1 s in the tests)
     // after its last fetch, which may be the one at Envoy's start a moment ago.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -334,7 +328,7 @@ fn rotated_key_is_accepted_on_first_request(s: &Stack) -> Result<()> {
 }
 
 fn authorization_server_metadata(s: &Stack) -> Result<()> {
-    let url = &authz(s)?.url;
+    let url = &s.authz()?.url;
     for path in [
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",

@@ -9,23 +9,14 @@
 use anyhow::{Context as _, Result, ensure};
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::{Authz, Stack, StackOptions};
+use mcp_edge_tests::stack::{SERVICE_CLIENT, SERVICE_SECRET, Stack, StackOptions};
 use serde_json::{Value, json};
-
-/// The service client of authz/directory.json (tenant acme).
-const SERVICE_CLIENT: &str = "acme-reporting-agent";
-const SERVICE_SECRET: &str = "acme-reporting-agent-demo-secret-0123456789";
-
-fn authz(s: &Stack) -> Result<&Authz> {
-    s.authz
-        .as_ref()
-        .context("the stack runs no authorization server")
-}
 
 /// A fresh opaque token of the service client for this stack's MCP resource.
 fn opaque_token(s: &Stack, scope: &str) -> Result<String> {
     let body =
-        authz(s)?.client_credentials(SERVICE_CLIENT, SERVICE_SECRET, scope, Some(&s.mcp_url))?;
+        s.authz()?
+            .client_credentials(SERVICE_CLIENT, SERVICE_SECRET, scope, Some(&s.mcp_url))?;
     let token = body["access_token"].as_str().context("no access_token")?;
     ensure!(
         token.split('.').count() == 1,
@@ -71,10 +62,10 @@ fn opaque_token_reaches_the_backend_as_its_tenant(s: &Stack) -> Result<()> {
 
 fn second_request_is_served_from_the_cache(s: &Stack) -> Result<()> {
     let token = opaque_token(s, "mcp:read")?;
-    let before = authz(s)?.introspections()?;
+    let before = s.authz()?.introspections()?;
     let (status, _) = recorded_tenant(s, &token, "opaque-cache-1")?;
     ensure!(status == 200, "status {status}");
-    let after_first = authz(s)?.introspections()?;
+    let after_first = s.authz()?.introspections()?;
     ensure!(
         after_first > before,
         "the first request was not introspected"
@@ -85,7 +76,7 @@ fn second_request_is_served_from_the_cache(s: &Stack) -> Result<()> {
         let (status, _) = recorded_tenant(s, &token, &format!("opaque-cache-{}", i + 2))?;
         ensure!(status == 200, "status {status}");
     }
-    let after = authz(s)?.introspections()?;
+    let after = s.authz()?.introspections()?;
     ensure!(
         after - after_first < 5,
         "5 more requests caused {} introspections",
@@ -98,7 +89,7 @@ fn revoked_and_unknown_opaque_tokens_get_401(s: &Stack) -> Result<()> {
     let token = opaque_token(s, "mcp:read")?;
     // Revoked before its first use: the introspection endpoint answers active: false.
     let resp = http()
-        .post(format!("{}/token/revocation", authz(s)?.url))
+        .post(format!("{}/token/revocation", s.authz()?.url))
         .basic_auth(SERVICE_CLIENT, Some(SERVICE_SECRET))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form_encode(&[("token", &token)]))
@@ -132,11 +123,11 @@ fn revoked_and_unknown_opaque_tokens_get_401(s: &Stack) -> Result<()> {
 
 fn jwts_are_verified_not_introspected(s: &Stack) -> Result<()> {
     // The other resource of the server still gets JWTs.
-    let body = authz(s)?.client_credentials(
+    let body = s.authz()?.client_credentials(
         SERVICE_CLIENT,
         SERVICE_SECRET,
         "mcp:read",
-        Some(&authz(s)?.other_resource),
+        Some(&s.authz()?.other_resource),
     )?;
     let jwt = body["access_token"].as_str().context("no access_token")?;
     ensure!(jwt.split('.').count() == 3, "not a JWT: {jwt}");

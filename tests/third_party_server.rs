@@ -6,11 +6,13 @@
 //! The server knows nothing about the edge (it does not check the gateway signature): the edge
 //! alone decides who may list and call what.
 
-use anyhow::{Context as _, Result, ensure};
-use mcp_edge_tests::client::{http, sdk_client, tool_names};
-use mcp_edge_tests::rmcp_client::{auto_client, call, ensure_negotiated, runtime};
+use anyhow::{Result, ensure};
+use mcp_edge_tests::client::{sdk_client, tool_names};
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::{Stack, StackOptions};
+use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
+use mcp_edge_tests::upstream_cases::{
+    ensure_authorized_per_tool, get_stream_is_answered_at_the_edge,
+};
 use serde_json::json;
 
 /// `echo` needs `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`; `hidden` is unknown to the
@@ -43,45 +45,10 @@ fn official_client_sees_only_its_tools(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// The server only speaks up to 2025-11-25: rmcp's `server/discover` probe falls back to
+/// `initialize` through the edge.
 fn rmcp_client_is_authorized_per_tool(s: &Stack) -> Result<()> {
-    let t = s.token_with("tenant-ts", "mcp:read mcp:write", Some(&["echo", "purge"]))?;
-    runtime()?.block_on(async {
-        // The server only speaks up to 2025-11-25: rmcp's server/discover probe falls back to
-        // initialize through the edge.
-        let client = auto_client(s, &t).await?;
-        ensure_negotiated(&client, "2025-11-25")?;
-        let echoed = client
-            .call_tool(call("echo", json!({"text": "hi"})))
-            .await?;
-        let text = serde_json::to_string(&echoed.content)?;
-        ensure!(text.contains("hi"), "echo: {text}");
-        for (tool, expected) in [
-            ("shout", "allowed_tools"),
-            ("hidden", "Unknown tool"),
-            ("purge", "insufficient_scope"),
-        ] {
-            let e = client
-                .call_tool(call(tool, json!({"text": "x"})))
-                .await
-                .err()
-                .with_context(|| format!("{tool} was served"))?;
-            let shown = format!("{e:?}");
-            ensure!(shown.contains(expected), "{tool}: {shown}");
-        }
-        client.cancel().await?;
-        Ok(())
-    })
-}
-
-fn get_stream_is_answered_at_the_edge(s: &Stack) -> Result<()> {
-    let t = s.token_with("tenant-ts", "mcp:read", None)?;
-    let resp = http()
-        .get(&s.mcp_url)
-        .bearer_auth(&t)
-        .header("accept", "text/event-stream")
-        .send()?;
-    ensure!(resp.status() == 405, "GET: {}", resp.status());
-    Ok(())
+    ensure_authorized_per_tool(s, "2025-11-25")
 }
 
 const CASES: &[Case] = mcp_edge_tests::cases![
@@ -94,7 +61,7 @@ fn main() {
     mcp_edge_tests::runner::run_with_options(
         &StackOptions {
             plugin_overrides: overrides(),
-            upstream_script: Some("ts_server.mjs"),
+            upstream: Upstream::Node("ts_server.mjs"),
             ..StackOptions::default()
         },
         CASES,

@@ -73,6 +73,9 @@ pub struct ClaimMapping {
     /// The user is always the token's: a claim, never fixed.
     pub user: ClaimPath,
     pub scopes: Source<Vec<String>>,
+    /// Read, in order, when the `scopes` claim is absent: the first present is the token's scopes
+    /// (Entra: delegated tokens carry `scp`, app-only tokens only `roles`).
+    pub scopes_fallback: Vec<ClaimPath>,
     /// Put before every scope the token carries that does not start with it already (Entra's
     /// `scp` holds `mcp:read` for a scope requested as `api://<app-id>/mcp:read`).
     pub scope_prefix: Option<String>,
@@ -89,6 +92,7 @@ impl Default for ClaimMapping {
             tenant: Source::Claim(ClaimPath::name("tenant_id")),
             user: ClaimPath::name("sub"),
             scopes: Source::Claim(ClaimPath::name("scope")),
+            scopes_fallback: Vec::new(),
             scope_prefix: None,
             allowed_tools: ClaimPath::name("allowed_tools"),
             tier: Source::Claim(ClaimPath::name("rate_limit_tier")),

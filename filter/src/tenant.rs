@@ -91,18 +91,24 @@ fn string_from<'a>(
 }
 
 /// The scopes: a space-separated string, or (from any claim but the RFC 9068 `scope`, which is a
-/// string by definition) an array of scope names, as Okta's `scp` is.
+/// string by definition) an array of scope names, as Okta's `scp` is. Read from the mapping's
+/// scopes claim, or when it is absent from the first of its fallbacks that is present.
 fn scopes_from(
     claims: &Map<String, Value>,
     mapping: &ClaimMapping,
 ) -> Result<Vec<String>, ClaimError> {
-    let path = match &mapping.scopes {
+    let first = match &mapping.scopes {
         Source::Fixed(scopes) => return Ok(scopes.clone()),
         Source::Claim(path) => path,
     };
-    let mut scopes: Vec<String> = match path.find(claims) {
-        None => Vec::new(),
-        Some(Value::Array(items)) if path.written() != "scope" => {
+    let found = std::iter::once(first)
+        .chain(&mapping.scopes_fallback)
+        .find_map(|path| path.find(claims).map(|value| (path, value)));
+    let Some((path, value)) = found else {
+        return Ok(Vec::new());
+    };
+    let mut scopes: Vec<String> = match value {
+        Value::Array(items) if path.written() != "scope" => {
             if items.len() > MAX_SCOPE_ITEMS {
                 return Err(bad(path, "lists too many scopes"));
             }
@@ -121,7 +127,7 @@ fn scopes_from(
             }
             scopes
         }
-        Some(_) => string_claim(claims, path, MAX_SCOPE_BYTES)?
+        _ => string_claim(claims, path, MAX_SCOPE_BYTES)?
             .map(|s| {
                 s.split(' ')
                     .filter(|p| !p.is_empty())
@@ -378,6 +384,7 @@ mod tests {
             tenant: Source::Claim(ClaimPath::name("https://example.com/tenant_id")),
             user: ClaimPath::name("oid"),
             scopes: Source::Claim(ClaimPath::name("scp")),
+            scopes_fallback: vec![ClaimPath::name("roles")],
             scope_prefix: Some("api://app/".into()),
             allowed_tools: ClaimPath::from_segments(
                 vec!["mcp".into(), "tools".into()],
@@ -417,6 +424,27 @@ mod tests {
         .unwrap();
         assert_eq!(ctx.scopes, vec!["api://app/x", "api://app/y"]);
         assert_eq!(ctx.tier, Tier::Free);
+        // Without `scp` (an app-only token) the fallback `roles` are the scopes; with `scp`
+        // present (even empty) the roles are not read as scopes.
+        let ctx = mapped(
+            &m,
+            json!({"https://example.com/tenant_id": "a", "oid": "o", "roles": ["mcp:read", "Silver"]}),
+        )
+        .unwrap();
+        assert_eq!(ctx.scopes, vec!["api://app/mcp:read", "api://app/Silver"]);
+        assert_eq!(ctx.tier, Tier::Pro);
+        let ctx = mapped(
+            &m,
+            json!({"https://example.com/tenant_id": "a", "oid": "o", "scp": "", "roles": ["mcp:admin"]}),
+        )
+        .unwrap();
+        assert!(ctx.scopes.is_empty(), "{:?}", ctx.scopes);
+        let e = mapped(
+            &m,
+            json!({"https://example.com/tenant_id": "a", "oid": "o", "roles": [1]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.claim, "roles");
         // Errors name the claim as configured.
         let e = mapped(&m, json!({"https://example.com/tenant_id": "a", "oid": 1})).unwrap_err();
         assert_eq!((e.claim.as_str(), e.problem), ("oid", "is not a string"));

@@ -6,13 +6,16 @@
 //! - [`envoy`]: the Envoy configuration for a test, derived from the repository's `envoy.yaml`.
 //! - [`recorder`]: a recording upstream (a mock backend, named as such) that shows exactly what
 //!   Envoy forwarded.
-//! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend, recorder, Envoy.
+//! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend (or a
+//!   third-party MCP server in Node or Python), recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
 //! - [`idp`]: tokens shaped as other identity providers shape them, and what the edge made of them.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
 //!   [`rmcp_client`]: rmcp's client at a pinned protocol version;
-//!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters).
+//!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters);
+//!   [`streamable`]: raw Streamable HTTP requests (sessions, GET streams, refusals);
+//!   [`upstream_cases`]: the cases every third-party server behind the edge must pass.
 
 pub mod client;
 pub mod compose;
@@ -25,6 +28,8 @@ pub mod rmcp_client;
 pub mod runner;
 pub mod stack;
 pub mod stats;
+pub mod streamable;
+pub mod upstream_cases;
 
 use std::path::PathBuf;
 

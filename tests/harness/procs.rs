@@ -198,3 +198,13 @@ pub fn node_bin() -> PathBuf {
         PathBuf::from("node")
     }
 }
+
+/// The repository's Python (`.venv/bin/python`), where scripts/install-deps.sh installs the
+/// official MCP Python SDK for the servers of `tests/python`.
+pub fn python_bin() -> Result<PathBuf> {
+    let path = crate::repo_root().join(".venv/bin/python");
+    if !path.exists() {
+        bail!("{} is missing: run scripts/install-deps.sh", path.display());
+    }
+    Ok(path)
+}

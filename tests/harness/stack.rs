@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
-use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port, node_bin};
+use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port, node_bin, python_bin};
 use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,10 +30,8 @@ pub struct StackOptions {
     pub plugin_overrides: Value,
     /// More options for the backend (e.g. `--quota-free 5`).
     pub backend_args: Vec<String>,
-    /// A third-party MCP server to put behind the edge instead of our backend: a script in
-    /// `tests/node` run as `node <script> --listen 127.0.0.1:0` (with `MCP_EDGE_GATEWAY_SECRET`)
-    /// that prints `listening on ADDR`.
-    pub upstream_script: Option<&'static str>,
+    /// The MCP server behind the edge: our backend (default) or a third-party one.
+    pub upstream: Upstream,
     /// With `authz`: the server issues opaque access tokens (RFC 7662 introspection) for the
     /// stack's MCP resource instead of JWTs.
     pub opaque_tokens: bool,
@@ -42,6 +40,41 @@ pub struct StackOptions {
     /// Every route timeout of envoy.yaml that is not `0s` replaced by this (e.g. `"2s"`; see
     /// `envoy::with_route_timeout`).
     pub route_timeout: Option<&'static str>,
+}
+
+/// The MCP server a stack puts behind the edge. A third-party server is a script run with
+/// `--listen 127.0.0.1:0` and `MCP_EDGE_GATEWAY_SECRET`, which prints `listening on ADDR` once
+/// ready, as the backend does.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Upstream {
+    /// Our backend (`mcp-edge-backend`).
+    #[default]
+    Backend,
+    /// A script in `tests/node`, run with the repository's Node (`.venv/bin/node`).
+    Node(&'static str),
+    /// A script in `tests/python`, run with the repository's Python (`.venv/bin/python`, where
+    /// scripts/install-deps.sh installs the official MCP Python SDK).
+    Python(&'static str),
+}
+
+impl Upstream {
+    /// The command that starts this upstream, before the arguments every upstream gets.
+    fn command(self, redis_url: &str, backend_args: &[String]) -> Result<Command> {
+        let (interpreter, dir, script) = match self {
+            Self::Backend => {
+                let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
+                cmd.args(["--redis-url", redis_url])
+                    .args(backend_args)
+                    .env("RUST_LOG", "info");
+                return Ok(cmd);
+            }
+            Self::Node(script) => (node_bin(), "tests/node", script),
+            Self::Python(script) => (python_bin()?, "tests/python", script),
+        };
+        let mut cmd = Command::new(interpreter);
+        cmd.arg(crate::repo_root().join(dir).join(script));
+        Ok(cmd)
+    }
 }
 
 /// The authorization server of a stack started with [`StackOptions::authz`].
@@ -77,6 +110,11 @@ pub struct Stack {
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
 }
+
+/// The service client of authz/directory.json (tenant acme): its id (also the `sub` of its
+/// tokens) and its demo secret.
+pub const SERVICE_CLIENT: &str = "acme-reporting-agent";
+pub const SERVICE_SECRET: &str = "acme-reporting-agent-demo-secret-0123456789";
 
 impl Authz {
     /// A `client_credentials` token response (the JSON object) for a service client of
@@ -132,6 +170,13 @@ impl Authz {
 }
 
 impl Stack {
+    /// The authorization server; an error for a stack started without one.
+    pub fn authz(&self) -> Result<&Authz> {
+        self.authz
+            .as_ref()
+            .context("the stack runs no authorization server")
+    }
+
     pub fn start() -> Result<Self> {
         Self::start_with_plugin_overrides(&Value::Null)
     }
@@ -178,23 +223,11 @@ impl Stack {
         procs.push(redis);
 
         // The backend (ours, or a third-party server), on a port it picks.
-        let cmd = match options.upstream_script {
-            None => {
-                let mut cmd = Command::new(cargo_bin("mcp-edge-backend")?);
-                cmd.args(["--listen", "127.0.0.1:0", "--redis-url", &redis_url])
-                    .args(&options.backend_args)
-                    .env("MCP_EDGE_GATEWAY_SECRET", &secret)
-                    .env("RUST_LOG", "info");
-                cmd
-            }
-            Some(script) => {
-                let mut cmd = Command::new(node_bin());
-                cmd.arg(crate::repo_root().join("tests/node").join(script))
-                    .args(["--listen", "127.0.0.1:0"])
-                    .env("MCP_EDGE_GATEWAY_SECRET", &secret);
-                cmd
-            }
-        };
+        let mut cmd = options
+            .upstream
+            .command(&redis_url, &options.backend_args)?;
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .env("MCP_EDGE_GATEWAY_SECRET", &secret);
         let mut backend = Proc::spawn("backend", cmd, logs)?;
         let line = backend.wait_for_log("listening on", START_TIMEOUT)?;
         let backend_addr: SocketAddr = line

@@ -151,6 +151,39 @@ fn source<T>(
     }
 }
 
+/// Most claims a `scopes` list may name.
+const MAX_SCOPE_CLAIMS: usize = 4;
+
+/// `scopes` written as a list of claims: the first (as any single `scopes` value) and the
+/// fallbacks read in order when it is absent.
+fn scope_claim_list(list: &[Value]) -> Result<(ClaimPath, Vec<ClaimPath>), ConfigError> {
+    let field = "claims.scopes";
+    if list.is_empty() || list.len() > MAX_SCOPE_CLAIMS {
+        return Err(err(
+            field,
+            format!(
+                "a list must name 1 to {MAX_SCOPE_CLAIMS} claims, read in order until one is present"
+            ),
+        ));
+    }
+    let mut paths = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let path = claim_only(&format!("{field}[{i}]"), item)?;
+        if paths
+            .iter()
+            .any(|p: &ClaimPath| p.written() == path.written())
+        {
+            return Err(err(field, format!("{:?} is listed twice", path.written())));
+        }
+        paths.push(path);
+    }
+    let mut paths = paths.into_iter();
+    match paths.next() {
+        Some(first) => Ok((first, paths.collect())),
+        None => Err(err(field, "a list must name a claim")),
+    }
+}
+
 /// A field that must come from the token (the user, the allowed tools).
 fn claim_only(field: &str, value: &Value) -> Result<ClaimPath, ConfigError> {
     match value {
@@ -198,7 +231,12 @@ pub(super) fn claim_mapping(raw: Option<&RawClaims>) -> Result<ClaimMapping, Con
     if let Some(v) = pick(&raw.user, "user") {
         mapping.user = claim_only("claims.user", &v)?;
     }
-    if let Some(v) = pick(&raw.scopes, "scopes") {
+    if let Some(Value::Array(list)) = pick(&raw.scopes, "scopes") {
+        // A list: the first claim present is read (the others are fallbacks, in order).
+        let (first, fallback) = scope_claim_list(&list)?;
+        mapping.scopes = Source::Claim(first);
+        mapping.scopes_fallback = fallback;
+    } else if let Some(v) = pick(&raw.scopes, "scopes") {
         mapping.scopes = source("claims.scopes", &v, |s| {
             plain_text(s, MAX_SCOPE_BYTES, "space-separated scope list").map(|()| {
                 s.split(' ')
@@ -331,8 +369,16 @@ mod tests {
             m.tier_map,
             Some([("MCP.Pro".to_string(), Tier::Pro)].into())
         );
+        assert!(
+            m.scopes_fallback.is_empty(),
+            "roles are scopes only when asked"
+        );
         let m = mapping(json!({"preset": "entra", "user": "sub"})).unwrap();
         assert_eq!(m.user, ClaimPath::name("sub"), "an explicit field wins");
+        // Entra app-only tokens: `scp` first, `roles` when it is absent.
+        let m = mapping(json!({"preset": "entra", "scopes": ["scp", "roles"]})).unwrap();
+        assert_eq!(m.scopes, Source::Claim(ClaimPath::name("scp")));
+        assert_eq!(m.scopes_fallback, vec![ClaimPath::name("roles")]);
         for name in PRESETS {
             assert!(mapping(json!({"preset": name})).is_ok(), "{name}");
         }
@@ -377,6 +423,17 @@ mod tests {
                 "claims.scope_prefix",
             ),
             (json!({"data_scope": ["x"]}), "claims.data_scope"),
+            (json!({"scopes": []}), "claims.scopes"),
+            (
+                json!({"scopes": ["a", "b", "c", "d", "e"]}),
+                "claims.scopes",
+            ),
+            (json!({"scopes": ["scp", "scp"]}), "claims.scopes"),
+            (
+                json!({"scopes": ["scp", {"fixed": "a"}]}),
+                "claims.scopes[1]",
+            ),
+            (json!({"scopes": ["scp", "exp"]}), "claims.scopes[1]"),
         ];
         for (v, field) in cases {
             assert_eq!(field_of(v.clone()), field, "{v}");

@@ -98,27 +98,11 @@ mod tests {
 
     use super::*;
     use crate::config::parse_config;
-    use crate::gate::{Host, WorkerState};
+    use crate::gate::WorkerState;
+    use crate::gate::tests::{FakeHost, head, token_of_tier};
+    use crate::rate_limit::SlotSecret;
     use crate::rate_limit::rls_proto::{self, HeaderValue, RateLimitRequest, RateLimitResponse};
-    use crate::rate_limit::testing::MemoryShared;
-    use crate::rate_limit::{SharedStore, SlotSecret};
     use prost::Message;
-
-    const NOW: u64 = 1_800_000_000;
-
-    struct FixedHost(MemoryShared);
-
-    impl Host for FixedHost {
-        fn now_nanos(&self) -> u128 {
-            u128::from(NOW) * 1_000_000_000
-        }
-        fn client_ip(&self) -> Option<String> {
-            None
-        }
-        fn shared(&self) -> &dyn SharedStore {
-            &self.0
-        }
-    }
 
     fn worker(kp: &Ed25519KeyPair) -> WorkerState {
         let jwk: Value = serde_json::from_str(&kp.public_key().to_jwk()).unwrap();
@@ -135,31 +119,12 @@ mod tests {
         WorkerState::new(cfg, SlotSecret([1; 16]))
     }
 
-    fn bearer(kp: &Ed25519KeyPair, tier: &str) -> String {
-        let custom = json!({"tenant_id": "acme", "scope": "mcp:read", "rate_limit_tier": tier});
-        let mut c = Claims::with_custom_claims(
-            custom.as_object().unwrap().clone(),
-            Duration::from_secs(600),
-        )
-        .with_issuer("https://as")
-        .with_audience("https://mcp.example/mcp")
-        .with_subject("u1");
-        c.issued_at = Some(Duration::from_secs(NOW));
-        c.invalid_before = Some(Duration::from_secs(NOW));
-        c.expires_at = Some(Duration::from_secs(NOW + 600));
-        format!("Bearer {}", kp.sign(c).unwrap())
-    }
-
     /// A `tools/call` through the gate up to the global check; the gate and the call it asks for.
     fn up_to_the_check(w: &mut WorkerState, tier: &str, kp: &Ed25519KeyPair) -> (Gate, Output) {
-        let host = FixedHost(MemoryShared::default());
+        let host = FakeHost::new(None);
         let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_projects","arguments":{}}}"#;
-        let head = vec![
-            (":method".to_string(), b"POST".to_vec()),
-            (":path".to_string(), b"/mcp".to_vec()),
-            ("content-type".to_string(), b"application/json".to_vec()),
-            ("authorization".to_string(), bearer(kp, tier).into_bytes()),
-        ];
+        let bearer = token_of_tier(kp, "mcp:read", tier);
+        let head = head("POST", "/mcp", Some(&bearer), &[]);
         let mut gate = Gate::default();
         let out = gate.on_request_headers(w, &host, head, false);
         assert_eq!(out.step, Step::WaitForBody);
@@ -200,11 +165,7 @@ mod tests {
         assert_eq!(call.timeout_ms, 30);
         assert!(out.set_request_headers.is_empty(), "nothing vouched yet");
         let req = RateLimitRequest::decode(call.message.as_slice()).unwrap();
-        let entries: Vec<_> = req.descriptors[0]
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect();
+        let entries = req.first_entries();
         assert_eq!(
             entries,
             [

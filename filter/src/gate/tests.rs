@@ -12,17 +12,17 @@ use crate::jwks::Installed;
 use crate::rate_limit::testing::MemoryShared;
 use crate::rate_limit::{SharedStore, SlotSecret};
 
-const NOW: u64 = 1_800_000_000;
+pub(super) const NOW: u64 = 1_800_000_000;
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-struct FakeHost {
+pub(super) struct FakeHost {
     shared: MemoryShared,
     ip: Option<&'static str>,
     ip_reads: Cell<u32>,
 }
 
 impl FakeHost {
-    fn new(ip: Option<&'static str>) -> Self {
+    pub(super) fn new(ip: Option<&'static str>) -> Self {
         Self {
             shared: MemoryShared::default(),
             ip,
@@ -75,7 +75,12 @@ fn jwks_of(kp: &Ed25519KeyPair) -> Vec<u8> {
 }
 
 fn token(kp: &Ed25519KeyPair, scope: &str) -> String {
-    let custom = json!({"tenant_id": "acme", "scope": scope, "rate_limit_tier": "pro"});
+    token_of_tier(kp, scope, "pro")
+}
+
+/// A bearer token of tenant acme, user u1, with these scopes and tier, valid at [`NOW`].
+pub(super) fn token_of_tier(kp: &Ed25519KeyPair, scope: &str, tier: &str) -> String {
+    let custom = json!({"tenant_id": "acme", "scope": scope, "rate_limit_tier": tier});
     let custom = custom.as_object().unwrap().clone();
     let mut c = Claims::with_custom_claims(custom, Duration::from_secs(600))
         .with_issuer("https://as")
@@ -92,7 +97,7 @@ fn key() -> Ed25519KeyPair {
 }
 
 /// The head of a request: method, path, authorization, extra headers.
-fn head(
+pub(super) fn head(
     method: &str,
     path: &str,
     auth: Option<&str>,

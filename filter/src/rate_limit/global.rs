@@ -229,11 +229,7 @@ mod tests {
         let req = RateLimitRequest::decode(bytes.as_slice()).expect("decodes");
         assert_eq!(req.domain, "mcp-edge");
         assert_eq!(req.hits_addend, 3);
-        let entries: Vec<(&str, &str)> = req.descriptors[0]
-            .entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_str()))
-            .collect();
+        let entries = req.first_entries();
         assert_eq!(
             entries,
             [("tenant", "acme"), ("tier", "pro")],

@@ -17,6 +17,22 @@ pub struct RateLimitRequest {
     pub hits_addend: u32,
 }
 
+#[cfg(test)]
+impl RateLimitRequest {
+    /// The first descriptor's entries as `(key, value)` pairs, for tests to compare.
+    pub fn first_entries(&self) -> Vec<(&str, &str)> {
+        self.descriptors
+            .first()
+            .map(|d| {
+                d.entries
+                    .iter()
+                    .map(|e| (e.key.as_str(), e.value.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// `envoy.extensions.common.ratelimit.v3.RateLimitDescriptor` (entries only).
 #[derive(Clone, PartialEq, Message)]
 pub struct RateLimitDescriptor {

@@ -1,0 +1,170 @@
+//! The test cases a third-party MCP server behind the edge must pass, whatever its SDK (each
+//! server's test binary lists them beside its own). The servers (tests/node, tests/python) share a
+//! tool set: `echo` and `shout` (with a `text` argument), `purge`, and `hidden`, unknown to the
+//! edge; their `tool_scopes` give `echo` `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`.
+//!
+//! - Any server: per-tool authorization with rmcp's client, no way around the edge.
+//! - A stateless server: GET is answered at the edge.
+//! - A stateful one (`stateful_upstream: true`, and an `announce` tool needing `mcp:read` that
+//!   is answered after it sends `notifications/tools/list_changed` on the session's GET stream):
+//!   sessions bound to the token's tenant and user, SSE events on the GET stream delivered while
+//!   it is open, DELETE.
+
+use anyhow::{Context as _, Result, ensure};
+use serde_json::json;
+
+use crate::client::http;
+use crate::rmcp_client::{auto_client, call, ensure_negotiated, runtime};
+use crate::stack::Stack;
+use crate::streamable::{
+    VERSION, chunks_of, error_code, initialize, open_get_stream, post, wait_for_text,
+};
+
+/// The tenant of these cases' tokens.
+const TENANT: &str = "tenant-upstream";
+
+/// rmcp 3.11's client (`server/discover` at 2026-07-28, falling back to `initialize` at
+/// 2025-11-25) settles on `version` through the edge, gets `echo` answered and each refusal from
+/// the edge, for its own reason: `shout` is not in `allowed_tools`, `hidden` is unknown, `purge`
+/// lacks `mcp:admin`.
+pub fn ensure_authorized_per_tool(s: &Stack, version: &str) -> Result<()> {
+    let t = s.token_with(TENANT, "mcp:read mcp:write", Some(&["echo", "purge"]))?;
+    runtime()?.block_on(async {
+        let client = auto_client(s, &t).await?;
+        ensure_negotiated(&client, version)?;
+        let echoed = client
+            .call_tool(call("echo", json!({"text": "hi"})))
+            .await?;
+        let text = serde_json::to_string(&echoed.content)?;
+        ensure!(text.contains("hi"), "echo: {text}");
+        for (tool, expected) in [
+            ("shout", "allowed_tools"),
+            ("hidden", "Unknown tool"),
+            ("purge", "insufficient_scope"),
+        ] {
+            let e = client
+                .call_tool(call(tool, json!({"text": "x"})))
+                .await
+                .err()
+                .with_context(|| format!("{tool} was served"))?;
+            let shown = format!("{e:?}");
+            ensure!(shown.contains(expected), "{tool}: {shown}");
+        }
+        client.cancel().await?;
+        Ok(())
+    })
+}
+
+/// A stateless server has no GET stream: the edge answers GET itself (405).
+pub fn get_stream_is_answered_at_the_edge(s: &Stack) -> Result<()> {
+    let t = s.token_with(TENANT, "mcp:read", None)?;
+    let resp = http()
+        .get(&s.mcp_url)
+        .bearer_auth(&t)
+        .header("accept", "text/event-stream")
+        .send()?;
+    ensure!(resp.status() == 405, "GET: {}", resp.status());
+    Ok(())
+}
+
+/// A tool call in a session (`announce`, which the server answers after sending
+/// `notifications/tools/list_changed` on the session's GET stream) is answered, and the
+/// notification arrives on the GET stream opened before, while that stream is still open: the
+/// edge does not hold SSE events back.
+pub fn get_stream_delivers_events_before_it_ends(s: &Stack) -> Result<()> {
+    let (url, token) = (&s.mcp_url, &s.token_with(TENANT, "mcp:read", None)?);
+    let (sid, _) = initialize(url, token)?;
+    let sid = &sid;
+    let events = chunks_of(open_get_stream(url, token, sid)?);
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "announce", "arguments": {}}});
+    let resp = post(url, token, Some(sid), &call)?;
+    ensure!(resp.status() == 200, "announce: {}", resp.status());
+    let answer = resp.text()?;
+    ensure!(answer.contains("announced"), "announce: {answer}");
+    wait_for_text(&events, "notifications/tools/list_changed")
+}
+
+/// DELETE ends a session: answered 200, then a request in it gets 404.
+pub fn delete_ends_the_session(s: &Stack) -> Result<()> {
+    let (url, token) = (&s.mcp_url, &s.token_with(TENANT, "mcp:read", None)?);
+    let (sid, _) = initialize(url, token)?;
+    let sid = &sid;
+    let resp = http()
+        .delete(url)
+        .bearer_auth(token)
+        .header("mcp-protocol-version", VERSION)
+        .header("mcp-session-id", sid)
+        .send()?;
+    ensure!(resp.status() == 200, "DELETE: {}", resp.status());
+    let list = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"});
+    let resp = post(url, token, Some(sid), &list)?;
+    ensure!(resp.status() == 404, "after DELETE: {}", resp.status());
+    Ok(())
+}
+
+/// A session id the edge handed out for a token is accepted with that token, and refused (404,
+/// -32057) with another tenant's token, bare (the upstream's own id) and tampered.
+pub fn session_ids_are_bound_to_tenant_and_user(s: &Stack) -> Result<()> {
+    let (url, token) = (&s.mcp_url, &s.token_with(TENANT, "mcp:read", None)?);
+    let other_tenant = &s.token_with("tenant-other", "mcp:read", None)?;
+    let (sid, _) = initialize(url, token)?;
+    let sid = sid.as_str();
+    let (upstream, tag) = sid.rsplit_once('.').context("not in the bound form")?;
+    ensure!(tag.len() == 22, "128-bit mac in base64url: {sid}");
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let resp = post(url, token, Some(sid), &list)?;
+    ensure!(resp.status() == 200, "own session: {}", resp.status());
+    let tampered = format!("{upstream}x.{tag}");
+    for (token, sid, what) in [
+        (other_tenant, sid, "another tenant's token"),
+        (token, upstream, "the bare upstream id"),
+        (token, tampered.as_str(), "a tampered id"),
+    ] {
+        let resp = post(url, token, Some(sid), &list)?;
+        ensure!(resp.status() == 404, "{what}: {}", resp.status());
+        let code = error_code(resp)?;
+        ensure!(code == -32057, "{what}: {code}");
+    }
+    Ok(())
+}
+
+/// Requests sent straight to the server (`Stack::backend_addr`) are refused (401, -32040): one
+/// with a valid token but no gateway headers, and one with the identity headers forged under a
+/// made-up signature. Not only for stateful servers: any server that checks the signature.
+pub fn requests_that_bypass_the_edge_are_refused(s: &Stack) -> Result<()> {
+    let token = &s.token_with(TENANT, "mcp:read", None)?;
+    let direct = format!("http://{}/mcp", s.backend_addr);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let resp = post(&direct, token, None, &init)?;
+    ensure!(resp.status() == 401, "token only: {}", resp.status());
+    let code = error_code(resp)?;
+    ensure!(code == -32040, "token only: {code}");
+    let forged = http()
+        .post(&direct)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", VERSION)
+        .header("x-mcp-tenant-id", "victim")
+        .header("x-mcp-user-id", "admin")
+        .header("x-mcp-scopes", "mcp:read mcp:write mcp:admin")
+        .header("x-mcp-data-scope", "")
+        .header("x-mcp-tier", "enterprise")
+        .header("x-mcp-request-id", "forged-1")
+        .header("x-mcp-gateway-time", crate::client::now().to_string())
+        .header(
+            "x-mcp-gateway-signature",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .body(init.to_string())
+        .send()?;
+    ensure!(
+        forged.status() == 401,
+        "forged headers: {}",
+        forged.status()
+    );
+    let code = error_code(forged)?;
+    ensure!(code == -32040, "forged headers: {code}");
+    Ok(())
+}
