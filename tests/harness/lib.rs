@@ -25,6 +25,7 @@ pub mod rmcp_client;
 pub mod runner;
 pub mod stack;
 pub mod stats;
+pub mod wrk;
 
 use std::path::PathBuf;
 
