@@ -37,6 +37,9 @@ pub struct StackOptions {
     pub opaque_tokens: bool,
     /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
     pub ratelimit_port: Option<u16>,
+    /// Another build of the filter to load instead of the tree's release `.wasm` (a benchmark
+    /// comparing an earlier build; tests leave it `None`).
+    pub filter_wasm: Option<PathBuf>,
 }
 
 /// The MCP server a stack puts behind the edge. A third-party server is a script run with
@@ -103,6 +106,8 @@ pub struct Stack {
     keys: Mutex<Option<DevKeys>>,
     /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
     upstream_ports: EnvoyPorts,
+    /// The `.wasm` every Envoy of this stack loads.
+    filter_wasm: PathBuf,
     procs: Mutex<Vec<Proc>>,
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -303,10 +308,15 @@ impl Stack {
                 None => free_port()?,
             },
         };
+        let wasm = match &options.filter_wasm {
+            Some(path) => path.clone(),
+            None => filter_wasm()?,
+        };
         procs.push(spawn_envoy(
             "envoy",
             logs,
             &ports,
+            &wasm,
             plugin_overrides,
             &secret,
         )?);
@@ -327,6 +337,7 @@ impl Stack {
             authz,
             keys: Mutex::new(keys),
             upstream_ports: ports,
+            filter_wasm: wasm,
             procs: Mutex::new(procs),
             _runtime: runtime,
             dir,
@@ -337,6 +348,18 @@ impl Stack {
     /// configuration of `envoy.yaml` with `plugin_overrides` and the resource of the first Envoy
     /// (so the same tokens are valid). Returns its MCP URL (in front of the real backend).
     pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+    }
+
+    /// As [`Self::start_envoy`], returning the URL of its listener in front of the recording
+    /// upstream (benchmarks: an answer that costs the same whatever the filter does).
+    pub fn start_recorded_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        Ok(format!("http://127.0.0.1:{}/mcp", ports.recorded_listener))
+    }
+
+    fn spawn_more_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<EnvoyPorts> {
         let up = &self.upstream_ports;
         let ports = EnvoyPorts {
             listener: free_port()?,
@@ -353,12 +376,19 @@ impl Stack {
             o.entry("resource")
                 .or_insert_with(|| Value::from(self.mcp_url.clone()));
         }
-        let envoy = spawn_envoy(name, self.dir.path(), &ports, &overrides, &self.secret)?;
+        let envoy = spawn_envoy(
+            name,
+            self.dir.path(),
+            &ports,
+            &self.filter_wasm,
+            &overrides,
+            &self.secret,
+        )?;
         self.procs
             .lock()
             .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?
             .push(envoy);
-        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+        Ok(ports)
     }
 
     /// Stops the server named `name` (by pid), if it runs.
@@ -506,11 +536,12 @@ fn spawn_envoy(
     name: &str,
     logs: &std::path::Path,
     ports: &EnvoyPorts,
+    wasm: &std::path::Path,
     plugin_overrides: &Value,
     secret: &str,
 ) -> Result<Proc> {
     let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
-    let config = derive_config(&base, ports, &filter_wasm()?, plugin_overrides)?;
+    let config = derive_config(&base, ports, wasm, plugin_overrides)?;
     let config_path = logs.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)?;
     let mut cmd = Command::new(envoy_bin()?);
