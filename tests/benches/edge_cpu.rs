@@ -9,104 +9,27 @@
 //! false`), a new RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
 //! then a c1 run for the mean latency.
 //!
+//! With `EDGE_CPU_BEFORE_WASM=<path to an earlier mcp_edge_filter.wasm>`, a third Envoy loads
+//! that build and its cached-token and new-RS256-token phases run interleaved with the others:
+//! before and after from one run.
+//!
 //! Run: `cargo bench -p mcp-edge-tests --bench edge_cpu` (needs `wrk` on PATH and the release
 //! `.wasm` that `scripts/test.sh` builds). Prints a table; fails if any answer was not 2xx.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result};
 use mcp_edge_tests::stack::{Stack, StackOptions};
+use mcp_edge_tests::wrk::{SCRIPT, cpu_micros, wrk};
 use serde_json::json;
 use xtask::claims_for;
 
 const ROUNDS: usize = 2;
 const PHASE_SECS: u64 = 5;
 const LATENCY_SECS: u64 = 3;
-const FRESH_TOKENS: usize = 6_000;
-
-/// The Lua script wrk runs: the same `tools/call` each time, tokens taken in turn from a file.
-const SCRIPT: &str = r#"
-local tokens = {}
-for line in io.lines(os.getenv("MCP_EDGE_TOKENS")) do tokens[#tokens + 1] = line end
-local body = '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_projects","arguments":{"limit":20}}}'
-local i = math.random(#tokens)
-request = function()
-  i = i % #tokens + 1
-  return wrk.format("POST", nil, {
-    ["Host"] = "127.0.0.1",
-    ["content-type"] = "application/json",
-    ["authorization"] = "Bearer " .. tokens[i],
-  }, body)
-end
-"#;
-
-/// Envoy's CPU time so far, in microseconds (utime + stime).
-fn cpu_micros(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11)
-        .context("no utime")?
-        .parse::<u64>()?
-        .saturating_add(fields.get(12).context("no stime")?.parse::<u64>()?);
-    // clock ticks of 10 ms (USER_HZ 100 on Linux)
-    Ok(ticks as f64 * 10_000.0)
-}
-
-struct Run {
-    requests: f64,
-    rps: f64,
-    latency_us: f64,
-}
-
-fn wrk(url: &str, tokens: &Path, connections: u32, secs: u64, script: &Path) -> Result<Run> {
-    let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{secs}s")])
-        .arg("-s")
-        .arg(script)
-        .arg(url)
-        .env("MCP_EDGE_TOKENS", tokens)
-        .output()
-        .context("wrk (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success(), "wrk failed: {text}");
-    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
-        bail!("{url}: {line}");
-    }
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .context("no request count")?
-        .parse::<f64>()?;
-    let rps = text
-        .lines()
-        .find(|l| l.starts_with("Requests/sec:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("no Requests/sec")?
-        .parse::<f64>()?;
-    let latency = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("Latency"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .context("no latency")?;
-    let latency_us = if let Some(v) = latency.strip_suffix("us") {
-        v.parse::<f64>()?
-    } else if let Some(v) = latency.strip_suffix("ms") {
-        v.parse::<f64>()? * 1000.0
-    } else if let Some(v) = latency.strip_suffix('s') {
-        v.parse::<f64>()? * 1_000_000.0
-    } else {
-        bail!("odd latency {latency}")
-    };
-    Ok(Run {
-        requests,
-        rps,
-        latency_us,
-    })
-}
+/// Enough that no token comes twice in a setup (about 1 600 req/s × 8 s × 2 rounds for RS256):
+/// otherwise the second round meets cached tokens and the miss cost is diluted.
+const FRESH_TOKENS: usize = 30_000;
 
 #[derive(Default, Clone)]
 struct Totals {
@@ -132,6 +55,13 @@ fn main() -> Result<()> {
         }),
         ..StackOptions::default()
     });
+    let before = match std::env::var_os("EDGE_CPU_BEFORE_WASM") {
+        Some(wasm) => Some(Stack::start_with(&StackOptions {
+            filter_wasm: Some(PathBuf::from(wasm)),
+            ..options.clone()
+        })?),
+        None => None,
+    };
     let dir = stack.dir().to_path_buf();
     let script = dir.join("bench.lua");
     std::fs::write(&script, SCRIPT)?;
@@ -141,16 +71,17 @@ fn main() -> Result<()> {
         Ok(path)
     };
     let cached = write_tokens("cached", vec![stack.token("tenant-bench")?])?;
-    let fresh = |alg: &str| -> Result<PathBuf> {
+    let fresh_on = |on: &Stack, alg: &str, file: &str| -> Result<PathBuf> {
         let tokens = (0..FRESH_TOKENS)
             .map(|i| {
-                let mut spec = stack.spec("tenant-bench");
+                let mut spec = on.spec("tenant-bench");
                 spec.sub = format!("bench-user-{i}");
-                stack.sign(alg, claims_for(&spec))
+                on.sign(alg, claims_for(&spec))
             })
             .collect::<Result<Vec<_>>>()?;
-        write_tokens(alg, tokens)
+        write_tokens(file, tokens)
     };
+    let fresh = |alg: &str| fresh_on(&stack, alg, alg);
     let main = &stack;
     let mut setups = vec![
         (
@@ -196,6 +127,22 @@ fn main() -> Result<()> {
         };
         setups.push((name, main, &stack.recorded_mcp_url, fresh(alg)?));
     }
+    if let Some(b) = &before {
+        let tokens = write_tokens("before-cached", vec![b.token("tenant-bench")?])?;
+        wrk(&b.recorded_mcp_url, &tokens, 4, 2, &script)?;
+        setups.push((
+            "before: mcp-edge, cached token",
+            b,
+            &b.recorded_mcp_url,
+            tokens,
+        ));
+        setups.push((
+            "before: mcp-edge, new RS256 token",
+            b,
+            &b.recorded_mcp_url,
+            fresh_on(b, "RS256", "before-RS256")?,
+        ));
+    }
     let mut totals = vec![Totals::default(); setups.len()];
     for _ in 0..ROUNDS {
         for ((_, on, url, tokens), total) in setups.iter().zip(totals.iter_mut()) {
@@ -213,6 +160,9 @@ fn main() -> Result<()> {
     stack.stop();
     if let Ok(q) = &quiet {
         q.stop();
+    }
+    if let Some(b) = &before {
+        b.stop();
     }
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

@@ -30,6 +30,7 @@ pub mod stack;
 pub mod stats;
 pub mod streamable;
 pub mod upstream_cases;
+pub mod wrk;
 
 use std::path::PathBuf;
 

@@ -40,6 +40,9 @@ pub struct StackOptions {
     /// Every route timeout of envoy.yaml that is not `0s` replaced by this (e.g. `"2s"`; see
     /// `envoy::with_route_timeout`).
     pub route_timeout: Option<&'static str>,
+    /// Another build of the filter to load instead of the tree's release `.wasm` (a benchmark
+    /// comparing an earlier build; tests leave it `None`).
+    pub filter_wasm: Option<PathBuf>,
 }
 
 /// The MCP server a stack puts behind the edge. A third-party server is a script run with
@@ -106,6 +109,8 @@ pub struct Stack {
     keys: Mutex<Option<DevKeys>>,
     /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
     upstream_ports: EnvoyPorts,
+    /// The `.wasm` every Envoy of this stack loads.
+    filter_wasm: PathBuf,
     procs: Mutex<Vec<Proc>>,
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -306,10 +311,15 @@ impl Stack {
                 None => free_port()?,
             },
         };
+        let wasm = match &options.filter_wasm {
+            Some(path) => path.clone(),
+            None => filter_wasm()?,
+        };
         procs.push(spawn_envoy(
             "envoy",
             logs,
             &ports,
+            &wasm,
             plugin_overrides,
             &secret,
             options.route_timeout,
@@ -331,6 +341,7 @@ impl Stack {
             authz,
             keys: Mutex::new(keys),
             upstream_ports: ports,
+            filter_wasm: wasm,
             procs: Mutex::new(procs),
             _runtime: runtime,
             dir,
@@ -341,6 +352,18 @@ impl Stack {
     /// configuration of `envoy.yaml` with `plugin_overrides` and the resource of the first Envoy
     /// (so the same tokens are valid). Returns its MCP URL (in front of the real backend).
     pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+    }
+
+    /// As [`Self::start_envoy`], returning the URL of its listener in front of the recording
+    /// upstream (benchmarks: an answer that costs the same whatever the filter does).
+    pub fn start_recorded_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        Ok(format!("http://127.0.0.1:{}/mcp", ports.recorded_listener))
+    }
+
+    fn spawn_more_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<EnvoyPorts> {
         let up = &self.upstream_ports;
         let ports = EnvoyPorts {
             listener: free_port()?,
@@ -361,6 +384,7 @@ impl Stack {
             name,
             self.dir.path(),
             &ports,
+            &self.filter_wasm,
             &overrides,
             &self.secret,
             None,
@@ -369,7 +393,7 @@ impl Stack {
             .lock()
             .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?
             .push(envoy);
-        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+        Ok(ports)
     }
 
     /// Stops the server named `name` (by pid), if it runs.
@@ -517,12 +541,13 @@ fn spawn_envoy(
     name: &str,
     logs: &std::path::Path,
     ports: &EnvoyPorts,
+    wasm: &std::path::Path,
     plugin_overrides: &Value,
     secret: &str,
     route_timeout: Option<&str>,
 ) -> Result<Proc> {
     let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
-    let mut config = derive_config(&base, ports, &filter_wasm()?, plugin_overrides)?;
+    let mut config = derive_config(&base, ports, wasm, plugin_overrides)?;
     if let Some(timeout) = route_timeout {
         config = with_route_timeout(&config, timeout)?;
     }
