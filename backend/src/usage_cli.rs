@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::metering::USAGE_STREAM;
 use crate::metering::report::{Selection, Tally, render_table, stripe_event, unmapped};
@@ -114,9 +114,15 @@ pub struct TrimArgs {
     pub older_than: Duration,
 }
 
+/// An operator's command, not a request path: it waits as long as a busy Redis needs for a page
+/// (the library's default answer timeout of a fraction of a second would fail a report over a
+/// large stream on a loaded Redis), but never forever.
 async fn connect(source: &StreamSource) -> anyhow::Result<ConnectionManager> {
     let client = redis::Client::open(source.redis_url.as_str()).context("parsing --redis-url")?;
-    redis::aio::ConnectionManager::new(client)
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(60)));
+    ConnectionManager::new_with_config(client, config)
         .await
         .context("connecting to Redis (--redis-url / REDIS_URL)")
 }
