@@ -4,14 +4,15 @@
 //! requests wrk completed) moves much less, and the difference between two listeners of the same
 //! Envoy in the same run is the filter's cost.
 //!
-//! Phases, interleaved for `ROUNDS` rounds: baseline listener (no filter), cached token, cached
+//! Phases, interleaved for `DEFAULT_ROUNDS` rounds (or `EDGE_CPU_ROUNDS`): baseline listener (no filter), cached token, cached
 //! token on a second Envoy whose filter puts no access-log properties (`access_log_properties:
 //! false`), a new RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
 //! then a c1 run for the mean latency.
 //!
 //! With `EDGE_CPU_BEFORE_WASM=<path to an earlier mcp_edge_filter.wasm>`, a third Envoy loads
 //! that build and its cached-token and new-RS256-token phases run interleaved with the others:
-//! before and after from one run.
+//! before and after from one run. `EDGE_CPU_CACHED_ONLY=1` leaves out the new-token phases (for
+//! work on the cached path: more rounds in the same time); `EDGE_CPU_ROUNDS=<n>` sets the rounds.
 //!
 //! Run: `cargo bench -p mcp-edge-tests --bench edge_cpu` (needs `wrk` on PATH and the release
 //! `.wasm` that `scripts/test.sh` builds). Prints a table; fails if any answer was not 2xx.
@@ -24,7 +25,7 @@ use mcp_edge_tests::wrk::{SCRIPT, cpu_micros, wrk};
 use serde_json::json;
 use xtask::claims_for;
 
-const ROUNDS: usize = 2;
+const DEFAULT_ROUNDS: usize = 2;
 const PHASE_SECS: u64 = 5;
 const LATENCY_SECS: u64 = 3;
 /// Enough that no token comes twice in a setup (about 1 600 req/s × 8 s × 2 rounds for RS256):
@@ -40,6 +41,11 @@ struct Totals {
 }
 
 fn main() -> Result<()> {
+    let rounds = match std::env::var("EDGE_CPU_ROUNDS") {
+        Ok(n) => n.parse().context("EDGE_CPU_ROUNDS is not a number")?,
+        Err(_) => DEFAULT_ROUNDS,
+    };
+    let cached_only = std::env::var_os("EDGE_CPU_CACHED_ONLY").is_some_and(|v| v == "1");
     let unlimited = json!({"requests_per_minute": 100_000_000u64, "burst": 100_000_000u64});
     let options = StackOptions {
         authz: false,
@@ -119,7 +125,12 @@ fn main() -> Result<()> {
         )),
         Err(e) => println!("no access_log_properties phase: {e}"),
     }
-    for alg in ["RS256", "ES256", "EdDSA"] {
+    let algs: &[&str] = if cached_only {
+        &[]
+    } else {
+        &["RS256", "ES256", "EdDSA"]
+    };
+    for &alg in algs {
         let name = match alg {
             "RS256" => "mcp-edge, new RS256 token",
             "ES256" => "mcp-edge, new ES256 token",
@@ -136,15 +147,17 @@ fn main() -> Result<()> {
             &b.recorded_mcp_url,
             tokens,
         ));
-        setups.push((
-            "before: mcp-edge, new RS256 token",
-            b,
-            &b.recorded_mcp_url,
-            fresh_on(b, "RS256", "before-RS256")?,
-        ));
+        if !cached_only {
+            setups.push((
+                "before: mcp-edge, new RS256 token",
+                b,
+                &b.recorded_mcp_url,
+                fresh_on(b, "RS256", "before-RS256")?,
+            ));
+        }
     }
     let mut totals = vec![Totals::default(); setups.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         for ((_, on, url, tokens), total) in setups.iter().zip(totals.iter_mut()) {
             let envoy = on.pid("envoy").context("no envoy pid")?;
             let before = cpu_micros(envoy)?;
@@ -170,7 +183,7 @@ fn main() -> Result<()> {
     let base_rps = mean(&totals[0].rps);
     let base_lat = mean(&totals[0].latency_us);
     println!(
-        "\nwrk -t1, Envoy --concurrency 2, {ROUNDS} interleaved rounds of {PHASE_SECS} s (c16) + {LATENCY_SECS} s (c1)\n"
+        "\nwrk -t1, Envoy --concurrency 2, {rounds} interleaved rounds of {PHASE_SECS} s (c16) + {LATENCY_SECS} s (c1)\n"
     );
     println!(
         "| setup | c16 req/s | vs baseline | Envoy CPU µs/req | added CPU µs/req | c1 mean latency µs | c1 added µs |"

@@ -14,7 +14,7 @@ use crate::token::TokenError;
 use super::admission::RateState;
 
 /// How a request ended at the edge, for stats and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Allowed,
     MetadataServed,

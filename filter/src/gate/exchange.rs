@@ -12,7 +12,7 @@ use crate::reply::Reply;
 use crate::tenant::TenantContext;
 use crate::token_cache::{DEFAULT_CAPACITY, TokenCache};
 
-use super::{BodySummary, Outcome, describe_body};
+use super::{BodySummary, Counter, Outcome, describe_body};
 
 /// What the gate needs from the host besides the request itself.
 pub trait Host {
@@ -93,7 +93,7 @@ pub struct Output {
     pub remove_request_headers: Vec<String>,
     pub set_request_headers: Vec<(&'static str, String)>,
     /// Counters to increment by one.
-    pub counters: Vec<String>,
+    pub counters: Vec<Counter>,
     /// Filter state for the access log (`mcp_edge.*`).
     pub log_properties: Vec<(&'static str, String)>,
     /// A line for Envoy's log.
@@ -127,6 +127,12 @@ pub struct RequestHead<'a> {
 }
 
 impl Output {
+    /// The names of the counters to bump, for tests.
+    #[cfg(test)]
+    pub(super) fn counter_names(&self) -> Vec<String> {
+        self.counters.iter().map(|c| c.name()).collect()
+    }
+
     /// Adds what a refused body asked for to the access log.
     pub(super) fn described(mut self, body: &[u8]) -> Self {
         if let Some(s) = describe_body(body) {
@@ -145,11 +151,6 @@ pub enum ResponseBody {
     Continue,
     Wait,
     Replace(Vec<u8>),
-}
-
-/// The stat of an outcome.
-pub(super) fn outcome_counter(outcome: Outcome) -> String {
-    format!("mcp_edge.outcome.{}", outcome.stat_name())
 }
 
 /// Tenant, method, tool and outcome for the access log.

@@ -6,7 +6,7 @@ use crate::config::EdgeConfig;
 use crate::rate_limit::global::{self as decision, GlobalCall, GlobalLimit, GlobalVerdict};
 use crate::tenant::TenantContext;
 
-use super::{BodySummary, Forwarded, Gate, Outcome, Output, Phase, Step};
+use super::{BodySummary, Counter, Forwarded, Gate, Outcome, Output, Phase, Step};
 
 /// A request admitted locally, held until the service answers.
 #[derive(Debug)]
@@ -65,7 +65,10 @@ impl Gate {
         };
         let tier = forwarded.tenant.tier;
         let verdict = decision::decide(limit, tier, grpc_status, body);
-        let counter = verdict.counter(tier);
+        let counter = Counter::GlobalRateLimit {
+            tier,
+            verdict: verdict.stat_verdict(),
+        };
         let mut out = match verdict {
             GlobalVerdict::Admitted(headers) => {
                 forwarded.global_headers = headers;
@@ -184,7 +187,7 @@ mod tests {
                 .iter()
                 .any(|(n, _)| *n == "x-mcp-tenant-id")
         );
-        assert_eq!(out.counters[0], "mcp_edge.global_ratelimit.pro.ok");
+        assert_eq!(out.counter_names()[0], "mcp_edge.global_ratelimit.pro.ok");
         let set = gate.on_response_headers(&cfg, |n| (n == ":status").then(|| b"200".to_vec()));
         assert!(
             set.contains(&("ratelimit".into(), "\"pro\";r=39;t=60".into())),
@@ -212,7 +215,7 @@ mod tests {
             (429, Some("60"))
         );
         assert!(
-            out.counters
+            out.counter_names()
                 .contains(&"mcp_edge.outcome.denied.rate_limited".to_string())
         );
         // a second answer (there is none in Envoy) changes nothing
@@ -225,11 +228,11 @@ mod tests {
         let out = gate.on_global_answer(&cfg, Some(4), None);
         assert!(matches!(&out.step, Step::Respond(r) if r.status == 503));
         assert_eq!(
-            out.counters[0],
+            out.counter_names()[0],
             "mcp_edge.global_ratelimit.free.failed_closed"
         );
         assert!(
-            out.counters
+            out.counter_names()
                 .contains(&"mcp_edge.outcome.denied.global_limit_unavailable".to_string())
         );
 
@@ -237,7 +240,7 @@ mod tests {
         let out = gate.on_global_answer(&cfg, None, None);
         assert_eq!(out.step, Step::Continue);
         assert_eq!(
-            out.counters[0],
+            out.counter_names()[0],
             "mcp_edge.global_ratelimit.enterprise.failed_open"
         );
     }

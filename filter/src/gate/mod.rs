@@ -22,6 +22,7 @@
 mod admission;
 mod authenticate;
 mod body;
+mod counter;
 mod denial;
 mod exchange;
 mod global;
@@ -32,6 +33,7 @@ mod vouch;
 pub use admission::{RateState, admit};
 pub use authenticate::{AddressBudget, KeyAccess, NotAuthenticated, authenticate, introspected};
 pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
+pub use counter::Counter;
 pub use denial::{Denial, Outcome};
 pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
 pub use routing::{Route, check_session_id, check_session_method, check_transport, route};
@@ -47,7 +49,7 @@ use crate::request_id::new_request_id;
 use crate::tenant::TenantContext;
 use crate::token_cache::TokenKey;
 
-use exchange::{access_log, outcome_counter};
+use exchange::access_log;
 pub(crate) use exchange::{address_table, tenant_table};
 
 /// An authenticated request, waiting for its body.
@@ -353,11 +355,10 @@ impl Gate {
             Ok((trusted, rate))
         })();
         let limited = matches!(verdict, Err(Denial::RateLimited { .. }));
-        let rate_counter = format!(
-            "mcp_edge.ratelimit.{}.{}",
-            tenant.tier.name(),
-            if limited { "limited" } else { "admitted" }
-        );
+        let rate_counter = Counter::RateLimit {
+            tier: tenant.tier,
+            limited,
+        };
         let mut out = match (verdict, summary) {
             (Ok((trusted, rate)), Some(summary)) => {
                 let mut out = Output::step(Step::Continue);
@@ -366,7 +367,7 @@ impl Gate {
                 if let Some(sid) = self.upstream_session.take() {
                     out.set_request_headers.push(("mcp-session-id", sid));
                 }
-                out.counters.push(outcome_counter(Outcome::Allowed));
+                out.counters.push(Counter::Outcome(Outcome::Allowed));
                 if cfg.access_log_properties {
                     out.log_properties = access_log(tenant, Outcome::Allowed, Some(&summary));
                 }
@@ -513,7 +514,7 @@ impl Gate {
             outcome.stat_name()
         );
         let mut out = Output::step(Step::Respond(reply));
-        out.counters.push(outcome_counter(outcome));
+        out.counters.push(Counter::Outcome(outcome));
         if cfg.access_log_properties {
             out.log_properties = tenant.map_or_else(
                 || vec![("mcp_edge.outcome", outcome.stat_name())],
@@ -537,7 +538,7 @@ impl Gate {
             Some(cfg) => self.answer(cfg, reply, denial.outcome(), tenant),
             None => {
                 let mut out = Output::step(Step::Respond(reply));
-                out.counters.push(outcome_counter(denial.outcome()));
+                out.counters.push(Counter::Outcome(denial.outcome()));
                 self.phase = Phase::Done;
                 out
             }

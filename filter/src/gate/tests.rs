@@ -167,7 +167,7 @@ fn metadata_is_public_and_read_with_get() {
         let doc: Value = serde_json::from_slice(&reply(&out).body).unwrap();
         assert_eq!(doc["resource"], "https://mcp.example/mcp");
         assert_eq!(
-            out.counters,
+            out.counter_names(),
             vec!["mcp_edge.outcome.metadata_served".to_string()]
         );
     }
@@ -247,7 +247,7 @@ fn paths_and_methods() {
         );
         let out = gate.on_body(&w, &host, b"");
         assert_eq!(out.step, Step::Continue, "{method}");
-        assert_eq!(out.counters[0], "mcp_edge.ratelimit.pro.admitted");
+        assert_eq!(out.counter_names()[0], "mcp_edge.ratelimit.pro.admitted");
         // MCP 2026-07-28 has neither sessions nor a GET stream, whatever the upstream keeps.
         let hs = head(
             method,
@@ -275,7 +275,7 @@ fn every_request_that_reaches_the_body_is_charged() {
     }
     let (_, out) = post(&mut w, &host, Some(&auth), &call("list_projects"));
     assert_eq!(status(&out), 429, "the bucket was spent on refused bodies");
-    assert_eq!(out.counters[0], "mcp_edge.ratelimit.pro.limited");
+    assert_eq!(out.counter_names()[0], "mcp_edge.ratelimit.pro.limited");
     // A limited tenant's body is not even parsed: still 429, not 400.
     let (_, out) = post(&mut w, &host, Some(&auth), "not json");
     assert_eq!(status(&out), 429);
@@ -293,7 +293,7 @@ fn missing_and_invalid_tokens_get_401_challenges() {
     ));
     assert!(!challenge.contains("error="));
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.no_token".to_string()]
     );
     let (_, out) = post(&mut w, &host, Some("Bearer nope"), "{}");
@@ -304,14 +304,14 @@ fn missing_and_invalid_tokens_get_401_challenges() {
             .contains("error=\"invalid_token\"")
     );
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.invalid_token.malformed".to_string()]
     );
     // A token in the query string is not a token.
     let h = head("POST", "/mcp?access_token=abc", None, &[]);
     let out = Gate::default().on_request_headers(&mut w, &host, h, true);
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.no_token".to_string()]
     );
 }
@@ -365,7 +365,7 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
     assert_eq!(vouched.request_id, gate.request_id());
     assert_eq!(header(h::SCOPES), Some("mcp:read"));
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec![
             "mcp_edge.ratelimit.pro.admitted".to_string(),
             "mcp_edge.outcome.allowed".to_string()
@@ -428,12 +428,12 @@ fn access_log_properties_only_when_configured() {
     assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
     // Everything else is as it was: the signed headers and the counters.
     assert_eq!(out.set_request_headers.len(), h::ALL.len());
-    assert_eq!(out.counters.len(), 2);
+    assert_eq!(out.counter_names().len(), 2);
     let (_, out) = post(&mut w, &host, Some(&auth), &call("delete_project"));
     assert_eq!(status(&out), 403);
     assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
     assert_eq!(
-        out.counters.last().map(String::as_str),
+        out.counter_names().last().map(String::as_str),
         Some("mcp_edge.outcome.denied.insufficient_scope")
     );
     let (_, out) = post(&mut w, &host, None, &call("list_projects"));
@@ -466,7 +466,7 @@ fn body_over_the_cap_is_refused_while_it_arrives() {
     let out = gate.on_request_body(&cfg, cfg.max_body_bytes + 1, false);
     assert_eq!(status(&out), 413);
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.body_too_large".to_string()]
     );
     assert_eq!(
@@ -567,7 +567,7 @@ fn bad_tokens_are_limited_per_address_before_verification() {
     let (_, out) = post(&mut w, &host7, Some(forged), "{}");
     assert_eq!(status(&out), 429);
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.too_many_invalid_tokens".to_string()]
     );
     // Another address (same shared store) is not affected.
@@ -691,7 +691,7 @@ fn a_refused_configuration_refuses_everything() {
     let out = gate.deny(None, Denial::Misconfigured, None);
     assert_eq!(status(&out), 503);
     assert_eq!(
-        out.counters,
+        out.counter_names(),
         vec!["mcp_edge.outcome.denied.internal_error".to_string()]
     );
 }
@@ -769,7 +769,10 @@ fn sessions_are_bound_to_the_tenant_and_user_and_sse_streams_pass_unbuffered() {
                 body["error"]["code"],
                 mcp_edge_contract::codes::SESSION_NOT_FOUND
             );
-            assert_eq!(out.counters[0], "mcp_edge.outcome.denied.unknown_session");
+            assert_eq!(
+                out.counter_names()[0],
+                "mcp_edge.outcome.denied.unknown_session"
+            );
         }
     }
 }
@@ -893,7 +896,7 @@ fn refused_introspection_is_401_uncached_and_charges_the_address() {
         let challenge = reply(&out).header("www-authenticate").unwrap_or_default();
         assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
         assert_eq!(
-            out.counters,
+            out.counter_names(),
             vec![format!("mcp_edge.outcome.denied.invalid_token.{reason}")]
         );
     }

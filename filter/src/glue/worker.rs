@@ -9,13 +9,14 @@ use proxy_wasm::traits::Context;
 use proxy_wasm::types::MetricType;
 
 use crate::config::JwksSource;
-use crate::gate::WorkerState;
+use crate::gate::{Counter, WorkerState};
 use crate::jwks::Installed;
 
 /// What the root context and the HTTP contexts of one worker share.
 pub(super) struct Worker {
     pub(super) state: WorkerState,
-    metrics: HashMap<String, u32>,
+    /// Each counter's metric id, defined on first use (its name formatted once per worker).
+    metrics: HashMap<Counter, u32>,
 }
 
 impl Worker {
@@ -27,12 +28,12 @@ impl Worker {
     }
 
     /// Increments an Envoy counter, defining it on first use.
-    pub(super) fn count(&mut self, name: String) {
-        let id = match self.metrics.get(&name) {
+    pub(super) fn count(&mut self, counter: Counter) {
+        let id = match self.metrics.get(&counter) {
             Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, &name) {
+            None => match hostcalls::define_metric(MetricType::Counter, &counter.name()) {
                 Ok(id) => {
-                    self.metrics.insert(name, id);
+                    self.metrics.insert(counter, id);
                     id
                 }
                 Err(_) => return,

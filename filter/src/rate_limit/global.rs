@@ -102,15 +102,14 @@ pub enum GlobalVerdict {
 }
 
 impl GlobalVerdict {
-    /// The Envoy counter of this verdict: `mcp_edge.global_ratelimit.<tier>.<verdict>`.
-    pub fn counter(&self, tier: Tier) -> String {
-        let verdict = match self {
+    /// The verdict's part of its Envoy counter, `mcp_edge.global_ratelimit.<tier>.<verdict>`.
+    pub fn stat_verdict(&self) -> &'static str {
+        match self {
             Self::Admitted(_) => "ok",
             Self::OverLimit(_) => "over_limit",
             Self::FailedOpen => "failed_open",
             Self::FailedClosed(_) => "failed_closed",
-        };
-        format!("mcp_edge.global_ratelimit.{}.{verdict}", tier.name())
+        }
     }
 }
 
@@ -267,10 +266,7 @@ mod tests {
                 ("ratelimit".into(), "\"pro\";r=599;t=60".into()),
             ])
         );
-        assert_eq!(
-            verdict.counter(Tier::Pro),
-            "mcp_edge.global_ratelimit.pro.ok"
-        );
+        assert_eq!(verdict.stat_verdict(), "ok");
     }
 
     #[test]
@@ -344,9 +340,6 @@ mod tests {
             decide(&closed, Tier::Enterprise, None, None),
             GlobalVerdict::FailedClosed(_)
         ));
-        assert_eq!(
-            GlobalVerdict::FailedOpen.counter(Tier::Free),
-            "mcp_edge.global_ratelimit.free.failed_open"
-        );
+        assert_eq!(GlobalVerdict::FailedOpen.stat_verdict(), "failed_open");
     }
 }
