@@ -18,7 +18,7 @@ pub mod signature;
 
 pub use identity::{HeaderError, Identity, Tier, headers};
 pub use signature::{
-    ContractError, GatewayKey, MAX_GATEWAY_CLOCK_SKEW_SECS, MIN_SECRET_LEN, RequestFacts,
-    RequestLine, Vouched, body_digest, canonical_string, sign, verify, verify_vouched,
-    vouch_headers, vouch_headers_with,
+    ContractError, GatewayKey, IdentityHeaders, MAX_GATEWAY_CLOCK_SKEW_SECS, MIN_SECRET_LEN,
+    RequestFacts, RequestLine, Vouched, body_digest, canonical_string, sign, verify,
+    verify_vouched, vouch_headers, vouch_headers_with,
 };

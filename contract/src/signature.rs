@@ -131,8 +131,17 @@ impl GatewayKey {
         identity_values: &[(&'static str, String)],
         facts: &RequestFacts<'_>,
     ) -> Result<Hmac<Sha256>, ContractError> {
-        let time = facts.gateway_time.to_string();
-        let lines = canonical_lines(identity_values, facts, &time)?;
+        self.mac_at(identity_values, facts, &facts.gateway_time.to_string())
+    }
+
+    /// [`Self::mac`] with the signing time already written as decimal digits.
+    fn mac_at(
+        &self,
+        identity_values: &[(&'static str, String)],
+        facts: &RequestFacts<'_>,
+        time: &str,
+    ) -> Result<Hmac<Sha256>, ContractError> {
+        let lines = canonical_lines(identity_values, facts, time)?;
         let mut mac = self.0.clone();
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
@@ -141,6 +150,57 @@ impl GatewayKey {
             mac.update(line.as_bytes());
         }
         Ok(mac)
+    }
+
+    /// The filter's half for an identity whose headers were prepared once
+    /// ([`IdentityHeaders::new`]): every `x-mcp-*` header to set, signature last. Per request only
+    /// the request's own values are checked and the MAC computed.
+    pub fn vouch(
+        &self,
+        identity: &IdentityHeaders,
+        facts: &RequestFacts<'_>,
+    ) -> Result<Vec<(&'static str, String)>, ContractError> {
+        let time = facts.gateway_time.to_string();
+        let mac = self.mac_at(&identity.0, facts, &time)?;
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        if !survives_http(facts.request_id) {
+            return Err(HeaderError::Malformed(headers::REQUEST_ID).into());
+        }
+        let mut out = Vec::with_capacity(identity.0.len() + 3);
+        out.extend(identity.0.iter().cloned());
+        out.push((headers::REQUEST_ID, facts.request_id.to_string()));
+        out.push((headers::GATEWAY_TIME, time));
+        out.push((headers::GATEWAY_SIGNATURE, signature));
+        Ok(out)
+    }
+}
+
+/// An identity's `x-mcp-*` header values, encoded and checked once: each survives HTTP unchanged
+/// and [`Identity::from_header_values`] reads them back as this identity. The filter keeps them
+/// with a verified token, so a cached caller's identity is neither encoded nor checked again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders(Vec<(&'static str, String)>);
+
+impl IdentityHeaders {
+    /// Refuses an identity the backend could not read back as signed: a value that would not
+    /// survive HTTP unchanged, or that [`Identity::from_header_values`] refuses or reads
+    /// differently.
+    pub fn new(identity: &Identity) -> Result<Self, ContractError> {
+        let values = identity.header_values();
+        if let Some((name, _)) = values.iter().find(|(_, v)| !survives_http(v)) {
+            return Err(HeaderError::Malformed(name).into());
+        }
+        let read = |name| {
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if Identity::from_header_values(read)? != *identity {
+            // Only the scopes can read back differently: an empty one, or one with a space in it.
+            return Err(HeaderError::Malformed(headers::SCOPES).into());
+        }
+        Ok(Self(values))
     }
 }
 
@@ -239,31 +299,14 @@ pub fn vouch_headers(
     vouch_headers_with(&GatewayKey::new(secret)?, identity, facts)
 }
 
-/// [`vouch_headers`] with a key made once ([`GatewayKey::new`]): what the filter calls per request.
+/// [`vouch_headers`] with a key made once ([`GatewayKey::new`]); the filter prepares the identity
+/// once per verified token and calls [`GatewayKey::vouch`] per request.
 pub fn vouch_headers_with(
     key: &GatewayKey,
     identity: &Identity,
     facts: &RequestFacts<'_>,
 ) -> Result<Vec<(&'static str, String)>, ContractError> {
-    let mut out = identity.header_values();
-    let signature = URL_SAFE_NO_PAD.encode(key.mac(&out, facts)?.finalize().into_bytes());
-    out.reserve(3);
-    out.push((headers::REQUEST_ID, facts.request_id.to_string()));
-    out.push((headers::GATEWAY_TIME, facts.gateway_time.to_string()));
-    if let Some((name, _)) = out.iter().find(|(_, v)| !survives_http(v)) {
-        return Err(HeaderError::Malformed(name).into());
-    }
-    let read = |name| {
-        out.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    if Identity::from_header_values(read)? != *identity {
-        // Only the scopes can read back differently: an empty one, or one with a space in it.
-        return Err(HeaderError::Malformed(headers::SCOPES).into());
-    }
-    out.push((headers::GATEWAY_SIGNATURE, signature));
-    Ok(out)
+    key.vouch(&IdentityHeaders::new(identity)?, facts)
 }
 
 /// The backend's half: the identity and request id from the trusted headers (`header` returns a

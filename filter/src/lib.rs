@@ -24,6 +24,7 @@
 #![deny(unsafe_code)]
 
 pub mod bearer;
+pub mod caller;
 pub mod claim_mapping;
 pub mod config;
 pub mod cors;

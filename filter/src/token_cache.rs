@@ -14,9 +14,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher;
+use std::rc::Rc;
 
 use siphasher::sip128::{Hasher128, SipHasher24};
 
+use crate::caller::Caller;
+use crate::tenant::TenantContext;
 use crate::token::VerifiedToken;
 
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -27,8 +30,8 @@ pub struct TokenCache {
     leeway_seconds: u64,
     max_age_seconds: Option<u64>,
     hash_key: [u8; 16],
-    /// The verified token and the last second it may be served from the cache.
-    entries: HashMap<TokenKey, (VerifiedToken, u64)>,
+    /// The verified token's caller and the last second it may be served from the cache.
+    entries: HashMap<TokenKey, (Rc<Caller>, u64)>,
     /// The same entries by their last second, for eviction.
     by_end: BTreeSet<(u64, TokenKey)>,
 }
@@ -63,25 +66,32 @@ impl TokenCache {
         TokenKey(h.finish128().as_u128())
     }
 
-    /// The verified token, if it is cached and still within its lifetime.
-    pub fn get(&mut self, key: &TokenKey, now: u64) -> Option<&VerifiedToken> {
-        let (_, until) = self.entries.get(key)?;
+    /// The verified token's caller, if it is cached and still within its lifetime.
+    pub fn get(&mut self, key: &TokenKey, now: u64) -> Option<Rc<Caller>> {
+        let (caller, until) = self.entries.get(key)?;
         if now > *until {
             let until = *until;
             self.remove(key, until);
             return None;
         }
-        self.entries.get(key).map(|(v, _)| v)
+        Some(Rc::clone(caller))
     }
 
-    pub fn insert(&mut self, key: TokenKey, verified: VerifiedToken, now: u64) {
+    /// Caches a verified token until its `exp` (plus the leeway); returns its caller as cached.
+    pub fn insert(&mut self, key: TokenKey, verified: VerifiedToken, now: u64) -> Rc<Caller> {
         let until = verified.expires_at.saturating_add(self.leeway_seconds);
-        self.insert_until(key, verified, now, until);
+        self.insert_until(key, verified.tenant, now, until)
     }
 
     /// Caches an entry until `until` (unix seconds) at the latest, e.g. an introspection answer
     /// kept for less than its token's life; the cache's maximum age still applies.
-    pub fn insert_until(&mut self, key: TokenKey, verified: VerifiedToken, now: u64, until: u64) {
+    pub fn insert_until(
+        &mut self,
+        key: TokenKey,
+        tenant: TenantContext,
+        now: u64,
+        until: u64,
+    ) -> Rc<Caller> {
         if let Some((_, until)) = self.entries.get(&key) {
             let until = *until;
             self.remove(&key, until);
@@ -97,8 +107,10 @@ impl TokenCache {
         if let Some(max) = self.max_age_seconds {
             until = until.min(now.saturating_add(max));
         }
-        self.entries.insert(key, (verified, until));
+        let caller = Caller::new(tenant);
+        self.entries.insert(key, (Rc::clone(&caller), until));
         self.by_end.insert((until, key));
+        caller
     }
 
     fn remove(&mut self, key: &TokenKey, until: u64) {

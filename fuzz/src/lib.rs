@@ -251,7 +251,10 @@ pub fn policy(data: &[u8]) {
         mcp_name: (flags & 0x20 != 0).then_some(mcp_name),
         protocol_version: (flags & 0x40 != 0).then_some(version.as_str().as_bytes()),
     };
-    let admitted = Admitted { tenant, version };
+    let admitted = Admitted {
+        tenant: mcp_edge_filter::caller::Caller::new(tenant),
+        version,
+    };
     let tenant = &admitted.tenant;
     match judge_body(cfg, &admitted, &routing, body) {
         Ok(summary) => {

@@ -7,7 +7,8 @@
 //! Phases, interleaved for `DEFAULT_ROUNDS` rounds (or `EDGE_CPU_ROUNDS`): baseline listener (no filter), cached token, cached
 //! token on a second Envoy whose filter puts no access-log properties (`access_log_properties:
 //! false`), a new RS256 / ES256 / EdDSA token on every request. Each phase is wrk (`-t1 -c16`) for `PHASE_SECS`,
-//! then a c1 run for the mean latency.
+//! then a c1 run for the mean latency. The second and third Envoys (below) get a phase on their
+//! own listener without the filter too, and their rows are compared with it.
 //!
 //! With `EDGE_CPU_BEFORE_WASM=<path to an earlier mcp_edge_filter.wasm>`, a third Envoy loads
 //! that build and its cached-token and new-RS256-token phases run interleaved with the others:
@@ -26,6 +27,9 @@ use serde_json::json;
 use xtask::claims_for;
 
 const DEFAULT_ROUNDS: usize = 2;
+/// The row of a second or third Envoy's listener without the filter; the rows after it are
+/// compared with it.
+const OWN_BASELINE: &str = "its Envoy without the filter";
 const PHASE_SECS: u64 = 5;
 const LATENCY_SECS: u64 = 3;
 /// Enough that no token comes twice in a setup (about 1 600 req/s × 8 s × 2 rounds for RS256):
@@ -117,12 +121,15 @@ fn main() -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .and_then(|q| Ok((q, quiet_phase(q)?)))
     {
-        Ok((q, tokens)) => setups.push((
-            "mcp-edge, cached token, access_log_properties: false",
-            q,
-            &q.recorded_mcp_url,
-            tokens,
-        )),
+        Ok((q, tokens)) => {
+            setups.push((OWN_BASELINE, q, &q.baseline_mcp_url, tokens.clone()));
+            setups.push((
+                "mcp-edge, cached token, access_log_properties: false",
+                q,
+                &q.recorded_mcp_url,
+                tokens,
+            ));
+        }
         Err(e) => println!("no access_log_properties phase: {e}"),
     }
     let algs: &[&str] = if cached_only {
@@ -141,6 +148,7 @@ fn main() -> Result<()> {
     if let Some(b) = &before {
         let tokens = write_tokens("before-cached", vec![b.token("tenant-bench")?])?;
         wrk(&b.recorded_mcp_url, &tokens, 4, 2, &script)?;
+        setups.push((OWN_BASELINE, b, &b.baseline_mcp_url, tokens.clone()));
         setups.push((
             "before: mcp-edge, cached token",
             b,
@@ -179,9 +187,7 @@ fn main() -> Result<()> {
     }
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let base_cpu = totals[0].cpu_us / totals[0].requests;
     let base_rps = mean(&totals[0].rps);
-    let base_lat = mean(&totals[0].latency_us);
     println!(
         "\nwrk -t1, Envoy --concurrency 2, {rounds} interleaved rounds of {PHASE_SECS} s (c16) + {LATENCY_SECS} s (c1)\n"
     );
@@ -189,9 +195,15 @@ fn main() -> Result<()> {
         "| setup | c16 req/s | vs baseline | Envoy CPU µs/req | added CPU µs/req | c1 mean latency µs | c1 added µs |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for ((name, _, _, _), t) in setups.iter().zip(&totals) {
-        let cpu = t.cpu_us / t.requests;
-        let lat = mean(&t.latency_us);
+    // Each Envoy's filtered phases are compared with that Envoy's own listener without the
+    // filter: two processes of the same build differ by several µs a request between runs.
+    let is_baseline = |i: usize| i == 0 || setups[i].0 == OWN_BASELINE;
+    for ((name, on, _, _), t) in setups.iter().zip(&totals) {
+        let base = (0..setups.len())
+            .find(|&j| is_baseline(j) && std::ptr::eq(setups[j].1, *on))
+            .map_or(&totals[0], |j| &totals[j]);
+        let (cpu, lat) = (t.cpu_us / t.requests, mean(&t.latency_us));
+        let (base_cpu, base_lat) = (base.cpu_us / base.requests, mean(&base.latency_us));
         println!(
             "| {name} | {:.0} | {:.2} | {cpu:.0} | {:.0} | {lat:.0} | {:.0} |",
             mean(&t.rps),

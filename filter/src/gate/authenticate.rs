@@ -1,14 +1,16 @@
-//! The bearer token → the caller's [`TenantContext`]: cache first, then the per-address budget for
+//! The bearer token → the [`Caller`] and its [`TenantContext`](crate::tenant::TenantContext): cache first, then the per-address budget for
 //! invalid tokens, then the signature and claims (see [`crate::token`]) — or, for an opaque token
 //! when `introspection` is configured, the introspection endpoint's answer ([`crate::introspection`]).
 
+use std::rc::Rc;
+
 use crate::bearer::{BearerError, extract_bearer};
+use crate::caller::Caller;
 use crate::config::EdgeConfig;
 use crate::introspection::{IntrospectionCall, cache_until, judge_answer, looks_like_jwt, request};
 use crate::keys::KeySet;
 use crate::rate_limit::SlotSecret;
-use crate::tenant::TenantContext;
-use crate::token::{TokenError, VerifiedToken, verify_bearer};
+use crate::token::{TokenError, verify_bearer};
 use crate::token_cache::{TokenCache, TokenKey};
 
 use super::{Denial, Host, address_table};
@@ -44,7 +46,7 @@ pub fn authenticate(
     cache: &mut TokenCache,
     budget: &AddressBudget<'_>,
     now: u64,
-) -> Result<TenantContext, NotAuthenticated> {
+) -> Result<Rc<Caller>, NotAuthenticated> {
     let deny = |d| Err(NotAuthenticated::Denied(d));
     let token = match extract_bearer(authorization) {
         Ok(t) => t,
@@ -56,8 +58,8 @@ pub fn authenticate(
     };
     // Hashed once: the lookup and, on a miss, the insert.
     let cache_key = cache.key_of(&token);
-    if let Some(v) = cache.get(&cache_key, now) {
-        return Ok(v.tenant.clone());
+    if let Some(caller) = cache.get(&cache_key, now) {
+        return Ok(caller);
     }
     // A flood of bad tokens from one address must not cost a signature check each.
     if !address_may_try(cfg, budget) {
@@ -87,14 +89,7 @@ pub fn authenticate(
         };
     };
     match verify_bearer(&token, key_set, policy, now) {
-        Ok(VerifiedToken { tenant, expires_at }) => {
-            let verified = VerifiedToken {
-                tenant: tenant.clone(),
-                expires_at,
-            };
-            cache.insert(cache_key, verified, now);
-            Ok(tenant)
-        }
+        Ok(verified) => Ok(cache.insert(cache_key, verified, now)),
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(NotAuthenticated::FetchKeys),
         Err(e) => {
             charge_address(cfg, budget);
@@ -112,15 +107,13 @@ pub fn introspected(
     cache: &mut TokenCache,
     budget: &AddressBudget<'_>,
     now: u64,
-) -> Result<TenantContext, Denial> {
+) -> Result<Rc<Caller>, Denial> {
     let (status, body) = answer;
     let verdict = judge_answer(status, body, &cfg.prepared.token_policy, now);
     match (verdict, &cfg.introspection) {
         (Ok(verified), Some(introspection)) => {
             let until = cache_until(&verified, introspection, now);
-            let tenant = verified.tenant.clone();
-            cache.insert_until(cache_key, verified, now, until);
-            Ok(tenant)
+            Ok(cache.insert_until(cache_key, verified.tenant, now, until))
         }
         (Ok(_), None) => Err(Denial::InvalidToken(TokenError::IntrospectionFailed)),
         (Err(e), _) => {

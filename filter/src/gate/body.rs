@@ -191,13 +191,13 @@ mod body_tests {
 
     fn admitted(scopes: &[&str], allowed: Option<&[&str]>, version: ProtocolVersion) -> Admitted {
         Admitted {
-            tenant: TenantContext {
+            tenant: crate::caller::Caller::new(TenantContext {
                 identity: Identity {
                     scopes: scopes.iter().map(|s| s.to_string()).collect(),
                     ..Identity::example("t")
                 },
                 allowed_tools: allowed.map(|a| a.iter().map(|s| s.to_string()).collect()),
-            },
+            }),
             version,
         }
     }

@@ -89,8 +89,12 @@ pub enum Step {
 #[derive(Debug)]
 pub struct Output {
     pub step: Step,
-    /// Request headers to remove, before those to set.
+    /// Request headers to remove, before those to add and set.
     pub remove_request_headers: Vec<String>,
+    /// Request headers to add: the signed `x-mcp-*` ones, whose inbound copies the gate removed
+    /// with the request head, so there is none to replace (adding spares Envoy a lookup each).
+    pub add_request_headers: Vec<(&'static str, String)>,
+    /// Request headers to set, replacing any value they have.
     pub set_request_headers: Vec<(&'static str, String)>,
     /// Counters to increment by one.
     pub counters: Vec<Counter>,
@@ -105,6 +109,7 @@ impl Output {
         Self {
             step,
             remove_request_headers: Vec::new(),
+            add_request_headers: Vec::new(),
             set_request_headers: Vec::new(),
             counters: Vec::new(),
             log_properties: Vec::new(),

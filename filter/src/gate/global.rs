@@ -166,7 +166,7 @@ mod tests {
             panic!("{:?}", out.step)
         };
         assert_eq!(call.timeout_ms, 30);
-        assert!(out.set_request_headers.is_empty(), "nothing vouched yet");
+        assert!(out.add_request_headers.is_empty(), "nothing vouched yet");
         let req = RateLimitRequest::decode(call.message.as_slice()).unwrap();
         let entries = req.first_entries();
         assert_eq!(
@@ -183,7 +183,7 @@ mod tests {
         let out = gate.on_global_answer(&cfg, Some(0), Some(&answer(rls_proto::CODE_OK)));
         assert_eq!(out.step, Step::Continue);
         assert!(
-            out.set_request_headers
+            out.add_request_headers
                 .iter()
                 .any(|(n, _)| *n == "x-mcp-tenant-id")
         );

@@ -42,6 +42,7 @@ use std::rc::Rc;
 
 use mcp_edge_contract::headers;
 
+use crate::caller::Caller;
 use crate::config::EdgeConfig;
 use crate::protocol::ProtocolVersion;
 use crate::reply::Reply;
@@ -55,14 +56,15 @@ pub(crate) use exchange::{address_table, tenant_table};
 /// An authenticated request, waiting for its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
-    pub tenant: TenantContext,
+    /// The caller, shared with the token cache (it dereferences to the [`TenantContext`]).
+    pub tenant: Rc<Caller>,
     pub version: ProtocolVersion,
 }
 
 /// A request let through; its response may be rewritten for its tenant.
 #[derive(Debug)]
 struct Forwarded {
-    tenant: TenantContext,
+    tenant: Rc<Caller>,
     tools_list_ids: Vec<serde_json::Value>,
     rate: RateState,
     /// `RateLimit`/`RateLimit-Policy` of the global limit, answered instead of the local bucket's.
@@ -257,7 +259,7 @@ impl Gate {
     }
 
     /// The caller is known: check the transport and the session, then wait for (or read) the body.
-    fn authenticated(&mut self, cfg: &EdgeConfig, tenant: TenantContext) -> Output {
+    fn authenticated(&mut self, cfg: &EdgeConfig, tenant: Rc<Caller>) -> Output {
         let head = self.head();
         let checked = check_transport(&head).and_then(|version| {
             check_session_method(cfg, head.method, version)?;
@@ -363,7 +365,7 @@ impl Gate {
             (Ok((trusted, rate)), Some(summary)) => {
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
-                out.set_request_headers = trusted;
+                out.add_request_headers = trusted;
                 if let Some(sid) = self.upstream_session.take() {
                     out.set_request_headers.push(("mcp-session-id", sid));
                 }

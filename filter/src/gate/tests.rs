@@ -347,7 +347,7 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
         out.remove_request_headers,
         vec!["authorization".to_string()]
     );
-    let set = &out.set_request_headers;
+    let set = &out.add_request_headers;
     let header = |n: &str| set.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
     let vouched = verify_vouched(
         SECRET.as_bytes(),
@@ -405,7 +405,7 @@ fn a_refused_call_is_answered_and_described_for_the_access_log() {
         out.log_properties
             .contains(&("mcp_edge.tenant", "acme".to_string()))
     );
-    assert!(out.set_request_headers.is_empty());
+    assert!(out.add_request_headers.is_empty() && out.set_request_headers.is_empty());
 }
 
 #[test]
@@ -427,7 +427,7 @@ fn access_log_properties_only_when_configured() {
     assert_eq!(out.step, Step::Continue);
     assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
     // Everything else is as it was: the signed headers and the counters.
-    assert_eq!(out.set_request_headers.len(), h::ALL.len());
+    assert_eq!(out.add_request_headers.len(), h::ALL.len());
     assert_eq!(out.counter_names().len(), 2);
     let (_, out) = post(&mut w, &host, Some(&auth), &call("delete_project"));
     assert_eq!(status(&out), 403);
@@ -860,7 +860,7 @@ fn opaque_tokens_are_introspected_once_then_served_from_the_cache() {
     let out = gate.on_body(&w, &host, body.as_bytes());
     assert_eq!(out.step, Step::Continue);
     let tenant = out
-        .set_request_headers
+        .add_request_headers
         .iter()
         .find(|(n, _)| *n == h::TENANT_ID);
     assert_eq!(tenant.map(|(_, v)| v.as_str()), Some("acme"));

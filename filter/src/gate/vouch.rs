@@ -1,9 +1,9 @@
 //! The last step for an allowed request: the signed identity headers (see the contract crate).
 
-use mcp_edge_contract::{RequestFacts, body_digest, vouch_headers_with};
+use mcp_edge_contract::{RequestFacts, body_digest};
 
+use crate::caller::Caller;
 use crate::config::EdgeConfig;
-use crate::tenant::TenantContext;
 
 use super::Denial;
 
@@ -17,10 +17,11 @@ pub struct CompleteRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The `x-mcp-*` headers to set, or a refusal when they cannot be signed.
+/// The `x-mcp-*` headers to set, or a refusal when they cannot be signed. The caller's identity
+/// headers were prepared when its token was verified; only this request's values are added here.
 pub fn vouch(
     cfg: &EdgeConfig,
-    tenant: &TenantContext,
+    caller: &Caller,
     req: &CompleteRequest<'_>,
     now: u64,
 ) -> Result<Vec<(&'static str, String)>, Denial> {
@@ -38,5 +39,9 @@ pub fn vouch(
         .gateway_key
         .as_ref()
         .ok_or(Denial::CannotVouch)?;
-    vouch_headers_with(key, &tenant.identity, &facts).map_err(|_| Denial::CannotVouch)
+    let identity = caller
+        .identity_headers
+        .as_ref()
+        .ok_or(Denial::CannotVouch)?;
+    key.vouch(identity, &facts).map_err(|_| Denial::CannotVouch)
 }

@@ -76,6 +76,9 @@ impl EdgeRequest {
         for name in &out.remove_request_headers {
             self.set_http_request_header(name, None);
         }
+        for (name, value) in &out.add_request_headers {
+            self.add_http_request_header(name, value);
+        }
         for (name, value) in &out.set_request_headers {
             self.set_http_request_header(name, Some(value));
         }
