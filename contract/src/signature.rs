@@ -141,14 +141,10 @@ impl GatewayKey {
         facts: &RequestFacts<'_>,
         time: &str,
     ) -> Result<Hmac<Sha256>, ContractError> {
-        let lines = canonical_lines(identity_values, facts, time)?;
         let mut mac = self.0.clone();
-        for (i, line) in lines.iter().enumerate() {
-            if i > 0 {
-                mac.update(b"\n");
-            }
-            mac.update(line.as_bytes());
-        }
+        canonical(identity_values, facts, time, |piece| {
+            mac.update(piece.as_bytes())
+        })?;
         Ok(mac)
     }
 
@@ -204,31 +200,54 @@ impl IdentityHeaders {
     }
 }
 
-/// The lines of the canonical string, in order. Fails if a value could make it ambiguous.
-fn canonical_lines<'a>(
-    identity_values: &'a [(&'static str, String)],
-    facts: &'a RequestFacts<'a>,
-    time: &'a str,
-) -> Result<Vec<&'a str>, ContractError> {
-    let mut fields: Vec<(&'static str, &str)> = Vec::with_capacity(identity_values.len() + 5);
-    fields.extend([
+/// Whether `value` holds a control character (`char::is_control`: C0, DEL and C1), read
+/// byte by byte: C1 characters are the only ones whose UTF-8 starts with 0xC2 then 0x80..=0x9F.
+fn has_control(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| *n <= 0x9f))
+    })
+}
+
+/// Hands the canonical string to `out` piece by piece, newlines included (the MAC is fed without
+/// the string being built).
+/// Fails, before anything is handed over, if a value could make it ambiguous.
+fn canonical(
+    identity_values: &[(&'static str, String)],
+    facts: &RequestFacts<'_>,
+    time: &str,
+    mut out: impl FnMut(&str),
+) -> Result<(), ContractError> {
+    let request = [
         ("method", facts.method),
         ("path", facts.path),
         ("protocol_version", facts.protocol_version),
-    ]);
-    fields.extend(identity_values.iter().map(|(n, v)| (*n, v.as_str())));
-    fields.push(("request_id", facts.request_id));
-    fields.push(("body_digest", facts.body_digest));
-    if let Some((name, _)) = fields.iter().find(|(_, v)| v.chars().any(char::is_control)) {
+    ];
+    let identity = identity_values.iter().map(|(n, v)| (*n, v.as_str()));
+    let tail = [
+        ("request_id", facts.request_id),
+        ("body_digest", facts.body_digest),
+    ];
+    if let Some((name, _)) = request
+        .into_iter()
+        .chain(identity.clone())
+        .chain(tail)
+        .find(|(_, v)| has_control(v))
+    {
         return Err(ContractError::ControlCharacter(name));
     }
-    let digest = fields.pop().map_or("", |(_, v)| v);
-    let mut lines = Vec::with_capacity(fields.len() + 3);
-    lines.push(CANONICAL_VERSION);
-    lines.extend(fields.iter().map(|(_, v)| *v));
-    lines.push(time);
-    lines.push(digest);
-    Ok(lines)
+    out(CANONICAL_VERSION);
+    for (_, value) in request
+        .into_iter()
+        .chain(identity)
+        .chain([("request_id", facts.request_id), ("time", time)])
+    {
+        out("\n");
+        out(value);
+    }
+    out("\n");
+    out(facts.body_digest);
+    Ok(())
 }
 
 /// The newline-joined string that is signed. Fails if a value could make it ambiguous.
@@ -238,7 +257,11 @@ pub fn canonical_string(
 ) -> Result<String, ContractError> {
     let identity_values = identity.header_values();
     let time = facts.gateway_time.to_string();
-    Ok(canonical_lines(&identity_values, facts, &time)?.join("\n"))
+    let mut string = String::new();
+    canonical(&identity_values, facts, &time, |piece| {
+        string.push_str(piece)
+    })?;
+    Ok(string)
 }
 
 /// The value of `x-mcp-gateway-signature`.
@@ -383,6 +406,14 @@ mod tests {
                 "mcp-edge-gateway-v2\nPOST\n/mcp\n2025-06-18\nacme\nuser-of-acme\nmcp:read mcp:write\nteam:engineering\npro\nreq-1\n1000\n{d}"
             )
         );
+    }
+
+    #[test]
+    fn control_characters_are_found_byte_by_byte_as_char_is_control_finds_them() {
+        for c in (0..0x3000u32).filter_map(char::from_u32) {
+            let value = format!("a{c}b");
+            assert_eq!(has_control(&value), c.is_control(), "U+{:04X}", c as u32);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn is_b64token_char(b: u8) -> bool {
 }
 
 /// Returns the token carried by the `Authorization` header values of one request.
-pub fn extract_bearer(values: &[&[u8]]) -> Result<String, BearerError> {
+pub fn extract_bearer<'a>(values: &[&'a [u8]]) -> Result<&'a str, BearerError> {
     let value = match values {
         [] => return Err(BearerError::Missing),
         [one] => *one,
@@ -36,7 +36,7 @@ pub fn extract_bearer(values: &[&[u8]]) -> Result<String, BearerError> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES || !token.bytes().all(is_b64token_char) {
         return Err(BearerError::Malformed);
     }
-    Ok(token.to_string())
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -45,12 +45,9 @@ mod tests {
 
     #[test]
     fn accepts_bearer_in_any_case() {
-        assert_eq!(
-            extract_bearer(&[b"Bearer abc.def.ghi"]),
-            Ok("abc.def.ghi".into())
-        );
-        assert_eq!(extract_bearer(&[b"bearer abc"]), Ok("abc".into()));
-        assert_eq!(extract_bearer(&[b"BEARER  abc"]), Ok("abc".into()));
+        assert_eq!(extract_bearer(&[b"Bearer abc.def.ghi"]), Ok("abc.def.ghi"));
+        assert_eq!(extract_bearer(&[b"bearer abc"]), Ok("abc"));
+        assert_eq!(extract_bearer(&[b"BEARER  abc"]), Ok("abc"));
     }
 
     #[test]

@@ -209,8 +209,9 @@ mod filter {
             }
             if groups.header_writes {
                 self.set_http_request_header("authorization", None);
+                // Added, as mcp-edge does: it removed inbound x-mcp-* headers with the head.
                 for (name, value) in IDENTITY_HEADERS {
-                    self.set_http_request_header(name, Some(value));
+                    self.add_http_request_header(name, value);
                 }
             }
             if groups.counters {

@@ -57,7 +57,7 @@ pub fn authenticate(
         }
     };
     // Hashed once: the lookup and, on a miss, the insert.
-    let cache_key = cache.key_of(&token);
+    let cache_key = cache.key_of(token);
     if let Some(caller) = cache.get(&cache_key, now) {
         return Ok(caller);
     }
@@ -67,10 +67,10 @@ pub fn authenticate(
     }
     // Not a JWT: only the introspection endpoint can say what it is (else: malformed, below).
     if let Some(introspection) = &cfg.introspection
-        && !looks_like_jwt(&token)
+        && !looks_like_jwt(token)
     {
         return Err(NotAuthenticated::Introspect(
-            request(introspection, &token),
+            request(introspection, token),
             cache_key,
         ));
     }
@@ -78,7 +78,7 @@ pub fn authenticate(
     let Some(key_set) = keys.keys else {
         // Without keys a token can still be judged malformed or of a refused algorithm.
         if let Err(e @ (TokenError::Malformed | TokenError::AlgorithmNotAllowed(_))) =
-            verify_bearer(&token, &KeySet::default(), policy, now)
+            verify_bearer(token, &KeySet::default(), policy, now)
         {
             return deny(Denial::InvalidToken(e));
         }
@@ -88,7 +88,7 @@ pub fn authenticate(
             deny(Denial::KeysUnavailable)
         };
     };
-    match verify_bearer(&token, key_set, policy, now) {
+    match verify_bearer(token, key_set, policy, now) {
         Ok(verified) => Ok(cache.insert(cache_key, verified, now)),
         Err(TokenError::UnknownKey(_)) if keys.may_refetch => Err(NotAuthenticated::FetchKeys),
         Err(e) => {
