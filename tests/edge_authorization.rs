@@ -6,12 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::Stack;
+use mcp_edge_tests::stats::{Stats, read_stats};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -885,7 +886,72 @@ fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     anyhow::bail!("no access log line with tenant, tool and outcome")
 }
 
+/// With the filter's default `stats_flush_ms` (the tests' Envoy counts at once), each worker adds
+/// up its counts and hands them to Envoy on its timer: every count arrives, once, within the
+/// period and a tick.
+fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
+    let (url, admin) =
+        s.start_envoy_with_admin("envoy-batched", &json!({"stats_flush_ms": null}))?;
+    let t = s.token_with("tenant-batched", "mcp:read", Some(&["list_projects"]))?;
+    let before = read_stats(&admin, "mcp_edge.outcome")?;
+    for id in 0..3 {
+        let m = marker("batched");
+        let resp = post_to(
+            &url,
+            &t,
+            &tool_call(id, "list_projects", &m).to_string(),
+            &[],
+        )?;
+        ensure!(
+            resp.status() == 200,
+            "allowed call answered {}",
+            resp.status()
+        );
+    }
+    let m = marker("batched-denied");
+    let resp = post_to(
+        &url,
+        &t,
+        &tool_call(9, "create_project", &m).to_string(),
+        &[],
+    )?;
+    ensure!(
+        resp.status() == 403,
+        "refused call answered {}",
+        resp.status()
+    );
+    let sent = Instant::now();
+    let expected = [("allowed", 3), ("denied.tool_not_allowed", 1)];
+    let counted =
+        |stats: &Stats| expected.map(|(o, _)| stats.filter_since(&before, &format!("outcome.{o}")));
+    let want = expected.map(|(_, n)| n);
+    loop {
+        let now = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+        if now == want {
+            break;
+        }
+        ensure!(
+            now.iter().zip(want).all(|(c, w)| *c <= w),
+            "counted {now:?}, more than the {want:?} requests sent"
+        );
+        ensure!(
+            sent.elapsed() < Duration::from_secs(4),
+            "after 4 s Envoy has {now:?} of {want:?} (flush every second)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The next ticks hand over nothing more.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let later = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+    ensure!(
+        later == want,
+        "counted {later:?} after more ticks, expected {want:?}"
+    );
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
+    counts_reach_envoy_batched_by_default,
     tool_outside_allowed_tools_is_refused,
     step_up_challenge_then_success,
     batch_smuggling_is_refused_with_an_error_per_id,

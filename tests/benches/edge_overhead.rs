@@ -85,7 +85,8 @@ fn main() -> Result<()> {
     let unlimited = json!({"requests_per_minute": 100_000_000u64, "burst": 100_000_000u64});
     let options = StackOptions {
         authz: false,
-        plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}}),
+        // The filter's own counting (`stats_flush_ms` left to its default), not the tests' per-request one.
+        plugin_overrides: json!({"rate_limits": {"free": unlimited, "pro": unlimited, "enterprise": unlimited}, "stats_flush_ms": null}),
         ..StackOptions::default()
     };
     let stack = Arc::new(Stack::start_with(&options)?);

@@ -356,6 +356,20 @@ impl Stack {
         Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
     }
 
+    /// As [`Self::start_envoy`], also returning its admin URL (`http://127.0.0.1:<port>`), for its
+    /// stats.
+    pub fn start_envoy_with_admin(
+        &self,
+        name: &str,
+        plugin_overrides: &Value,
+    ) -> Result<(String, String)> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        Ok((
+            format!("http://127.0.0.1:{}/mcp", ports.listener),
+            format!("http://127.0.0.1:{}", ports.admin),
+        ))
+    }
+
     /// As [`Self::start_envoy`], returning the URL of its listener in front of the recording
     /// upstream (benchmarks: an answer that costs the same whatever the filter does).
     pub fn start_recorded_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {

@@ -63,6 +63,15 @@ pub(super) fn token_options(raw: &RawConfig) -> Result<(), ConfigError> {
     {
         return Err(err("required_typ", "must be a media type such as at+jwt"));
     }
+    if raw.stats_flush_ms > super::MAX_STATS_FLUSH_MS {
+        return Err(err(
+            "stats_flush_ms",
+            format!(
+                "at most {} (0: on every request)",
+                super::MAX_STATS_FLUSH_MS
+            ),
+        ));
+    }
     if raw.token_cache_max_seconds == Some(0) {
         return Err(err(
             "token_cache_max_seconds",

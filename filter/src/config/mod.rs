@@ -24,6 +24,10 @@ use crate::tenant::Tier;
 
 /// Largest clock leeway the filter accepts (seconds).
 pub const MAX_LEEWAY_SECS: u64 = 60;
+/// Counts reach Envoy's counters once a second by default (`stats_flush_ms`).
+pub const DEFAULT_STATS_FLUSH_MS: u64 = 1000;
+/// A count never waits longer than this for Envoy's counters.
+pub const MAX_STATS_FLUSH_MS: u64 = 60_000;
 
 /// The configuration as written in envoy.yaml.
 /// Where the filter gets its verification keys.
@@ -91,6 +95,10 @@ pub struct EdgeConfig {
     /// Whether to put `mcp_edge.*` in filter state for an access log (five host calls a request;
     /// off when no access log reads them).
     pub access_log_properties: bool,
+    /// How often (ms) each worker adds the counts it gathered to Envoy's counters; 0: one host
+    /// call per count, as it happens. Batching saves two host calls a request; a count reaches
+    /// `/stats` at most this late.
+    pub stats_flush_ms: u64,
     /// Which claims name the tenant, user, scopes, allowed tools, tier and data scope.
     pub claims: ClaimMapping,
     /// The rate limit service asked after the local bucket admits (`None`: local buckets only).
@@ -217,6 +225,7 @@ pub fn parse_config(
         token_cache_max_seconds: raw.token_cache_max_seconds,
         stateful_upstream: raw.stateful_upstream,
         access_log_properties: raw.access_log_properties,
+        stats_flush_ms: raw.stats_flush_ms,
         claims,
         global_rate_limit,
         introspection,
@@ -269,6 +278,13 @@ mod tests {
         let mut v = base();
         v["access_log_properties"] = json!(false);
         assert!(!parse(&v).unwrap().access_log_properties);
+        assert_eq!(cfg.stats_flush_ms, DEFAULT_STATS_FLUSH_MS);
+        v["stats_flush_ms"] = json!(0);
+        assert_eq!(
+            parse(&v).unwrap().stats_flush_ms,
+            0,
+            "0: every count at once"
+        );
     }
 
     fn field_of(mut v: Value, patch: impl FnOnce(&mut Value)) -> String {
@@ -294,6 +310,10 @@ mod tests {
         assert_eq!(
             field_of(base(), |v| v["leeway_seconds"] = json!(900)),
             "leeway_seconds"
+        );
+        assert_eq!(
+            field_of(base(), |v| v["stats_flush_ms"] = json!(60_001)),
+            "stats_flush_ms"
         );
         assert_eq!(
             field_of(base(), |v| v["mcp_paths"] = json!(["mcp"])),

@@ -46,6 +46,9 @@ pub(super) struct RawConfig {
     pub(super) stateful_upstream: bool,
     #[serde(default = "default_true")]
     pub(super) access_log_properties: bool,
+    /// How often a worker hands its counts to Envoy's counters (ms; 0: on every request).
+    #[serde(default = "default_stats_flush_ms")]
+    pub(super) stats_flush_ms: u64,
     /// Where the tenant, user, scopes, … come from (`claims.rs`); absent: today's claim names.
     #[serde(default)]
     pub(super) claims: Option<super::claims::RawClaims>,
@@ -198,4 +201,8 @@ pub(super) fn default_min_refetch() -> u64 {
 }
 pub(super) fn default_timeout_ms() -> u64 {
     5_000
+}
+
+fn default_stats_flush_ms() -> u64 {
+    super::DEFAULT_STATS_FLUSH_MS
 }

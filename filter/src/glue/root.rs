@@ -1,4 +1,5 @@
-//! The root context of one worker: configuration, and the JWKS fetched on a timer.
+//! The root context of one worker: configuration, the JWKS fetched on a timer, and the worker's
+//! gathered counts handed to Envoy on the same timer (`stats_flush_ms`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -7,19 +8,30 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 
-use crate::config::{JwksSource, parse_config};
+use crate::config::{EdgeConfig, JwksSource, parse_config};
 use crate::gate::WorkerState;
 use crate::rate_limit::SlotSecret;
 
-use super::{EdgeRequest, HostShared, Worker, unix_now};
+use super::{EdgeRequest, HostShared, Worker, unix_now, unix_now_nanos};
 
 /// The root context of one worker.
 #[derive(Default)]
 pub(super) struct EdgeRoot {
     worker: Option<Rc<RefCell<Worker>>>,
     jwks_call: Option<u32>,
-    /// Whether the tick period is back to one second (keys are in).
+    /// Whether the tick period is the steady one (keys are in, or none are fetched).
     slow_ticks: bool,
+}
+
+/// The tick once the first keys are in: JWKS refreshes are looked at once a second, counts are
+/// handed to Envoy every `stats_flush_ms`; `None` when there is neither.
+fn steady_tick(config: &EdgeConfig) -> Option<Duration> {
+    let counts = (config.stats_flush_ms > 0).then(|| Duration::from_millis(config.stats_flush_ms));
+    let keys = matches!(config.jwks_source, JwksSource::Remote(_)).then(|| Duration::from_secs(1));
+    match (counts, keys) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl Context for EdgeRoot {
@@ -33,6 +45,14 @@ impl Context for EdgeRoot {
         if let Some(w) = &self.worker {
             w.borrow_mut().install_keys(status, body, unix_now());
         }
+    }
+
+    /// The VM is going away: counts not handed over yet are, now.
+    fn on_done(&mut self) -> bool {
+        if let Some(w) = &self.worker {
+            w.borrow_mut().flush_counts();
+        }
+        true
     }
 }
 
@@ -48,23 +68,31 @@ impl RootContext for EdgeRoot {
             }
         };
         let remote = matches!(config.jwks_source, JwksSource::Remote(_));
+        let steady = steady_tick(&config);
         let secret = SlotSecret::shared(&HostShared, super::random_bytes());
         let worker = Worker::new(WorkerState::new(config, secret));
         self.worker = Some(Rc::new(RefCell::new(worker)));
         if remote {
-            // Tick fast until the first keys are in, then once a second.
+            // Tick fast until the first keys are in, then at the steady period.
             self.set_tick_period(Duration::from_millis(100));
+        } else if let Some(period) = steady {
+            self.slow_ticks = true;
+            self.set_tick_period(period);
         }
         true
     }
 
     fn on_tick(&mut self) {
         let Some(w) = self.worker.clone() else { return };
-        let now = unix_now();
+        let now_ms = u64::try_from(unix_now_nanos() / 1_000_000).unwrap_or(u64::MAX);
+        let now = now_ms / 1000;
         let mut w = w.borrow_mut();
+        w.flush_counts_if_due(now_ms);
         if w.state.keys.keys().is_some() && !self.slow_ticks {
             self.slow_ticks = true;
-            self.set_tick_period(Duration::from_secs(1));
+            if let Some(period) = steady_tick(&w.state.config) {
+                self.set_tick_period(period);
+            }
         }
         let config = w.state.config.clone();
         if self.jwks_call.is_none() && w.state.keys.refresh_due(&config, now) {

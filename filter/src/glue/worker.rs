@@ -2,6 +2,7 @@
 //! (configuration, keys, token cache) and the ids of Envoy counters.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
@@ -15,8 +16,16 @@ use crate::jwks::Installed;
 /// What the root context and the HTTP contexts of one worker share.
 pub(super) struct Worker {
     pub(super) state: WorkerState,
-    /// Each counter's metric id, defined on first use (its name formatted once per worker).
-    metrics: HashMap<Counter, u32>,
+    /// Each counter's metric, defined on first use (its name formatted once per worker).
+    metrics: HashMap<Counter, Metric>,
+    /// When the pending counts were last handed to Envoy (unix ms).
+    flushed_at_ms: u64,
+}
+
+/// An Envoy counter of this worker and the counts not handed to it yet.
+struct Metric {
+    id: u32,
+    pending: u64,
 }
 
 impl Worker {
@@ -24,22 +33,47 @@ impl Worker {
         Self {
             state,
             metrics: HashMap::new(),
+            flushed_at_ms: 0,
         }
     }
 
-    /// Increments an Envoy counter, defining it on first use.
+    /// Counts one for an Envoy counter, defining it on first use: at once when
+    /// `stats_flush_ms` is 0, else at the next [`Self::flush_counts`].
     pub(super) fn count(&mut self, counter: Counter) {
-        let id = match self.metrics.get(&counter) {
-            Some(id) => *id,
-            None => match hostcalls::define_metric(MetricType::Counter, &counter.name()) {
-                Ok(id) => {
-                    self.metrics.insert(counter, id);
-                    id
+        let metric = match self.metrics.entry(counter) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                match hostcalls::define_metric(MetricType::Counter, &counter.name()) {
+                    Ok(id) => e.insert(Metric { id, pending: 0 }),
+                    Err(_) => return,
                 }
-                Err(_) => return,
-            },
+            }
         };
-        let _ = hostcalls::increment_metric(id, 1);
+        if self.state.config.stats_flush_ms == 0 {
+            let _ = hostcalls::increment_metric(metric.id, 1);
+        } else {
+            metric.pending += 1;
+        }
+    }
+
+    /// On a tick: hands the pending counts to Envoy when `stats_flush_ms` has passed (the tick may
+    /// be faster, for the JWKS; a tick up to 100 ms early counts as on time).
+    pub(super) fn flush_counts_if_due(&mut self, now_ms: u64) {
+        let period = self.state.config.stats_flush_ms;
+        if now_ms.saturating_sub(self.flushed_at_ms) + 100 >= period {
+            self.flushed_at_ms = now_ms;
+            self.flush_counts();
+        }
+    }
+
+    /// Hands every pending count to Envoy: one host call per counter that moved.
+    pub(super) fn flush_counts(&mut self) {
+        for metric in self.metrics.values_mut().filter(|m| m.pending > 0) {
+            if let Ok(delta) = i64::try_from(metric.pending) {
+                let _ = hostcalls::increment_metric(metric.id, delta);
+            }
+            metric.pending = 0;
+        }
     }
 
     /// Dispatches a JWKS fetch (remote JWKS only). Returns the call's token.
