@@ -156,12 +156,12 @@ impl GatewayKey {
         identity: &IdentityHeaders,
         facts: &RequestFacts<'_>,
     ) -> Result<Vec<(&'static str, String)>, ContractError> {
-        let time = facts.gateway_time.to_string();
-        let mac = self.mac_at(&identity.0, facts, &time)?;
-        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         if !survives_http(facts.request_id) {
             return Err(HeaderError::Malformed(headers::REQUEST_ID).into());
         }
+        let time = facts.gateway_time.to_string();
+        let mac = self.mac_at(&identity.0, facts, &time)?;
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         let mut out = Vec::with_capacity(identity.0.len() + 3);
         out.extend(identity.0.iter().cloned());
         out.push((headers::REQUEST_ID, facts.request_id.to_string()));

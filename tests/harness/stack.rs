@@ -352,8 +352,7 @@ impl Stack {
     /// configuration of `envoy.yaml` with `plugin_overrides` and the resource of the first Envoy
     /// (so the same tokens are valid). Returns its MCP URL (in front of the real backend).
     pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
-        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
-        Ok(format!("http://127.0.0.1:{}/mcp", ports.listener))
+        Ok(self.start_envoy_with_admin(name, plugin_overrides)?.0)
     }
 
     /// As [`Self::start_envoy`], also returning its admin URL (`http://127.0.0.1:<port>`), for its

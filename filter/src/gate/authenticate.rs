@@ -1,6 +1,7 @@
-//! The bearer token → the [`Caller`] and its [`TenantContext`](crate::tenant::TenantContext): cache first, then the per-address budget for
-//! invalid tokens, then the signature and claims (see [`crate::token`]) — or, for an opaque token
-//! when `introspection` is configured, the introspection endpoint's answer ([`crate::introspection`]).
+//! The bearer token → the [`Caller`] (its [`TenantContext`](crate::tenant::TenantContext) and
+//! prepared identity headers): cache first, then the per-address budget for invalid tokens, then
+//! the signature and claims (see [`crate::token`]) — or, for an opaque token when `introspection`
+//! is configured, the introspection endpoint's answer ([`crate::introspection`]).
 
 use std::rc::Rc;
 
