@@ -137,7 +137,7 @@ def main():
     upstream_port = upstream["static_resources"]["listeners"][0]["address"]["socket_address"][
         "port_value"]
     spawn("upstream", ["taskset", "-c", "1", ENVOY, "-c", upstream_path, "--concurrency", "1",
-                       "--use-dynamic-base-id", "-l", "warn"])
+                       "--disable-hot-restart", "-l", "warn"])
     redis_port, memory_port, redis_service_port = free_port(), free_port(), free_port()
     spawn("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no"])
@@ -157,7 +157,7 @@ def main():
         path = os.path.join(WORK, f"{name}.yaml")
         yaml.safe_dump(edge_config(base, listen, admin, ask, service), open(path, "w"))
         spawn(name, ["taskset", "-c", "0", ENVOY, "-c", path, "--concurrency", "1",
-                     "--use-dynamic-base-id", "-l", "warn"])
+                     "--disable-hot-restart", "-l", "warn"])
         setups[name] = (listen, admin)
     for port in [upstream_port, memory_port, redis_service_port] + [p for p, _ in setups.values()]:
         wait_for_port(port)

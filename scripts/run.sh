@@ -68,12 +68,12 @@ if $scaled; then
   for i in 0 1 2; do
     target/debug/xtask scaled-envoy --port $((8080 + 100 * i)) --admin-port $((9901 + 10 * i)) \
       --ratelimit-port 8091 >".local/envoy-scaled-$i.yaml"
-    .venv/bin/envoy -c ".local/envoy-scaled-$i.yaml" --concurrency 2 --use-dynamic-base-id -l warn \
+    .venv/bin/envoy -c ".local/envoy-scaled-$i.yaml" --concurrency 2 --disable-hot-restart -l warn \
       >".local/logs/envoy-$i.log" 2>&1 &
     pids+=($!)
   done
 else
-  .venv/bin/envoy -c envoy.yaml --concurrency 2 --use-dynamic-base-id -l warn >.local/logs/envoy.log 2>&1 &
+  .venv/bin/envoy -c envoy.yaml --concurrency 2 --disable-hot-restart -l warn >.local/logs/envoy.log 2>&1 &
   pids+=($!)
 fi
 

@@ -890,8 +890,8 @@ fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
 /// up its counts and hands them to Envoy on its timer: every count arrives, once, within the
 /// period and a tick.
 fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
-    let (url, admin) =
-        s.start_envoy_with_admin("envoy-batched", &json!({"stats_flush_ms": null}))?;
+    let envoy = s.start_envoy("envoy-batched", &json!({"stats_flush_ms": null}))?;
+    let (url, admin) = (&envoy.url, &envoy.admin_url);
     let t = s.token_with("tenant-batched", "mcp:read", Some(&["list_projects"]))?;
     let before = read_stats(&admin, "mcp_edge.outcome")?;
     for id in 0..3 {

@@ -121,7 +121,7 @@ impl Scaled {
         scaled.start_service()?;
         let mut scaled = scaled;
         for name in ["envoy-2", "envoy-3"] {
-            let url = scaled.stack.start_envoy(name, &global_on())?;
+            let url = scaled.stack.start_envoy(name, &global_on())?.keep();
             scaled.edges.push(url);
         }
         Ok(scaled)
@@ -380,14 +380,13 @@ fn budget_holds_across_three_envoys(g: &Scaled) -> Result<()> {
 
 fn control_without_the_global_limit_admits_about_three_times(g: &Scaled) -> Result<()> {
     g.next_phase();
-    let mut edges = Vec::new();
+    let mut envoys = Vec::new();
     for name in ["control-1", "control-2", "control-3"] {
-        edges.push(g.stack.start_envoy(name, &global_off())?);
+        envoys.push(g.stack.start_envoy(name, &global_off())?);
     }
+    let edges: Vec<String> = envoys.iter().map(|e| e.url.clone()).collect();
     let result = mixed_load(g, &edges, 4);
-    for name in ["control-1", "control-2", "control-3"] {
-        g.stack.stop_one(name)?;
-    }
+    drop(envoys);
     let runs = result?;
     check_isolation(&runs)?;
     let mut report = Vec::new();

@@ -17,7 +17,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -25,7 +24,7 @@ use bytes::Bytes;
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::envoy::{EnvoyPorts, derive_config};
 use mcp_edge_tests::memory::{resident_bytes, wasm_memories};
-use mcp_edge_tests::procs::{Proc, envoy_bin, filter_wasm, free_port};
+use mcp_edge_tests::procs::{Proc, envoy_command, filter_wasm, free_port};
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::Stack;
 use mcp_edge_tests::stats::read_stats;
@@ -368,11 +367,8 @@ fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
     let config = derive_config(&base, &ports, &filter_wasm()?, &overrides())?;
     let path = s.dir().join("short-idle-envoy.yaml");
     std::fs::write(&path, config)?;
-    let mut cmd = Command::new(envoy_bin()?);
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warn"])
-        .env("MCP_EDGE_GATEWAY_SECRET", &s.secret);
+    let mut cmd = envoy_command(&path, 1, "warn")?;
+    cmd.env("MCP_EDGE_GATEWAY_SECRET", &s.secret);
     let mut envoy = Proc::spawn("short-idle-envoy", cmd, s.dir())?;
     envoy.wait_for_port(
         ([127, 0, 0, 1], ports.listener).into(),
@@ -933,10 +929,7 @@ fn trapping_envoy(s: &Stack) -> Result<(Proc, u16, u16)> {
     });
     let path = s.dir().join("trapping-envoy.yaml");
     std::fs::write(&path, serde_yaml::to_string(&doc)?)?;
-    let mut cmd = Command::new(envoy_bin()?);
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--concurrency", "1", "--use-dynamic-base-id", "-l", "warn"]);
+    let cmd = envoy_command(&path, 1, "warn")?;
     let mut envoy = Proc::spawn("trapping-envoy", cmd, s.dir())?;
     envoy.wait_for_port(([127, 0, 0, 1], listener).into(), Duration::from_secs(60))?;
     Ok((envoy, listener, admin))

