@@ -38,6 +38,40 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Every port a service publishes, as `host_ip:published:target` (the short syntax as written),
+/// from the short syntax (`"127.0.0.1:8080:8080"`, or a bare number) and the long one (a mapping
+/// of `target`, `published`, `host_ip`), so that no entry escapes the loopback check: a long entry
+/// without `host_ip` reads `:8080:8080`, a bare number `8080`.
+fn published_ports(svc: &Value) -> Result<Vec<String>> {
+    let Some(entries) = svc.get("ports") else {
+        return Ok(Vec::new());
+    };
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    entries
+        .as_sequence()
+        .with_context(|| format!("ports is not a list: {entries:?}"))?
+        .iter()
+        .map(|entry| match entry {
+            Value::Mapping(m) => {
+                let field = |k: &str| m.get(k).and_then(scalar).unwrap_or_default();
+                Ok(format!(
+                    "{}:{}:{}",
+                    field("host_ip"),
+                    field("published"),
+                    field("target")
+                ))
+            }
+            other => {
+                scalar(other).with_context(|| format!("a ports entry of no known shape: {other:?}"))
+            }
+        })
+        .collect()
+}
+
 fn env(svc: &Value, key: &str) -> Result<String> {
     svc.get("environment")
         .and_then(|e| e.get(key))
@@ -102,6 +136,31 @@ fn url_port(url: &str) -> Result<u64> {
     let rest = url.split("://").nth(1).context("no scheme")?;
     let authority = rest.split('/').next().unwrap_or_default();
     Ok(authority.rsplit(':').next().context("no port")?.parse()?)
+}
+
+/// The long syntax and bare numbers are read too (they were skipped once, so a port published on
+/// every interface in the long syntax passed the loopback check).
+#[test]
+fn published_ports_reads_every_syntax() -> Result<()> {
+    let svc: Value = serde_yaml::from_str(
+        "ports:
+  - \"127.0.0.1:8080:8080\"
+  - 9901
+  - { target: 9100, published: 9100 }
+  - { target: 6379, published: \"6379\", host_ip: 127.0.0.1, protocol: tcp }",
+    )?;
+    ensure!(
+        published_ports(&svc)?
+            == [
+                "127.0.0.1:8080:8080",
+                "9901",
+                ":9100:9100",
+                "127.0.0.1:6379:6379"
+            ],
+        "{:?}",
+        published_ports(&svc)?
+    );
+    Ok(())
 }
 
 #[test]
@@ -235,11 +294,7 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
         &mut base,
         &["admin", "address", "socket_address", "port_value"],
     )?;
-    let envoy_ports = strings(
-        service(&mut compose, "envoy")?
-            .get("ports")
-            .unwrap_or(&Value::Null),
-    );
+    let envoy_ports = published_ports(service(&mut compose, "envoy")?)?;
     for port in [listener, admin] {
         ensure!(
             envoy_ports.contains(&format!("127.0.0.1:{port}:{port}")),
@@ -253,7 +308,7 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
         .context("services")?
         .clone();
     for (name, svc) in &services {
-        for published in strings(svc.get("ports").unwrap_or(&Value::Null)) {
+        for published in published_ports(svc)? {
             ensure!(
                 published.starts_with("127.0.0.1:") && published.split(':').count() == 3,
                 "{} publishes {published:?} beyond the host's loopback",
@@ -282,8 +337,7 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
         "AUTHZ_RESOURCES"
     );
     ensure!(
-        strings(authz.get("ports").unwrap_or(&Value::Null))
-            .contains(&format!("127.0.0.1:{authz_port}:{authz_port}")),
+        published_ports(&authz)?.contains(&format!("127.0.0.1:{authz_port}:{authz_port}")),
         "authz does not publish {authz_port}"
     );
     ensure!(

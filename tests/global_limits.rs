@@ -80,6 +80,8 @@ struct Scaled {
     stack: Stack,
     /// The MCP URLs of the three Envoys with the global limit on.
     edges: Vec<String>,
+    /// Their admin URLs, in the same order.
+    admins: Vec<String>,
     redis: Mutex<Restartable>,
     service: Mutex<Restartable>,
     limits: std::path::PathBuf,
@@ -103,6 +105,7 @@ impl Scaled {
         std::fs::write(&limits, limits_yaml())?;
         let scaled = Self {
             edges: vec![stack.mcp_url.clone()],
+            admins: vec![stack.admin_url.clone()],
             stack,
             redis: Mutex::new(Restartable {
                 name: "ratelimit-redis",
@@ -121,8 +124,10 @@ impl Scaled {
         scaled.start_service()?;
         let mut scaled = scaled;
         for name in ["envoy-2", "envoy-3"] {
-            let url = scaled.stack.start_envoy(name, &global_on())?.keep();
-            scaled.edges.push(url);
+            let envoy = scaled.stack.start_envoy(name, &global_on())?;
+            scaled.edges.push(envoy.url.clone());
+            scaled.admins.push(envoy.admin_url.clone());
+            envoy.keep();
         }
         Ok(scaled)
     }
@@ -469,29 +474,55 @@ fn budget_is_enforced_again(g: &Scaled) -> Result<()> {
     Ok(())
 }
 
-fn global_failures(g: &Scaled, verdict: &str) -> Result<u64> {
-    let stats = read_stats(&g.stack.admin_url, "global_ratelimit")?;
-    Ok(["free", "pro", "enterprise"]
+/// Every tier's fail-mode counters (`failed_closed`, `failed_open`), summed over the three Envoys.
+fn fail_mode_counts(g: &Scaled) -> Result<Vec<(String, u64)>> {
+    let mut counts = Vec::new();
+    for tier in ["free", "pro", "enterprise"] {
+        for verdict in ["failed_closed", "failed_open"] {
+            let name = format!("wasmcustom.mcp_edge.global_ratelimit.{tier}.{verdict}");
+            let mut sum = 0;
+            for admin in &g.admins {
+                sum += read_stats(admin, "global_ratelimit")?.get(&name);
+            }
+            counts.push((format!("{tier}.{verdict}"), sum));
+        }
+    }
+    Ok(counts)
+}
+
+/// While the service (or its Redis) is down, [`fail_modes_hold`] sends `count` requests per tier:
+/// the three Envoys count exactly that many `failed_closed` for free and `failed_open` for the
+/// paid tiers, and nothing else.
+fn fail_modes_are_counted(g: &Scaled, label: &str, count: u64) -> Result<()> {
+    let before = fail_mode_counts(g)?;
+    fail_modes_hold(g, label, count as usize)?;
+    let after = fail_mode_counts(g)?;
+    let deltas: Vec<(String, u64)> = before
         .iter()
-        .map(|t| {
-            stats.get(&format!(
-                "wasmcustom.mcp_edge.global_ratelimit.{t}.{verdict}"
-            ))
-        })
-        .sum())
+        .zip(&after)
+        .map(|((name, b), (_, a))| (name.clone(), a - b))
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("free.failed_closed", count),
+        ("free.failed_open", 0),
+        ("pro.failed_closed", 0),
+        ("pro.failed_open", count),
+        ("enterprise.failed_closed", 0),
+        ("enterprise.failed_open", count),
+    ]
+    .map(|(n, c)| (n.to_string(), c))
+    .to_vec();
+    ensure!(
+        deltas == want,
+        "fail modes counted {deltas:?}, expected {want:?}"
+    );
+    Ok(())
 }
 
 fn service_down_applies_fail_modes_and_recovers_without_restarting_envoy(g: &Scaled) -> Result<()> {
     g.next_phase();
-    let closed_before = global_failures(g, "failed_closed")?;
-    let open_before = global_failures(g, "failed_open")?;
     Scaled::stop(&g.service)?;
-    fail_modes_hold(g, "no-service", 6)?;
-    ensure!(
-        global_failures(g, "failed_closed")? > closed_before
-            && global_failures(g, "failed_open")? > open_before,
-        "the fail modes are not counted in Envoy's stats"
-    );
+    fail_modes_are_counted(g, "no-service", 6)?;
     g.start_service()?;
     let took = wait_for_global(g)?;
     eprintln!("service restarted on its port: global answers again after {took:?}");
@@ -501,7 +532,7 @@ fn service_down_applies_fail_modes_and_recovers_without_restarting_envoy(g: &Sca
 fn redis_down_applies_fail_modes_and_counting_resumes(g: &Scaled) -> Result<()> {
     g.next_phase();
     Scaled::stop(&g.redis)?;
-    fail_modes_hold(g, "no-redis", 6)?;
+    fail_modes_are_counted(g, "no-redis", 6)?;
     g.start_redis()?;
     let took = wait_for_global(g)?;
     eprintln!("Redis restarted: global answers again after {took:?}");

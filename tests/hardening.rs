@@ -954,7 +954,7 @@ fn trapped_vm_is_replaced_and_never_fails_open(s: &Stack) -> Result<()> {
     ensure!(get()? == 503, "the request that traps must be refused");
     // Served again once a new VM is made (after the backoff, from 1 s); until then, refused.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut refused = 0;
+    let mut refused: u64 = 0;
     loop {
         match get()? {
             204 => break,
@@ -968,10 +968,17 @@ fn trapped_vm_is_replaced_and_never_fails_open(s: &Stack) -> Result<()> {
         get()? == 503,
         "a second request after the reload was served: it passed without the filter (fail open)"
     );
-    // Counted under the plugin's name, envoy.yaml's `mcp_edge`.
-    let reloads = read_stats(&format!("http://127.0.0.1:{admin}"), "vm_reload_success")?
-        .get("wasm.mcp_edge.vm_reload_success");
-    ensure!(reloads >= 1, "no VM reload counted ({reloads})");
+    // Counted under the plugin's name, envoy.yaml's `mcp_edge`: one reload, and every 503 seen
+    // while waiting for it was a request Envoy refused for the backoff (the backoff is jittered
+    // from 0 up to 1 s, so their number varies; none may be anything else).
+    let stats = read_stats(&format!("http://127.0.0.1:{admin}"), "vm_reload")?;
+    let reloads = stats.get("wasm.mcp_edge.vm_reload_success");
+    ensure!(reloads == 1, "VM reloads counted: {reloads}, expected 1");
+    let backoff = stats.get("wasm.mcp_edge.vm_reload_backoff");
+    ensure!(
+        backoff == refused,
+        "{refused} requests were refused before the reload, Envoy counted {backoff} refused for its backoff"
+    );
     envoy.check_alive()?;
     envoy.stop();
     Ok(())

@@ -10,7 +10,7 @@
 //! route for GET) outlives it.
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use mcp_edge_tests::client::{sdk_client, tool_names};
@@ -24,7 +24,9 @@ use mcp_edge_tests::upstream_cases::{
 use serde_json::{Value, json};
 
 /// The route timeout of this stack's Envoy instead of envoy.yaml's 60 s (see the module comment).
-const ROUTE_TIMEOUT: &str = "4s";
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(4);
+/// [`ROUTE_TIMEOUT`] as envoy.yaml writes it.
+const ROUTE_TIMEOUT_IN_CONFIG: &str = "4s";
 
 /// `announce`, `echo` and `release` need `mcp:read`, `shout` `mcp:write`, `purge` `mcp:admin`;
 /// `hidden` is unknown to the edge.
@@ -128,19 +130,28 @@ fn get_stream_outlives_the_route_timeout(s: &Stack) -> Result<()> {
     let token = s.token_with("tenant-st", "mcp:read", None)?;
     let (sid, _) = initialize(&s.mcp_url, &token)?;
     let events = chunks_of(open_get_stream(&s.mcp_url, &token, &sid)?);
+    let sent = Instant::now();
     let answer = held_tools_list(s, &token, &sid)?;
     read_until(&answer, "notifications/progress")?;
-    // The server holds the answer for 30 s; the route timeout ends the exchange long before.
+    // The server holds the answer for 30 s; the route timeout ends the exchange long before,
+    // and before the client's own 20 s read timeout could.
     let mut rest = Vec::new();
+    let deadline = ROUTE_TIMEOUT + Duration::from_secs(3);
     loop {
-        match answer.recv_timeout(Duration::from_secs(20)) {
+        match answer.recv_timeout(deadline.saturating_sub(sent.elapsed())) {
             Ok(chunk) => rest.extend(chunk),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                anyhow::bail!("the held POST was not cut by the {ROUTE_TIMEOUT} route timeout")
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => anyhow::bail!(
+                "the held POST was still open {:?} after it was sent (route timeout {ROUTE_TIMEOUT:?})",
+                sent.elapsed()
+            ),
         }
     }
+    let cut = sent.elapsed();
+    ensure!(
+        cut >= ROUTE_TIMEOUT,
+        "the held POST ended after {cut:?}, before the {ROUTE_TIMEOUT:?} route timeout"
+    );
     let rest = String::from_utf8_lossy(&rest);
     ensure!(!rest.contains("\"result\""), "answered: {rest}");
     call_tool(s, &token, &sid, "release", "released")?;
@@ -164,7 +175,7 @@ fn main() {
         &StackOptions {
             plugin_overrides: overrides(),
             upstream: Upstream::Node("ts_stateful_server.mjs"),
-            route_timeout: Some(ROUTE_TIMEOUT),
+            route_timeout: Some(ROUTE_TIMEOUT_IN_CONFIG),
             ..StackOptions::default()
         },
         CASES,

@@ -4,7 +4,7 @@
 //! - envoy.yaml and docker/envoy.yaml: the filter authorizes tool calls with the `tool_scopes` map
 //!   of its plugin configuration (the JSON string under `typed_config.config.configuration.value`
 //!   of the `envoy.filters.http.wasm` filter) and publishes `prm.scopes_supported`; both must be the
-//!   catalogue's. `MCP_EDGE_ENVOY_YAML` names another Envoy configuration to check instead.
+//!   catalogue's. `MCP_EDGE_ENVOY_YAML` names one more Envoy configuration to check (never instead).
 //! - authz/directory.json: the scopes the authorization server grants (`scopes_supported`) are the
 //!   catalogue's, and its demo principals name only those scopes and catalogue tools.
 
@@ -95,15 +95,32 @@ fn check_envoy(path: &Path) {
     );
 }
 
+/// The Envoy configurations to check: the repository's two, always, and `named` (the value of
+/// `MCP_EDGE_ENVOY_YAML`), if set: it adds a file, never replaces the defaults.
+fn envoy_configs(named: Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    let mut configs = vec![repo("envoy.yaml"), repo("docker/envoy.yaml")];
+    configs.extend(named.map(PathBuf::from));
+    configs
+}
+
 #[test]
 fn envoy_tool_scopes_match_the_catalogue() {
-    match std::env::var_os("MCP_EDGE_ENVOY_YAML") {
-        Some(path) => check_envoy(Path::new(&path)),
-        None => {
-            check_envoy(&repo("envoy.yaml"));
-            check_envoy(&repo("docker/envoy.yaml"));
-        }
+    for config in envoy_configs(std::env::var_os("MCP_EDGE_ENVOY_YAML")) {
+        check_envoy(&config);
     }
+}
+
+#[test]
+fn a_named_envoy_config_adds_to_the_defaults() {
+    let configs = envoy_configs(Some("stray.yaml".into()));
+    assert_eq!(
+        configs,
+        [
+            repo("envoy.yaml"),
+            repo("docker/envoy.yaml"),
+            PathBuf::from("stray.yaml")
+        ],
+    );
 }
 
 /// The strings of the array member `key` of `object` (none when it is absent).

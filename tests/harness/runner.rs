@@ -97,8 +97,8 @@ fn run_case(case: Case, stack: &Stack) -> Result<()> {
         (Ok(()), Ok(())) => Ok(()),
         (Ok(()), Err(e)) => Err(e.context("the case passed, but a server exited while it ran")),
         (Err(e), Ok(())) => Err(e),
-        (Err(e), Err(dead)) => Err(e.context(format!(
-            "a server also exited while the case ran: {dead:#}"
-        ))),
+        (Err(e), Err(dead)) => {
+            Err(e.context(format!("a server also exited while the case ran: {dead:#}")))
+        }
     }
 }

@@ -15,9 +15,7 @@ use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
-use crate::procs::{
-    Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin,
-};
+use crate::procs::{Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin};
 use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -593,9 +591,8 @@ pub struct ExtraEnvoy<'s> {
 
 impl ExtraEnvoy<'_> {
     /// Leaves the Envoy running until the stack stops (for Envoys a whole binary shares).
-    pub fn keep(mut self) -> String {
+    pub fn keep(mut self) {
         self.kept = true;
-        std::mem::take(&mut self.url)
     }
 }
 

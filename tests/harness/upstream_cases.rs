@@ -11,9 +11,9 @@
 //!   it is open, DELETE.
 
 use anyhow::{Context as _, Result, ensure};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::client::http;
+use crate::client::{header, http, marker};
 use crate::rmcp_client::{auto_client, call, ensure_negotiated, runtime};
 use crate::stack::Stack;
 use crate::streamable::{
@@ -55,15 +55,31 @@ pub fn ensure_authorized_per_tool(s: &Stack, version: &str) -> Result<()> {
     })
 }
 
-/// A stateless server has no GET stream: the edge answers GET itself (405).
+/// A stateless server has no GET stream: the edge answers GET itself (405, `Allow: POST`, the
+/// edge's -32046 in a JSON-RPC body), and nothing reaches an upstream (the same filter in front
+/// of the recording upstream sees no request with the GET's marker).
 pub fn get_stream_is_answered_at_the_edge(s: &Stack) -> Result<()> {
     let t = s.token_with(TENANT, "mcp:read", None)?;
-    let resp = http()
-        .get(&s.mcp_url)
-        .bearer_auth(&t)
-        .header("accept", "text/event-stream")
-        .send()?;
-    ensure!(resp.status() == 405, "GET: {}", resp.status());
+    for url in [&s.mcp_url, &s.recorded_mcp_url] {
+        let m = marker("stateless-get");
+        let resp = http()
+            .get(format!("{url}?marker={m}"))
+            .bearer_auth(&t)
+            .header("accept", "text/event-stream")
+            .send()?;
+        ensure!(resp.status() == 405, "GET {url}: {}", resp.status());
+        let allow = header(&resp, "allow");
+        ensure!(allow == "POST", "GET {url}: Allow {allow:?}");
+        let body: Value = resp.json()?;
+        ensure!(
+            body["error"]["code"] == mcp_edge_contract::codes::NOT_SERVED,
+            "GET {url}: {body}"
+        );
+        ensure!(
+            s.recorder.with_marker(&m).is_empty(),
+            "GET {url} reached the recording upstream"
+        );
+    }
     Ok(())
 }
 

@@ -162,7 +162,7 @@ fn a_bad_limits_file_is_refused_naming_the_field() {
 async fn a_reload_changes_the_limit_without_restart() {
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(&dir, LIMITS);
-    let service = Service::start(&limits, &["--memory"]);
+    let service = Service::start(&limits, &["--memory", "--metrics-addr", "127.0.0.1:0"]);
     let mut c = connect(&service.addr).await;
     for _ in 0..5 {
         assert!(admitted(
@@ -181,7 +181,18 @@ async fn a_reload_changes_the_limit_without_restart() {
         &dir,
         &LIMITS.replace("requests_per_minute: 5", "requests_per_minute: 0"),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watcher has read the bad file once it counts a refused reload; only then does the
+    // next answer show that nothing changed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !metrics(&service).contains("mcp_edge_ratelimit_limits_reloads_total{result=\"error\"} 1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bad limits file was not refused within 5 s: {}",
+            metrics(&service)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let r = ask(&mut c, request("acme", "free", None, 1))
         .await
         .expect("answer");
