@@ -3,9 +3,9 @@
 //! backend. Tenants of each tier send round-robin over the three Envoys.
 //!
 //! Budgets are small (the limits file below) and the local buckets big, so the global limit is
-//! the one that decides. Every phase uses fresh tenants: the service's fixed windows start at a
-//! tenant's first hit and last a minute, longer than a phase. The cases run one at a time, in
-//! order: some stop and restart the service or its Redis.
+//! the one that decides. Every phase uses fresh tenants, and a phase that counts a budget starts
+//! with at least 20 s left in the UTC minute (the service's windows turn on the clock). The cases
+//! run one at a time, in order: some stop and restart the service or its Redis.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -320,8 +320,28 @@ fn admitted(answers: &[Answer]) -> usize {
     answers.iter().filter(|a| a.status == 200).count()
 }
 
+/// Waits, if needed, until at least `room` is left in the current UTC minute: the service's
+/// windows turn on the clock, so a phase that counts a minute budget must not straddle a minute's
+/// end (the budget would come back half way through).
+fn minute_with_room(room: Duration) {
+    let ms = unix_ms();
+    let left = Duration::from_millis(60_000 - ms % 60_000);
+    if left < room {
+        std::thread::sleep(left + Duration::from_millis(20));
+    }
+}
+
+/// Milliseconds since the Unix epoch (the clock the service's windows turn on).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn budget_holds_across_three_envoys(g: &Scaled) -> Result<()> {
     g.next_phase();
+    minute_with_room(Duration::from_secs(20));
     let runs = mixed_load(g, &g.edges, 3)?;
     check_isolation(&runs)?;
     let mut report = Vec::new();
@@ -464,6 +484,7 @@ fn wait_for_global(g: &Scaled) -> Result<Duration> {
 
 /// After a recovery: a new free tenant is admitted exactly its budget again, through all three.
 fn budget_is_enforced_again(g: &Scaled) -> Result<()> {
+    minute_with_room(Duration::from_secs(20));
     let (id, token) = g.tenant("after", "free")?;
     let answers = tenant_run(&g.edges, &token, &marker(&id), 30)?;
     let ok = admitted(&answers);
@@ -541,6 +562,7 @@ fn redis_down_applies_fail_modes_and_counting_resumes(g: &Scaled) -> Result<()> 
 
 fn a_batch_of_k_calls_costs_k(g: &Scaled) -> Result<()> {
     g.next_phase();
+    minute_with_room(Duration::from_secs(20));
     let (_, token) = g.tenant("batch", "pro")?;
     let client = http();
     let batch: Value = (1..=5)

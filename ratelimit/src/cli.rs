@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgGroup, Parser};
 
+use crate::caller_auth::{MIN_SECRET_BYTES, SharedSecret};
 use crate::limiter::RedisOptions;
 
 /// The mcp-edge global rate limit service. Answers Envoy's rate limit protocol
@@ -91,6 +92,38 @@ pub struct Cli {
     #[arg(long, env = "RATELIMIT_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// A shared secret every caller must present as gRPC metadata `authorization: Bearer
+    /// <secret>` (at least 32 bytes; the filter's `global_rate_limit.secret_env` names the Envoy
+    /// environment variable that holds the same value). Without it, anyone who reaches the port
+    /// can spend any tenant's budget: keep the service on loopback or a private network then.
+    #[arg(
+        long,
+        env = "RATELIMIT_SHARED_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub shared_secret: Option<String>,
+
+    /// The most calls one connection may have in flight; more wait (HTTP/2 streams beyond it
+    /// are not read). Envoy multiplexes a worker's calls over one connection.
+    #[arg(
+        long,
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..=100_000),
+        value_name = "CALLS"
+    )]
+    pub max_in_flight_per_connection: u64,
+
+    /// The most one call may take (milliseconds), Redis included; past it the answer is
+    /// CANCELLED, so nothing waits for ever.
+    #[arg(
+        long,
+        default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(1..=60_000),
+        value_name = "MS"
+    )]
+    pub request_timeout_ms: u64,
+
     /// Log JSON lines instead of text (stderr).
     #[arg(long)]
     pub log_json: bool,
@@ -105,6 +138,18 @@ impl Cli {
             );
         }
         Ok(())
+    }
+
+    /// The shared secret, checked for length; an error names the option.
+    pub fn shared_secret(&self) -> Result<Option<SharedSecret>, String> {
+        match &self.shared_secret {
+            None => Ok(None),
+            Some(secret) => SharedSecret::new(secret).map(Some).ok_or_else(|| {
+                format!(
+                    "--shared-secret (RATELIMIT_SHARED_SECRET) must be at least {MIN_SECRET_BYTES} bytes"
+                )
+            }),
+        }
     }
 
     pub fn redis_options(&self) -> Option<RedisOptions> {

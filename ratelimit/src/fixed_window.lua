@@ -1,26 +1,23 @@
 -- One rate limit decision over fixed windows, atomically (Redis runs a script alone).
--- KEYS[i]: a counter (one tenant, one limit, one window); ARGV[3i-2], ARGV[3i-1], ARGV[3i]: the hits
--- asked of it, its maximum, its window in milliseconds. All or nothing: when every counter can take
--- its hits all are added (a new counter expires one window after its first hit), otherwise none is.
--- Returns {limited (0|1), count_1, ms_until_reset_1, count_2, ...}: counts after the decision.
+-- KEYS[i]: a counter (one tenant, one limit, one clock-aligned window: its number is in the key);
+-- ARGV[3i-2], ARGV[3i-1], ARGV[3i]: the hits asked of it, its maximum, and how long (ms) a new
+-- counter is kept (until its window ends, and a little after for instances whose clocks lag).
+-- All or nothing: when every counter can take its hits all are added, otherwise none is.
+-- Returns {limited (0|1), count_1, count_2, ...}: counts after the decision.
 local limited = 0
-local counts, resets = {}, {}
+local counts = {}
 for i = 1, #KEYS do
-  local hits, max, window = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
-  local reset = redis.call('PTTL', KEYS[i])
+  local hits, max = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
   local count = 0
-  if reset == -1 then
+  if redis.call('PTTL', KEYS[i]) == -1 then
     redis.call('DEL', KEYS[i]) -- a counter without expiry is not ours to trust
-  end
-  if reset < 0 then
-    reset = window
   else
     count = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
   if count + hits > max then
     limited = 1
   end
-  counts[i], resets[i] = count, reset
+  counts[i] = count
 end
 if limited == 0 then
   for i = 1, #KEYS do
@@ -34,6 +31,5 @@ end
 local out = { limited }
 for i = 1, #KEYS do
   out[#out + 1] = counts[i]
-  out[#out + 1] = resets[i]
 end
 return out

@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use crate::clock_window::aligned;
 use crate::policy::CounterCheck;
 
 /// How Redis is reached and how long a decision may wait for it.
@@ -64,7 +65,8 @@ const SCRIPT: &str = include_str!("fixed_window.lua");
 
 enum Counters {
     Memory {
-        windows: Mutex<HashMap<String, (u64, Instant)>>,
+        /// Window key -> (count, kept until, ms since the epoch).
+        windows: Mutex<HashMap<String, (u64, u64)>>,
         max_counters: usize,
     },
     Redis {
@@ -129,25 +131,33 @@ impl Limiter {
     }
 
     /// Adds every check's hits to its counter if all of them stay within their maximum, else none.
-    /// Checks of the same counter are merged (their hits summed).
-    pub async fn check_and_count(&self, checks: &[CounterCheck]) -> Result<Decision, Unavailable> {
-        let mut merged: BTreeMap<&str, (u64, u64, Duration)> = BTreeMap::new();
+    /// Checks of the same counter are merged (their hits summed). Each counter counts in the
+    /// window of its length that holds the instant `at_ms` (UTC, see [`crate::clock_window`]).
+    pub async fn check_and_count(
+        &self,
+        checks: &[CounterCheck],
+        at_ms: u64,
+    ) -> Result<Decision, Unavailable> {
+        let mut merged: BTreeMap<&str, Counting> = BTreeMap::new();
         for c in checks {
-            let entry = merged.entry(&c.key).or_insert((0, c.max, c.window));
-            entry.0 = entry.0.saturating_add(c.hits);
+            let entry = merged.entry(&c.key).or_insert_with(|| {
+                let (index, ends_in) = aligned(at_ms, c.window);
+                Counting {
+                    window_key: format!("{}:{index}", c.key),
+                    hits: 0,
+                    max: c.max,
+                    ends_in,
+                }
+            });
+            entry.hits = entry.hits.saturating_add(c.hits);
         }
-        match &self.counters {
+        let (limited, counts) = match &self.counters {
             Counters::Memory {
                 windows,
                 max_counters,
             } => {
                 let mut windows = windows.lock().unwrap_or_else(|p| p.into_inner());
-                Ok(decide_in_memory(
-                    &mut windows,
-                    *max_counters,
-                    &merged,
-                    Instant::now(),
-                ))
+                decide_in_memory(&mut windows, *max_counters, merged.values(), at_ms)
             }
             Counters::Redis {
                 connection,
@@ -155,12 +165,13 @@ impl Limiter {
                 timeout,
             } => {
                 let mut invocation = script.prepare_invoke();
-                for (key, (hits, max, window)) in &merged {
+                for c in merged.values() {
+                    let keep = c.ends_in.saturating_add(CLOCK_SKEW_ALLOWANCE);
                     invocation
-                        .key(*key)
-                        .arg(*hits)
-                        .arg(*max)
-                        .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+                        .key(&c.window_key)
+                        .arg(c.hits)
+                        .arg(c.max)
+                        .arg(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
                 }
                 let mut connection = connection.clone();
                 let reply: Vec<i64> =
@@ -174,87 +185,95 @@ impl Limiter {
                                 Unavailable::Storage(e.to_string())
                             }
                         })?;
-                decision_from_reply(&reply, merged.keys().copied())
+                counts_from_reply(&reply, merged.len())?
             }
-        }
+        };
+        let counters = merged
+            .iter()
+            .zip(counts)
+            .map(|((key, c), count)| {
+                let state = CounterState {
+                    count,
+                    reset_in: c.ends_in,
+                };
+                ((*key).to_string(), state)
+            })
+            .collect();
+        Ok(Decision { limited, counters })
     }
 }
 
-/// `{limited, count_1, ms_until_reset_1, ...}` from the script, in the order keys were passed.
-fn decision_from_reply<'a>(
-    reply: &[i64],
-    keys: impl ExactSizeIterator<Item = &'a str>,
-) -> Result<Decision, Unavailable> {
+/// How long a Redis counter outlives its window: an instance whose clock lags by up to this much
+/// still finds the count of the window it believes current, instead of starting it again.
+const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(5);
+
+/// One counter of a decision: its key in the current window, the hits asked of it, its maximum,
+/// and the time until the window ends.
+struct Counting {
+    window_key: String,
+    hits: u64,
+    max: u64,
+    ends_in: Duration,
+}
+
+/// `{limited, count_1, count_2, ...}` from the script, for `keys` counters in the order passed.
+fn counts_from_reply(reply: &[i64], keys: usize) -> Result<(bool, Vec<u64>), Unavailable> {
     let malformed = || Unavailable::Storage(format!("unexpected script reply {reply:?}"));
     let (limited, rest) = reply.split_first().ok_or_else(malformed)?;
-    if rest.len() != keys.len() * 2 {
+    if rest.len() != keys {
         return Err(malformed());
     }
-    let counters = keys
-        .zip(rest.chunks_exact(2))
-        .map(|(key, pair)| {
-            let state = CounterState {
-                count: u64::try_from(pair[0]).unwrap_or(0),
-                reset_in: Duration::from_millis(u64::try_from(pair[1]).unwrap_or(0)),
-            };
-            (key.to_string(), state)
-        })
+    let counts = rest
+        .iter()
+        .map(|c| u64::try_from(*c).unwrap_or(0))
         .collect();
-    Ok(Decision {
-        limited: *limited != 0,
-        counters,
-    })
+    Ok((*limited != 0, counts))
 }
 
-/// The script's algorithm over an in-process map of `key -> (count, window end)`.
-fn decide_in_memory(
-    windows: &mut HashMap<String, (u64, Instant)>,
+/// The script's algorithm over an in-process map of `window key -> (count, kept until, ms)`.
+/// Returns whether the request is limited and each counter's count after the decision.
+fn decide_in_memory<'a>(
+    windows: &mut HashMap<String, (u64, u64)>,
     max_counters: usize,
-    merged: &BTreeMap<&str, (u64, u64, Duration)>,
-    now: Instant,
-) -> Decision {
-    let current =
-        |windows: &HashMap<String, (u64, Instant)>, key: &str, window: Duration| match windows
-            .get(key)
-        {
-            Some(&(count, ends)) if ends > now => (count, ends),
-            _ => (0, now + window),
-        };
-    let limited = merged.iter().any(|(key, (hits, max, window))| {
-        current(windows, key, *window).0.saturating_add(*hits) > *max
-    });
-    let mut counters = HashMap::with_capacity(merged.len());
-    for (key, (hits, _, window)) in merged {
-        let (mut count, ends) = current(windows, key, *window);
+    counting: impl Iterator<Item = &'a Counting> + Clone,
+    at_ms: u64,
+) -> (bool, Vec<u64>) {
+    let current = |windows: &HashMap<String, (u64, u64)>, key: &str| match windows.get(key) {
+        Some(&(count, until)) if until > at_ms => count,
+        _ => 0,
+    };
+    let limited = counting
+        .clone()
+        .any(|c| current(windows, &c.window_key).saturating_add(c.hits) > c.max);
+    let mut counts = Vec::new();
+    for c in counting {
+        let mut count = current(windows, &c.window_key);
         if !limited {
-            count = count.saturating_add(*hits);
-            make_room(windows, max_counters, key, now);
-            windows.insert((*key).to_string(), (count, ends));
+            count = count.saturating_add(c.hits);
+            make_room(windows, max_counters, &c.window_key, at_ms);
+            let until = at_ms.saturating_add(u64::try_from(c.ends_in.as_millis()).unwrap_or(0));
+            windows.insert(c.window_key.clone(), (count, until));
         }
-        let state = CounterState {
-            count,
-            reset_in: ends.saturating_duration_since(now),
-        };
-        counters.insert((*key).to_string(), state);
+        counts.push(count);
     }
-    Decision { limited, counters }
+    (limited, counts)
 }
 
 /// Keeps the map within `max_counters` before `key` is stored.
 fn make_room(
-    windows: &mut HashMap<String, (u64, Instant)>,
+    windows: &mut HashMap<String, (u64, u64)>,
     max_counters: usize,
     key: &str,
-    now: Instant,
+    at_ms: u64,
 ) {
     if windows.len() < max_counters || windows.contains_key(key) {
         return;
     }
-    windows.retain(|_, (_, ends)| *ends > now);
+    windows.retain(|_, (_, until)| *until > at_ms);
     if windows.len() >= max_counters {
         let soonest = windows
             .iter()
-            .min_by_key(|(_, (_, ends))| *ends)
+            .min_by_key(|(_, (_, until))| *until)
             .map(|(k, _)| k.clone());
         if let Some(soonest) = soonest {
             windows.remove(&soonest);
@@ -266,59 +285,81 @@ fn make_room(
 mod tests {
     use super::*;
 
-    fn merged<'a>(items: &[(&'a str, u64, u64)]) -> BTreeMap<&'a str, (u64, u64, Duration)> {
-        items
-            .iter()
-            .map(|&(k, hits, max)| (k, (hits, max, Duration::from_secs(60))))
-            .collect()
+    /// 2026-12-07T17:59:00Z: the start of a minute (and of no day).
+    const MINUTE_START: u64 = 1_796_666_340_000;
+
+    fn check(key: &str, hits: u64, max: u64, window_secs: u64) -> CounterCheck {
+        CounterCheck {
+            key: key.into(),
+            name: key.into(),
+            max,
+            window: Duration::from_secs(window_secs),
+            hits,
+        }
+    }
+
+    fn decide(limiter: &Limiter, checks: &[CounterCheck], at_ms: u64) -> Decision {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(limiter.check_and_count(checks, at_ms))
+            .expect("memory never fails")
     }
 
     #[test]
     fn memory_admits_exactly_the_budget_all_or_nothing() {
-        let mut windows = HashMap::new();
-        let now = Instant::now();
-        let both = merged(&[("tier", 2, 10), ("tool", 2, 3)]);
-        let first = decide_in_memory(&mut windows, 100, &both, now);
+        let limiter = Limiter::memory(100);
+        let now = MINUTE_START + 10_000;
+        let both = [check("tier", 2, 10, 60), check("tool", 2, 3, 60)];
+        let first = decide(&limiter, &both, now);
         assert!(!first.limited);
         assert_eq!(first.counters["tool"].count, 2);
         // The tool counter cannot take 2 more: neither counter moves.
-        let second = decide_in_memory(&mut windows, 100, &both, now);
+        let second = decide(&limiter, &both, now);
         assert!(second.limited);
-        assert_eq!(windows["tier"].0, 2);
-        assert_eq!(windows["tool"].0, 2);
-        let one = merged(&[("tier", 1, 10), ("tool", 1, 3)]);
-        assert!(!decide_in_memory(&mut windows, 100, &one, now).limited);
-        assert!(decide_in_memory(&mut windows, 100, &one, now).limited);
-        // A new window starts from zero.
-        let later = now + Duration::from_secs(61);
-        let fresh = decide_in_memory(&mut windows, 100, &one, later);
+        assert_eq!(second.counters["tier"].count, 2);
+        assert_eq!(second.counters["tool"].count, 2);
+        let one = [check("tier", 1, 10, 60), check("tool", 1, 3, 60)];
+        assert!(!decide(&limiter, &one, now).limited);
+        assert!(decide(&limiter, &one, now).limited);
+        // The next minute starts from zero, and resets a minute later.
+        let fresh = decide(&limiter, &one, MINUTE_START + 60_000);
         assert!(!fresh.limited);
         assert_eq!(fresh.counters["tool"].count, 1);
         assert_eq!(fresh.counters["tool"].reset_in, Duration::from_secs(60));
     }
 
     #[test]
+    fn windows_turn_on_the_clock_not_on_the_first_hit() {
+        let limiter = Limiter::memory(100);
+        let budget = [check("free", 1, 1, 60)];
+        // The first hit comes 1 ms before the minute ends: it resets then, not 60 s later.
+        let last_ms = MINUTE_START + 59_999;
+        let first = decide(&limiter, &budget, last_ms);
+        assert!(!first.limited);
+        assert_eq!(first.counters["free"].reset_in, Duration::from_millis(1));
+        assert!(decide(&limiter, &budget, last_ms).limited);
+        assert!(!decide(&limiter, &budget, MINUTE_START + 60_000).limited);
+    }
+
+    #[test]
     fn memory_stays_within_its_counter_cap() {
-        let mut windows = HashMap::new();
-        let now = Instant::now();
+        let limiter = Limiter::memory(2);
         for key in ["a", "b", "c"] {
-            decide_in_memory(&mut windows, 2, &merged(&[(key, 1, 5)]), now);
+            decide(&limiter, &[check(key, 1, 5, 60)], MINUTE_START);
         }
+        let Counters::Memory { windows, .. } = &limiter.counters else {
+            panic!("memory limiter");
+        };
+        let windows = windows.lock().expect("lock");
         assert_eq!(windows.len(), 2);
-        assert!(windows.contains_key("c"));
+        assert!(windows.keys().any(|k| k.starts_with("c:")));
     }
 
     #[test]
     fn a_malformed_script_reply_is_an_error() {
-        assert!(decision_from_reply(&[0, 1], ["k"].into_iter()).is_err());
-        let d = decision_from_reply(&[1, 5, 1500], ["k"].into_iter()).expect("read");
-        assert!(d.limited);
-        assert_eq!(
-            d.counters["k"],
-            CounterState {
-                count: 5,
-                reset_in: Duration::from_millis(1500)
-            }
-        );
+        assert!(counts_from_reply(&[0, 1, 2], 1).is_err());
+        assert!(counts_from_reply(&[], 0).is_err());
+        assert_eq!(counts_from_reply(&[1, 5], 1), Ok((true, vec![5])));
     }
 }

@@ -7,14 +7,19 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
+use mcp_edge_ratelimit::caller_auth;
 use mcp_edge_ratelimit::cli::Cli;
 use mcp_edge_ratelimit::in_force::InForce;
 use mcp_edge_ratelimit::limiter::Limiter;
 use mcp_edge_ratelimit::metrics::{self, Metrics};
 use mcp_edge_ratelimit::service::RateLimitServer;
 use mcp_edge_ratelimit::{limits_file, reload};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tracing_subscriber::EnvFilter;
+
+/// The largest request decoded (bytes): the edge sends a few short descriptors.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -44,6 +49,7 @@ fn init_tracing(json: bool) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     cli.check_counters_chosen().map_err(anyhow::Error::msg)?;
+    let secret = cli.shared_secret().map_err(anyhow::Error::msg)?;
     let path = &cli.limits;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the limits file {}", path.display()))?;
@@ -90,11 +96,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     announce(&format!("mcp-edge-ratelimit listening on {addr}"))?;
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, callers = if secret.is_some() { "shared secret" } else { "any" }, "listening");
+    let service = RateLimitServiceServer::new(RateLimitServer::new(in_force, metrics))
+        // A request is a few descriptors: refuse anything larger before decoding it.
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     tonic::transport::Server::builder()
-        .add_service(RateLimitServiceServer::new(RateLimitServer::new(
-            in_force, metrics,
-        )))
+        .concurrency_limit_per_connection(
+            usize::try_from(cli.max_in_flight_per_connection).unwrap_or(usize::MAX),
+        )
+        .max_concurrent_streams(u32::try_from(cli.max_in_flight_per_connection).ok())
+        .timeout(std::time::Duration::from_millis(cli.request_timeout_ms))
+        .add_service(InterceptedService::new(
+            service,
+            caller_auth::interceptor(secret),
+        ))
         .serve_with_incoming_shutdown(incoming, stop_requested())
         .await
         .context("serving")?;

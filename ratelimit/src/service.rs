@@ -44,7 +44,8 @@ impl RateLimitService for RateLimitServer {
             .map(|d| policy::counters_for(&config, d))
             .collect();
         let all: Vec<CounterCheck> = checks.iter().flatten().cloned().collect();
-        let decision = match self.in_force.limiter.check_and_count(&all).await {
+        let at_ms = crate::clock_window::now_ms();
+        let decision = match self.in_force.limiter.check_and_count(&all, at_ms).await {
             Ok(decision) => decision,
             Err(e) => {
                 if self.metrics.storage_error(e.kind()) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use client::{admitted, ask, connect, header, request};
-use procs::{Redis, Service, metrics, run_to_exit};
+use procs::{Redis, Service, metrics, minute_with_room, run_to_exit, run_to_exit_with_env};
 
 const LIMITS: &str = "domain: mcp-edge
 tiers:
@@ -26,6 +26,7 @@ fn limits_file(dir: &tempfile::TempDir, text: &str) -> PathBuf {
 /// budget; the refusals carry the headers and statuses a 429 needs.
 #[tokio::test(flavor = "multi_thread")]
 async fn budgets_are_exact_per_tier_and_shared_by_instances() {
+    minute_with_room(Duration::from_secs(20)).await;
     let redis = Redis::start();
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(&dir, LIMITS);
@@ -66,12 +67,22 @@ async fn budgets_are_exact_per_tier_and_shared_by_instances() {
         );
         assert!(status.duration_until_reset.is_some());
     }
-    // Another tenant of the same tier has its own budget.
+    // Another tenant of the same tier has its own budget; t is the seconds left in this UTC
+    // minute when the service decided (the window turns on the clock, not on the first hit).
+    let left = |ms: u64| (60_000 - ms % 60_000).div_ceil(1_000);
+    let asked = left(mcp_edge_ratelimit::clock_window::now_ms());
     let r = ask(&mut clients[0], request("free-other", "free", None, 1))
         .await
         .expect("answer");
+    let answered = left(mcp_edge_ratelimit::clock_window::now_ms());
     assert!(admitted(&r));
-    assert_eq!(header(&r, "ratelimit"), Some("\"free\";r=4;t=60"));
+    let ratelimit = header(&r, "ratelimit").unwrap_or_default().to_string();
+    assert!(
+        [asked, answered]
+            .iter()
+            .any(|t| ratelimit == format!("\"free\";r=4;t={t}")),
+        "{ratelimit}: {asked} s were left in the minute when asked, {answered} when answered"
+    );
 }
 
 /// A batch of k costs k; a tool's own budget applies on top of the tier's.
@@ -84,6 +95,7 @@ async fn hits_addend_k_consumes_k_and_tool_budgets_apply() {
 }
 
 async fn hits_and_tool_budgets(counters: &[&str]) {
+    minute_with_room(Duration::from_secs(20)).await;
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(&dir, LIMITS);
     let service = Service::start(&limits, counters);
@@ -160,6 +172,7 @@ fn a_bad_limits_file_is_refused_naming_the_field() {
 /// Changing the file changes the limit without a restart; a bad edit keeps the limits in force.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_changes_the_limit_without_restart() {
+    minute_with_room(Duration::from_secs(20)).await;
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(&dir, LIMITS);
     let service = Service::start(&limits, &["--memory", "--metrics-addr", "127.0.0.1:0"]);
@@ -225,6 +238,7 @@ async fn a_reload_changes_the_limit_without_restart() {
 /// it is back, without restarting the service.
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_down_is_a_bounded_unavailable_and_recovers() {
+    minute_with_room(Duration::from_secs(20)).await;
     let mut redis = Redis::start();
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(&dir, LIMITS);
@@ -302,6 +316,7 @@ async fn redis_down_is_a_bounded_unavailable_and_recovers() {
 /// callers racing at the budget's edge cannot slip past it: exactly the budget is admitted.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_callers_over_two_instances_get_exactly_the_budget() {
+    minute_with_room(Duration::from_secs(20)).await;
     let redis = Redis::start();
     let dir = tempfile::tempdir().expect("dir");
     let limits = limits_file(
@@ -336,4 +351,137 @@ async fn concurrent_callers_over_two_instances_get_exactly_the_budget() {
     }
     eprintln!("640 asked by 16 callers over 2 instances, budget 200: {total} admitted");
     assert_eq!(total, 200, "admitted for a budget of 200");
+}
+
+/// Windows turn on the UTC clock in Redis too: a budget spent in a minute's last millisecond is
+/// whole again at the next minute (and says it resets in 1 ms), and a day budget spent at
+/// 23:59:59.999 UTC is whole again at midnight, the day the backend's daily quotas use.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_windows_turn_on_the_utc_minute_and_day() {
+    use mcp_edge_ratelimit::limiter::{Limiter, RedisOptions};
+    use mcp_edge_ratelimit::policy::CounterCheck;
+    let redis = Redis::start();
+    let limiter = Limiter::redis(&RedisOptions {
+        url: redis.url(),
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+    })
+    .await
+    .expect("Redis answers");
+    let budget = |key: &str, window_secs: u64| CounterCheck {
+        key: key.into(),
+        name: key.into(),
+        max: 2,
+        window: Duration::from_secs(window_secs),
+        hits: 1,
+    };
+    // 2026-12-07T23:59:59.999Z: the last millisecond of a minute and of a UTC day.
+    let last_ms: u64 = 1_796_687_999_999;
+    for (key, window) in [("minute", 60), ("day", 86_400)] {
+        let check = [budget(key, window)];
+        for _ in 0..2 {
+            let d = limiter
+                .check_and_count(&check, last_ms)
+                .await
+                .expect("decision");
+            assert!(!d.limited, "{key}: within the budget");
+            assert_eq!(d.counters[key].reset_in, Duration::from_millis(1), "{key}");
+        }
+        let spent = limiter
+            .check_and_count(&check, last_ms)
+            .await
+            .expect("decision");
+        assert!(spent.limited, "{key}: the third hit is over the budget");
+        let next = limiter
+            .check_and_count(&check, last_ms + 1)
+            .await
+            .expect("decision");
+        assert!(!next.limited, "{key}: the next window starts whole");
+        assert_eq!(next.counters[key].count, 1, "{key}");
+        assert_eq!(
+            next.counters[key].reset_in,
+            Duration::from_secs(window),
+            "{key}"
+        );
+    }
+}
+
+/// With a shared secret, a call without it (or with another) is refused UNAUTHENTICATED and
+/// spends nothing; the holder's calls count as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_holders_of_the_shared_secret_spend_budgets() {
+    const SECRET: &str = "ratelimit-test-secret-0123456789abcdef";
+    minute_with_room(Duration::from_secs(20)).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = limits_file(&dir, LIMITS);
+    let service = Service::start_with_env(
+        &limits,
+        &["--memory"],
+        &[("RATELIMIT_SHARED_SECRET", SECRET)],
+    );
+    let mut c = connect(&service.addr).await;
+    for presented in [None, Some("Bearer not-the-secret-0123456789abcdef0123")] {
+        let mut req = tonic::Request::new(request("acme", "free", None, 5));
+        if let Some(value) = presented {
+            req.metadata_mut()
+                .insert("authorization", value.parse().expect("ascii"));
+        }
+        let refused = c.should_rate_limit(req).await.expect_err("refused");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::Unauthenticated,
+            "{presented:?}"
+        );
+    }
+    // Nothing was spent by the refused calls: the holder still has the whole budget of 5.
+    let mut req = tonic::Request::new(request("acme", "free", None, 5));
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {SECRET}").parse().expect("ascii"),
+    );
+    let r = c
+        .should_rate_limit(req)
+        .await
+        .expect("admitted")
+        .into_inner();
+    assert!(admitted(&r));
+    assert_eq!(r.statuses[0].limit_remaining, 0);
+    // A secret too short to be a gate stops the start (checked before the limits file is).
+    let (ok, stderr) = run_to_exit_with_env(
+        &limits,
+        &["--check-limits"],
+        &[("RATELIMIT_SHARED_SECRET", "short")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("at least 32 bytes"), "{stderr}");
+}
+
+/// No call waits for ever: with Redis frozen and a Redis timeout longer than the call deadline,
+/// the call ends at `--request-timeout-ms`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_ends_at_its_deadline() {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = limits_file(&dir, LIMITS);
+    let service = Service::start(
+        &limits,
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--redis-timeout-ms",
+            "30000",
+            "--request-timeout-ms",
+            "300",
+        ],
+    );
+    let mut c = connect(&service.addr).await;
+    redis.signal("STOP");
+    let started = Instant::now();
+    let e = ask(&mut c, request("acme", "free", None, 1))
+        .await
+        .expect_err("deadline");
+    let took = started.elapsed();
+    redis.signal("CONT");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert_ne!(e.code(), tonic::Code::Ok, "{e:?}");
 }

@@ -102,7 +102,13 @@ pub struct Service {
 impl Service {
     /// Starts the binary with `--limits <limits>` and `args`; waits for its listening line.
     pub fn start(limits: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(limits, args, &[])
+    }
+
+    /// [`Service::start`] with environment variables `env` set.
+    pub fn start_with_env(limits: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-edge-ratelimit"))
+            .envs(env.iter().copied())
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--limits")
@@ -159,7 +165,13 @@ pub fn metrics(service: &Service) -> String {
 
 /// Runs the binary to completion: (exit success, stderr).
 pub fn run_to_exit(limits: &Path, args: &[&str]) -> (bool, String) {
+    run_to_exit_with_env(limits, args, &[])
+}
+
+/// [`run_to_exit`] with environment variables `env` set.
+pub fn run_to_exit_with_env(limits: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mcp-edge-ratelimit"))
+        .envs(env.iter().copied())
         .arg("--limits")
         .arg(limits)
         .args(args)
@@ -169,4 +181,15 @@ pub fn run_to_exit(limits: &Path, args: &[&str]) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Waits, if needed, until at least `room` is left in the current UTC minute. The service's
+/// windows turn on the clock, so a test that counts a minute budget must not straddle a minute's
+/// end (its budget would come back half way through).
+pub async fn minute_with_room(room: Duration) {
+    let ms = mcp_edge_ratelimit::clock_window::now_ms();
+    let left = Duration::from_millis(60_000 - ms % 60_000);
+    if left < room {
+        tokio::time::sleep(left + Duration::from_millis(20)).await;
+    }
 }
