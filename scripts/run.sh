@@ -35,6 +35,11 @@ if [ -z "${MCP_EDGE_GATEWAY_SECRET:-}" ]; then
   MCP_EDGE_GATEWAY_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 fi
 export MCP_EDGE_GATEWAY_SECRET
+# The global rate limit service's shared secret (--scaled): the Envoys send it, the service wants it.
+if [ -z "${MCP_EDGE_RATELIMIT_SECRET:-}" ]; then
+  MCP_EDGE_RATELIMIT_SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+fi
+export MCP_EDGE_RATELIMIT_SECRET
 
 mkdir -p .local/logs
 pids=()
@@ -62,7 +67,8 @@ if $scaled; then
     ratelimit_redis=redis://127.0.0.1:6391/0
     for _ in $(seq 1 50); do redis-cli -p 6391 ping >/dev/null 2>&1 && break; sleep 0.1; done
   fi
-  target/debug/mcp-edge-ratelimit --listen 127.0.0.1:8091 --limits ratelimit/limits.yaml \
+  RATELIMIT_SHARED_SECRET="$MCP_EDGE_RATELIMIT_SECRET" target/debug/mcp-edge-ratelimit \
+    --listen 127.0.0.1:8091 --limits ratelimit/limits.yaml \
     --redis-url "$ratelimit_redis" >.local/logs/ratelimit.log 2>&1 &
   pids+=($!)
   for i in 0 1 2; do

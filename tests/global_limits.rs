@@ -16,7 +16,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use mcp_edge_contract::codes;
 use mcp_edge_tests::client::{http, marker};
 use mcp_edge_tests::procs::{Proc, cargo_bin, free_port};
-use mcp_edge_tests::stack::{Stack, StackOptions};
+use mcp_edge_tests::stack::{RATELIMIT_SECRET, Stack, StackOptions};
 use mcp_edge_tests::stats::read_stats;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -52,7 +52,8 @@ fn global_on() -> Value {
             "cluster": "mcp_edge_ratelimit",
             "domain": "mcp-edge",
             "timeout_ms": TIMEOUT_MS,
-            "failure_mode": {"free": "closed", "pro": "open", "enterprise": "open"}
+            "failure_mode": {"free": "closed", "pro": "open", "enterprise": "open"},
+            "secret_env": "MCP_EDGE_RATELIMIT_SECRET"
         }
     })
 }
@@ -162,7 +163,8 @@ impl Scaled {
             .arg(&self.limits)
             .arg("--redis-url")
             .arg(format!("redis://127.0.0.1:{redis_port}/0"))
-            .args(["--redis-timeout-ms", "100"]);
+            .args(["--redis-timeout-ms", "100"])
+            .env("RATELIMIT_SHARED_SECRET", RATELIMIT_SECRET);
         let mut proc = Proc::spawn(s.name, cmd, self.stack.dir())?;
         proc.wait_for_log("listening on", Duration::from_secs(20))?;
         s.proc = Some(proc);
@@ -560,6 +562,103 @@ fn redis_down_applies_fail_modes_and_counting_resumes(g: &Scaled) -> Result<()> 
     budget_is_enforced_again(g)
 }
 
+/// A worker's first call also makes its connection to the service: it gets
+/// `first_call_timeout_ms`, so a cold connection neither opens nor closes the limit. Shown with a
+/// timeout of 1 ms for every later call, which no cold connection meets: the first request on a
+/// connection (one worker) is still decided by the service (its policy header), and nothing is
+/// counted as a failure.
+fn a_workers_first_call_waits_for_its_connection(g: &Scaled) -> Result<()> {
+    g.next_phase();
+    minute_with_room(Duration::from_secs(20));
+    let mut config = global_on();
+    config["global_rate_limit"]["timeout_ms"] = json!(1);
+    config["global_rate_limit"]["first_call_timeout_ms"] = json!(5_000);
+    let envoy = g.stack.start_envoy("envoy-cold", &config)?;
+    let (_, token) = g.tenant("cold", "pro")?;
+    let a = send(
+        &http(),
+        &envoy.url,
+        &token,
+        &tool_call("list_projects", json!({})),
+    )?;
+    ensure!(a.status == 200, "first call: {} {}", a.status, a.body);
+    ensure!(
+        a.policy.as_deref() == Some("\"pro\";q=40;w=60"),
+        "the first call was not decided by the service: policy {:?}",
+        a.policy
+    );
+    let failures: u64 = ["free", "pro", "enterprise"]
+        .iter()
+        .flat_map(|t| ["failed_open", "failed_closed"].map(|v| format!("{t}.{v}")))
+        .map(|name| {
+            read_stats(&envoy.admin_url, "global_ratelimit")
+                .map(|s| s.get(&format!("wasmcustom.mcp_edge.global_ratelimit.{name}")))
+        })
+        .sum::<Result<u64>>()?;
+    ensure!(failures == 0, "{failures} calls failed on the cold Envoy");
+    Ok(())
+}
+
+/// An Envoy that does not send the service's shared secret spends nobody's budget: its calls are
+/// refused (UNAUTHENTICATED), so its requests get their tier's fail mode, and the tenant's budget
+/// is whole when it next asks through an Envoy that holds the secret.
+fn an_envoy_without_the_secret_spends_nothing(g: &Scaled) -> Result<()> {
+    g.next_phase();
+    minute_with_room(Duration::from_secs(20));
+    let mut config = global_on();
+    if let Some(global) = config["global_rate_limit"].as_object_mut() {
+        global.remove("secret_env");
+    }
+    let keyless = g.stack.start_envoy("envoy-keyless", &config)?;
+    let client = http();
+    let (_, token) = g.tenant("keyless", "pro")?;
+    for i in 0..3 {
+        let a = send(
+            &client,
+            &keyless.url,
+            &token,
+            &tool_call("list_projects", json!({})),
+        )?;
+        ensure!(
+            a.status == 200,
+            "{i}: pro fails open: {} {}",
+            a.status,
+            a.body
+        );
+        ensure!(
+            a.policy.as_deref() != Some("\"pro\";q=40;w=60"),
+            "{i}: the service decided a call without its secret"
+        );
+    }
+    let (_, free) = g.tenant("keyless", "free")?;
+    let a = send(
+        &client,
+        &keyless.url,
+        &free,
+        &tool_call("list_projects", json!({})),
+    )?;
+    ensure!(
+        a.status == 503,
+        "free fails closed: {} {}",
+        a.status,
+        a.body
+    );
+    let a = send(
+        &client,
+        &g.edges[0],
+        &token,
+        &tool_call("list_projects", json!({})),
+    )?;
+    ensure!(
+        a.ratelimit
+            .as_deref()
+            .is_some_and(|r| r.starts_with("\"pro\";r=39;")),
+        "after three keyless calls the budget shows {:?} (expected 39 of 40 left)",
+        a.ratelimit
+    );
+    Ok(())
+}
+
 fn a_batch_of_k_calls_costs_k(g: &Scaled) -> Result<()> {
     g.next_phase();
     minute_with_room(Duration::from_secs(20));
@@ -610,7 +709,7 @@ fn main() {
         }
     };
     type CaseFn = fn(&Scaled) -> Result<()>;
-    let cases: [(&str, CaseFn); 5] = [
+    let cases: [(&str, CaseFn); 7] = [
         (
             "budget_holds_across_three_envoys",
             budget_holds_across_three_envoys,
@@ -620,6 +719,14 @@ fn main() {
             control_without_the_global_limit_admits_about_three_times,
         ),
         ("a_batch_of_k_calls_costs_k", a_batch_of_k_calls_costs_k),
+        (
+            "a_workers_first_call_waits_for_its_connection",
+            a_workers_first_call_waits_for_its_connection,
+        ),
+        (
+            "an_envoy_without_the_secret_spends_nothing",
+            an_envoy_without_the_secret_spends_nothing,
+        ),
         (
             "service_down_applies_fail_modes_and_recovers_without_restarting_envoy",
             service_down_applies_fail_modes_and_recovers_without_restarting_envoy,

@@ -20,6 +20,11 @@ use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The shared secret of a test's rate limit service (`RATELIMIT_SHARED_SECRET`), which every Envoy
+/// of a stack holds as `MCP_EDGE_RATELIMIT_SECRET` (the filter sends it when its
+/// `global_rate_limit.secret_env` names that variable).
+pub const RATELIMIT_SECRET: &str = "e2e-ratelimit-secret-0123456789abcdef";
+
 /// What a test binary's stack runs. The default is what `Stack::start()` always ran.
 #[derive(Debug, Clone, Default)]
 pub struct StackOptions {
@@ -557,6 +562,8 @@ fn spawn_envoy(
     let mut cmd = envoy_command(&config_path, 2, "info")?;
     cmd.args(["--file-flush-interval-msec", "200"])
         .env("MCP_EDGE_GATEWAY_SECRET", secret)
+        // The rate limit service's shared secret, for a configuration with a global limit.
+        .env("MCP_EDGE_RATELIMIT_SECRET", RATELIMIT_SECRET)
         // The introspection client of authz/directory.json (demo credentials), for a plugin
         // configuration with `introspection`; unused otherwise.
         .env("MCP_EDGE_INTROSPECTION_CLIENT_ID", "mcp-edge")

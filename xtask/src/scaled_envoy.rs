@@ -10,14 +10,17 @@ use serde_yaml::Value;
 use crate::docker_envoy::{at, cluster_socket_address, http_filters_of};
 
 /// What the scaled-out replicas ask the rate limit service (`ratelimit/`): the `mcp_edge_ratelimit`
-/// cluster, fail closed for free, open for paid tiers.
+/// cluster, fail closed for free, open for paid tiers, with the service's shared secret from
+/// `MCP_EDGE_RATELIMIT_SECRET` (the service reads the same value as `RATELIMIT_SHARED_SECRET`).
 pub fn global_rate_limit() -> Json {
     json!({
         "cluster": "mcp_edge_ratelimit",
         "domain": "mcp-edge",
         "timeout_ms": 20,
+        "first_call_timeout_ms": 1000,
         "failure_mode": {"free": "closed", "pro": "open", "enterprise": "open"},
-        "tool_descriptor": false
+        "tool_descriptor": false,
+        "secret_env": "MCP_EDGE_RATELIMIT_SECRET"
     })
 }
 

@@ -256,6 +256,7 @@ pub(super) fn rate_limits(raw: &RawConfig) -> Result<(BTreeMap<Tier, Limit>, Lim
 /// 1..=1000 ms and a failure mode per known tier.
 pub(super) fn global_rate_limit(
     raw: Option<&RawGlobalLimit>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<GlobalLimit>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
     let cluster_ok = !raw.cluster.is_empty()
@@ -282,6 +283,27 @@ pub(super) fn global_rate_limit(
             "must be between 1 and 1000",
         ));
     }
+    if !(raw.timeout_ms..=10_000).contains(&raw.first_call_timeout_ms) {
+        return Err(err(
+            "global_rate_limit.first_call_timeout_ms",
+            "must be between timeout_ms and 10000",
+        ));
+    }
+    let authorization = match &raw.secret_env {
+        None => None,
+        Some(name) => {
+            let secret = env(name).unwrap_or_default();
+            if secret.len() < 32 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(err(
+                    "global_rate_limit.secret_env",
+                    format!(
+                        "environment variable {name} must hold at least 32 printable ASCII characters for the wasm VM"
+                    ),
+                ));
+            }
+            Some(format!("Bearer {secret}"))
+        }
+    };
     let mut failure_mode = std::collections::BTreeMap::new();
     for (name, mode) in &raw.failure_mode {
         let tier = Tier::parse(name).ok_or_else(|| {
@@ -301,7 +323,9 @@ pub(super) fn global_rate_limit(
         upstream,
         domain: raw.domain.clone(),
         timeout_ms: raw.timeout_ms,
+        first_call_timeout_ms: raw.first_call_timeout_ms,
         failure_mode,
         tool_descriptor: raw.tool_descriptor,
+        authorization,
     }))
 }

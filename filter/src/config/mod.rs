@@ -188,7 +188,7 @@ pub fn parse_config(
     checks::origins(&raw.allowed_origins)?;
     let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
     let claims = claims::claim_mapping(raw.claims.as_ref())?;
-    let global_rate_limit = checks::global_rate_limit(raw.global_rate_limit.as_ref())?;
+    let global_rate_limit = checks::global_rate_limit(raw.global_rate_limit.as_ref(), env)?;
     let introspection = introspection::introspection(raw.introspection.as_ref(), env)?;
 
     let mut cfg = EdgeConfig {
@@ -436,6 +436,31 @@ mod tests {
                 .contains("maybe")
         );
         assert!(global(json!({"clutser": "x"})).message.contains("clutser"));
+        assert_eq!(g.first_call_timeout_ms, 1_000);
+        assert_eq!(g.authorization, None);
+        assert_eq!(
+            global(json!({"first_call_timeout_ms": 10})).field,
+            "global_rate_limit.first_call_timeout_ms",
+            "shorter than timeout_ms"
+        );
+        // The shared secret comes from the VM's environment, long enough, or the start fails.
+        let mut v = base();
+        v["global_rate_limit"] = json!({"cluster": "rls", "secret_env": "RLS_SECRET"});
+        let secret = "s".repeat(32);
+        let env = |name: &str| (name == "RLS_SECRET").then(|| secret.clone());
+        let g = parse_config(v.to_string().as_bytes(), &env)
+            .unwrap()
+            .global_rate_limit
+            .unwrap();
+        assert_eq!(g.authorization, Some(format!("Bearer {secret}")));
+        assert_eq!(parse(&v).unwrap_err().field, "global_rate_limit.secret_env");
+        let short = |_: &str| Some("short".to_string());
+        assert_eq!(
+            parse_config(v.to_string().as_bytes(), &short)
+                .unwrap_err()
+                .field,
+            "global_rate_limit.secret_env"
+        );
     }
 
     #[test]

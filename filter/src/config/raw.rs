@@ -73,6 +73,13 @@ pub(super) struct RawGlobalLimit {
     pub(super) failure_mode: BTreeMap<String, RawFailureMode>,
     #[serde(default)]
     pub(super) tool_descriptor: bool,
+    /// The wasm VM's environment variable holding the service's shared secret (sent as
+    /// `authorization: Bearer <secret>`); absent: no secret is sent.
+    #[serde(default)]
+    pub(super) secret_env: Option<String>,
+    /// How long each worker's first call may wait (its connection to the service is made then).
+    #[serde(default = "default_global_first_call_timeout_ms")]
+    pub(super) first_call_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -87,6 +94,9 @@ fn default_global_domain() -> String {
 }
 fn default_global_timeout_ms() -> u64 {
     20
+}
+fn default_global_first_call_timeout_ms() -> u64 {
+    1_000
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

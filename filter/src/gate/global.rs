@@ -31,6 +31,8 @@ pub(super) fn call(
             summary.cost,
         ),
         timeout_ms: limit.timeout_ms,
+        first_call_timeout_ms: limit.first_call_timeout_ms,
+        authorization: limit.authorization.clone(),
     }
 }
 

@@ -126,12 +126,21 @@ impl EdgeRequest {
     /// Asks the global rate limit service; the answer comes to `on_grpc_call_response`, within
     /// the call's timeout (Envoy ends the call then).
     fn check_global(&mut self, call: &GlobalCall) -> Action {
-        let timeout = Duration::from_millis(call.timeout_ms);
+        let first = self
+            .worker
+            .as_ref()
+            .is_some_and(|w| !std::mem::replace(&mut w.borrow_mut().global_called, true));
+        let timeout = Duration::from_millis(call.timeout_ms(first));
+        let metadata: Vec<(&str, &[u8])> = call
+            .authorization
+            .iter()
+            .map(|a| ("authorization", a.as_bytes()))
+            .collect();
         let sent = self.dispatch_grpc_call(
             &call.upstream,
             rls_proto::SERVICE,
             rls_proto::METHOD,
-            vec![],
+            metadata,
             Some(&call.message),
             timeout,
         );

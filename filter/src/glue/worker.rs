@@ -20,6 +20,9 @@ pub(super) struct Worker {
     metrics: HashMap<Counter, Metric>,
     /// When the pending counts were last handed to Envoy (unix ms).
     flushed_at_ms: u64,
+    /// Whether a global rate limit call of this worker has been dispatched (its connection to
+    /// the service is made by the first).
+    pub(super) global_called: bool,
 }
 
 /// An Envoy counter of this worker and the counts not handed to it yet.
@@ -34,6 +37,7 @@ impl Worker {
             state,
             metrics: HashMap::new(),
             flushed_at_ms: 0,
+            global_called: false,
         }
     }
 

@@ -48,9 +48,14 @@ pub struct GlobalLimit {
     pub domain: String,
     /// The most a request waits for the answer; Envoy cancels the call after it.
     pub timeout_ms: u64,
+    /// The same for a worker's first call, which also waits for the connection to the service
+    /// (a cold connection must not open, or close, the limit).
+    pub first_call_timeout_ms: u64,
     pub failure_mode: BTreeMap<Tier, FailureMode>,
     /// Whether the descriptor carries the tool of a single `tools/call`.
     pub tool_descriptor: bool,
+    /// `Bearer <shared secret>`, sent as the call's `authorization` metadata, when configured.
+    pub authorization: Option<String>,
 }
 
 impl GlobalLimit {
@@ -86,6 +91,22 @@ pub struct GlobalCall {
     pub upstream: String,
     pub message: Vec<u8>,
     pub timeout_ms: u64,
+    /// The timeout when it is the worker's first call (see [`GlobalLimit::first_call_timeout_ms`]).
+    pub first_call_timeout_ms: u64,
+    /// The `authorization` metadata to send, when the service wants a shared secret.
+    pub authorization: Option<String>,
+}
+
+impl GlobalCall {
+    /// How long this call may wait: the first call of a worker, whose connection to the service
+    /// is made now, gets the connect time; the calls after it the configured timeout.
+    pub fn timeout_ms(&self, first_of_worker: bool) -> u64 {
+        if first_of_worker {
+            self.first_call_timeout_ms
+        } else {
+            self.timeout_ms
+        }
+    }
 }
 
 /// What the answer means for the request.
@@ -202,9 +223,24 @@ mod tests {
             upstream: "rls".into(),
             domain: "mcp-edge".into(),
             timeout_ms: 20,
+            first_call_timeout_ms: 1_000,
             failure_mode: BTreeMap::new(),
             tool_descriptor: false,
+            authorization: None,
         }
+    }
+
+    #[test]
+    fn a_workers_first_call_waits_for_the_connection() {
+        let call = GlobalCall {
+            upstream: "rls".into(),
+            message: Vec::new(),
+            timeout_ms: 20,
+            first_call_timeout_ms: 1_000,
+            authorization: None,
+        };
+        assert_eq!(call.timeout_ms(true), 1_000);
+        assert_eq!(call.timeout_ms(false), 20);
     }
 
     fn answer(code: i32, headers: &[(&str, &str)]) -> Vec<u8> {
