@@ -846,6 +846,34 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// A server that answers a `ping` with a tool list (as JSON, or on an event stream): the client
+/// sees only the tools its token may call, and the stream's event ids bound to it.
+fn a_list_on_any_answer_is_filtered(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::{ANSWER_WITH_TOOLS, ANSWER_WITH_TOOLS_SSE};
+    use mcp_edge_tests::streamable::{event_ids, listed_tools};
+    let t = s.token_with("tenant-any", "mcp:read mcp:write", Some(&["list_projects"]))?;
+    for marker in [ANSWER_WITH_TOOLS, ANSWER_WITH_TOOLS_SSE] {
+        let ping = json!({"jsonrpc": "2.0", "id": "p", "method": "ping",
+            "params": {"_meta": {"marker": marker}}});
+        let resp = post(s, &t, &ping.to_string(), &[])?;
+        ensure!(resp.status() == 200, "{marker}: {}", resp.status());
+        let answer = resp.text()?;
+        let listed = listed_tools(&answer);
+        ensure!(
+            listed == ["list_projects"],
+            "{marker}: {listed:?} in {answer}"
+        );
+        if marker == ANSWER_WITH_TOOLS_SSE {
+            let ids = event_ids(&answer);
+            ensure!(
+                ids.len() == 2 && ids.iter().all(|id| id.starts_with("up-") && id.len() == 27),
+                "{marker}: ids {ids:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     // This case runs alone: the outcome counters move for these two requests only.
     let t = s.token_with("tenant-logged", "mcp:read", Some(&["list_projects"]))?;
@@ -893,11 +921,11 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     let envoy = s.start_envoy("envoy-batched", &json!({"stats_flush_ms": null}))?;
     let (url, admin) = (&envoy.url, &envoy.admin_url);
     let t = s.token_with("tenant-batched", "mcp:read", Some(&["list_projects"]))?;
-    let before = read_stats(&admin, "mcp_edge.outcome")?;
+    let before = read_stats(admin, "mcp_edge.outcome")?;
     for id in 0..3 {
         let m = marker("batched");
         let resp = post_to(
-            &url,
+            url,
             &t,
             &tool_call(id, "list_projects", &m).to_string(),
             &[],
@@ -910,7 +938,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     }
     let m = marker("batched-denied");
     let resp = post_to(
-        &url,
+        url,
         &t,
         &tool_call(9, "create_project", &m).to_string(),
         &[],
@@ -926,7 +954,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
         |stats: &Stats| expected.map(|(o, _)| stats.filter_since(&before, &format!("outcome.{o}")));
     let want = expected.map(|(_, n)| n);
     loop {
-        let now = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+        let now = counted(&read_stats(admin, "mcp_edge.outcome")?);
         if now == want {
             break;
         }
@@ -942,7 +970,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     }
     // The next ticks hand over nothing more.
     std::thread::sleep(Duration::from_millis(1_500));
-    let later = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+    let later = counted(&read_stats(admin, "mcp_edge.outcome")?);
     ensure!(
         later == want,
         "counted {later:?} after more ticks, expected {want:?}"
@@ -965,7 +993,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     routing_headers_must_agree_with_the_body,
     origin_allow_list,
     other_methods_follow_the_policy,
-    tools_list_is_filtered_for_the_sdk_client;
+    tools_list_is_filtered_for_the_sdk_client,
+    a_list_on_any_answer_is_filtered;
     alone: outcomes_are_counted_and_logged,
 ];
 

@@ -7,7 +7,9 @@
 //! reaches the client while the answer is still pending. Envoy's route timeouts are cut to
 //! [`ROUTE_TIMEOUT`] here (every route that has one, as `timeout: 60s` in envoy.yaml), so the
 //! tests show quickly that a POST is cut by it while a GET stream (envoy.yaml's `timeout: 0s`
-//! route for GET) outlives it.
+//! route for GET) outlives it. The server keeps one event store for every session: a stream
+//! resumed with `Last-Event-ID` replays only filtered lists, to the user it was sent to; a list
+//! that reaches the client on another request's stream (a reused JSON-RPC id) is filtered too.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -16,9 +18,12 @@ use anyhow::{Result, ensure};
 use mcp_edge_tests::client::{sdk_client, tool_names};
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
-use mcp_edge_tests::streamable::{chunks_of, initialize, open_get_stream, post, read_until};
+use mcp_edge_tests::streamable::{
+    chunks_of, initialize, listed_tools, open_get_stream, post, read_until,
+};
 use mcp_edge_tests::upstream_cases::{
-    delete_ends_the_session, get_stream_delivers_events_before_it_ends,
+    a_resumed_stream_replays_a_filtered_list, delete_ends_the_session,
+    event_ids_are_bound_to_their_user, get_stream_delivers_events_before_it_ends,
     requests_that_bypass_the_edge_are_refused, session_ids_are_bound_to_tenant_and_user,
 };
 use serde_json::{Value, json};
@@ -122,6 +127,31 @@ fn streamed_tools_list_passes_events_before_its_answer(s: &Stack) -> Result<()> 
     Ok(())
 }
 
+/// A client that reuses the id of a pending `tools/list` (7) for a `tools/call` gets the list on
+/// the call's stream (the server maps a response to the stream of the last request with its id;
+/// `release` with `wait` answers only after the list is sent): the list is filtered there too.
+fn a_list_answered_on_another_requests_stream_is_filtered(s: &Stack) -> Result<()> {
+    let token = s.token_with("tenant-st", "mcp:read", None)?;
+    let (sid, _) = initialize(&s.mcp_url, &token)?;
+    let held = held_tools_list(s, &token, &sid)?;
+    read_until(&held, "notifications/progress")?;
+    let reuse = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "release", "arguments": {"wait": true}}});
+    let resp = post(&s.mcp_url, &token, Some(&sid), &reuse)?;
+    ensure!(resp.status() == 200, "release: {}", resp.status());
+    let answer = resp.text()?;
+    let listed = listed_tools(&answer);
+    ensure!(
+        !listed.is_empty(),
+        "no list on the release's stream: {answer}"
+    );
+    ensure!(
+        listed == ["echo", "announce", "release"],
+        "the list on the release's stream: {listed:?}"
+    );
+    Ok(())
+}
+
 /// The GET stream outlives the route timeout that cuts a POST: a tools/list held past it ends
 /// without its answer, and afterwards the GET stream, opened before it, still delivers events.
 fn get_stream_outlives_the_route_timeout(s: &Stack) -> Result<()> {
@@ -155,6 +185,9 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     get_stream_delivers_events_before_it_ends,
     streamed_tools_list_passes_events_before_its_answer,
     get_stream_outlives_the_route_timeout,
+    a_resumed_stream_replays_a_filtered_list,
+    event_ids_are_bound_to_their_user,
+    a_list_answered_on_another_requests_stream_is_filtered,
     delete_ends_the_session,
     requests_that_bypass_the_edge_are_refused,
 ];

@@ -1,6 +1,9 @@
 //! A recording upstream: a mock backend (named as such) that stores every request Envoy forwards
 //! and answers with an empty JSON-RPC result. It lets a test assert what crossed the edge, and that
-//! nothing did when the edge denied.
+//! nothing did when the edge denied. A request whose body holds [`ANSWER_WITH_TOOLS`] (or
+//! [`ANSWER_WITH_TOOLS_SSE`]) is answered, whatever its method, with a tool list of three tools
+//! ([`LISTED_TOOLS`]) as JSON (or as one event of an event stream, with an `id`): a server that
+//! lists tools where no `tools/list` asked.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,6 +14,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
+
+/// The marker of a request answered with a tool list as JSON.
+pub const ANSWER_WITH_TOOLS: &str = "mcp-edge-test/answer-with-tools";
+/// The marker of a request answered with a tool list as an event stream.
+pub const ANSWER_WITH_TOOLS_SSE: &str = "mcp-edge-test/sse-answer-with-tools";
+/// The tools of those lists (tools of envoy.yaml's `tool_scopes`).
+pub const LISTED_TOOLS: [&str; 3] = ["list_projects", "create_project", "delete_project"];
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -88,6 +98,19 @@ async fn record(
                 .collect(),
             body: body.to_vec(),
         });
+    }
+    let has = |marker: &str| body.windows(marker.len()).any(|w| w == marker.as_bytes());
+    let tools: Vec<_> = LISTED_TOOLS
+        .iter()
+        .map(|name| serde_json::json!({"name": name, "inputSchema": {"type": "object"}}))
+        .collect();
+    let listed = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
+    if has(ANSWER_WITH_TOOLS_SSE) {
+        let stream = format!("id: up-1\ndata:\n\nid: up-2\ndata: {listed}\n\n");
+        return ([("content-type", "text/event-stream")], stream);
+    }
+    if has(ANSWER_WITH_TOOLS) {
+        return ([("content-type", "application/json")], listed.to_string());
     }
     (
         [("content-type", "application/json")],

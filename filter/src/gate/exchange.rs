@@ -154,8 +154,13 @@ impl Output {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResponseBody {
     Continue,
+    /// Hold it (and the head); more body is coming.
     Wait,
+    /// Send these bytes in place of the chunk that just arrived.
     Replace(Vec<u8>),
+    /// Send this body in place of the whole buffered one, with a `Content-Length` of its length
+    /// (the head was held: [`super::Gate::holds_response_head`]).
+    ReplaceWhole(Vec<u8>),
 }
 
 /// Tenant, method, tool and outcome for the access log.

@@ -279,21 +279,28 @@ impl HttpContext for EdgeRequest {
         self.apply(out)
     }
 
-    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_http_response_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         let Some(w) = self.worker.clone() else {
             return Action::Continue;
         };
         let config = w.borrow().state.config.clone();
-        let set = self.gate.on_response_headers(&config, |name| {
-            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-        });
+        let set = self
+            .gate
+            .on_response_headers(&config, end_of_stream, |name| {
+                hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+                    .ok()
+                    .flatten()
+            });
         for (name, value) in set {
             let value = (!value.is_empty()).then_some(value);
             self.set_http_response_header(&name, value.as_deref());
         }
-        Action::Continue
+        // A body judged whole holds its head: its length may change (set with the new body).
+        if self.gate.holds_response_head() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -314,6 +321,11 @@ impl HttpContext for EdgeRequest {
             ResponseBody::Wait => Action::Pause,
             ResponseBody::Replace(body) => {
                 self.set_http_response_body(0, body_size, &body);
+                Action::Continue
+            }
+            ResponseBody::ReplaceWhole(body) => {
+                self.set_http_response_body(0, body_size, &body);
+                self.set_http_response_header("content-length", Some(&body.len().to_string()));
                 Action::Continue
             }
         }
