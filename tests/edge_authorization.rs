@@ -498,8 +498,15 @@ fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// Sends one HTTP/2 (prior knowledge) POST whose body ends with trailers; returns the status.
-fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
+/// One HTTP/2 (prior knowledge) POST to the recording upstream's listener, its body sent in two
+/// halves and ended by `trailers` when given; the status, the body and the response's trailers.
+fn h2_exchange(
+    s: &Stack,
+    token: &str,
+    extra: &[(&'static str, &'static str)],
+    body: String,
+    trailers: Option<http::HeaderMap>,
+) -> Result<(u16, String, Option<http::HeaderMap>)> {
     let addr = s
         .recorded_mcp_url
         .trim_start_matches("http://")
@@ -508,6 +515,7 @@ fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let extra = extra.to_vec();
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(&addr).await?;
         let (client, conn) = h2::client::handshake(tcp).await?;
@@ -515,22 +523,44 @@ fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
             let _ = conn.await;
         });
         let mut client = client.ready().await?;
-        let req = http::Request::post(format!("http://{addr}/mcp"))
+        let mut req = http::Request::post(format!("http://{addr}/mcp"))
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(())?;
-        let (response, mut stream) = client.send_request(req, false)?;
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in extra {
+            req = req.header(name, value);
+        }
+        let (response, mut stream) = client.send_request(req.body(())?, false)?;
         let bytes = bytes::Bytes::from(body);
         let (a, b) = bytes.split_at(bytes.len() / 2);
         stream.send_data(bytes::Bytes::copy_from_slice(a), false)?;
-        stream.send_data(bytes::Bytes::copy_from_slice(b), false)?;
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-checksum", http::HeaderValue::from_static("none"));
-        stream.send_trailers(trailers)?;
+        stream.send_data(bytes::Bytes::copy_from_slice(b), trailers.is_none())?;
+        if let Some(trailers) = trailers {
+            stream.send_trailers(trailers)?;
+        }
         let resp = tokio::time::timeout(Duration::from_secs(20), response).await??;
-        Ok(resp.status().as_u16())
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&text).into_owned(),
+            trailers,
+        ))
     })
+}
+
+/// Sends one HTTP/2 (prior knowledge) POST whose body ends with trailers; returns the status.
+fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("none"));
+    Ok(h2_exchange(s, token, &[], body, Some(trailers))?.0)
 }
 
 fn http2_with_trailers_is_judged(s: &Stack) -> Result<()> {
@@ -874,6 +904,30 @@ fn a_list_on_any_answer_is_filtered(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// A `tools/list` answered as JSON whose end comes with trailers (no body chunk ends the stream):
+/// the list is judged at the trailers, filtered like any other.
+fn a_list_followed_by_trailers_is_filtered(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::ANSWER_WITH_TOOLS_AND_TRAILERS;
+    use mcp_edge_tests::streamable::listed_tools;
+    let t = s.token_with(
+        "tenant-trailers",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let list = json!({"jsonrpc": "2.0", "id": "t", "method": "tools/list",
+        "params": {"_meta": {"marker": ANSWER_WITH_TOOLS_AND_TRAILERS}}});
+    let te = [("te", "trailers")];
+    let (status, answer, trailers) = h2_exchange(s, &t, &te, list.to_string(), None)?;
+    ensure!(status == 200, "tools/list: {status} {answer}");
+    ensure!(
+        trailers.is_some_and(|t| t.contains_key("x-checksum")),
+        "the answer came without the upstream's trailers: {answer}"
+    );
+    let listed = listed_tools(&answer);
+    ensure!(listed == ["list_projects"], "{listed:?} in {answer}");
+    Ok(())
+}
+
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     // This case runs alone: the outcome counters move for these two requests only.
     let t = s.token_with("tenant-logged", "mcp:read", Some(&["list_projects"]))?;
@@ -994,7 +1048,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     origin_allow_list,
     other_methods_follow_the_policy,
     tools_list_is_filtered_for_the_sdk_client,
-    a_list_on_any_answer_is_filtered;
+    a_list_on_any_answer_is_filtered,
+    a_list_followed_by_trailers_is_filtered;
     alone: outcomes_are_counted_and_logged,
 ];
 

@@ -17,7 +17,7 @@
 // stream of the last request with its id).
 //
 // Resumability: every session's transport keeps its events in ONE InMemoryEventStore (the SDK's
-// own, as the MCP conformance suite's "everything" server keeps one global store), so a `GET` with
+// own, ids aside, as the MCP conformance suite's "everything" server keeps one global store), so a `GET` with
 // `Last-Event-ID` replays a stream, even another session's: what the edge must bind to the caller.
 import { randomUUID } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -30,8 +30,19 @@ import { verifyGateway, GatewayError } from "../../docs/verify/verify_gateway.mj
 const secret = process.env.MCP_EDGE_GATEWAY_SECRET;
 if (!secret) throw new Error("MCP_EDGE_GATEWAY_SECRET is not set");
 
+/** The SDK's store with ids that sort in the order the events were stored: its own ids end with
+ * the time in ms and a random part, so two events of one millisecond may replay out of order (or
+ * not at all after the first). */
+class OrderedEventStore extends InMemoryEventStore {
+  stored = 0;
+  generateEventId(streamId) {
+    this.stored += 1;
+    return `${streamId}_${String(this.stored).padStart(12, "0")}`;
+  }
+}
+
 /** Every session's events (see above). */
-const eventStore = new InMemoryEventStore();
+const eventStore = new OrderedEventStore();
 
 function server() {
   const mcp = new McpServer({ name: "ts-sdk-stateful", version: "1.0.0" });

@@ -14,7 +14,7 @@
 //!    kept after the verdict.
 //!    With `global_rate_limit` configured, the rate limit service is asked next ([`global`]) and
 //!    [`Gate::on_global_answer`] forwards or answers.
-//! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`]:
+//! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`] / [`Gate::on_response_trailers`]:
 //!    CORS and RateLimit headers, and the rewrite of every tool list on any answer, with a
 //!    stream's event ids bound to the caller ([`response`]).
 //!
@@ -515,6 +515,23 @@ impl Gate {
                 }
             }
         }
+    }
+
+    /// Step 4, trailers: the body is complete. A whole body is judged now (with trailers, the
+    /// last body chunk does not end the stream); an event stream's unfinished last event, which
+    /// clients drop, is not sent.
+    pub fn on_response_trailers(
+        &mut self,
+        cfg: &EdgeConfig,
+        read: impl FnOnce() -> Vec<u8>,
+    ) -> ResponseBody {
+        if matches!(
+            self.response_judge,
+            Some(response::ResponseJudge::Streamed(_))
+        ) {
+            return ResponseBody::Continue;
+        }
+        self.on_response_body(cfg, true, read)
     }
 
     /// A local answer that is not a denial (metadata, preflight).

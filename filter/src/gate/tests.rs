@@ -678,6 +678,49 @@ fn a_list_on_the_answer_of_any_request_is_filtered() {
 }
 
 #[test]
+fn a_whole_answer_ending_with_trailers_is_judged_at_the_trailers() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let cfg = w.config.clone();
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
+    gate.on_response_headers(&cfg, false, |name| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"application/json".to_vec()),
+        _ => None,
+    });
+    let listed = br#"{"jsonrpc":"2.0","id":"L","result":{"tools":[{"name":"list_projects"},{"name":"delete_project"}]}}"#;
+    // The last body chunk does not end the stream: the trailers do.
+    assert_eq!(
+        gate.on_response_body(&cfg, false, || listed.to_vec()),
+        ResponseBody::Wait
+    );
+    let ResponseBody::ReplaceWhole(body) = gate.on_response_trailers(&cfg, || listed.to_vec())
+    else {
+        panic!("not judged at the trailers")
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["result"]["tools"], json!([{"name": "list_projects"}]));
+    // An event stream's unfinished last event is not sent at the trailers.
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
+    gate.on_response_headers(&cfg, false, |name| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"text/event-stream".to_vec()),
+        _ => None,
+    });
+    assert_eq!(
+        gate.on_response_body(&cfg, false, || b"data: {\"tools\"".to_vec()),
+        ResponseBody::Replace(Vec::new())
+    );
+    assert_eq!(
+        gate.on_response_trailers(&cfg, || panic!(
+            "an event stream is not read at the trailers"
+        )),
+        ResponseBody::Continue
+    );
+}
+
+#[test]
 fn a_tools_list_event_stream_is_filtered_chunk_by_chunk() {
     let kp = key();
     let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));

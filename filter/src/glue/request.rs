@@ -56,6 +56,8 @@ pub(super) struct EdgeRequest {
     worker: Option<Rc<RefCell<Worker>>>,
     gate: Gate,
     host: EnvoyHost,
+    /// The response body Envoy buffers for this request (as of the last body callback).
+    response_body_size: usize,
 }
 
 impl EdgeRequest {
@@ -68,6 +70,7 @@ impl EdgeRequest {
                 client_ip: OnceCell::new(),
                 now_nanos: Cell::new(None),
             },
+            response_body_size: 0,
         }
     }
 
@@ -119,6 +122,23 @@ impl EdgeRequest {
                     .collect();
                 self.send_http_response(reply.status, headers, Some(&reply.body));
                 Action::Pause
+            }
+        }
+    }
+
+    /// Carries out the gate's verdict on response body data (`body_size`: the bytes it judged).
+    fn carry_out(&mut self, verdict: ResponseBody, body_size: usize) -> Action {
+        match verdict {
+            ResponseBody::Continue => Action::Continue,
+            ResponseBody::Wait => Action::Pause,
+            ResponseBody::Replace(body) => {
+                self.set_http_response_body(0, body_size, &body);
+                Action::Continue
+            }
+            ResponseBody::ReplaceWhole(body) => {
+                self.set_http_response_body(0, body_size, &body);
+                self.set_http_response_header("content-length", Some(&body.len().to_string()));
+                Action::Continue
             }
         }
     }
@@ -199,6 +219,14 @@ impl EdgeRequest {
             .on_keys_unavailable(&mut w.borrow_mut().state, &self.host);
         self.apply(out)
     }
+}
+
+/// The first `size` bytes of the response body Envoy holds for this callback.
+fn read_response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 impl Drop for EdgeRequest {
@@ -309,25 +337,25 @@ impl HttpContext for EdgeRequest {
         };
         let config = w.borrow().state.config.clone();
         // With Continue returned for earlier chunks, the buffered body is this chunk alone: a
-        // streamed tools/list answer replaces just it (proxy_set_buffer_bytes at 0, body_size).
-        let verdict = self.gate.on_response_body(&config, end_of_stream, || {
-            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        });
-        match verdict {
-            ResponseBody::Continue => Action::Continue,
-            ResponseBody::Wait => Action::Pause,
-            ResponseBody::Replace(body) => {
-                self.set_http_response_body(0, body_size, &body);
-                Action::Continue
-            }
-            ResponseBody::ReplaceWhole(body) => {
-                self.set_http_response_body(0, body_size, &body);
-                self.set_http_response_header("content-length", Some(&body.len().to_string()));
-                Action::Continue
-            }
-        }
+        // streamed answer replaces just it (proxy_set_buffer_bytes at 0, body_size). With Pause
+        // returned, it is the whole body so far.
+        self.response_body_size = body_size;
+        let verdict = self
+            .gate
+            .on_response_body(&config, end_of_stream, || read_response_body(body_size));
+        self.carry_out(verdict, body_size)
+    }
+
+    fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        let Some(w) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let config = w.borrow().state.config.clone();
+        // The body buffered by the last Pause (the trailers end the stream, no body chunk did).
+        let size = self.response_body_size;
+        let verdict = self
+            .gate
+            .on_response_trailers(&config, || read_response_body(size));
+        self.carry_out(verdict, size)
     }
 }
