@@ -38,6 +38,8 @@ pub struct WorkerState {
     pub slot_secret: SlotSecret,
     pub keys: KeyStore,
     pub cache: TokenCache,
+    /// This VM's identity in the shared counts of long-lived streams (random; set by the root).
+    pub stream_holder: crate::rate_limit::streams::Holder,
 }
 
 impl WorkerState {
@@ -51,6 +53,7 @@ impl WorkerState {
                 slot_secret.derive("mcp_edge.token_cache"),
             )
             .with_max_age(config.token_cache_max_seconds),
+            stream_holder: [0; 8],
             config: Rc::new(config),
         }
     }

@@ -29,6 +29,7 @@ mod exchange;
 mod global;
 mod response;
 mod routing;
+mod streams;
 mod vouch;
 
 pub use admission::{RateState, admit};
@@ -119,6 +120,9 @@ pub struct Gate {
     upstream_last_event_id: Option<String>,
     /// How the response body is judged (chosen from the response head).
     response_judge: Option<response::ResponseJudge>,
+    /// The tenant whose long-lived stream this request holds a place for (given back when the
+    /// request ends: [`Gate::take_stream_place`]).
+    stream_place: Option<String>,
 }
 
 impl Gate {
@@ -364,8 +368,9 @@ impl Gate {
                 body,
             };
             let trusted = vouch::vouch(cfg, tenant, &req, host.now_secs())?;
+            let place = streams::take_place(w, host, tenant, &self.method, &judged.method)?;
             summary = Some(judged);
-            Ok((trusted, rate))
+            Ok((trusted, rate, place))
         })();
         let limited = matches!(verdict, Err(Denial::RateLimited { .. }));
         let rate_counter = Counter::RateLimit {
@@ -373,7 +378,8 @@ impl Gate {
             limited,
         };
         let mut out = match (verdict, summary) {
-            (Ok((trusted, rate)), Some(summary)) => {
+            (Ok((trusted, rate, place)), Some(summary)) => {
+                self.stream_place = place;
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
                 out.add_request_headers = trusted;
@@ -419,6 +425,12 @@ impl Gate {
         };
         out.counters.insert(0, rate_counter);
         out
+    }
+
+    /// The tenant whose stream place this request holds, once: the glue gives it back when the
+    /// request ends ([`crate::rate_limit::streams::release`]).
+    pub fn take_stream_place(&mut self) -> Option<String> {
+        self.stream_place.take()
     }
 
     /// The verdict on the body: JSON-RPC for a POST; a GET or DELETE carries none to judge.

@@ -1054,3 +1054,57 @@ fn refused_introspection_is_401_uncached_and_charges_the_address() {
     let (_, out) = opaque_head(&mut w, &host, 3);
     assert_eq!(status(&out), 429);
 }
+
+#[test]
+fn long_lived_streams_are_capped_per_tenant_and_give_their_place_back() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.stateful_upstream = true;
+    cfg.stream_limits.insert(crate::tenant::Tier::Pro, 1);
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let auth = token(&kp, "mcp:read");
+    let get = |w: &mut WorkerState| {
+        let mut gate = Gate::default();
+        let hs = head("GET", "/mcp", Some(&auth), &[]);
+        assert_eq!(
+            gate.on_request_headers(w, &host, hs, true).step,
+            Step::ReadBody
+        );
+        let out = gate.on_body(w, &host, b"");
+        (gate, out)
+    };
+    let (mut first, out) = get(&mut w);
+    assert_eq!(out.step, Step::Continue);
+    let (_, out) = get(&mut w);
+    assert_eq!(status(&out), 429);
+    assert_eq!(
+        out.counter_names()[1],
+        "mcp_edge.outcome.denied.too_many_streams"
+    );
+    let body: Value = serde_json::from_slice(&reply(&out).body).unwrap();
+    assert_eq!(
+        body["error"]["code"],
+        mcp_edge_contract::codes::RATE_LIMITED
+    );
+    // Other requests of the tenant are served meanwhile.
+    let (_, out) = post(&mut w, &host, Some(&auth), &call("list_projects"));
+    assert_eq!(out.step, Step::Continue);
+    // The stream ends: its place is given back (by the glue, when the request goes away).
+    let tenant = first.take_stream_place().expect("a place was taken");
+    assert_eq!(first.take_stream_place(), None, "given back once");
+    crate::rate_limit::streams::release(
+        host.shared(),
+        &w.slot_secret,
+        &tenant,
+        &w.stream_holder,
+        0,
+    );
+    let (_, out) = get(&mut w);
+    assert_eq!(out.step, Step::Continue);
+    assert!(super::streams::is_long_lived(
+        "POST",
+        "subscriptions/listen"
+    ));
+    assert!(!super::streams::is_long_lived("POST", "tools/call"));
+}

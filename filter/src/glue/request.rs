@@ -13,7 +13,7 @@ use crate::gate::{Denial, Gate, Host, Output, ResponseBody, Step};
 use crate::introspection::IntrospectionCall;
 use crate::rate_limit::SharedStore;
 use crate::rate_limit::global::GlobalCall;
-use crate::rate_limit::rls_proto;
+use crate::rate_limit::{rls_proto, streams};
 
 use super::{HostShared, Worker, client_ip, unix_now, unix_now_nanos};
 
@@ -230,13 +230,26 @@ fn read_response_body(size: usize) -> Vec<u8> {
 }
 
 impl Drop for EdgeRequest {
-    /// A request that goes away while its JWKS fetch runs will never get the answer.
+    /// A request that goes away while its JWKS fetch runs will never get the answer; a
+    /// long-lived stream that ends gives its tenant's place back.
     fn drop(&mut self) {
-        if self.gate.awaiting_keys()
-            && let Some(w) = &self.worker
-            && let Ok(mut w) = w.try_borrow_mut()
-        {
+        let Some(w) = &self.worker else { return };
+        let Ok(mut w) = w.try_borrow_mut() else {
+            return;
+        };
+        if self.gate.awaiting_keys() {
             w.state.keys.fetch_abandoned();
+        }
+        if let Some(tenant) = self.gate.take_stream_place() {
+            let now_ms = u64::try_from(unix_now_nanos() / 1_000_000).unwrap_or(u64::MAX);
+            let s = &w.state;
+            streams::release(
+                &HostShared,
+                &s.slot_secret,
+                &tenant,
+                &s.stream_holder,
+                now_ms,
+            );
         }
     }
 }
