@@ -928,6 +928,24 @@ fn a_list_followed_by_trailers_is_filtered(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// A JSON answer larger than Envoy's buffer limit (`per_connection_buffer_limit_bytes`) cannot be
+/// held to be judged whole: Envoy refuses it (500) rather than pass it on unjudged.
+fn a_json_answer_over_the_buffer_limit_is_refused(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::{ANSWER_LARGE, LARGE_ANSWER_BYTES};
+    let t = s.token_with("tenant-large", "mcp:read mcp:write", None)?;
+    let ping = json!({"jsonrpc": "2.0", "id": "big", "method": "ping",
+        "params": {"_meta": {"marker": ANSWER_LARGE}}});
+    let resp = post(s, &t, &ping.to_string(), &[])?;
+    let status = resp.status();
+    let body = resp.text()?;
+    ensure!(
+        status == 500 && body.len() < LARGE_ANSWER_BYTES,
+        "{status}, {} bytes",
+        body.len()
+    );
+    Ok(())
+}
+
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     // This case runs alone: the outcome counters move for these two requests only.
     let t = s.token_with("tenant-logged", "mcp:read", Some(&["list_projects"]))?;
@@ -1049,7 +1067,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     other_methods_follow_the_policy,
     tools_list_is_filtered_for_the_sdk_client,
     a_list_on_any_answer_is_filtered,
-    a_list_followed_by_trailers_is_filtered;
+    a_list_followed_by_trailers_is_filtered,
+    a_json_answer_over_the_buffer_limit_is_refused;
     alone: outcomes_are_counted_and_logged,
 ];
 

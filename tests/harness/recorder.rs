@@ -27,6 +27,10 @@ pub const ANSWER_WITH_TOOLS: &str = "mcp-edge-test/answer-with-tools";
 pub const ANSWER_WITH_TOOLS_SSE: &str = "mcp-edge-test/sse-answer-with-tools";
 /// The marker of a request answered with a tool list as JSON followed by trailers.
 pub const ANSWER_WITH_TOOLS_AND_TRAILERS: &str = "mcp-edge-test/answer-with-tools-and-trailers";
+/// The marker of a request answered with a JSON result of [`LARGE_ANSWER_BYTES`] of text.
+pub const ANSWER_LARGE: &str = "mcp-edge-test/answer-large";
+/// Above envoy.yaml's `per_connection_buffer_limit_bytes` (2 MiB).
+pub const LARGE_ANSWER_BYTES: usize = 3 << 20;
 /// The tools of those lists (tools of envoy.yaml's `tool_scopes`).
 pub const LISTED_TOOLS: [&str; 3] = ["list_projects", "create_project", "delete_project"];
 
@@ -132,6 +136,12 @@ async fn record(
             ("trailer", "x-checksum"),
         ];
         return (head, Body::new(body)).into_response();
+    }
+    if has(ANSWER_LARGE) {
+        let text = "x".repeat(LARGE_ANSWER_BYTES);
+        let big = serde_json::json!({"jsonrpc": "2.0", "id": id,
+            "result": {"content": [{"type": "text", "text": text}]}});
+        return (json, big.to_string()).into_response();
     }
     if has(ANSWER_WITH_TOOLS) {
         return (json, listed.to_string()).into_response();
