@@ -498,8 +498,15 @@ fn body_in_many_small_chunks_is_judged_whole(s: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// Sends one HTTP/2 (prior knowledge) POST whose body ends with trailers; returns the status.
-fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
+/// One HTTP/2 (prior knowledge) POST to the recording upstream's listener, its body sent in two
+/// halves and ended by `trailers` when given; the status, the body and the response's trailers.
+fn h2_exchange(
+    s: &Stack,
+    token: &str,
+    extra: &[(&'static str, &'static str)],
+    body: String,
+    trailers: Option<http::HeaderMap>,
+) -> Result<(u16, String, Option<http::HeaderMap>)> {
     let addr = s
         .recorded_mcp_url
         .trim_start_matches("http://")
@@ -508,6 +515,7 @@ fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let extra = extra.to_vec();
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(&addr).await?;
         let (client, conn) = h2::client::handshake(tcp).await?;
@@ -515,22 +523,44 @@ fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
             let _ = conn.await;
         });
         let mut client = client.ready().await?;
-        let req = http::Request::post(format!("http://{addr}/mcp"))
+        let mut req = http::Request::post(format!("http://{addr}/mcp"))
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(())?;
-        let (response, mut stream) = client.send_request(req, false)?;
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in extra {
+            req = req.header(name, value);
+        }
+        let (response, mut stream) = client.send_request(req.body(())?, false)?;
         let bytes = bytes::Bytes::from(body);
         let (a, b) = bytes.split_at(bytes.len() / 2);
         stream.send_data(bytes::Bytes::copy_from_slice(a), false)?;
-        stream.send_data(bytes::Bytes::copy_from_slice(b), false)?;
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("x-checksum", http::HeaderValue::from_static("none"));
-        stream.send_trailers(trailers)?;
+        stream.send_data(bytes::Bytes::copy_from_slice(b), trailers.is_none())?;
+        if let Some(trailers) = trailers {
+            stream.send_trailers(trailers)?;
+        }
         let resp = tokio::time::timeout(Duration::from_secs(20), response).await??;
-        Ok(resp.status().as_u16())
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await?;
+        Ok((
+            status,
+            String::from_utf8_lossy(&text).into_owned(),
+            trailers,
+        ))
     })
+}
+
+/// Sends one HTTP/2 (prior knowledge) POST whose body ends with trailers; returns the status.
+fn h2_with_trailers(s: &Stack, token: &str, body: String) -> Result<u16> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-checksum", http::HeaderValue::from_static("none"));
+    Ok(h2_exchange(s, token, &[], body, Some(trailers))?.0)
 }
 
 fn http2_with_trailers_is_judged(s: &Stack) -> Result<()> {
@@ -871,6 +901,76 @@ fn tools_list_is_filtered_for_the_sdk_client(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// A server that answers a `ping` with a tool list (as JSON, or on an event stream): the client
+/// sees only the tools its token may call, and the stream's event ids bound to it.
+fn a_list_on_any_answer_is_filtered(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::{ANSWER_WITH_TOOLS, ANSWER_WITH_TOOLS_SSE};
+    use mcp_edge_tests::streamable::{event_ids, listed_tools};
+    let t = s.token_with("tenant-any", "mcp:read mcp:write", Some(&["list_projects"]))?;
+    for marker in [ANSWER_WITH_TOOLS, ANSWER_WITH_TOOLS_SSE] {
+        let ping = json!({"jsonrpc": "2.0", "id": "p", "method": "ping",
+            "params": {"_meta": {"marker": marker}}});
+        let resp = post(s, &t, &ping.to_string(), &[])?;
+        ensure!(resp.status() == 200, "{marker}: {}", resp.status());
+        let answer = resp.text()?;
+        let listed = listed_tools(&answer);
+        ensure!(
+            listed == ["list_projects"],
+            "{marker}: {listed:?} in {answer}"
+        );
+        if marker == ANSWER_WITH_TOOLS_SSE {
+            let ids = event_ids(&answer);
+            ensure!(
+                ids.len() == 2 && ids.iter().all(|id| id.starts_with("up-") && id.len() == 27),
+                "{marker}: ids {ids:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A `tools/list` answered as JSON whose end comes with trailers (no body chunk ends the stream):
+/// the list is judged at the trailers, filtered like any other.
+fn a_list_followed_by_trailers_is_filtered(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::ANSWER_WITH_TOOLS_AND_TRAILERS;
+    use mcp_edge_tests::streamable::listed_tools;
+    let t = s.token_with(
+        "tenant-trailers",
+        "mcp:read mcp:write",
+        Some(&["list_projects"]),
+    )?;
+    let list = json!({"jsonrpc": "2.0", "id": "t", "method": "tools/list",
+        "params": {"_meta": {"marker": ANSWER_WITH_TOOLS_AND_TRAILERS}}});
+    let te = [("te", "trailers")];
+    let (status, answer, trailers) = h2_exchange(s, &t, &te, list.to_string(), None)?;
+    ensure!(status == 200, "tools/list: {status} {answer}");
+    ensure!(
+        trailers.is_some_and(|t| t.contains_key("x-checksum")),
+        "the answer came without the upstream's trailers: {answer}"
+    );
+    let listed = listed_tools(&answer);
+    ensure!(listed == ["list_projects"], "{listed:?} in {answer}");
+    Ok(())
+}
+
+/// A JSON answer larger than Envoy's buffer limit (`per_connection_buffer_limit_bytes`) cannot be
+/// held to be judged whole: Envoy refuses it (500) rather than pass it on unjudged.
+fn a_json_answer_over_the_buffer_limit_is_refused(s: &Stack) -> Result<()> {
+    use mcp_edge_tests::recorder::{ANSWER_LARGE, LARGE_ANSWER_BYTES};
+    let t = s.token_with("tenant-large", "mcp:read mcp:write", None)?;
+    let ping = json!({"jsonrpc": "2.0", "id": "big", "method": "ping",
+        "params": {"_meta": {"marker": ANSWER_LARGE}}});
+    let resp = post(s, &t, &ping.to_string(), &[])?;
+    let status = resp.status();
+    let body = resp.text()?;
+    ensure!(
+        status == 500 && body.len() < LARGE_ANSWER_BYTES,
+        "{status}, {} bytes",
+        body.len()
+    );
+    Ok(())
+}
+
 fn outcomes_are_counted_and_logged(s: &Stack) -> Result<()> {
     // This case runs alone: the outcome counters move for these two requests only.
     let t = s.token_with("tenant-logged", "mcp:read", Some(&["list_projects"]))?;
@@ -1035,7 +1135,10 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     routing_headers_must_agree_with_the_body,
     origin_allow_list,
     other_methods_follow_the_policy,
-    tools_list_is_filtered_for_the_sdk_client;
+    tools_list_is_filtered_for_the_sdk_client,
+    a_list_on_any_answer_is_filtered,
+    a_list_followed_by_trailers_is_filtered,
+    a_json_answer_over_the_buffer_limit_is_refused;
     alone: outcomes_are_counted_and_logged,
 ];
 

@@ -3,7 +3,8 @@
 //! with `stateful_upstream: true`. The edge binds each `Mcp-Session-Id` to the token's tenant and
 //! user (`filter/src/session.rs`), passes SSE streams through unbuffered, and signs every
 //! request: the server verifies the signature with `docs/verify/verify_gateway_asgi.py` and
-//! refuses anything else.
+//! refuses anything else. The server keeps one event store for every session: a stream resumed
+//! with `Last-Event-ID` replays only filtered lists, to the user it was sent to.
 
 use anyhow::{Result, ensure};
 use mcp_edge_tests::client::{sdk_client, tool_names};
@@ -11,7 +12,8 @@ use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::{Stack, StackOptions, Upstream};
 use mcp_edge_tests::streamable::post;
 use mcp_edge_tests::upstream_cases::{
-    delete_ends_the_session, ensure_authorized_per_tool, get_stream_delivers_events_before_it_ends,
+    a_resumed_stream_replays_a_filtered_list, delete_ends_the_session, ensure_authorized_per_tool,
+    event_ids_are_bound_to_their_user, get_stream_delivers_events_before_it_ends,
     requests_that_bypass_the_edge_are_refused, session_ids_are_bound_to_tenant_and_user,
 };
 use serde_json::{Value, json};
@@ -116,6 +118,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     rmcp_client_is_authorized_per_tool,
     session_ids_are_bound_to_tenant_and_user,
     get_stream_delivers_events_before_it_ends,
+    a_resumed_stream_replays_a_filtered_list,
+    event_ids_are_bound_to_their_user,
     delete_ends_the_session,
     requests_that_bypass_the_edge_are_refused,
 ];

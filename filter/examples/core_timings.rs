@@ -180,7 +180,7 @@ fn main() {
         assert_eq!(out.step, Step::ReadBody);
         let out = gate.on_body(&w, &host, BODY);
         assert_eq!(out.step, Step::Continue, "{out:?}");
-        black_box(gate.on_response_headers(&cfg, |_| None));
+        black_box(gate.on_response_headers(&cfg, false, |_| None));
     };
     measure("gate/cached_request", budget, &mut request);
     measure_cold("gate/cached_request_cold_data", budget, &mut request);

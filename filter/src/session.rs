@@ -1,7 +1,10 @@
-//! `Mcp-Session-Id` bound to the token's tenant and user, with nothing stored: the edge hands the
-//! client `<sid>.<mac>` for the upstream's `<sid>` and, on every later request, checks the mac
-//! against the request's authenticated identity before forwarding `<sid>` alone. Any replica with
-//! the same gateway secret checks it; a session id from one tenant (or user) is refused for another.
+//! `Mcp-Session-Id` and SSE event ids bound to the token's tenant and user, with nothing stored:
+//! the edge hands the client `<sid>.<mac>` for the upstream's `<sid>` (and `<id>.<mac>` for every
+//! event id of a stream) and, on every later request, checks the mac against the request's
+//! authenticated identity before forwarding `<sid>` (or the `Last-Event-ID` `<id>`) alone. Any
+//! replica with the same gateway secret checks it; an id from one tenant (or user) is refused for
+//! another, so a client resumes only streams it was sent. The two kinds of id are keyed apart: a
+//! session id is never accepted as an event id, nor the other way round.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +18,26 @@ const SEPARATOR: char = '.';
 /// The mac is truncated to 128 bits.
 const MAC_BYTES: usize = 16;
 
-/// Why a session id the client sent is refused (the client gets 404, as for an unknown session).
+/// What an id names: the mac of one kind is not valid for the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundId {
+    /// `Mcp-Session-Id`.
+    Session,
+    /// An SSE event's `id` (sent back as `Last-Event-ID`).
+    Event,
+}
+
+impl BoundId {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Session => "mcp-session",
+            Self::Event => "mcp-event",
+        }
+    }
+}
+
+/// Why an id the client sent is refused (for a session id the client gets 404, as for an
+/// unknown session).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionRefused {
     /// No mac: not an id this edge handed out.
@@ -26,10 +48,11 @@ pub enum SessionRefused {
 
 /// Tenant and user never hold a control character here: the signature refuses such an identity
 /// before any request is forwarded (`CannotVouch`), so the newlines cannot be shifted.
-/// HMAC(gateway key, "mcp-session\n" + tenant + "\n" + user + "\n" + sid), not yet finalized.
-fn keyed(key: &GatewayKey, tenant: &str, user: &str, sid: &str) -> Hmac<Sha256> {
+/// HMAC(gateway key, label + "\n" + tenant + "\n" + user + "\n" + id), not yet finalized (label:
+/// "mcp-session" or "mcp-event").
+fn keyed(key: &GatewayKey, kind: BoundId, tenant: &str, user: &str, id: &str) -> Hmac<Sha256> {
     let mut mac = key.keyed_mac();
-    for (i, part) in ["mcp-session", tenant, user, sid].iter().enumerate() {
+    for (i, part) in [kind.label(), tenant, user, id].iter().enumerate() {
         if i > 0 {
             mac.update(b"\n");
         }
@@ -38,16 +61,33 @@ fn keyed(key: &GatewayKey, tenant: &str, user: &str, sid: &str) -> Hmac<Sha256> 
     mac
 }
 
-/// The id the client gets for the upstream's `sid`.
+/// The session id the client gets for the upstream's `sid`.
 pub fn bind(key: &GatewayKey, tenant: &str, user: &str, sid: &str) -> String {
-    let full = keyed(key, tenant, user, sid).finalize().into_bytes();
-    let tag = URL_SAFE_NO_PAD.encode(full.get(..MAC_BYTES).unwrap_or_default());
-    format!("{sid}{SEPARATOR}{tag}")
+    bind_id(key, BoundId::Session, tenant, user, sid)
 }
 
-/// The upstream's id inside `bound`, if `bound` was handed out for this tenant and user.
+/// The upstream's session id inside `bound`, if `bound` was handed out for this tenant and user.
 pub fn check<'a>(
     key: &GatewayKey,
+    tenant: &str,
+    user: &str,
+    bound: &'a str,
+) -> Result<&'a str, SessionRefused> {
+    check_id(key, BoundId::Session, tenant, user, bound)
+}
+
+/// The id of kind `kind` the client gets for the upstream's `id`.
+pub fn bind_id(key: &GatewayKey, kind: BoundId, tenant: &str, user: &str, id: &str) -> String {
+    let full = keyed(key, kind, tenant, user, id).finalize().into_bytes();
+    let tag = URL_SAFE_NO_PAD.encode(full.get(..MAC_BYTES).unwrap_or_default());
+    format!("{id}{SEPARATOR}{tag}")
+}
+
+/// The upstream's id inside `bound`, if `bound` was handed out as a `kind` id for this tenant
+/// and user.
+pub fn check_id<'a>(
+    key: &GatewayKey,
+    kind: BoundId,
     tenant: &str,
     user: &str,
     bound: &'a str,
@@ -59,7 +99,7 @@ pub fn check<'a>(
         .decode(tag)
         .map_err(|_| SessionRefused::Mismatch)?;
     // Compared in constant time.
-    let expected = keyed(key, tenant, user, sid);
+    let expected = keyed(key, kind, tenant, user, sid);
     if tag.len() != MAC_BYTES || expected.verify_truncated_left(&tag).is_err() {
         return Err(SessionRefused::Mismatch);
     }
@@ -146,6 +186,29 @@ mod tests {
         let other = key(b"another gateway secret, also thirty-two bytes");
         assert_eq!(
             check(&other, "acme", "alice", &bound),
+            Err(SessionRefused::Mismatch)
+        );
+    }
+
+    #[test]
+    fn event_ids_and_session_ids_are_not_interchangeable() {
+        let k = key(SECRET);
+        let event = bind_id(&k, BoundId::Event, "acme", "alice", "s1_17");
+        assert_eq!(
+            check_id(&k, BoundId::Event, "acme", "alice", &event),
+            Ok("s1_17")
+        );
+        assert_eq!(
+            check(&k, "acme", "alice", &event),
+            Err(SessionRefused::Mismatch)
+        );
+        let session = bind(&k, "acme", "alice", "s1_17");
+        assert_eq!(
+            check_id(&k, BoundId::Event, "acme", "alice", &session),
+            Err(SessionRefused::Mismatch)
+        );
+        assert_eq!(
+            check_id(&k, BoundId::Event, "acme", "bob", &event),
             Err(SessionRefused::Mismatch)
         );
     }

@@ -1,34 +1,46 @@
 //! Rewriting `tools/list` results so that a token sees only the tools it may call.
 //!
-//! The backend lists its whole catalogue; the edge knows the token. Responses come as JSON (one
-//! response or a batch of them) or as a `text/event-stream` whose `data:` lines carry JSON-RPC
-//! messages. Only responses whose `id` belongs to a `tools/list` request of this exchange are
-//! touched. A body the edge cannot read is replaced by an error (fail closed). A filtered list is
-//! this token's own: where the result carries cache hints (MCP 2026-07-28), its `cacheScope`
-//! becomes `private`, so no intermediary serves one token's list to another.
+//! The backend lists its whole catalogue; the edge knows the token. A list can reach a client on
+//! any response, not only on the answer to the POST that asked: a resumed stream (`GET` with
+//! `Last-Event-ID`) replays it, a client that reuses a JSON-RPC id gets it on another request's
+//! stream, a server may answer any request with one. So every JSON-RPC result the edge passes on,
+//! whatever its id, that has the shape of a `ListToolsResult` (`result.tools` an array) is
+//! filtered. Responses come as JSON (one message or a batch) or as a `text/event-stream` whose
+//! `data:` lines carry JSON-RPC messages. Bytes that cannot name a `tools` member
+//! ([`may_list_tools`]) pass as they came; the rest must be JSON, else the body is replaced by an
+//! error (fail closed: a client with a more lenient JSON reader could still find a list in it). A
+//! filtered list is this token's own: where the result carries cache hints (MCP 2026-07-28), its
+//! `cacheScope` becomes `private`, so no intermediary serves one token's list to another.
 
 use serde_json::Value;
 
 use crate::sse::{Event, EventSplitter};
 
-/// Filters one JSON-RPC message (or a batch) in place. Returns whether anything matched.
-fn filter_value(v: &mut Value, ids: &[Value], keep: &dyn Fn(&str) -> bool) -> bool {
+/// Whether `bytes` might hold a `tools` member, read by any JSON reader: the name spelt out (in
+/// any case), or written with escapes (a backslash), or text that is not plain UTF-8 JSON (a NUL:
+/// UTF-16 or UTF-32 text). Bytes without any of these cannot, so they need no parsing.
+pub fn may_list_tools(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| matches!(b, b'\\' | 0))
+        || bytes.windows(5).any(|w| w.eq_ignore_ascii_case(b"tools"))
+}
+
+/// Filters one JSON-RPC message (or a batch) in place: every result whose `tools` is an array.
+/// Returns whether anything was filtered.
+fn filter_value(v: &mut Value, keep: &dyn Fn(&str) -> bool) -> bool {
     match v {
         Value::Array(items) => items
             .iter_mut()
-            .fold(false, |acc, i| filter_value(i, ids, keep) | acc),
+            .fold(false, |acc, i| filter_value(i, keep) | acc),
         Value::Object(obj) => {
-            let ours = obj.get("id").is_some_and(|id| ids.contains(id));
-            if !ours {
+            let Some(result) = obj.get_mut("result").and_then(Value::as_object_mut) else {
                 return false;
-            }
-            if let Some(result) = obj.get_mut("result").and_then(Value::as_object_mut) {
-                if let Some(Value::Array(tools)) = result.get_mut("tools") {
-                    tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
-                }
-                if result.contains_key("cacheScope") || result.contains_key("ttlMs") {
-                    result.insert("cacheScope".into(), Value::String("private".into()));
-                }
+            };
+            let Some(Value::Array(tools)) = result.get_mut("tools") else {
+                return false;
+            };
+            tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(keep));
+            if result.contains_key("cacheScope") || result.contains_key("ttlMs") {
+                result.insert("cacheScope".into(), Value::String("private".into()));
             }
             true
         }
@@ -40,27 +52,44 @@ fn filter_value(v: &mut Value, ids: &[Value], keep: &dyn Fn(&str) -> bool) -> bo
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewriteError(pub String);
 
-/// Rewrites a JSON body.
-pub fn filter_json(
-    body: &[u8],
-    ids: &[Value],
+/// Filters JSON text: `None` when it passes as it came (no list in it), else the rewritten text.
+fn filter_json_text(
+    text: &[u8],
     keep: &dyn Fn(&str) -> bool,
-) -> Result<Vec<u8>, RewriteError> {
-    let mut v: Value = serde_json::from_slice(body)
+) -> Result<Option<Vec<u8>>, RewriteError> {
+    if !may_list_tools(text) {
+        return Ok(None);
+    }
+    let mut v: Value = serde_json::from_slice(text)
         .map_err(|e| RewriteError(format!("response is not JSON: {e}")))?;
-    filter_value(&mut v, ids, keep);
-    serde_json::to_vec(&v).map_err(|e| RewriteError(e.to_string()))
+    if !filter_value(&mut v, keep) {
+        return Ok(None);
+    }
+    serde_json::to_vec(&v)
+        .map(Some)
+        .map_err(|e| RewriteError(e.to_string()))
 }
 
-/// Rewrites a `text/event-stream` answer as it streams: each complete event goes on at once.
-/// Every event's data must be empty or JSON (a client with a more lenient JSON reader could
-/// otherwise still find a tool list in it); an event carrying a response to one of `ids` is
-/// rewritten (its other lines kept, its data filtered, LF line ends), every other event passes
-/// byte for byte. Events are split as clients split them ([`crate::sse`]).
+/// Rewrites a JSON body; `None` when it passes as it came.
+pub fn filter_json(
+    body: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, RewriteError> {
+    filter_json_text(body, keep)
+}
+
+/// Rewrites a `text/event-stream` as it streams: each complete event goes on at once. An event
+/// whose data holds a tool list is rewritten (its other lines kept, its data filtered); every
+/// event `id` is handed to `bind_id` and goes on as what it returns (the line is dropped on
+/// `None`); an event with neither passes byte for byte. Events are split as clients split them
+/// ([`crate::sse`]).
 #[derive(Debug)]
 pub struct SseFilter {
     events: EventSplitter,
 }
+
+/// What the client gets for an event's `id`: `None` drops the line.
+pub type BindId<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 impl SseFilter {
     /// `max_event`: the most bytes one event may take (held until it is complete).
@@ -75,8 +104,8 @@ impl SseFilter {
         &mut self,
         chunk: &[u8],
         end: bool,
-        ids: &[Value],
         keep: &dyn Fn(&str) -> bool,
+        bind_id: BindId<'_>,
     ) -> Result<Vec<u8>, RewriteError> {
         let err = |e: crate::sse::SseError| RewriteError(e.to_string());
         let mut out = Vec::with_capacity(chunk.len());
@@ -85,46 +114,73 @@ impl SseFilter {
             out.extend_from_slice("\u{FEFF}".as_bytes());
         }
         for event in events {
-            filter_event(&event, true, ids, keep, &mut out)?;
+            filter_event(&event, true, keep, bind_id, &mut out)?;
         }
         if end && let Some(tail) = self.events.finish().map_err(err)? {
             // Clients drop an event the stream's end cuts off; a lenient one may not.
-            filter_event(&tail, false, ids, keep, &mut out)?;
+            filter_event(&tail, false, keep, bind_id, &mut out)?;
         }
         Ok(out)
     }
 }
 
-/// Appends `event` to `out`, rewritten when it answers one of `ids` (`complete`: it ended with
-/// an empty line, which the rewritten event keeps).
+/// The id a client keeps for an `id` field's value: `None` for one it ignores (a NUL in it), and
+/// an empty value (which resets the client's last event id) is kept as it is.
+fn rebound_id(value: &str, bind_id: BindId<'_>) -> Option<String> {
+    if value.contains('\0') {
+        return None;
+    }
+    if value.is_empty() {
+        return Some(String::new());
+    }
+    bind_id(value)
+}
+
+/// Appends `event` to `out`, rewritten when it holds a tool list or an `id` (`complete`: it ended
+/// with an empty line, which the rewritten event keeps).
 fn filter_event(
     event: &Event,
     complete: bool,
-    ids: &[Value],
     keep: &dyn Fn(&str) -> bool,
+    bind_id: BindId<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), RewriteError> {
     let data = event.data().unwrap_or_default();
-    if data.trim().is_empty() {
+    let filtered = if data.trim().is_empty() {
         // No data, or empty data (an event that only primes a reconnection).
-        out.extend_from_slice(&event.raw);
-        return Ok(());
-    }
-    let mut v: Value =
-        serde_json::from_str(&data).map_err(|_| RewriteError("event data is not JSON".into()))?;
-    if !filter_value(&mut v, ids, keep) {
+        None
+    } else {
+        filter_json_text(data.as_bytes(), keep)
+            .map_err(|_| RewriteError("event data is not JSON".into()))?
+    };
+    let has_id = event
+        .lines
+        .iter()
+        .any(|l| Event::field(l).is_some_and(|(name, _)| name == "id"));
+    if filtered.is_none() && !has_id {
         out.extend_from_slice(&event.raw);
         return Ok(());
     }
     for line in &event.lines {
-        if Event::field(line).is_none_or(|(name, _)| name != "data") {
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
+        match Event::field(line) {
+            Some(("id", value)) => {
+                if let Some(id) = rebound_id(value, bind_id) {
+                    out.extend_from_slice(b"id: ");
+                    out.extend_from_slice(id.as_bytes());
+                    out.push(b'\n');
+                }
+                continue;
+            }
+            Some(("data", _)) if filtered.is_some() => continue,
+            _ => out.extend_from_slice(line.as_bytes()),
         }
+        out.push(b'\n');
     }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.push(b'\n');
+    if let Some(json) = filtered {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&json);
+        out.push(b'\n');
+    }
     if complete {
         out.push(b'\n');
     }
@@ -134,28 +190,39 @@ fn filter_event(
 /// Rewrites a whole SSE body (see [`SseFilter`]).
 pub fn filter_sse(
     body: &[u8],
-    ids: &[Value],
     keep: &dyn Fn(&str) -> bool,
+    bind_id: BindId<'_>,
 ) -> Result<Vec<u8>, RewriteError> {
-    SseFilter::new(usize::MAX).push(body, true, ids, keep)
+    SseFilter::new(usize::MAX).push(body, true, keep, bind_id)
 }
 
-/// Rewrites a response body by its content type.
-pub fn filter_response(
-    content_type: &str,
-    body: &[u8],
-    ids: &[Value],
-    keep: &dyn Fn(&str) -> bool,
-) -> Result<Vec<u8>, RewriteError> {
-    let media = content_type
+/// The media type of a `Content-Type` value, lowercased, without parameters.
+pub fn media_type(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Whether a media type is JSON (`application/json`, or a `+json` type).
+pub fn is_json(media: &str) -> bool {
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// Rewrites a whole response body by its content type; `None` when it passes as it came. A body
+/// that is neither JSON nor an event stream is refused (for an answer that must be a list).
+pub fn filter_response(
+    content_type: &str,
+    body: &[u8],
+    keep: &dyn Fn(&str) -> bool,
+    bind_id: BindId<'_>,
+) -> Result<Option<Vec<u8>>, RewriteError> {
+    let media = media_type(content_type);
     match media.as_str() {
-        "application/json" => filter_json(body, ids, keep),
-        "text/event-stream" => filter_sse(body, ids, keep),
+        "text/event-stream" => filter_sse(body, keep, bind_id).map(Some),
+        json if is_json(json) => filter_json(body, keep),
         other => Err(RewriteError(format!(
             "unexpected content type {other:?} for tools/list"
         ))),
@@ -171,46 +238,72 @@ mod tests {
         name != "delete_project"
     }
 
+    /// Ids go on as they came (the edge's binding is tested in the gate).
+    fn same_id(id: &str) -> Option<String> {
+        Some(id.to_string())
+    }
+
     fn tools() -> Value {
         json!([{"name": "list_projects"}, {"name": "delete_project"}, {"name": "create_project"}])
     }
 
+    fn json_out(body: &str) -> Value {
+        let out = filter_json(body.as_bytes(), &keep)
+            .unwrap()
+            .expect("rewritten");
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
-    fn json_single_and_batch() {
-        let body = json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": tools()}}).to_string();
-        let out: Value =
-            serde_json::from_slice(&filter_json(body.as_bytes(), &[json!(2)], &keep).unwrap())
-                .unwrap();
-        assert_eq!(
-            out["result"]["tools"],
-            json!([{"name": "list_projects"}, {"name": "create_project"}])
-        );
-        // another id is left alone
-        let out: Value =
-            serde_json::from_slice(&filter_json(body.as_bytes(), &[json!(3)], &keep).unwrap())
-                .unwrap();
-        assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 3);
+    fn json_single_and_batch_whatever_the_id() {
+        for id in [json!(2), json!("t"), Value::Null] {
+            let body = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools()}});
+            let out = json_out(&body.to_string());
+            assert_eq!(
+                out["result"]["tools"],
+                json!([{"name": "list_projects"}, {"name": "create_project"}])
+            );
+        }
         let batch = json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": "t", "result": {"tools": tools()}}]).to_string();
-        let out: Value =
-            serde_json::from_slice(&filter_json(batch.as_bytes(), &[json!("t")], &keep).unwrap())
-                .unwrap();
+        let out = json_out(&batch);
         assert_eq!(out[1]["result"]["tools"].as_array().unwrap().len(), 2);
-        assert!(filter_json(b"nope", &[json!(1)], &keep).is_err());
+        assert!(filter_json(b"tools?", &keep).is_err());
+    }
+
+    #[test]
+    fn bodies_without_a_list_pass_as_they_came() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":"not an array"}}"#,
+            r#"{"jsonrpc":"2.0","method":"sampling/createMessage","params":{"tools":[{"name":"delete_project"}]}}"#,
+            "not JSON at all",
+        ] {
+            assert_eq!(filter_json(body.as_bytes(), &keep), Ok(None), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_list_spelt_with_escapes_or_in_utf16_is_read_or_refused() {
+        let escaped =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tool\u0073":[{"name":"delete_project"}]}}"#;
+        assert!(may_list_tools(escaped.as_bytes()));
+        let out = json_out(escaped);
+        assert_eq!(out["result"]["tools"], json!([]));
+        let utf16: Vec<u8> =
+            r#"{"result":{"tools":[]}}"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(may_list_tools(&utf16));
+        assert!(filter_json(&utf16, &keep).is_err());
+        assert!(may_list_tools(b"{\"TOOLS\": 1}"));
+        assert!(!may_list_tools(b"{\"tool\": \"s\"}"));
     }
 
     #[test]
     fn a_filtered_list_is_never_publicly_cacheable() {
         let body = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools(), "ttlMs": 0, "cacheScope": "public"}}).to_string();
-        let out: Value =
-            serde_json::from_slice(&filter_json(body.as_bytes(), &[json!(1)], &keep).unwrap())
-                .unwrap();
-        assert_eq!(out["result"]["cacheScope"], "private");
+        assert_eq!(json_out(&body)["result"]["cacheScope"], "private");
         let plain = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools()}}).to_string();
-        let out: Value =
-            serde_json::from_slice(&filter_json(plain.as_bytes(), &[json!(1)], &keep).unwrap())
-                .unwrap();
         assert!(
-            out["result"].get("cacheScope").is_none(),
+            json_out(&plain)["result"].get("cacheScope").is_none(),
             "no cache hints added for older protocols"
         );
     }
@@ -219,20 +312,41 @@ mod tests {
     fn sse_events() {
         let msg = json!({"jsonrpc": "2.0", "id": 5, "result": {"tools": tools()}}).to_string();
         let body = format!("event: message\r\nid: 1\r\ndata: {msg}\r\n\r\n: keep-alive\n\n");
-        let out = String::from_utf8(
-            filter_response(
-                "text/event-stream; charset=utf-8",
-                body.as_bytes(),
-                &[json!(5)],
-                &keep,
-            )
-            .unwrap(),
+        let out = filter_response(
+            "text/event-stream; charset=utf-8",
+            body.as_bytes(),
+            &keep,
+            &same_id,
         )
+        .unwrap()
         .unwrap();
+        let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("event: message\nid: 1\ndata: "), "{out}");
         assert!(!out.contains("delete_project"), "{out}");
         assert!(out.contains("create_project"));
         assert!(out.contains(": keep-alive\n\n"));
+    }
+
+    #[test]
+    fn event_ids_are_bound_and_ignored_ones_dropped() {
+        let bind = |id: &str| Some(format!("{id}.mac"));
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#;
+        let body = format!(
+            "id: s1_0\nretry: 100\ndata:\n\nid\ndata: {note}\n\nid: a\0b\ndata: {note}\n\n: c\n\n"
+        );
+        let out = String::from_utf8(filter_sse(body.as_bytes(), &keep, &bind).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "id: s1_0.mac\nretry: 100\ndata:\n\nid: \ndata: {note}\n\ndata: {note}\n\n: c\n\n"
+            )
+        );
+        let none = |_: &str| None;
+        let out = filter_sse(b"id: 7\ndata: {}\n\n", &keep, &none).unwrap();
+        assert_eq!(
+            out, b"data: {}\n\n",
+            "an id that cannot be bound is dropped"
+        );
     }
 
     #[test]
@@ -247,7 +361,7 @@ mod tests {
             format!("data: {head}\rdata: {tail}\r\r"),
             format!("data: {msg}\r\r"),
         ] {
-            let out = filter_sse(body.as_bytes(), &[json!(5)], &keep).unwrap();
+            let out = filter_sse(body.as_bytes(), &keep, &same_id).unwrap();
             let out = String::from_utf8(out).unwrap();
             assert!(!out.contains("delete_project"), "{body:?} -> {out:?}");
             assert!(out.contains("create_project"), "{out:?}");
@@ -255,20 +369,20 @@ mod tests {
     }
 
     #[test]
-    fn sse_data_that_is_not_json_fails_closed() {
-        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    fn sse_data_that_may_hold_a_list_and_is_not_json_fails_closed() {
+        let deep = format!("{}\"tools\"{}", "[".repeat(200), "]".repeat(200));
         for data in [
             "{\"id\":5,\"result\":{\"tools\":[]},\"x\":\"\\ud800\"}",
             deep.as_str(),
         ] {
             let body = format!("data: {data}\n\n");
             assert!(
-                filter_sse(body.as_bytes(), &[json!(5)], &keep).is_err(),
+                filter_sse(body.as_bytes(), &keep, &same_id).is_err(),
                 "{data}"
             );
         }
-        let priming = "id: 0\ndata:\n\n";
-        let out = filter_sse(priming.as_bytes(), &[json!(5)], &keep).unwrap();
+        let priming = "data:\n\n: comment\n\n";
+        let out = filter_sse(priming.as_bytes(), &keep, &same_id).unwrap();
         assert_eq!(out, priming.as_bytes(), "passed byte for byte");
     }
 
@@ -284,7 +398,7 @@ mod tests {
              id: 9\r\ndata: {head}\r\ndata: {tail}\r\n\r\ndata: {note}\n\ndata: {msg}"
         );
         let stream = stream.as_bytes();
-        let whole = filter_sse(stream, &[json!(5)], &keep).unwrap();
+        let whole = filter_sse(stream, &keep, &same_id).unwrap();
         let text = String::from_utf8(whole.clone()).unwrap();
         assert!(!text.contains("delete_project") && text.contains("create_project"));
         assert!(
@@ -297,13 +411,10 @@ mod tests {
             let mut out = Vec::new();
             let mut from = 0;
             for cut in cuts {
-                out.extend(
-                    f.push(&stream[from..cut], false, &[json!(5)], &keep)
-                        .unwrap(),
-                );
+                out.extend(f.push(&stream[from..cut], false, &keep, &same_id).unwrap());
                 from = cut;
             }
-            out.extend(f.push(&stream[from..], true, &[json!(5)], &keep).unwrap());
+            out.extend(f.push(&stream[from..], true, &keep, &same_id).unwrap());
             out
         };
         for cut in 0..=stream.len() {
@@ -320,20 +431,21 @@ mod tests {
     fn events_go_on_as_soon_as_they_are_complete() {
         let mut f = SseFilter::new(64);
         let note = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
-        let out = f.push(note.as_bytes(), false, &[json!(5)], &keep).unwrap();
+        let out = f.push(note.as_bytes(), false, &keep, &same_id).unwrap();
         assert_eq!(out, note.as_bytes(), "a notification is not held back");
         // Half an event waits for its end; past the limit the stream fails.
         assert!(
-            f.push(b"data: {\"id\":", false, &[json!(5)], &keep)
+            f.push(b"data: {\"id\":", false, &keep, &same_id)
                 .unwrap()
                 .is_empty()
         );
         let big = [b' '; 64];
-        assert!(f.push(&big, false, &[json!(5)], &keep).is_err());
+        assert!(f.push(&big, false, &keep, &same_id).is_err());
     }
 
     #[test]
     fn unknown_content_type_fails_closed() {
-        assert!(filter_response("text/html", b"<p>", &[json!(1)], &keep).is_err());
+        assert!(filter_response("text/html", b"<p>", &keep, &same_id).is_err());
+        assert!(is_json("application/problem+json") && !is_json("text/json+x"));
     }
 }

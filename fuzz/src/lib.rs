@@ -590,48 +590,71 @@ pub fn sse_events(body: &str) -> Vec<String> {
     events
 }
 
-/// `tools_list`: input = a content-type choice, a predicate salt, the `tools/list` request ids
-/// as a JSON array, NUL, the response body. When the rewriter accepts a body, no response it
-/// emits for one of those ids (read as a client reads JSON or an event stream) lists a tool the
+/// The `id` values a client applies (WHATWG: a value with a NUL is ignored), in order.
+pub fn sse_ids(body: &str) -> Vec<String> {
+    let rest = body.strip_prefix('\u{FEFF}').unwrap_or(body);
+    rest.split("\r\n")
+        .flat_map(|l| l.split(['\r', '\n']))
+        .filter_map(|line| {
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            (field == "id" && !value.contains('\0')).then(|| value.to_string())
+        })
+        .collect()
+}
+
+/// What the fuzz targets' edge hands out for an upstream event id.
+fn bind_id(id: &str) -> Option<String> {
+    Some(format!("{id}.bound"))
+}
+
+/// `tools_list`: input = a content-type choice, a predicate salt, a JSON field (once the
+/// `tools/list` request ids; every list is filtered now, whatever its id, so it is read and
+/// ignored: the corpus keeps its shape), NUL, the response body. When the rewriter accepts a
+/// body, no message it emits (read as a client reads JSON or an event stream) lists a tool the
 /// predicate refuses.
 pub fn tools_list(data: &[u8]) {
     let mut f = Fields(data);
     let choice = f.byte();
     let salt = f.byte();
-    let ids: Vec<Value> = match serde_json::from_slice(f.field()) {
-        Ok(Value::Array(ids)) => ids,
-        Ok(one) => vec![one],
-        Err(_) => vec![Value::from(1)],
-    };
+    let _ids = f.field();
     let content_type = CONTENT_TYPES[usize::from(choice % 4)];
     let body = f.rest();
     let keep = |name: &str| keep(salt, name);
-    let Ok(out) = filter_response(content_type, body, &ids, &keep) else {
+    let Ok(out) = filter_response(content_type, body, &keep, &bind_id) else {
         return;
     };
+    let out = out.unwrap_or_else(|| body.to_vec());
     let messages: Vec<Value> = if content_type.starts_with("text/event-stream") {
         let text = String::from_utf8(out).expect("a rewritten stream is UTF-8");
+        assert_ids_bound(&text);
         sse_events(&text)
             .iter()
             .filter_map(|d| serde_json::from_str(d).ok())
             .collect()
     } else {
-        vec![serde_json::from_slice(&out).expect("a rewritten JSON body is JSON")]
+        serde_json::from_slice(&out).into_iter().collect()
     };
-    assert_lists_only_kept_tools(&messages, &ids, &keep);
+    assert_lists_only_kept_tools(&messages, &keep);
 }
 
-/// No response to one of `ids` among `messages` lists a tool `keep` refuses.
-fn assert_lists_only_kept_tools(messages: &[Value], ids: &[Value], keep: &dyn Fn(&str) -> bool) {
+/// Every event id a client reads from `text` is one the edge bound (or empty: a reset).
+fn assert_ids_bound(text: &str) {
+    for id in sse_ids(text) {
+        assert!(id.is_empty() || id.ends_with(".bound"), "unbound id {id:?}");
+    }
+}
+
+/// No response among `messages` lists a tool `keep` refuses.
+fn assert_lists_only_kept_tools(messages: &[Value], keep: &dyn Fn(&str) -> bool) {
     for m in messages {
         let batch = match m {
             Value::Array(items) => items.iter().collect(),
             other => vec![other],
         };
         for r in batch {
-            if !r.get("id").is_some_and(|id| ids.contains(id)) {
-                continue;
-            }
             if let Some(tools) = r["result"]["tools"].as_array() {
                 for name in tools.iter().filter_map(|t| t["name"].as_str()) {
                     assert!(keep(name), "refused tool {name:?} in the rewritten list");
@@ -641,28 +664,24 @@ fn assert_lists_only_kept_tools(messages: &[Value], ids: &[Value], keep: &dyn Fn
     }
 }
 
-/// `sse_stream`: input = a predicate salt, a chunk-size byte, the `tools/list` request ids as a
-/// JSON array, NUL, an event stream. Fed to [`SseFilter`] in chunks, it gives exactly the bytes
-/// (or the refusal) of the whole stream at once, and no response to those ids lists a tool the
-/// predicate refuses.
+/// `sse_stream`: input = a predicate salt, a chunk-size byte, a JSON field (read and ignored, as
+/// in [`tools_list`]), NUL, an event stream. Fed to [`SseFilter`] in chunks, it gives exactly the
+/// bytes (or the refusal) of the whole stream at once, no message lists a tool the predicate
+/// refuses, and every event id a client reads is one the edge bound.
 pub fn sse_stream(data: &[u8]) {
     let mut f = Fields(data);
     let salt = f.byte();
     let step = usize::from(f.byte() % 32) + 1;
-    let ids: Vec<Value> = match serde_json::from_slice(f.field()) {
-        Ok(Value::Array(ids)) => ids,
-        Ok(one) => vec![one],
-        Err(_) => vec![Value::from(1)],
-    };
+    let _ids = f.field();
     let body = f.rest();
     let keep = |name: &str| keep(salt, name);
-    let whole = filter_sse(body, &ids, &keep);
+    let whole = filter_sse(body, &keep, &bind_id);
     let mut streamed = SseFilter::new(usize::MAX);
     let mut chunks = body.chunks(step).peekable();
     let mut out = Vec::new();
     let mut result = Ok(());
     while let Some(chunk) = chunks.next() {
-        match streamed.push(chunk, chunks.peek().is_none(), &ids, &keep) {
+        match streamed.push(chunk, chunks.peek().is_none(), &keep, &bind_id) {
             Ok(bytes) => out.extend(bytes),
             Err(e) => {
                 result = Err(e);
@@ -672,7 +691,7 @@ pub fn sse_stream(data: &[u8]) {
     }
     if body.is_empty() {
         out = streamed
-            .push(b"", true, &ids, &keep)
+            .push(b"", true, &keep, &bind_id)
             .expect("an empty stream");
     }
     match (whole, result) {
@@ -681,11 +700,12 @@ pub fn sse_stream(data: &[u8]) {
         (w, r) => panic!("whole {:?} but chunked {r:?}", w.map(|_| ())),
     }
     let text = String::from_utf8(out).expect("a rewritten stream is UTF-8");
+    assert_ids_bound(&text);
     let messages: Vec<Value> = sse_events(&text)
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())
         .collect();
-    assert_lists_only_kept_tools(&messages, &ids, &keep);
+    assert_lists_only_kept_tools(&messages, &keep);
 }
 
 // ---------------------------------------------------------------------------------------------

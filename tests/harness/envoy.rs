@@ -13,6 +13,15 @@ use serde_json::Value as Json;
 use serde_yaml::Value;
 use xtask::docker_envoy::at;
 
+/// The recorder cluster's HTTP/1 options: read trailers (Envoy drops them otherwise).
+const RECORDER_PROTOCOL_OPTIONS: &str = r#"
+envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+  "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+  explicit_http_config:
+    http_protocol_options:
+      enable_trailers: true
+"#;
+
 pub struct EnvoyPorts {
     pub listener: u16,
     pub recorded_listener: u16,
@@ -174,6 +183,13 @@ pub fn derive_config(
                 *at(&mut r, &["name"])? = Value::from("recorder");
                 *at(&mut r, &["load_assignment", "cluster_name"])? = Value::from("recorder");
                 set_port(cluster_endpoint(&mut r)?, ports.recorder)?;
+                // The recording upstream may end an answer with trailers (HTTP/1 chunked).
+                r.as_mapping_mut()
+                    .context("a cluster is not a mapping")?
+                    .insert(
+                        Value::from("typed_extension_protocol_options"),
+                        serde_yaml::from_str(RECORDER_PROTOCOL_OPTIONS)?,
+                    );
                 recorder = Some(r);
             }
             "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,

@@ -1,16 +1,38 @@
 //! A recording upstream: a mock backend (named as such) that stores every request Envoy forwards
 //! and answers with an empty JSON-RPC result. It lets a test assert what crossed the edge, and that
-//! nothing did when the edge denied.
+//! nothing did when the edge denied. A request whose body holds [`ANSWER_WITH_TOOLS`] (or
+//! [`ANSWER_WITH_TOOLS_SSE`]) is answered, whatever its method, with a tool list of three tools
+//! ([`LISTED_TOOLS`]) as JSON (or as one event of an event stream, with an `id`): a server that
+//! lists tools where no `tools/list` asked. With [`ANSWER_WITH_TOOLS_AND_TRAILERS`], the JSON list
+//! is followed by a trailer field (announced in `Trailer`; HTTP/1 sends trailers only when the
+//! request says `TE: trailers`; Envoy's recorder cluster reads them, `envoy::derive_config`).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use anyhow::Result;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use http_body::Frame;
+
+/// The marker of a request answered with a tool list as JSON.
+pub const ANSWER_WITH_TOOLS: &str = "mcp-edge-test/answer-with-tools";
+/// The marker of a request answered with a tool list as an event stream.
+pub const ANSWER_WITH_TOOLS_SSE: &str = "mcp-edge-test/sse-answer-with-tools";
+/// The marker of a request answered with a tool list as JSON followed by trailers.
+pub const ANSWER_WITH_TOOLS_AND_TRAILERS: &str = "mcp-edge-test/answer-with-tools-and-trailers";
+/// The marker of a request answered with a JSON result of [`LARGE_ANSWER_BYTES`] of text.
+pub const ANSWER_LARGE: &str = "mcp-edge-test/answer-large";
+/// Above envoy.yaml's `per_connection_buffer_limit_bytes` (2 MiB).
+pub const LARGE_ANSWER_BYTES: usize = 3 << 20;
+/// The tools of those lists (tools of envoy.yaml's `tool_scopes`).
+pub const LISTED_TOOLS: [&str; 3] = ["list_projects", "create_project", "delete_project"];
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -70,7 +92,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> impl IntoResponse {
+) -> Response {
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").cloned())
@@ -89,10 +111,64 @@ async fn record(
             body: body.to_vec(),
         });
     }
-    (
-        [("content-type", "application/json")],
-        serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string(),
-    )
+    let has = |marker: &str| body.windows(marker.len()).any(|w| w == marker.as_bytes());
+    let tools: Vec<_> = LISTED_TOOLS
+        .iter()
+        .map(|name| serde_json::json!({"name": name, "inputSchema": {"type": "object"}}))
+        .collect();
+    let listed = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {"tools": tools}});
+    let json = [("content-type", "application/json")];
+    if has(ANSWER_WITH_TOOLS_SSE) {
+        let stream = format!("id: up-1\ndata:\n\nid: up-2\ndata: {listed}\n\n");
+        return ([("content-type", "text/event-stream")], stream).into_response();
+    }
+    if has(ANSWER_WITH_TOOLS_AND_TRAILERS) {
+        let body = WithTrailers {
+            data: Some(Bytes::from(listed.to_string())),
+            trailers: Some(HeaderMap::from_iter([(
+                axum::http::header::HeaderName::from_static("x-checksum"),
+                HeaderValue::from_static("none"),
+            )])),
+        };
+        // hyper sends only the trailer fields the head announces.
+        let head = [
+            ("content-type", "application/json"),
+            ("trailer", "x-checksum"),
+        ];
+        return (head, Body::new(body)).into_response();
+    }
+    if has(ANSWER_LARGE) {
+        let text = "x".repeat(LARGE_ANSWER_BYTES);
+        let big = serde_json::json!({"jsonrpc": "2.0", "id": id,
+            "result": {"content": [{"type": "text", "text": text}]}});
+        return (json, big.to_string()).into_response();
+    }
+    if has(ANSWER_WITH_TOOLS) {
+        return (json, listed.to_string()).into_response();
+    }
+    let empty = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
+    (json, empty.to_string()).into_response()
+}
+
+/// A body of one data frame, then trailers.
+struct WithTrailers {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl http_body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
 }
 
 /// Starts the recorder on a free port in a runtime of its own; returns it and its address.

@@ -55,15 +55,24 @@ pub fn error_code(resp: Response) -> Result<Value> {
     Ok(body["error"]["code"].clone())
 }
 
-/// Opens the session's GET stream; fails unless it is answered 200 with `text/event-stream`.
-pub fn open_get_stream(url: &str, token: &str, sid: &str) -> Result<Response> {
-    let stream = http()
+/// A GET in the session: its stream, or with `last_event_id` the resumption of the stream that
+/// sent that event (whatever the answer).
+pub fn get(url: &str, token: &str, sid: &str, last_event_id: Option<&str>) -> Result<Response> {
+    let mut req = http()
         .get(url)
         .bearer_auth(token)
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", VERSION)
-        .header("mcp-session-id", sid)
-        .send()?;
+        .header("mcp-session-id", sid);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    Ok(req.send()?)
+}
+
+/// Opens the session's GET stream; fails unless it is answered 200 with `text/event-stream`.
+pub fn open_get_stream(url: &str, token: &str, sid: &str) -> Result<Response> {
+    let stream = get(url, token, sid, None)?;
     ensure!(stream.status() == 200, "GET: {}", stream.status());
     let ct = header(&stream, "content-type");
     ensure!(ct.starts_with("text/event-stream"), "GET: {ct}");
@@ -100,4 +109,32 @@ pub fn read_until(chunks: &mpsc::Receiver<Vec<u8>>, needle: &str) -> Result<Stri
         seen.extend(chunk);
     }
     Ok(String::from_utf8(seen)?)
+}
+
+/// The `id` of every event in an event stream's text, in order.
+pub fn event_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|id| id.trim_start().to_string())
+        .collect()
+}
+
+/// The tool names of every tool list in an event stream's text (or a JSON body), in order.
+pub fn listed_tools(text: &str) -> Vec<String> {
+    let messages = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .chain(std::iter::once(text))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok());
+    let mut names = Vec::new();
+    for m in messages {
+        if let Some(tools) = m["result"]["tools"].as_array() {
+            names.extend(
+                tools
+                    .iter()
+                    .filter_map(|t| t["name"].as_str().map(str::to_string)),
+            );
+        }
+    }
+    names
 }

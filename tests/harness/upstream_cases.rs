@@ -8,7 +8,8 @@
 //! - A stateful one (`stateful_upstream: true`, and an `announce` tool needing `mcp:read` that
 //!   is answered after it sends `notifications/tools/list_changed` on the session's GET stream):
 //!   sessions bound to the token's tenant and user, SSE events on the GET stream delivered while
-//!   it is open, DELETE.
+//!   it is open, DELETE; with an event store (both servers keep one for every session), a stream
+//!   resumed with `Last-Event-ID` replays only filtered lists, and only to the user it was sent to.
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
@@ -17,7 +18,8 @@ use crate::client::{header, http, marker};
 use crate::rmcp_client::{auto_client, call, ensure_negotiated, runtime};
 use crate::stack::Stack;
 use crate::streamable::{
-    VERSION, chunks_of, error_code, initialize, open_get_stream, post, wait_for_text,
+    VERSION, chunks_of, error_code, event_ids, get, initialize, listed_tools, open_get_stream,
+    post, read_until, wait_for_text,
 };
 
 /// The tenant of these cases' tokens.
@@ -182,5 +184,74 @@ pub fn requests_that_bypass_the_edge_are_refused(s: &Stack) -> Result<()> {
     );
     let code = error_code(forged)?;
     ensure!(code == -32040, "forged headers: {code}");
+    Ok(())
+}
+
+/// A session of `token` whose `tools/list` was answered as an event stream: the session id, the
+/// id of the stream's first event (the priming event, after which a resumption replays the
+/// answer), and the tools listed. Fails if the answer has no event id (no event store).
+fn listed_in_a_stream(s: &Stack, token: &str) -> Result<(String, String, Vec<String>)> {
+    let (sid, _) = initialize(&s.mcp_url, token)?;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let resp = post(&s.mcp_url, token, Some(&sid), &list)?;
+    ensure!(resp.status() == 200, "tools/list: {}", resp.status());
+    let answer = resp.text()?;
+    let first = event_ids(&answer)
+        .into_iter()
+        .next()
+        .with_context(|| format!("no event id (no event store?): {answer}"))?;
+    Ok((sid, first, listed_tools(&answer)))
+}
+
+/// A token of [`TENANT`] that may list and call `echo` only.
+fn echo_only(s: &Stack) -> Result<String> {
+    s.token_with(TENANT, "mcp:read mcp:write mcp:admin", Some(&["echo"]))
+}
+
+/// A stream resumed with `Last-Event-ID` (`GET`) replays the `tools/list` answer: the client sees
+/// it filtered as on the POST that asked.
+pub fn a_resumed_stream_replays_a_filtered_list(s: &Stack) -> Result<()> {
+    let token = echo_only(s)?;
+    let (sid, first, listed) = listed_in_a_stream(s, &token)?;
+    ensure!(listed == ["echo"], "the POST's list: {listed:?}");
+    let resumed = get(&s.mcp_url, &token, &sid, Some(&first))?;
+    ensure!(resumed.status() == 200, "resumption: {}", resumed.status());
+    let replayed = read_until(&chunks_of(resumed), "\"result\"")?;
+    let listed = listed_tools(&replayed);
+    ensure!(listed == ["echo"], "the replayed list: {listed:?}");
+    Ok(())
+}
+
+/// Event ids are bound to the user they were sent to: another user of the same tenant, in a
+/// session of their own, cannot resume the stream (400), nor can anyone resume with the
+/// upstream's bare id (the one the stream ids of every event show).
+pub fn event_ids_are_bound_to_their_user(s: &Stack) -> Result<()> {
+    let token = echo_only(s)?;
+    let (sid, first, _) = listed_in_a_stream(s, &token)?;
+    let mut spec = s.spec(TENANT);
+    spec.sub = format!("another-user-of-{TENANT}");
+    spec.scope = "mcp:read mcp:write mcp:admin".into();
+    let other = s.sign("RS256", xtask::claims_for(&spec))?;
+    let (other_sid, _) = initialize(&s.mcp_url, &other)?;
+    let resp = get(&s.mcp_url, &other, &other_sid, Some(&first))?;
+    let status = resp.status();
+    if status != 400 {
+        let replayed = read_until(&chunks_of(resp), "\"result\"").unwrap_or_else(|e| e.to_string());
+        anyhow::bail!(
+            "another user resuming {first}: {status}, replayed the tools {:?}",
+            listed_tools(&replayed)
+        );
+    }
+    let (bare, _) = first
+        .rsplit_once('.')
+        .with_context(|| format!("the event id {first} is not bound"))?;
+    let resp = get(&s.mcp_url, &token, &sid, Some(bare))?;
+    ensure!(
+        resp.status() == 400,
+        "the bare id {bare}: {}",
+        resp.status()
+    );
+    let code = error_code(resp)?;
+    ensure!(code == -32600, "the bare id: {code}");
     Ok(())
 }

@@ -9,32 +9,64 @@
 // `announce`, which sends `notifications/tools/list_changed` on the session's GET stream (not the
 // stream of the call) and then answers. A `tools/list` whose `_meta` holds a `progressToken` and
 // `"mcp-edge-test/hold": true` first sends a progress notification on its own SSE answer, then
-// waits until the tool `release` is called (or 30 s) before it answers: the tests see whether the
-// edge passes the notification on while the answer is pending.
+// waits until the tool `release` is called in its session (or 30 s) before it answers: the tests
+// see whether the edge passes the notification on while the answer is pending. `release` with
+// `wait: true`
+// answers only after the released list has been sent: a client that reuses the held list's
+// JSON-RPC id for it gets the list on the release's stream (the transport maps a response to the
+// stream of the last request with its id).
+//
+// Resumability: every session's transport keeps its events in ONE InMemoryEventStore (the SDK's
+// own, ids aside, as the MCP conformance suite's "everything" server keeps one global store), so a `GET` with
+// `Last-Event-ID` replays a stream, even another session's: what the edge must bind to the caller.
 import { randomUUID } from "node:crypto";
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
+import { InMemoryEventStore } from "@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js";
+import { z } from "zod";
 import { registerTools, reply, serve } from "./ts_tools.mjs";
 import { verifyGateway, GatewayError } from "../../docs/verify/verify_gateway.mjs";
 
 const secret = process.env.MCP_EDGE_GATEWAY_SECRET;
 if (!secret) throw new Error("MCP_EDGE_GATEWAY_SECRET is not set");
 
-/** Resolvers of the held tools/list answers, oldest first. */
-const held = [];
+/** The SDK's store with ids that sort in the order the events were stored: its own ids end with
+ * the time in ms and a random part, so two events of one millisecond may replay out of order (or
+ * not at all after the first). */
+class OrderedEventStore extends InMemoryEventStore {
+  stored = 0;
+  generateEventId(streamId) {
+    this.stored += 1;
+    return `${streamId}_${String(this.stored).padStart(12, "0")}`;
+  }
+}
+
+/** Every session's events (see above). */
+const eventStore = new OrderedEventStore();
 
 function server() {
   const mcp = new McpServer({ name: "ts-sdk-stateful", version: "1.0.0" });
+  /** This session's held tools/list answers, oldest first: `go` lets one answer, `sent` settles
+   * once it is sent. */
+  const held = [];
   registerTools(mcp);
   mcp.registerTool("announce", { description: "Notify the session's GET stream." }, () => {
     mcp.sendToolListChanged();
     return reply("announced");
   });
-  mcp.registerTool("release", { description: "Let the oldest held tools/list answer go." }, () => {
-    const go = held.shift();
-    go?.();
-    return reply(go ? "released" : "nothing held");
-  });
+  mcp.registerTool(
+    "release",
+    {
+      description: "Let the oldest held tools/list answer go (wait: answer once it is sent).",
+      inputSchema: { wait: z.boolean().optional() },
+    },
+    async ({ wait }) => {
+      const entry = held.shift();
+      entry?.go();
+      if (entry && wait) await entry.sent;
+      return reply(entry ? "released" : "nothing held");
+    },
+  );
   // The SDK has no hook around its own tools/list handler: wrap the registered one.
   const list = mcp.server._requestHandlers.get("tools/list");
   mcp.server._requestHandlers.set("tools/list", async (request, extra) => {
@@ -44,10 +76,19 @@ function server() {
         method: "notifications/progress",
         params: { progressToken: meta.progressToken, progress: 0, message: "listing tools" },
       });
-      await new Promise((resolve) => {
-        held.push(resolve);
-        setTimeout(resolve, 30_000);
+      let answered;
+      const sent = new Promise((resolve) => (answered = resolve));
+      await new Promise((go) => {
+        held.push({ go, sent });
+        setTimeout(go, 30_000);
       });
+      try {
+        return await list(request, extra);
+      } finally {
+        // The SDK sends the answer in the microtasks after this handler returns; a timer runs
+        // only once they are done.
+        setTimeout(answered, 0);
+      }
     }
     return list(request, extra);
   });
@@ -95,6 +136,7 @@ serve(async (req, res) => {
     }
     transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
+      eventStore,
       onsessioninitialized: (id) => transports.set(id, transport),
     });
     transport.onclose = () => {

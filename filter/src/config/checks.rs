@@ -252,6 +252,26 @@ pub(super) fn rate_limits(raw: &RawConfig) -> Result<(BTreeMap<Tier, Limit>, Lim
     Ok((rate_limits, invalid_token_limit))
 }
 
+/// Every tier's cap on long-lived streams (each required, 1..=100000, no unknown tier).
+pub(super) fn stream_limits(raw: &RawConfig) -> Result<BTreeMap<Tier, u32>, ConfigError> {
+    let mut caps = BTreeMap::new();
+    for tier in Tier::ALL {
+        let field = format!("stream_limits.{}", tier.name());
+        let cap = *raw
+            .stream_limits
+            .get(tier.name())
+            .ok_or_else(|| err(&field, "missing: every tier needs a cap"))?;
+        if !(1..=100_000).contains(&cap) {
+            return Err(err(&field, "must be between 1 and 100000"));
+        }
+        caps.insert(tier, cap);
+    }
+    if let Some(unknown) = raw.stream_limits.keys().find(|k| Tier::parse(k).is_none()) {
+        return Err(err("stream_limits", format!("unknown tier {unknown:?}")));
+    }
+    Ok(caps)
+}
+
 /// The global rate limit service, when configured: a cluster name, a domain, a timeout of
 /// 1..=1000 ms and a failure mode per known tier.
 pub(super) fn global_rate_limit(

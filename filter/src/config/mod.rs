@@ -81,6 +81,9 @@ pub struct EdgeConfig {
     pub allowed_origins: BTreeSet<String>,
     /// Per-tenant request limits by tier.
     pub rate_limits: BTreeMap<Tier, Limit>,
+    /// Long-lived streams (GET SSE streams, `subscriptions/listen`) one tenant may hold at once,
+    /// by tier (counted across the workers of one Envoy, `rate_limit::streams`).
+    pub stream_limits: BTreeMap<Tier, u32>,
     /// Per-client-address limit on requests whose token fails verification.
     pub invalid_token_limit: Limit,
     /// Number of shared-data slots for buckets (of each kind).
@@ -187,6 +190,7 @@ pub fn parse_config(
     let method_scopes = checks::scopes(&raw)?;
     checks::origins(&raw.allowed_origins)?;
     let (rate_limits, invalid_token_limit) = checks::rate_limits(&raw)?;
+    let stream_limits = checks::stream_limits(&raw)?;
     let claims = claims::claim_mapping(raw.claims.as_ref())?;
     let global_rate_limit = checks::global_rate_limit(raw.global_rate_limit.as_ref(), env)?;
     let introspection = introspection::introspection(raw.introspection.as_ref(), env)?;
@@ -219,6 +223,7 @@ pub fn parse_config(
             .map(|o| o.trim_end_matches('/').to_string())
             .collect(),
         rate_limits,
+        stream_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
         required_typ: raw.required_typ,
@@ -375,6 +380,29 @@ mod tests {
             Some(&None)
         );
         assert!(cfg.allowed_origins.contains("https://app.example.com"));
+    }
+
+    #[test]
+    fn stream_limits_have_defaults_and_are_checked() {
+        let cfg = parse(&base()).unwrap();
+        assert_eq!(cfg.stream_limits.get(&Tier::Free), Some(&2));
+        assert_eq!(cfg.stream_limits.get(&Tier::Enterprise), Some(&128));
+        for (limits, field) in [
+            (json!({"free": 1, "pro": 2}), "stream_limits.enterprise"),
+            (
+                json!({"free": 0, "pro": 2, "enterprise": 3}),
+                "stream_limits.free",
+            ),
+            (
+                json!({"free": 1, "pro": 2, "enterprise": 3, "gold": 4}),
+                "gold",
+            ),
+        ] {
+            let mut v = base();
+            v["stream_limits"] = limits;
+            let e = parse(&v).unwrap_err();
+            assert!(e.to_string().contains(field), "{e}");
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub(super) struct RawConfig {
     pub(super) allowed_origins: Vec<String>,
     #[serde(default = "default_rate_limits")]
     pub(super) rate_limits: BTreeMap<String, RawLimit>,
+    /// Long-lived streams (GET, `subscriptions/listen`) one tenant may hold at once, by tier.
+    #[serde(default = "default_stream_limits")]
+    pub(super) stream_limits: BTreeMap<String, u32>,
     #[serde(default = "default_invalid_token_limit")]
     pub(super) invalid_token_limit: RawLimit,
     #[serde(default = "default_rate_limit_slots")]
@@ -133,6 +136,12 @@ pub(super) fn default_rate_limits() -> BTreeMap<String, RawLimit> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+pub(super) fn default_stream_limits() -> BTreeMap<String, u32> {
+    [("free", 2), ("pro", 16), ("enterprise", 128)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 pub(super) fn default_invalid_token_limit() -> RawLimit {
     RawLimit {

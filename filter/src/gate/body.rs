@@ -159,7 +159,7 @@ mod body_tests {
     use super::*;
     use crate::config::parse_config;
     use crate::gate::Outcome;
-    use crate::gate::response::rewrite_tools_list;
+    use crate::gate::response::rewrite_whole;
     use crate::protocol::ProtocolVersion;
     use crate::reply::Reply;
     use crate::tenant::TenantContext;
@@ -351,22 +351,24 @@ mod body_tests {
     fn tools_list_is_filtered_for_the_token() {
         let a = admitted(&["mcp:read"], None, ProtocolVersion::V2025_06_18);
         let body = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_projects"},{"name":"create_project"},{"name":"delete_project"}]}});
-        let out = rewrite_tools_list(
+        let out = rewrite_whole(
             &cfg(),
             &a.tenant,
             "application/json",
             &[json!(1)],
             body.to_string().as_bytes(),
-        );
+        )
+        .expect("rewritten");
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["result"]["tools"], json!([{"name": "list_projects"}]));
-        let out = rewrite_tools_list(
+        let out = rewrite_whole(
             &cfg(),
             &a.tenant,
             "application/json",
             &[json!(1)],
-            b"garbage",
-        );
+            b"tools, garbled",
+        )
+        .expect("an error body");
         assert!(String::from_utf8_lossy(&out).contains("-32603"));
     }
 }

@@ -34,6 +34,8 @@ pub enum Outcome {
     MethodNotServed,
     InsufficientScope,
     RateLimited,
+    /// The tenant holds as many long-lived streams as its tier allows.
+    TooManyStreams,
     /// The global rate limit service gave no decision and the tier fails closed.
     GlobalLimitUnavailable,
     TooManyInvalidTokens,
@@ -61,6 +63,7 @@ impl Outcome {
             Self::MethodNotServed => "denied.method_not_served".into(),
             Self::InsufficientScope => "denied.insufficient_scope".into(),
             Self::RateLimited => "denied.rate_limited".into(),
+            Self::TooManyStreams => "denied.too_many_streams".into(),
             Self::GlobalLimitUnavailable => "denied.global_limit_unavailable".into(),
             Self::TooManyInvalidTokens => "denied.too_many_invalid_tokens".into(),
             Self::InternalError => "denied.internal_error".into(),
@@ -113,6 +116,11 @@ pub enum Denial {
         limit: Limit,
         state: RateState,
     },
+    /// The tenant holds `cap` long-lived streams already (or the count could not be written).
+    TooManyStreams {
+        tier: Tier,
+        cap: u32,
+    },
     /// The configuration was refused: every request is.
     Misconfigured,
     /// The trusted headers could not be signed.
@@ -144,6 +152,7 @@ impl Denial {
             }
             Self::InsufficientScope { .. } => Outcome::InsufficientScope,
             Self::RateLimited { .. } => Outcome::RateLimited,
+            Self::TooManyStreams { .. } => Outcome::TooManyStreams,
             Self::Misconfigured | Self::CannotVouch => Outcome::InternalError,
         }
     }
@@ -221,6 +230,14 @@ impl Denial {
                 body,
             ),
             Self::RateLimited { tier, limit, state } => rate_limited(*tier, limit, state),
+            Self::TooManyStreams { tier, cap } => plain(
+                429,
+                codes::RATE_LIMITED,
+                &format!(
+                    "Too many open streams: the {} tier allows {cap} at once per tenant (GET streams, subscriptions/listen); close one before opening another.",
+                    tier.name()
+                ),
+            ),
             Self::Misconfigured => plain(503, codes::UNAVAILABLE, "The MCP edge is misconfigured."),
             Self::CannotVouch => plain(
                 500,

@@ -38,6 +38,8 @@ pub struct WorkerState {
     pub slot_secret: SlotSecret,
     pub keys: KeyStore,
     pub cache: TokenCache,
+    /// This VM's identity in the shared counts of long-lived streams (random; set by the root).
+    pub stream_holder: crate::rate_limit::streams::Holder,
 }
 
 impl WorkerState {
@@ -51,6 +53,7 @@ impl WorkerState {
                 slot_secret.derive("mcp_edge.token_cache"),
             )
             .with_max_age(config.token_cache_max_seconds),
+            stream_holder: [0; 8],
             config: Rc::new(config),
         }
     }
@@ -154,8 +157,13 @@ impl Output {
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResponseBody {
     Continue,
+    /// Hold it (and the head); more body is coming.
     Wait,
+    /// Send these bytes in place of the chunk that just arrived.
     Replace(Vec<u8>),
+    /// Send this body in place of the whole buffered one, with a `Content-Length` of its length
+    /// (the head was held: [`super::Gate::holds_response_head`]).
+    ReplaceWhole(Vec<u8>),
 }
 
 /// Tenant, method, tool and outcome for the access log.

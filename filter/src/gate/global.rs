@@ -190,7 +190,8 @@ mod tests {
                 .any(|(n, _)| *n == "x-mcp-tenant-id")
         );
         assert_eq!(out.counter_names()[0], "mcp_edge.global_ratelimit.pro.ok");
-        let set = gate.on_response_headers(&cfg, |n| (n == ":status").then(|| b"200".to_vec()));
+        let set =
+            gate.on_response_headers(&cfg, false, |n| (n == ":status").then(|| b"200".to_vec()));
         assert!(
             set.contains(&("ratelimit".into(), "\"pro\";r=39;t=60".into())),
             "{set:?}"

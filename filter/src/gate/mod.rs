@@ -14,8 +14,9 @@
 //!    kept after the verdict.
 //!    With `global_rate_limit` configured, the rate limit service is asked next ([`global`]) and
 //!    [`Gate::on_global_answer`] forwards or answers.
-//! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`]: CORS and RateLimit headers, and the
-//!    `tools/list` rewrite ([`response`]).
+//! 4. [`Gate::on_response_headers`] / [`Gate::on_response_body`] / [`Gate::on_response_trailers`]:
+//!    CORS and RateLimit headers, and the rewrite of every tool list on any answer, with a
+//!    stream's event ids bound to the caller ([`response`]).
 //!
 //! Every refusal is a typed [`Denial`]; [`denial`] maps it to the reply and the stat name.
 
@@ -28,6 +29,7 @@ mod exchange;
 mod global;
 mod response;
 mod routing;
+mod streams;
 mod vouch;
 
 pub use admission::{RateState, admit};
@@ -36,7 +38,9 @@ pub use body::{BodySummary, RoutingHeaders, describe_body, judge_body};
 pub use counter::Counter;
 pub use denial::{Denial, Outcome};
 pub use exchange::{Host, Output, RequestHead, ResponseBody, Step, WorkerState};
-pub use routing::{Route, check_session_id, check_session_method, check_transport, route};
+pub use routing::{
+    Route, check_last_event_id, check_session_id, check_session_method, check_transport, route,
+};
 
 use std::rc::Rc;
 
@@ -87,7 +91,7 @@ enum Phase {
 }
 
 /// The request headers the gate reads, by name.
-const READ_HEADERS: [&str; 8] = [
+const READ_HEADERS: [&str; 9] = [
     "authorization",
     "origin",
     "content-type",
@@ -96,6 +100,7 @@ const READ_HEADERS: [&str; 8] = [
     "mcp-method",
     "mcp-name",
     "mcp-session-id",
+    "last-event-id",
 ];
 
 /// One request at the edge.
@@ -111,10 +116,13 @@ pub struct Gate {
     body_complete: bool,
     /// The upstream's own session id, checked out of the client's bound `Mcp-Session-Id`.
     upstream_session: Option<String>,
-    /// Content type of a `tools/list` response being filtered.
-    response_content_type: Option<String>,
-    /// A `tools/list` answer streamed as `text/event-stream`: filtered event by event.
-    response_stream: Option<response::StreamedList>,
+    /// The upstream's own event id, checked out of the client's bound `Last-Event-ID`.
+    upstream_last_event_id: Option<String>,
+    /// How the response body is judged (chosen from the response head).
+    response_judge: Option<response::ResponseJudge>,
+    /// The tenant whose long-lived stream this request holds a place for (given back when the
+    /// request ends: [`Gate::take_stream_place`]).
+    stream_place: Option<String>,
 }
 
 impl Gate {
@@ -261,14 +269,21 @@ impl Gate {
     /// The caller is known: check the transport and the session, then wait for (or read) the body.
     fn authenticated(&mut self, cfg: &EdgeConfig, tenant: Rc<Caller>) -> Output {
         let head = self.head();
+        let last_event_ids = self
+            .headers
+            .iter()
+            .filter(|(n, _)| *n == "last-event-id")
+            .map(|(_, v)| v.as_slice());
         let checked = check_transport(&head).and_then(|version| {
             check_session_method(cfg, head.method, version)?;
             let sid = check_session_id(cfg, &tenant, self.header("mcp-session-id"))?;
-            Ok((version, sid))
+            let event = check_last_event_id(cfg, &tenant, last_event_ids)?;
+            Ok((version, sid, event))
         });
         match checked {
-            Ok((version, sid)) => {
+            Ok((version, sid, event)) => {
                 self.upstream_session = sid;
+                self.upstream_last_event_id = event;
                 self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
                 Output::step(if self.body_complete {
                     Step::ReadBody
@@ -353,8 +368,9 @@ impl Gate {
                 body,
             };
             let trusted = vouch::vouch(cfg, tenant, &req, host.now_secs())?;
+            let place = streams::take_place(w, host, tenant, &self.method, &judged.method)?;
             summary = Some(judged);
-            Ok((trusted, rate))
+            Ok((trusted, rate, place))
         })();
         let limited = matches!(verdict, Err(Denial::RateLimited { .. }));
         let rate_counter = Counter::RateLimit {
@@ -362,12 +378,16 @@ impl Gate {
             limited,
         };
         let mut out = match (verdict, summary) {
-            (Ok((trusted, rate)), Some(summary)) => {
+            (Ok((trusted, rate, place)), Some(summary)) => {
+                self.stream_place = place;
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
                 out.add_request_headers = trusted;
                 if let Some(sid) = self.upstream_session.take() {
                     out.set_request_headers.push(("mcp-session-id", sid));
+                }
+                if let Some(event) = self.upstream_last_event_id.take() {
+                    out.set_request_headers.push(("last-event-id", event));
                 }
                 out.counters.push(Counter::Outcome(Outcome::Allowed));
                 if cfg.access_log_properties {
@@ -407,6 +427,12 @@ impl Gate {
         out
     }
 
+    /// The tenant whose stream place this request holds, once: the glue gives it back when the
+    /// request ends ([`crate::rate_limit::streams::release`]).
+    pub fn take_stream_place(&mut self) -> Option<String> {
+        self.stream_place.take()
+    }
+
     /// The verdict on the body: JSON-RPC for a POST; a GET or DELETE carries none to judge.
     fn judge(
         &self,
@@ -429,68 +455,95 @@ impl Gate {
         judge_body(cfg, admitted, &routing, body)
     }
 
-    /// Step 4: the response head (`header` reads a response header, `:status` included). Returns
-    /// the headers to set (an empty value removes one).
+    /// Step 4: the response head (`header` reads a response header, `:status` included;
+    /// `no_body`: the head ends the response). Returns the headers to set (an empty value removes
+    /// one); [`Self::holds_response_head`] then says whether the head waits for the body.
     pub fn on_response_headers(
         &mut self,
         cfg: &EdgeConfig,
+        no_body: bool,
         header: impl Fn(&str) -> Option<Vec<u8>>,
     ) -> Vec<(String, String)> {
         let Phase::Forwarded(f) = &self.phase else {
             return Vec::new();
         };
         let origin = crate::cors::allowed_origin(cfg, self.header("origin"));
-        // Only a successful answer can carry a tool list; an error (406, 500…) passes as it is.
-        let tools_list = !f.tools_list_ids.is_empty()
+        // A list can come on any answer; a tools/list answered with success must be readable.
+        let tools_list_ok = !f.tools_list_ids.is_empty()
             && header(":status").is_some_and(|s| s.first() == Some(&b'2'));
-        let (mut set, filter) = response::response_headers(origin, &f.rate, tools_list);
+        let ct = header("content-type").unwrap_or_default();
+        let judge = response::ResponseJudge::for_response(
+            cfg,
+            &String::from_utf8_lossy(&ct),
+            tools_list_ok,
+            no_body,
+        );
+        let mut set = response::response_headers(origin, &f.rate, &judge);
         global::use_global_headers(&mut set, &f.global_headers);
         if cfg.stateful_upstream
             && let Some(sid) = header("mcp-session-id")
         {
             set.push(response::bind_session(cfg, &f.tenant, &sid));
         }
-        if filter {
-            let ct = header("content-type").unwrap_or_default();
-            let ct = String::from_utf8_lossy(&ct).into_owned();
-            self.response_stream = response::StreamedList::for_content_type(cfg, &ct);
-            self.response_content_type = Some(ct);
-        }
+        self.response_judge = Some(judge);
         set
     }
 
+    /// Whether the response head must wait until the body is judged (its length may change).
+    pub fn holds_response_head(&self) -> bool {
+        self.response_judge
+            .as_ref()
+            .is_some_and(response::ResponseJudge::holds_head)
+    }
+
     /// Step 4: response body data. `read` returns the buffered body once it is complete, or, for
-    /// a streamed `tools/list` answer, the chunk that just arrived (which the result replaces).
+    /// an event stream, the chunk that just arrived (which the result replaces).
     pub fn on_response_body(
         &mut self,
         cfg: &EdgeConfig,
         end: bool,
         read: impl FnOnce() -> Vec<u8>,
     ) -> ResponseBody {
-        let (Phase::Forwarded(f), Some(content_type)) = (&self.phase, &self.response_content_type)
-        else {
+        let (Phase::Forwarded(f), Some(judge)) = (&self.phase, &mut self.response_judge) else {
             return ResponseBody::Continue;
         };
-        if let Some(stream) = &mut self.response_stream {
-            return ResponseBody::Replace(stream.push(
-                cfg,
-                &f.tenant,
-                &f.tools_list_ids,
-                &read(),
-                end,
-            ));
+        match judge {
+            response::ResponseJudge::Pass => ResponseBody::Continue,
+            response::ResponseJudge::Streamed(stream) => {
+                ResponseBody::Replace(stream.push(cfg, &f.tenant, &f.tools_list_ids, &read(), end))
+            }
+            response::ResponseJudge::Whole { .. } if !end => ResponseBody::Wait,
+            response::ResponseJudge::Whole { content_type } => {
+                let body = read();
+                match response::rewrite_whole(
+                    cfg,
+                    &f.tenant,
+                    content_type,
+                    &f.tools_list_ids,
+                    &body,
+                ) {
+                    Some(body) => ResponseBody::ReplaceWhole(body),
+                    None => ResponseBody::Continue,
+                }
+            }
         }
-        if !end {
-            return ResponseBody::Wait;
+    }
+
+    /// Step 4, trailers: the body is complete. A whole body is judged now (with trailers, the
+    /// last body chunk does not end the stream); an event stream's unfinished last event, which
+    /// clients drop, is not sent.
+    pub fn on_response_trailers(
+        &mut self,
+        cfg: &EdgeConfig,
+        read: impl FnOnce() -> Vec<u8>,
+    ) -> ResponseBody {
+        if matches!(
+            self.response_judge,
+            Some(response::ResponseJudge::Streamed(_))
+        ) {
+            return ResponseBody::Continue;
         }
-        let body = read();
-        ResponseBody::Replace(response::rewrite_tools_list(
-            cfg,
-            &f.tenant,
-            content_type,
-            &f.tools_list_ids,
-            &body,
-        ))
+        self.on_response_body(cfg, true, read)
     }
 
     /// A local answer that is not a denial (metadata, preflight).

@@ -2,6 +2,8 @@
 //! the metadata document, the MCP path, CORS preflight, HTTP methods, `Origin`, then (for an
 //! authenticated request) the protocol version and the media type.
 
+use mcp_edge_contract::codes;
+
 use crate::config::EdgeConfig;
 use crate::protocol::{self, ProtocolVersion};
 use crate::reply::Reply;
@@ -117,6 +119,45 @@ pub fn check_session_id(
     session::check(key, &tenant.tenant_id, &tenant.user_id, bound)
         .map(|sid| Some(sid.to_string()))
         .map_err(Denial::UnknownSession)
+}
+
+/// The upstream's own event id inside the client's `Last-Event-ID`, which must be one the edge
+/// sent this token's tenant and user (see [`crate::session`]): a client resumes only its own
+/// streams. `None` when the request carries none; more than one is refused.
+pub fn check_last_event_id<'a>(
+    cfg: &EdgeConfig,
+    tenant: &TenantContext,
+    mut values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<String>, Denial> {
+    let Some(bound) = values.next() else {
+        return Ok(None);
+    };
+    let refused = || Denial::BadRequest {
+        code: codes::INVALID_REQUEST,
+        message: "Last-Event-ID was not issued for this token's tenant and user: resume only \
+                  streams this token received."
+            .into(),
+        id: None,
+        reason: "last_event_id",
+    };
+    if values.next().is_some() {
+        return Err(refused());
+    }
+    let key = cfg
+        .prepared
+        .gateway_key
+        .as_ref()
+        .ok_or(Denial::CannotVouch)?;
+    let bound = std::str::from_utf8(bound).map_err(|_| refused())?;
+    session::check_id(
+        key,
+        session::BoundId::Event,
+        &tenant.tenant_id,
+        &tenant.user_id,
+        bound,
+    )
+    .map(|id| Some(id.to_string()))
+    .map_err(|_| refused())
 }
 
 /// `Content-Type` must be `application/json` (parameters allowed), `Content-Encoding` identity.

@@ -598,7 +598,7 @@ fn tools_list_answers_are_filtered_for_the_token() {
         _ => Some(b"application/json".to_vec()),
     };
     let mut refused = forwarded_tools_list(&mut w, &host, &kp);
-    let set = refused.on_response_headers(&cfg, error);
+    let set = refused.on_response_headers(&cfg, false, error);
     assert!(
         !set.iter().any(|(n, _)| n == "content-length"),
         "an error answer is not rewritten"
@@ -611,8 +611,8 @@ fn tools_list_answers_are_filtered_for_the_token() {
         ":status" => Some(b"200".to_vec()),
         _ => Some(b"application/json".to_vec()),
     };
-    let set = gate.on_response_headers(&cfg, ok);
-    assert!(set.contains(&("content-length".to_string(), String::new())));
+    let set = gate.on_response_headers(&cfg, false, ok);
+    assert!(gate.holds_response_head(), "the length may change");
     assert!(
         set.iter()
             .any(|(n, v)| n == "ratelimit-policy" && v.contains("\"pro\""))
@@ -625,7 +625,7 @@ fn tools_list_answers_are_filtered_for_the_token() {
         {"name": "list_projects", "inputSchema": {"type": "object"}},
         {"name": "delete_project", "inputSchema": {"type": "object"}}
     ]}});
-    let ResponseBody::Replace(body) =
+    let ResponseBody::ReplaceWhole(body) =
         gate.on_response_body(&cfg, true, || answer.to_string().into_bytes())
     else {
         panic!("not rewritten")
@@ -633,6 +633,91 @@ fn tools_list_answers_are_filtered_for_the_token() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 1);
     assert_eq!(body["result"]["tools"][0]["name"], "list_projects");
+}
+
+#[test]
+fn a_list_on_the_answer_of_any_request_is_filtered() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let cfg = w.config.clone();
+    let json_ok = |name: &str| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"application/json".to_vec()),
+        _ => None,
+    };
+    // A server that answers a ping with a tool list.
+    let ping = r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#;
+    let (mut gate, out) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), ping);
+    assert_eq!(out.step, Step::Continue);
+    gate.on_response_headers(&cfg, false, json_ok);
+    assert!(gate.holds_response_head());
+    let listed = br#"{"jsonrpc":"2.0","id":"p","result":{"tools":[{"name":"list_projects"},{"name":"delete_project"}]}}"#;
+    let ResponseBody::ReplaceWhole(body) = gate.on_response_body(&cfg, true, || listed.to_vec())
+    else {
+        panic!("not rewritten")
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["result"]["tools"], json!([{"name": "list_projects"}]));
+    // An answer without a list passes as it came; a head that ends the response holds nothing.
+    let (mut gate, _) = post(
+        &mut w,
+        &host,
+        Some(&token(&kp, "mcp:read")),
+        &call("list_projects"),
+    );
+    gate.on_response_headers(&cfg, false, json_ok);
+    let plain = br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+    assert_eq!(
+        gate.on_response_body(&cfg, true, || plain.to_vec()),
+        ResponseBody::Continue
+    );
+    let (mut gate, _) = post(&mut w, &host, Some(&token(&kp, "mcp:read")), ping);
+    gate.on_response_headers(&cfg, true, json_ok);
+    assert!(!gate.holds_response_head());
+}
+
+#[test]
+fn a_whole_answer_ending_with_trailers_is_judged_at_the_trailers() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let cfg = w.config.clone();
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
+    gate.on_response_headers(&cfg, false, |name| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"application/json".to_vec()),
+        _ => None,
+    });
+    let listed = br#"{"jsonrpc":"2.0","id":"L","result":{"tools":[{"name":"list_projects"},{"name":"delete_project"}]}}"#;
+    // The last body chunk does not end the stream: the trailers do.
+    assert_eq!(
+        gate.on_response_body(&cfg, false, || listed.to_vec()),
+        ResponseBody::Wait
+    );
+    let ResponseBody::ReplaceWhole(body) = gate.on_response_trailers(&cfg, || listed.to_vec())
+    else {
+        panic!("not judged at the trailers")
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["result"]["tools"], json!([{"name": "list_projects"}]));
+    // An event stream's unfinished last event is not sent at the trailers.
+    let mut gate = forwarded_tools_list(&mut w, &host, &kp);
+    gate.on_response_headers(&cfg, false, |name| match name {
+        ":status" => Some(b"200".to_vec()),
+        "content-type" => Some(b"text/event-stream".to_vec()),
+        _ => None,
+    });
+    assert_eq!(
+        gate.on_response_body(&cfg, false, || b"data: {\"tools\"".to_vec()),
+        ResponseBody::Replace(Vec::new())
+    );
+    assert_eq!(
+        gate.on_response_trailers(&cfg, || panic!(
+            "an event stream is not read at the trailers"
+        )),
+        ResponseBody::Continue
+    );
 }
 
 #[test]
@@ -646,8 +731,9 @@ fn a_tools_list_event_stream_is_filtered_chunk_by_chunk() {
         ":status" => Some(b"200".to_vec()),
         _ => Some(b"text/event-stream".to_vec()),
     };
-    let set = gate.on_response_headers(&cfg, sse);
+    let set = gate.on_response_headers(&cfg, false, sse);
     assert!(set.contains(&("content-length".to_string(), String::new())));
+    assert!(!gate.holds_response_head(), "a stream goes on at once");
     let note =
         b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\ndata: {\"id\":";
     let ResponseBody::Replace(first) = gate.on_response_body(&cfg, false, || note.to_vec()) else {
@@ -668,9 +754,9 @@ fn a_tools_list_event_stream_is_filtered_chunk_by_chunk() {
         second.contains("list_projects") && !second.contains("delete_project"),
         "{second}"
     );
-    // Not JSON: one error event, then nothing more of the stream.
+    // Not JSON and may hold a list: one error event, then nothing more of the stream.
     let ResponseBody::Replace(bad) =
-        gate.on_response_body(&cfg, false, || b"data: {x\n\n".to_vec())
+        gate.on_response_body(&cfg, false, || b"data: {\"tools\": x\n\n".to_vec())
     else {
         panic!("not streamed")
     };
@@ -715,7 +801,7 @@ fn sessions_are_bound_to_the_tenant_and_user_and_sse_streams_pass_unbuffered() {
         "mcp-session-id" => Some(b"s-123".to_vec()),
         _ => Some(b"application/json".to_vec()),
     };
-    let set = gate.on_response_headers(&cfg, answer);
+    let set = gate.on_response_headers(&cfg, false, answer);
     let bound = set
         .iter()
         .find(|(n, _)| n == "mcp-session-id")
@@ -739,18 +825,82 @@ fn sessions_are_bound_to_the_tenant_and_user_and_sse_streams_pass_unbuffered() {
         out.set_request_headers
             .contains(&("mcp-session-id", "s-123".to_string()))
     );
-    // The stream is not buffered.
+    // The stream is not buffered; its event ids are bound to acme/u1, and a list on it (the
+    // answer of no tools/list of this request) is filtered.
     let sse = |name: &str| match name {
         ":status" => Some(b"200".to_vec()),
         "content-type" => Some(b"text/event-stream".to_vec()),
         _ => None,
     };
-    let set = gate.on_response_headers(&cfg, sse);
-    assert!(!set.iter().any(|(n, _)| n == "content-length"));
-    assert_eq!(
-        gate.on_response_body(&cfg, false, || panic!("an SSE stream is not read")),
-        ResponseBody::Continue
+    gate.on_response_headers(&cfg, false, sse);
+    assert!(!gate.holds_response_head());
+    let replayed = br#"id: ev-1
+data: {"jsonrpc":"2.0","id":9,"result":{"tools":[{"name":"list_projects"},{"name":"delete_project"}]}}
+
+"#;
+    let ResponseBody::Replace(out) = gate.on_response_body(&cfg, false, || replayed.to_vec())
+    else {
+        panic!("not streamed")
+    };
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("list_projects") && !out.contains("delete_project"),
+        "{out}"
     );
+    let bound_event = out
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        crate::session::check_id(
+            &gateway_key,
+            crate::session::BoundId::Event,
+            "acme",
+            "u1",
+            &bound_event
+        ),
+        Ok("ev-1")
+    );
+    // The bound event id resumes (the upstream sees its own); a bare, another user's, a session
+    // id or two of them: 400.
+    let resume = |last: &[&str], w: &mut WorkerState| {
+        let mut extra = vec![("mcp-session-id", bound.as_str())];
+        extra.extend(last.iter().map(|l| ("last-event-id", *l)));
+        let hs = head("GET", "/mcp", Some(&auth), &extra);
+        let mut gate = Gate::default();
+        let out = gate.on_request_headers(w, &host, hs, true);
+        if out.step == Step::ReadBody {
+            return gate.on_body(w, &host, b"");
+        }
+        out
+    };
+    let out = resume(&[&bound_event], &mut w);
+    assert_eq!(out.step, Step::Continue);
+    assert!(
+        out.set_request_headers
+            .contains(&("last-event-id", "ev-1".to_string()))
+    );
+    let other_user = crate::session::bind_id(
+        &gateway_key,
+        crate::session::BoundId::Event,
+        "acme",
+        "u2",
+        "ev-1",
+    );
+    for last in [
+        vec!["ev-1"],
+        vec![other_user.as_str()],
+        vec![bound.as_str()],
+        vec![bound_event.as_str(), bound_event.as_str()],
+    ] {
+        let out = resume(&last, &mut w);
+        assert_eq!(status(&out), 400, "{last:?}");
+        assert_eq!(
+            out.counter_names()[0],
+            "mcp_edge.outcome.denied.bad_request.last_event_id"
+        );
+    }
     // Bare, tampered, another tenant's or another user's id: 404, as for an unknown session.
     let (_, tag) = bound.rsplit_once('.').unwrap();
     let refused = [
@@ -795,7 +945,7 @@ fn a_stateless_upstream_leaves_session_headers_alone() {
             .any(|(n, _)| *n == "mcp-session-id")
     );
     let cfg = w.config.clone();
-    let set = gate.on_response_headers(&cfg, |name| match name {
+    let set = gate.on_response_headers(&cfg, false, |name| match name {
         ":status" => Some(b"200".to_vec()),
         "mcp-session-id" => Some(b"s-1".to_vec()),
         _ => None,
@@ -903,4 +1053,58 @@ fn refused_introspection_is_401_uncached_and_charges_the_address() {
     // Three refusals spent the address's burst: the next opaque token is not even asked about.
     let (_, out) = opaque_head(&mut w, &host, 3);
     assert_eq!(status(&out), 429);
+}
+
+#[test]
+fn long_lived_streams_are_capped_per_tenant_and_give_their_place_back() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.stateful_upstream = true;
+    cfg.stream_limits.insert(crate::tenant::Tier::Pro, 1);
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let auth = token(&kp, "mcp:read");
+    let get = |w: &mut WorkerState| {
+        let mut gate = Gate::default();
+        let hs = head("GET", "/mcp", Some(&auth), &[]);
+        assert_eq!(
+            gate.on_request_headers(w, &host, hs, true).step,
+            Step::ReadBody
+        );
+        let out = gate.on_body(w, &host, b"");
+        (gate, out)
+    };
+    let (mut first, out) = get(&mut w);
+    assert_eq!(out.step, Step::Continue);
+    let (_, out) = get(&mut w);
+    assert_eq!(status(&out), 429);
+    assert_eq!(
+        out.counter_names()[1],
+        "mcp_edge.outcome.denied.too_many_streams"
+    );
+    let body: Value = serde_json::from_slice(&reply(&out).body).unwrap();
+    assert_eq!(
+        body["error"]["code"],
+        mcp_edge_contract::codes::RATE_LIMITED
+    );
+    // Other requests of the tenant are served meanwhile.
+    let (_, out) = post(&mut w, &host, Some(&auth), &call("list_projects"));
+    assert_eq!(out.step, Step::Continue);
+    // The stream ends: its place is given back (by the glue, when the request goes away).
+    let tenant = first.take_stream_place().expect("a place was taken");
+    assert_eq!(first.take_stream_place(), None, "given back once");
+    crate::rate_limit::streams::release(
+        host.shared(),
+        &w.slot_secret,
+        &tenant,
+        &w.stream_holder,
+        0,
+    );
+    let (_, out) = get(&mut w);
+    assert_eq!(out.step, Step::Continue);
+    assert!(super::streams::is_long_lived(
+        "POST",
+        "subscriptions/listen"
+    ));
+    assert!(!super::streams::is_long_lived("POST", "tools/call"));
 }

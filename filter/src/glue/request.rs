@@ -13,7 +13,7 @@ use crate::gate::{Denial, Gate, Host, Output, ResponseBody, Step};
 use crate::introspection::IntrospectionCall;
 use crate::rate_limit::SharedStore;
 use crate::rate_limit::global::GlobalCall;
-use crate::rate_limit::rls_proto;
+use crate::rate_limit::{rls_proto, streams};
 
 use super::{HostShared, Worker, client_ip, unix_now, unix_now_nanos};
 
@@ -56,6 +56,8 @@ pub(super) struct EdgeRequest {
     worker: Option<Rc<RefCell<Worker>>>,
     gate: Gate,
     host: EnvoyHost,
+    /// The response body Envoy buffers for this request (as of the last body callback).
+    response_body_size: usize,
 }
 
 impl EdgeRequest {
@@ -68,6 +70,7 @@ impl EdgeRequest {
                 client_ip: OnceCell::new(),
                 now_nanos: Cell::new(None),
             },
+            response_body_size: 0,
         }
     }
 
@@ -119,6 +122,23 @@ impl EdgeRequest {
                     .collect();
                 self.send_http_response(reply.status, headers, Some(&reply.body));
                 Action::Pause
+            }
+        }
+    }
+
+    /// Carries out the gate's verdict on response body data (`body_size`: the bytes it judged).
+    fn carry_out(&mut self, verdict: ResponseBody, body_size: usize) -> Action {
+        match verdict {
+            ResponseBody::Continue => Action::Continue,
+            ResponseBody::Wait => Action::Pause,
+            ResponseBody::Replace(body) => {
+                self.set_http_response_body(0, body_size, &body);
+                Action::Continue
+            }
+            ResponseBody::ReplaceWhole(body) => {
+                self.set_http_response_body(0, body_size, &body);
+                self.set_http_response_header("content-length", Some(&body.len().to_string()));
+                Action::Continue
             }
         }
     }
@@ -210,14 +230,35 @@ impl EdgeRequest {
     }
 }
 
+/// The first `size` bytes of the response body Envoy holds for this callback.
+fn read_response_body(size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(BufferType::HttpResponseBody, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 impl Drop for EdgeRequest {
-    /// A request that goes away while its JWKS fetch runs will never get the answer.
+    /// A request that goes away while its JWKS fetch runs will never get the answer; a
+    /// long-lived stream that ends gives its tenant's place back.
     fn drop(&mut self) {
-        if self.gate.awaiting_keys()
-            && let Some(w) = &self.worker
-            && let Ok(mut w) = w.try_borrow_mut()
-        {
+        let Some(w) = &self.worker else { return };
+        let Ok(mut w) = w.try_borrow_mut() else {
+            return;
+        };
+        if self.gate.awaiting_keys() {
             w.state.keys.fetch_abandoned();
+        }
+        if let Some(tenant) = self.gate.take_stream_place() {
+            let now_ms = u64::try_from(unix_now_nanos() / 1_000_000).unwrap_or(u64::MAX);
+            let s = &w.state;
+            streams::release(
+                &HostShared,
+                &s.slot_secret,
+                &tenant,
+                &s.stream_holder,
+                now_ms,
+            );
         }
     }
 }
@@ -288,21 +329,28 @@ impl HttpContext for EdgeRequest {
         self.apply(out)
     }
 
-    fn on_http_response_headers(&mut self, _: usize, _: bool) -> Action {
+    fn on_http_response_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
         let Some(w) = self.worker.clone() else {
             return Action::Continue;
         };
         let config = w.borrow().state.config.clone();
-        let set = self.gate.on_response_headers(&config, |name| {
-            hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
-                .ok()
-                .flatten()
-        });
+        let set = self
+            .gate
+            .on_response_headers(&config, end_of_stream, |name| {
+                hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
+                    .ok()
+                    .flatten()
+            });
         for (name, value) in set {
             let value = (!value.is_empty()).then_some(value);
             self.set_http_response_header(&name, value.as_deref());
         }
-        Action::Continue
+        // A body judged whole holds its head: its length may change (set with the new body).
+        if self.gate.holds_response_head() {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -311,20 +359,25 @@ impl HttpContext for EdgeRequest {
         };
         let config = w.borrow().state.config.clone();
         // With Continue returned for earlier chunks, the buffered body is this chunk alone: a
-        // streamed tools/list answer replaces just it (proxy_set_buffer_bytes at 0, body_size).
-        let verdict = self.gate.on_response_body(&config, end_of_stream, || {
-            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        });
-        match verdict {
-            ResponseBody::Continue => Action::Continue,
-            ResponseBody::Wait => Action::Pause,
-            ResponseBody::Replace(body) => {
-                self.set_http_response_body(0, body_size, &body);
-                Action::Continue
-            }
-        }
+        // streamed answer replaces just it (proxy_set_buffer_bytes at 0, body_size). With Pause
+        // returned, it is the whole body so far.
+        self.response_body_size = body_size;
+        let verdict = self
+            .gate
+            .on_response_body(&config, end_of_stream, || read_response_body(body_size));
+        self.carry_out(verdict, body_size)
+    }
+
+    fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        let Some(w) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let config = w.borrow().state.config.clone();
+        // The body buffered by the last Pause (the trailers end the stream, no body chunk did).
+        let size = self.response_body_size;
+        let verdict = self
+            .gate
+            .on_response_trailers(&config, || read_response_body(size));
+        self.carry_out(verdict, size)
     }
 }

@@ -10,7 +10,7 @@ use proxy_wasm::types::ContextType;
 
 use crate::config::{EdgeConfig, JwksSource, parse_config};
 use crate::gate::WorkerState;
-use crate::rate_limit::SlotSecret;
+use crate::rate_limit::{SlotSecret, streams};
 
 use super::{EdgeRequest, HostShared, Worker, unix_now, unix_now_nanos};
 
@@ -23,15 +23,18 @@ pub(super) struct EdgeRoot {
     slow_ticks: bool,
 }
 
-/// The tick once the first keys are in: JWKS refreshes are looked at once a second, counts are
-/// handed to Envoy every `stats_flush_ms`; `None` when there is neither.
-fn steady_tick(config: &EdgeConfig) -> Option<Duration> {
-    let counts = (config.stats_flush_ms > 0).then(|| Duration::from_millis(config.stats_flush_ms));
-    let keys = matches!(config.jwks_source, JwksSource::Remote(_)).then(|| Duration::from_secs(1));
-    match (counts, keys) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The tick once the first keys are in: the stream holder's heartbeat and JWKS refreshes are
+/// looked at once a second, counts are handed to Envoy every `stats_flush_ms` (if sooner).
+fn steady_tick(config: &EdgeConfig) -> Duration {
+    let beat = Duration::from_millis(streams::HEARTBEAT_MS);
+    match config.stats_flush_ms {
+        0 => beat,
+        ms => beat.min(Duration::from_millis(ms)),
     }
+}
+
+fn unix_now_ms() -> u64 {
+    u64::try_from(unix_now_nanos() / 1_000_000).unwrap_or(u64::MAX)
 }
 
 impl Context for EdgeRoot {
@@ -70,29 +73,31 @@ impl RootContext for EdgeRoot {
         let remote = matches!(config.jwks_source, JwksSource::Remote(_));
         let steady = steady_tick(&config);
         let secret = SlotSecret::shared(&HostShared, super::random_bytes());
-        let worker = Worker::new(WorkerState::new(config, secret));
-        self.worker = Some(Rc::new(RefCell::new(worker)));
+        let mut state = WorkerState::new(config, secret);
+        let random = super::random_bytes();
+        state.stream_holder.copy_from_slice(&random[..8]);
+        streams::heartbeat(&HostShared, &state.stream_holder, unix_now_ms());
+        self.worker = Some(Rc::new(RefCell::new(Worker::new(state))));
         if remote {
             // Tick fast until the first keys are in, then at the steady period.
             self.set_tick_period(Duration::from_millis(100));
-        } else if let Some(period) = steady {
+        } else {
             self.slow_ticks = true;
-            self.set_tick_period(period);
+            self.set_tick_period(steady);
         }
         true
     }
 
     fn on_tick(&mut self) {
         let Some(w) = self.worker.clone() else { return };
-        let now_ms = u64::try_from(unix_now_nanos() / 1_000_000).unwrap_or(u64::MAX);
+        let now_ms = unix_now_ms();
         let now = now_ms / 1000;
         let mut w = w.borrow_mut();
         w.flush_counts_if_due(now_ms);
+        streams::heartbeat(&HostShared, &w.state.stream_holder, now_ms);
         if w.state.keys.keys().is_some() && !self.slow_ticks {
             self.slow_ticks = true;
-            if let Some(period) = steady_tick(&w.state.config) {
-                self.set_tick_period(period);
-            }
+            self.set_tick_period(steady_tick(&w.state.config));
         }
         let config = w.state.config.clone();
         if self.jwks_call.is_none() && w.state.keys.refresh_due(&config, now) {

@@ -8,6 +8,7 @@ mod bucket;
 pub mod global;
 pub mod rls_proto;
 mod slots;
+pub mod streams;
 
 pub use bucket::{BucketState, Decision, Limit};
 pub use slots::testing;
