@@ -735,6 +735,34 @@ fn origin_allow_list(s: &Stack) -> Result<()> {
     )?;
     ensure!(resp.status() == 200, "allowed origin: {}", resp.status());
     forwarded_once(s, &m)?;
+    // The resource's own origin (what MCP's DNS-rebinding conformance check sends) is allowed
+    // without being listed; the same host on another port is another origin.
+    let own = s.mcp_url.trim_end_matches("/mcp");
+    let m = marker("own-origin");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[("origin", own)],
+    )?;
+    ensure!(
+        resp.status() == 200,
+        "the resource's own origin {own}: {}",
+        resp.status()
+    );
+    forwarded_once(s, &m)?;
+    let m = marker("other-port-origin");
+    denied(
+        post(
+            s,
+            &t,
+            &tool_call(1, "list_projects", &m).to_string(),
+            &[("origin", "http://127.0.0.1:1")],
+        )?,
+        403,
+        s,
+        &m,
+    )?;
     // A browser's preflight from the allowed origin, and a refusal it can read.
     let pre = http()
         .request(reqwest::Method::OPTIONS, &s.recorded_mcp_url)

@@ -77,7 +77,8 @@ pub struct EdgeConfig {
     /// Scopes named in the 401 challenge: what a client should ask for first.
     pub challenge_scopes: Vec<String>,
     pub policy: ToolPolicy,
-    /// Browser origins allowed to call the MCP endpoint (an absent `Origin` is always allowed).
+    /// Browser origins allowed to call the MCP endpoint: the configured ones and the resource's own
+    /// (an absent `Origin` is always allowed).
     pub allowed_origins: BTreeSet<String>,
     /// Per-tenant request limits by tier.
     pub rate_limits: BTreeMap<Tier, Limit>,
@@ -193,7 +194,6 @@ pub fn parse_config(
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
-        resource_origin,
         issuers: raw.issuers.into_iter().collect(),
         audiences: audiences.into_iter().collect(),
         algorithms,
@@ -217,7 +217,9 @@ pub fn parse_config(
             .allowed_origins
             .into_iter()
             .map(|o| o.trim_end_matches('/').to_string())
+            .chain([crate::cors::browser_origin(&resource_origin)])
             .collect(),
+        resource_origin,
         rate_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
