@@ -953,11 +953,11 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     let envoy = s.start_envoy("envoy-batched", &json!({"stats_flush_ms": null}))?;
     let (url, admin) = (&envoy.url, &envoy.admin_url);
     let t = s.token_with("tenant-batched", "mcp:read", Some(&["list_projects"]))?;
-    let before = read_stats(&admin, "mcp_edge.outcome")?;
+    let before = read_stats(admin, "mcp_edge.outcome")?;
     for id in 0..3 {
         let m = marker("batched");
         let resp = post_to(
-            &url,
+            url,
             &t,
             &tool_call(id, "list_projects", &m).to_string(),
             &[],
@@ -970,7 +970,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     }
     let m = marker("batched-denied");
     let resp = post_to(
-        &url,
+        url,
         &t,
         &tool_call(9, "create_project", &m).to_string(),
         &[],
@@ -986,7 +986,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
         |stats: &Stats| expected.map(|(o, _)| stats.filter_since(&before, &format!("outcome.{o}")));
     let want = expected.map(|(_, n)| n);
     loop {
-        let now = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+        let now = counted(&read_stats(admin, "mcp_edge.outcome")?);
         if now == want {
             break;
         }
@@ -1002,7 +1002,7 @@ fn counts_reach_envoy_batched_by_default(s: &Stack) -> Result<()> {
     }
     // The next ticks hand over nothing more.
     std::thread::sleep(Duration::from_millis(1_500));
-    let later = counted(&read_stats(&admin, "mcp_edge.outcome")?);
+    let later = counted(&read_stats(admin, "mcp_edge.outcome")?);
     ensure!(
         later == want,
         "counted {later:?} after more ticks, expected {want:?}"
