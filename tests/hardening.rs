@@ -341,41 +341,57 @@ fn zero_window_streams_cannot_fill_the_wasm_vm(s: &Stack) -> Result<()> {
 /// The idle timeout of [`held_streams_are_reset_after_the_stream_idle_timeout`]'s Envoy.
 const SHORT_IDLE: &str = "5s";
 
-/// An Envoy (one worker) derived from envoy.yaml like the stack's, in front of the stack's
-/// backend and issuer, with only `stream_idle_timeout` shortened to [`SHORT_IDLE`] (a test cannot
-/// wait envoy.yaml's 90 s). Returns the process, its MCP URL (the resource URI) and admin URL.
-fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
+/// An Envoy (one worker) derived from envoy.yaml like the stack's, after `edit` (on envoy.yaml's
+/// text), in front of the stack's backend, recorder and issuer. Returns the process, its MCP URL
+/// (the resource URI), its recorded listener's URL and its admin URL.
+fn derived_envoy(
+    s: &Stack,
+    name: &str,
+    edit: impl FnOnce(String) -> Result<String>,
+) -> Result<(Proc, String, String, String)> {
     let base = std::fs::read_to_string(mcp_edge_tests::repo_root().join("envoy.yaml"))?;
-    let setting = "stream_idle_timeout: 90s";
-    ensure!(
-        base.matches(setting).count() == 1,
-        "envoy.yaml does not set `{setting}` once"
-    );
-    let base = base.replace(setting, &format!("stream_idle_timeout: {SHORT_IDLE}"));
+    let up = s.upstream_ports();
     let ports = EnvoyPorts {
         listener: free_port()?,
         recorded_listener: free_port()?,
         baseline_listener: free_port()?,
         admin: free_port()?,
-        backend: s.backend_addr.port(),
-        // Nothing listens there: this Envoy's recorded listener is not used.
-        recorder: free_port()?,
-        issuer: authority(&s.issuer)?.port(),
+        backend: up.backend,
+        recorder: up.recorder,
+        issuer: up.issuer,
         // Not asked: the global rate limit is off.
         ratelimit: free_port()?,
     };
-    let config = derive_config(&base, &ports, &filter_wasm()?, &overrides())?;
-    let path = s.dir().join("short-idle-envoy.yaml");
+    let config = derive_config(&edit(base)?, &ports, &filter_wasm()?, &overrides())?;
+    let path = s.dir().join(format!("{name}.yaml"));
     std::fs::write(&path, config)?;
     let mut cmd = envoy_command(&path, 1, "warn")?;
     cmd.env("MCP_EDGE_GATEWAY_SECRET", &s.secret);
-    let mut envoy = Proc::spawn("short-idle-envoy", cmd, s.dir())?;
-    envoy.wait_for_port(
-        ([127, 0, 0, 1], ports.listener).into(),
-        Duration::from_secs(60),
-    )?;
-    let url = format!("http://127.0.0.1:{}/mcp", ports.listener);
-    Ok((envoy, url, format!("http://127.0.0.1:{}", ports.admin)))
+    let mut envoy = Proc::spawn(name, cmd, s.dir())?;
+    for port in [ports.listener, ports.recorded_listener] {
+        envoy.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;
+    }
+    let url = |port: u16| format!("http://127.0.0.1:{port}/mcp");
+    Ok((
+        envoy,
+        url(ports.listener),
+        url(ports.recorded_listener),
+        format!("http://127.0.0.1:{}", ports.admin),
+    ))
+}
+
+/// An Envoy derived from envoy.yaml with only `stream_idle_timeout` shortened to [`SHORT_IDLE`]
+/// (a test cannot wait envoy.yaml's 90 s). Returns the process, its MCP URL and admin URL.
+fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
+    let (envoy, url, _, admin) = derived_envoy(s, "short-idle-envoy", |base| {
+        let setting = "stream_idle_timeout: 90s";
+        ensure!(
+            base.matches(setting).count() == 1,
+            "envoy.yaml does not set `{setting}` once"
+        );
+        Ok(base.replace(setting, &format!("stream_idle_timeout: {SHORT_IDLE}")))
+    })?;
+    Ok((envoy, url, admin))
 }
 
 /// A zero-window client cannot hold its streams for ever: once their answers have waited
@@ -530,6 +546,130 @@ fn forwarded_for_cannot_lock_out_another_address(s: &Stack) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Client-sent x-envoy-* headers steer nothing.
+
+/// What three requests carrying Envoy's router-control headers did at `recorded_url` (an edge in
+/// front of the recording upstream): a 1 ms upstream timeout against an upstream answering after
+/// 1 s, 2 retries on 5xx against one answering 503, a forced trace with a 45 s timeout.
+#[derive(Debug, PartialEq)]
+struct Steered {
+    timeout_status: u16,
+    /// `x-envoy-expected-rq-timeout-ms` as the upstream saw it (of the traced request).
+    upstream_timeout: Option<String>,
+    retry_status: u16,
+    /// How many times the upstream received the request answered 503.
+    attempts: usize,
+    /// `x-envoy-force-trace` reached the upstream.
+    trace_forwarded: bool,
+}
+
+fn steer(s: &Stack, label: &str, recorded_url: &str, token: &str) -> Result<Steered> {
+    use mcp_edge_tests::recorder::{DELAY_HEADER, STATUS_HEADER};
+    let send = |name: &str, headers: &[(&str, &str)]| -> Result<(u16, Vec<_>)> {
+        let m = marker(&format!("{label}-{name}"));
+        let mut req = http()
+            .post(recorded_url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .body(call_body(&m));
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let status = req.send()?.status().as_u16();
+        Ok((status, s.recorder.with_marker(&m)))
+    };
+    let (timeout_status, _) = send(
+        "envoy-timeout",
+        &[
+            ("x-envoy-upstream-rq-timeout-ms", "1"),
+            (DELAY_HEADER, "1000"),
+        ],
+    )?;
+    let (retry_status, retried) = send(
+        "envoy-retries",
+        &[
+            ("x-envoy-retry-on", "5xx"),
+            ("x-envoy-max-retries", "2"),
+            (STATUS_HEADER, "503"),
+        ],
+    )?;
+    let (_, traced) = send(
+        "envoy-trace",
+        &[
+            ("x-envoy-force-trace", "true"),
+            ("x-envoy-upstream-rq-timeout-ms", "45000"),
+        ],
+    )?;
+    ensure!(
+        traced.len() == 1,
+        "traced request: {} arrivals",
+        traced.len()
+    );
+    Ok(Steered {
+        timeout_status,
+        upstream_timeout: traced[0].header("x-envoy-expected-rq-timeout-ms"),
+        retry_status,
+        attempts: retried.len(),
+        trace_forwarded: traced[0].header("x-envoy-force-trace").is_some(),
+    })
+}
+
+/// Envoy honours `x-envoy-upstream-rq-timeout-ms`, `x-envoy-retry-on`, `x-envoy-max-retries` and
+/// `x-envoy-force-trace` from "internal" peers. envoy.yaml makes no peer internal, so from a
+/// client (here on loopback) they change nothing: the route's 60 s timeout, one attempt, no trace
+/// header upstream. The same requests through an Envoy whose `internal_address_config` is `{}`
+/// (what Envoy before 1.36 did when unset: RFC1918 and loopback are internal) are steered: 504
+/// after 1 ms, three attempts, the trace header and a 45 s timeout forwarded, which shows the
+/// requests would notice.
+fn client_envoy_headers_steer_nothing(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-envoy-headers")?;
+    let shipped = steer(s, "shipped", &s.recorded_mcp_url, &token)?;
+    let ignored = Steered {
+        timeout_status: 200,
+        upstream_timeout: Some("60000".into()),
+        retry_status: 503,
+        attempts: 1,
+        trace_forwarded: false,
+    };
+    ensure!(
+        shipped == ignored,
+        "envoy.yaml's edge was steered: {shipped:?}"
+    );
+
+    let (mut trusting, url, recorded_url, _) = derived_envoy(s, "trusting-envoy", |base| {
+        let mut doc: serde_yaml::Value = serde_yaml::from_str(&base)?;
+        let listener = &mut doc["static_resources"]["listeners"][0];
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        ensure!(hcm.is_mapping(), "envoy.yaml's first listener has no HCM");
+        hcm["internal_address_config"] = serde_yaml::Value::Mapping(Default::default());
+        Ok(serde_yaml::to_string(&doc)?)
+    })?;
+    let mut spec = s.spec("tenant-envoy-headers");
+    spec.audience = url;
+    let trusted = steer(
+        s,
+        "trusting",
+        &recorded_url,
+        &s.sign("RS256", claims_for(&spec))?,
+    )?;
+    trusting.check_alive()?;
+    trusting.stop();
+    let steered = Steered {
+        timeout_status: 504,
+        upstream_timeout: Some("45000".into()),
+        retry_status: 503,
+        attempts: 3,
+        trace_forwarded: true,
+    };
+    ensure!(
+        trusted == steered,
+        "an Envoy trusting loopback was not steered as expected: {trusted:?}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Finding 4: Unicode identities end to end.
 
 /// A `tools/call` through Envoy to the real backend as `token`; its JSON-RPC `result`.
@@ -636,6 +776,19 @@ fn edge_limits_are_live(s: &Stack) -> Result<()> {
     let hcm_settings: &[(&[&str], &str)] = &[
         (&["use_remote_address"], "true"),
         (&["xff_num_trusted_hops"], "0"),
+        (
+            &[
+                "internal_address_config",
+                "cidr_ranges",
+                "0",
+                "address_prefix",
+            ],
+            "0.0.0.0",
+        ),
+        (
+            &["internal_address_config", "cidr_ranges", "0", "prefix_len"],
+            "32",
+        ),
         (&["request_headers_timeout"], "10s"),
         (&["request_timeout"], "30s"),
         (&["stream_idle_timeout"], "90s"),
@@ -983,6 +1136,7 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     unicode_identities_arrive_intact,
     edge_limits_are_live,
     underscore_headers_are_refused,
+    client_envoy_headers_steer_nothing,
     trapped_vm_is_replaced_and_never_fails_open,
     held_streams_are_reset_after_the_stream_idle_timeout;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,

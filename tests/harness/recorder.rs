@@ -1,6 +1,7 @@
 //! A recording upstream: a mock backend (named as such) that stores every request Envoy forwards
 //! and answers with an empty JSON-RPC result. It lets a test assert what crossed the edge, and that
-//! nothing did when the edge denied.
+//! nothing did when the edge denied. A test can ask it to answer late or with another status
+//! ([`DELAY_HEADER`], [`STATUS_HEADER`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use anyhow::Result;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 
 /// One request as the upstream received it.
@@ -64,6 +65,11 @@ impl Recorder {
     }
 }
 
+/// A request header asking the recorder to wait this many milliseconds before it answers.
+pub const DELAY_HEADER: &str = "x-recorder-delay-ms";
+/// A request header asking the recorder to answer with this HTTP status.
+pub const STATUS_HEADER: &str = "x-recorder-status";
+
 async fn record(
     State(rec): State<Recorder>,
     method: Method,
@@ -75,6 +81,17 @@ async fn record(
         .ok()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(serde_json::Value::Null);
+    let asked = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let delay = asked(DELAY_HEADER);
+    let status = asked(STATUS_HEADER)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
     if let Ok(mut r) = rec.requests.lock() {
         r.push(Recorded {
             method: method.to_string(),
@@ -89,7 +106,11 @@ async fn record(
             body: body.to_vec(),
         });
     }
+    if let Some(ms) = delay {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     (
+        status,
         [("content-type", "application/json")],
         serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}}).to_string(),
     )

@@ -15,9 +15,7 @@ use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
-use crate::procs::{
-    Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin,
-};
+use crate::procs::{Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin};
 use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -397,6 +395,11 @@ impl Stack {
             .map_err(|_| anyhow::anyhow!("procs lock poisoned"))?
             .push(envoy);
         Ok(ports)
+    }
+
+    /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
+    pub fn upstream_ports(&self) -> &EnvoyPorts {
+        &self.upstream_ports
     }
 
     /// Stops the server named `name` (by pid), if it runs.
