@@ -113,14 +113,15 @@ impl Drop for ZeroWindowConnection {
     }
 }
 
-/// Opens `streams` requests with `method` and `body` on one zero-window connection and waits
-/// until Envoy has answered the head of each (bounded in time).
+/// Opens `streams` requests with `method`, `body` and the `extra` headers on one zero-window
+/// connection and waits until Envoy has answered the head of each (bounded in time).
 async fn zero_window_connection(
     addr: SocketAddr,
     token: &str,
     method: http::Method,
     streams: usize,
     body: Bytes,
+    extra: &[(&str, &str)],
 ) -> Result<ZeroWindowConnection> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let (sender, mut conn) = h2::client::Builder::new()
@@ -149,13 +150,16 @@ async fn zero_window_connection(
         sender = tokio::time::timeout(Duration::from_secs(20), sender.ready())
             .await
             .context("no stream capacity within 20 s")??;
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(method.clone())
             .uri(format!("http://{addr}/mcp"))
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(())?;
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(())?;
         let (response, mut stream) = sender.send_request(req, false)?;
         stream.send_data(body.clone(), true)?;
         pending.push(response);
@@ -278,10 +282,11 @@ fn zero_window_streams_cannot_fill_the_wasm_vm(s: &Stack) -> Result<()> {
             http::Method::POST,
             HELD_POSTS,
             body.clone(),
+            &[],
         )
         .await?;
-        let gets =
-            zero_window_connection(addr, &attacker, http::Method::GET, HELD_GETS, body).await?;
+        let gets = zero_window_connection(addr, &attacker, http::Method::GET, HELD_GETS, body, &[])
+            .await?;
         anyhow::Ok((posts, gets))
     })?;
     // Envoy limits the streams of a connection (its default would be 2^31-1).
@@ -335,6 +340,95 @@ fn zero_window_streams_cannot_fill_the_wasm_vm(s: &Stack) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     well_behaved_call(s, &good)?;
+    Ok(())
+}
+
+/// Streams of [`held_heads_are_not_kept_by_the_wasm_vm`]: three connections of 100.
+const NAMED_CONNECTIONS: usize = 3;
+/// The `Mcp-Name` of each (a `resources/read` URI), under Envoy's 32 KiB header cap.
+const NAME_BYTES: usize = 30_000;
+/// The most the wasm VMs may grow, all together, while those 300 streams are held: a filter
+/// that kept each stream's 30 KB head would need 9 MB.
+const HELD_HEADS_BOUND: u64 = 3 << 20;
+
+/// The head of a request is copied into the filter (path and headers, up to Envoy's 32 KiB
+/// cap) to be judged. A zero-window client holding 300 forwarded `resources/read` streams, each
+/// with a 30 KB `Mcp-Name` (the URI, also in the body), must not make the VMs keep those heads:
+/// after the verdict a stream keeps only its allowed `Origin`. Run on an Envoy of its own (fresh
+/// VMs, whose memory the held streams alone can grow) in front of the recording upstream, which
+/// answers every stream's head. Fails if the VMs grow by more than [`HELD_HEADS_BOUND`].
+fn held_heads_are_not_kept_by_the_wasm_vm(s: &Stack) -> Result<()> {
+    let (mut envoy, url, recorded_url, _) = derived_envoy(s, "held-heads-envoy", Ok)?;
+    let mut spec = s.spec("tenant-held-heads");
+    spec.audience = url;
+    spec.tier = "enterprise".into();
+    let token = s.sign("RS256", claims_for(&spec))?;
+    let uri = format!("file:///{}", "n".repeat(NAME_BYTES - "file:///".len()));
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read",
+                      "params": {"uri": uri, "_meta": {"marker": marker("held-heads")}}});
+    let body = Bytes::from(body.to_string());
+    let addr = authority(&recorded_url)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let named = [("mcp-method", "resources/read"), ("mcp-name", uri.as_str())];
+    // Every VM has judged a request like these before the first measure.
+    let warm = runtime.block_on(async {
+        let mut warm = Vec::new();
+        for _ in 0..4 {
+            warm.push(
+                zero_window_connection(addr, &token, http::Method::POST, 1, body.clone(), &named)
+                    .await?,
+            );
+        }
+        anyhow::Ok(warm)
+    })?;
+    drop(warm);
+    let before: u64 = wasm_memories(envoy.pid())?.iter().sum();
+    let held = runtime.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..NAMED_CONNECTIONS {
+            held.push(
+                zero_window_connection(
+                    addr,
+                    &token,
+                    http::Method::POST,
+                    HELD_POSTS,
+                    body.clone(),
+                    &named,
+                )
+                .await?,
+            );
+        }
+        anyhow::Ok(held)
+    })?;
+    for conn in &held {
+        ensure!(
+            conn.statuses.iter().all(|&c| c == 200),
+            "held streams: {:?}",
+            conn.statuses
+        );
+    }
+    let after: u64 = wasm_memories(envoy.pid())?.iter().sum();
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "wasm VMs {} MiB before, {} MiB with {} streams of {NAME_BYTES}-byte Mcp-Name held",
+        mib(before),
+        mib(after),
+        NAMED_CONNECTIONS * HELD_POSTS
+    );
+    ensure!(
+        grown <= HELD_HEADS_BOUND,
+        "the wasm VMs grew by {} MiB holding {} streams (bound {} MiB)",
+        mib(grown),
+        NAMED_CONNECTIONS * HELD_POSTS,
+        mib(HELD_HEADS_BOUND)
+    );
+    drop(held);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    envoy.check_alive()?;
+    envoy.stop();
     Ok(())
 }
 
@@ -422,6 +516,7 @@ fn held_streams_are_reset_after_the_stream_idle_timeout(s: &Stack) -> Result<()>
         http::Method::POST,
         STREAMS,
         body,
+        &[],
     ))?;
     ensure!(
         held.statuses.iter().all(|&c| c == 200),
@@ -451,97 +546,6 @@ fn held_streams_are_reset_after_the_stream_idle_timeout(s: &Stack) -> Result<()>
     runtime.shutdown_timeout(Duration::from_secs(5));
     envoy.check_alive()?;
     envoy.stop();
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Finding 2: X-Forwarded-For does not decide the client address.
-
-fn client_from(ip: [u8; 4]) -> Result<Client> {
-    Ok(Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
-        .timeout(Duration::from_secs(20))
-        .build()?)
-}
-
-/// A `tools/call` with `token` from `client`, with `X-Forwarded-For` when given; its status.
-fn call_from(client: &Client, s: &Stack, token: &str, xff: Option<&str>) -> Result<u16> {
-    let mut req = client
-        .post(&s.mcp_url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .bearer_auth(token)
-        .body(call_body(&marker("xff")));
-    if let Some(xff) = xff {
-        req = req.header("x-forwarded-for", xff);
-    }
-    Ok(req.send()?.status().as_u16())
-}
-
-fn bad_token(i: usize) -> String {
-    format!("eyJhbGciOiJSUzI1NiJ9.e30.bad-token-{i}")
-}
-
-/// Floods `count` bad tokens from `client`, each with the `X-Forwarded-For` `xff(i)` chooses;
-/// checks that the address's burst answered 401 and the rest 429 (allowing for the refills
-/// that the flood's duration gives), and returns the statuses.
-fn flood(
-    client: &Client,
-    s: &Stack,
-    count: usize,
-    xff: impl Fn(usize) -> String,
-) -> Result<Vec<u16>> {
-    let started = Instant::now();
-    let mut statuses = Vec::with_capacity(count);
-    for i in 0..count {
-        statuses.push(call_from(client, s, &bad_token(i), Some(&xff(i)))?);
-    }
-    let refills = started.elapsed().as_secs() / BAD_TOKEN_REFILL_SECONDS + 1;
-    let refused = statuses.iter().filter(|&&c| c == 401).count();
-    ensure!(
-        statuses.iter().all(|&c| c == 401 || c == 429),
-        "{statuses:?}"
-    );
-    ensure!(
-        statuses[..BAD_TOKEN_BURST].iter().all(|&c| c == 401),
-        "the first {BAD_TOKEN_BURST} bad tokens of an address are verified and refused: {statuses:?}"
-    );
-    ensure!(
-        refused as u64 <= BAD_TOKEN_BURST as u64 + refills,
-        "{refused} bad tokens verified, the address's bucket allows {BAD_TOKEN_BURST} + {refills}: \
-         X-Forwarded-For chose the address ({statuses:?})"
-    );
-    Ok(statuses)
-}
-
-/// A flood of bad tokens, each with a new `X-Forwarded-For`, is limited by its connection's
-/// address: 401 for the burst, then 429. Fails while Envoy takes the client address from
-/// `X-Forwarded-For` (without `use_remote_address: true` every request is a new address, all 401).
-fn forwarded_for_does_not_choose_the_client_address(s: &Stack) -> Result<()> {
-    let attacker = client_from([127, 0, 0, 3])?;
-    flood(&attacker, s, BAD_TOKEN_BURST + 10, |i| {
-        format!("198.51.100.{}, 203.0.113.{}", i % 250, i % 250)
-    })?;
-    Ok(())
-}
-
-/// A flood of bad tokens claiming (`X-Forwarded-For`) to come from 127.0.0.6 exhausts the
-/// flooder's own address, not 127.0.0.6's: from 127.0.0.6 a bad token still gets its 401 (not
-/// 429) and a valid token its answer. Fails while `X-Forwarded-For` picks the address (the
-/// victim's bucket would be empty: 429 for both).
-fn forwarded_for_cannot_lock_out_another_address(s: &Stack) -> Result<()> {
-    let attacker = client_from([127, 0, 0, 5])?;
-    flood(&attacker, s, BAD_TOKEN_BURST + 10, |_| "127.0.0.6".into())?;
-    let victim = client_from([127, 0, 0, 6])?;
-    let status = call_from(&victim, s, &bad_token(0), None)?;
-    ensure!(
-        status == 401,
-        "127.0.0.6's bad token: {status} (locked out by a flood naming it)"
-    );
-    // A valid token not yet verified on either worker also needs the address's bucket.
-    let fresh = token_for(s, "tenant-victim-address", "pro")?;
-    let status = call_from(&victim, s, &fresh, None)?;
-    ensure!(status == 200, "127.0.0.6's valid token: {status}");
     Ok(())
 }
 
@@ -666,6 +670,97 @@ fn client_envoy_headers_steer_nothing(s: &Stack) -> Result<()> {
         trusted == steered,
         "an Envoy trusting loopback was not steered as expected: {trusted:?}"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding 2: X-Forwarded-For does not decide the client address.
+
+fn client_from(ip: [u8; 4]) -> Result<Client> {
+    Ok(Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::from(ip)))
+        .timeout(Duration::from_secs(20))
+        .build()?)
+}
+
+/// A `tools/call` with `token` from `client`, with `X-Forwarded-For` when given; its status.
+fn call_from(client: &Client, s: &Stack, token: &str, xff: Option<&str>) -> Result<u16> {
+    let mut req = client
+        .post(&s.mcp_url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(token)
+        .body(call_body(&marker("xff")));
+    if let Some(xff) = xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    Ok(req.send()?.status().as_u16())
+}
+
+fn bad_token(i: usize) -> String {
+    format!("eyJhbGciOiJSUzI1NiJ9.e30.bad-token-{i}")
+}
+
+/// Floods `count` bad tokens from `client`, each with the `X-Forwarded-For` `xff(i)` chooses;
+/// checks that the address's burst answered 401 and the rest 429 (allowing for the refills
+/// that the flood's duration gives), and returns the statuses.
+fn flood(
+    client: &Client,
+    s: &Stack,
+    count: usize,
+    xff: impl Fn(usize) -> String,
+) -> Result<Vec<u16>> {
+    let started = Instant::now();
+    let mut statuses = Vec::with_capacity(count);
+    for i in 0..count {
+        statuses.push(call_from(client, s, &bad_token(i), Some(&xff(i)))?);
+    }
+    let refills = started.elapsed().as_secs() / BAD_TOKEN_REFILL_SECONDS + 1;
+    let refused = statuses.iter().filter(|&&c| c == 401).count();
+    ensure!(
+        statuses.iter().all(|&c| c == 401 || c == 429),
+        "{statuses:?}"
+    );
+    ensure!(
+        statuses[..BAD_TOKEN_BURST].iter().all(|&c| c == 401),
+        "the first {BAD_TOKEN_BURST} bad tokens of an address are verified and refused: {statuses:?}"
+    );
+    ensure!(
+        refused as u64 <= BAD_TOKEN_BURST as u64 + refills,
+        "{refused} bad tokens verified, the address's bucket allows {BAD_TOKEN_BURST} + {refills}: \
+         X-Forwarded-For chose the address ({statuses:?})"
+    );
+    Ok(statuses)
+}
+
+/// A flood of bad tokens, each with a new `X-Forwarded-For`, is limited by its connection's
+/// address: 401 for the burst, then 429. Fails while Envoy takes the client address from
+/// `X-Forwarded-For` (without `use_remote_address: true` every request is a new address, all 401).
+fn forwarded_for_does_not_choose_the_client_address(s: &Stack) -> Result<()> {
+    let attacker = client_from([127, 0, 0, 3])?;
+    flood(&attacker, s, BAD_TOKEN_BURST + 10, |i| {
+        format!("198.51.100.{}, 203.0.113.{}", i % 250, i % 250)
+    })?;
+    Ok(())
+}
+
+/// A flood of bad tokens claiming (`X-Forwarded-For`) to come from 127.0.0.6 exhausts the
+/// flooder's own address, not 127.0.0.6's: from 127.0.0.6 a bad token still gets its 401 (not
+/// 429) and a valid token its answer. Fails while `X-Forwarded-For` picks the address (the
+/// victim's bucket would be empty: 429 for both).
+fn forwarded_for_cannot_lock_out_another_address(s: &Stack) -> Result<()> {
+    let attacker = client_from([127, 0, 0, 5])?;
+    flood(&attacker, s, BAD_TOKEN_BURST + 10, |_| "127.0.0.6".into())?;
+    let victim = client_from([127, 0, 0, 6])?;
+    let status = call_from(&victim, s, &bad_token(0), None)?;
+    ensure!(
+        status == 401,
+        "127.0.0.6's bad token: {status} (locked out by a flood naming it)"
+    );
+    // A valid token not yet verified on either worker also needs the address's bucket.
+    let fresh = token_for(s, "tenant-victim-address", "pro")?;
+    let status = call_from(&victim, s, &fresh, None)?;
+    ensure!(status == 200, "127.0.0.6's valid token: {status}");
     Ok(())
 }
 
@@ -1137,6 +1232,7 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     edge_limits_are_live,
     underscore_headers_are_refused,
     client_envoy_headers_steer_nothing,
+    held_heads_are_not_kept_by_the_wasm_vm,
     trapped_vm_is_replaced_and_never_fails_open,
     held_streams_are_reset_after_the_stream_idle_timeout;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,

@@ -8,6 +8,7 @@ use crate::jsonrpc::{Message, Payload, parse_payload};
 use crate::policy::{PayloadVerdict, Refusal};
 use crate::protocol;
 use crate::reply;
+use crate::routing_headers::KeptRouting;
 
 use super::{Admitted, Denial};
 
@@ -26,8 +27,7 @@ pub struct BodySummary {
 
 /// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) and `MCP-Protocol-Version`, when sent.
 pub struct RoutingHeaders<'a> {
-    pub mcp_method: Option<&'a [u8]>,
-    pub mcp_name: Option<&'a [u8]>,
+    pub names: &'a KeptRouting,
     pub protocol_version: Option<&'a [u8]>,
 }
 
@@ -121,14 +121,9 @@ pub fn judge_body(
     let first_id = payload.messages().first().and_then(Message::id);
     protocol::check_batch(&payload, admitted.version)
         .map_err(|m| bad_request(codes::INVALID_REQUEST, m, None, "batch"))?;
-    protocol::check_routing_headers(
-        &payload,
-        admitted.version,
-        routing.mcp_method,
-        routing.mcp_name,
-    )
-    .and_then(|()| protocol::check_meta_version(&payload, routing.protocol_version))
-    .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
+    protocol::check_kept_routing_headers(&payload, admitted.version, routing.names)
+        .and_then(|()| protocol::check_meta_version(&payload, routing.protocol_version))
+        .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
     match cfg.policy.judge(&admitted.tenant, &payload) {
         PayloadVerdict::Allow => Ok(summary(&payload)),
         PayloadVerdict::Forbidden { refusals } => {
@@ -203,8 +198,7 @@ mod body_tests {
     }
 
     const NO_ROUTING: RoutingHeaders<'static> = RoutingHeaders {
-        mcp_method: None,
-        mcp_name: None,
+        names: &KeptRouting::NONE,
         protocol_version: None,
     };
 
@@ -331,9 +325,9 @@ mod body_tests {
         assert_eq!(status(&judge(&c, &a, &NO_ROUTING, dup_name)), 400);
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"cre\u0061te_project"}}"#;
         assert_eq!(status(&judge(&c, &a, &NO_ROUTING, escaped)), 403);
+        let names = KeptRouting::new(Some(b"tools/call"), Some(b"list_projects"));
         let routing = RoutingHeaders {
-            mcp_method: Some(b"tools/call"),
-            mcp_name: Some(b"list_projects"),
+            names: &names,
             protocol_version: None,
         };
         let (reply, _) = judge(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();

@@ -60,7 +60,7 @@ impl Gate {
             mut forwarded,
         } = *waiting;
         let Some(limit) = &cfg.global_rate_limit else {
-            self.phase = Phase::Forwarded(forwarded);
+            self.forward(cfg, forwarded);
             return forward;
         };
         let tier = forwarded.tenant.tier;
@@ -72,11 +72,11 @@ impl Gate {
         let mut out = match verdict {
             GlobalVerdict::Admitted(headers) => {
                 forwarded.global_headers = headers;
-                self.phase = Phase::Forwarded(forwarded);
+                self.forward(cfg, forwarded);
                 forward
             }
             GlobalVerdict::FailedOpen => {
-                self.phase = Phase::Forwarded(forwarded);
+                self.forward(cfg, forwarded);
                 forward
             }
             GlobalVerdict::OverLimit(reply) => {

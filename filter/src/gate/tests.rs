@@ -904,3 +904,63 @@ fn refused_introspection_is_401_uncached_and_charges_the_address() {
     let (_, out) = opaque_head(&mut w, &host, 3);
     assert_eq!(status(&out), 429);
 }
+
+#[test]
+fn a_held_stream_keeps_nothing_of_its_head_but_the_allowed_origin() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(Some("192.0.2.1"));
+    let cfg = w.config.clone();
+    let uri = "u".repeat(30_000);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+    );
+    let long_path = format!("/mcp?pad={}", "p".repeat(1_000));
+    let mut gate = Gate::default();
+    let token = token(&kp, "mcp:read");
+    let extra = [
+        ("mcp-method", "resources/read"),
+        ("mcp-name", uri.as_str()),
+        ("origin", "http://localhost:6274"),
+        ("content-encoding", "identity"),
+    ];
+    let hs = head("POST", &long_path, Some(&token), &extra);
+    let out = gate.on_request_headers(&mut w, &host, hs, false);
+    assert_eq!(out.step, Step::WaitForBody);
+    // Authenticated: the token and the transport headers are no longer needed.
+    assert!(gate.header("authorization").is_none());
+    assert!(gate.header("content-type").is_none());
+    // and a 30 KB Mcp-Name waits for the body as its digest.
+    assert!(gate.header("mcp-name").is_none());
+    assert!(
+        gate.head_bytes() < 1_200,
+        "{} bytes held",
+        gate.head_bytes()
+    );
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len(), true).step,
+        Step::ReadBody
+    );
+    let out = gate.on_body(&w, &host, body.as_bytes());
+    assert_eq!(out.step, Step::Continue, "{:?}", out.counter_names());
+    // Forwarded: the 31 KB of path and headers are gone, the allowed origin stays.
+    assert!(gate.head_bytes() < 100, "{} bytes held", gate.head_bytes());
+    let set = gate.on_response_headers(&cfg, |n| (n == ":status").then(|| b"200".to_vec()));
+    assert!(
+        set.contains(&(
+            "access-control-allow-origin".into(),
+            "http://localhost:6274".into()
+        )),
+        "{set:?}"
+    );
+    // A refused request lets go of its head as well.
+    let mut refused = Gate::default();
+    let hs = head("POST", &long_path, None, &[("mcp-name", uri.as_str())]);
+    let out = refused.on_request_headers(&mut w, &host, hs, false);
+    assert_eq!(status(&out), 401);
+    assert!(
+        refused.head_bytes() < 100,
+        "{} bytes held",
+        refused.head_bytes()
+    );
+}
