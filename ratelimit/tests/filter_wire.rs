@@ -23,7 +23,7 @@ fn limit() -> GlobalLimit {
 
 #[test]
 fn the_filters_request_is_the_request_the_service_reads() {
-    let bytes = limit().request("acme", Tier::Enterprise, Some("list_projects"), 7);
+    let bytes = limit().request("acme", Tier::Enterprise, &[("list_projects".into(), 7)], 7);
     let req = RateLimitRequest::decode(bytes.as_slice()).expect("envoy-types decodes it");
     assert_eq!(req.domain, "mcp-edge");
     assert_eq!(req.hits_addend, 7);

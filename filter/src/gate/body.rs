@@ -19,6 +19,8 @@ pub struct BodySummary {
     pub method: String,
     /// The tool of a single `tools/call`.
     pub tool: Option<String>,
+    /// Each tool the body calls (`tools/call`, in a batch too) and how many times, in order.
+    pub tool_calls: Vec<(String, u64)>,
     /// Ids of `tools/list` requests: their responses are filtered.
     pub tools_list_ids: Vec<Value>,
     /// What the body costs against the rate limit: one per request or notification.
@@ -47,6 +49,16 @@ fn summary(payload: &Payload) -> BodySummary {
             Payload::Single(m) => m.tool_name().map(str::to_string),
             Payload::Batch(_) => None,
         },
+        tool_calls: messages.iter().filter_map(Message::tool_name).fold(
+            Vec::new(),
+            |mut calls: Vec<(String, u64)>, tool| {
+                match calls.iter_mut().find(|(t, _)| t == tool) {
+                    Some((_, n)) => *n += 1,
+                    None => calls.push((tool.to_string(), 1)),
+                }
+                calls
+            },
+        ),
         tools_list_ids: messages
             .iter()
             .filter(|m| m.method() == Some("tools/list"))
