@@ -86,6 +86,8 @@ pub struct EdgeConfig {
     pub invalid_token_limit: Limit,
     /// Number of shared-data slots for buckets (of each kind).
     pub rate_limit_slots: u32,
+    /// The prefix length IPv6 clients are counted by for `invalid_token_limit` (default 64).
+    pub invalid_token_ipv6_prefix: u8,
     /// The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), if any.
     pub required_typ: Option<String>,
     /// How long a verified token is served from the cache at most (`None`: until its `exp`).
@@ -223,6 +225,7 @@ pub fn parse_config(
         rate_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
+        invalid_token_ipv6_prefix: raw.invalid_token_ipv6_prefix,
         required_typ: raw.required_typ,
         token_cache_max_seconds: raw.token_cache_max_seconds,
         stateful_upstream: raw.stateful_upstream,

@@ -964,3 +964,65 @@ fn a_held_stream_keeps_nothing_of_its_head_but_the_allowed_origin() {
         refused.head_bytes()
     );
 }
+
+/// The same shared store seen from another client address.
+fn from_address(host: FakeHost, ip: String) -> FakeHost {
+    FakeHost {
+        ip: Some(Box::leak(ip.into_boxed_str())),
+        ..host
+    }
+}
+
+#[test]
+fn a_full_address_table_makes_room_for_a_well_formed_token() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.rate_limit_slots = 16;
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let mut host = FakeHost::new(Some("198.51.100.0"));
+    // Garbage (not even a JWT's shape) from one address after another, until a new address finds
+    // every slot it may use held by another address's live bucket.
+    let mut full = false;
+    for i in 1..200 {
+        host = from_address(host, format!("198.51.100.{i}"));
+        match status(&post(&mut w, &host, Some("Bearer garbage"), "{}").1) {
+            401 => {}
+            429 => {
+                full = true;
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(full, "the table never filled");
+    // From that address garbage is still refused for want of a slot; a valid token is served.
+    assert_eq!(
+        status(&post(&mut w, &host, Some("Bearer garbage"), "{}").1),
+        429
+    );
+    let (_, out) = post(
+        &mut w,
+        &host,
+        Some(&token(&kp, "mcp:read")),
+        &call("list_projects"),
+    );
+    assert_eq!(out.step, Step::Continue, "{:?}", out.counter_names());
+}
+
+#[test]
+fn ipv6_clients_are_limited_by_their_prefix() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let forged = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.e30.AAAA";
+    let mut host = FakeHost::new(None);
+    // Burst 3: three addresses of one /64, then a fourth of the same /64 is limited.
+    for i in 1..=3 {
+        host = from_address(host, format!("2001:db8:0:1::{i}"));
+        assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 401);
+    }
+    host = from_address(host, "2001:db8:0:1:ffff::4".into());
+    assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 429);
+    // Another /64 has its own budget.
+    host = from_address(host, "2001:db8:0:2::1".into());
+    assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 401);
+}
