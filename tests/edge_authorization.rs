@@ -322,6 +322,38 @@ fn duplicate_and_escaped_keys_cannot_smuggle(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// A JSON-RPC id is echoed in every answer and keys the backend's bookkeeping: a string id over the
+/// contract's 128 bytes is refused at the edge (400, -32600, not echoed), alone or in a batch; one
+/// of 128 bytes passes.
+fn long_request_ids_are_refused(s: &Stack) -> Result<()> {
+    let t = s.token_with("tenant-long-id", "mcp:read", Some(&["list_projects"]))?;
+    let call = |id: Value, m: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "list_projects", "arguments": {}, "_meta": {"marker": m}}})
+    };
+    let m = marker("long-id");
+    let long = call(json!("i".repeat(300 * 1024)), &m).to_string();
+    let (_, body) = denied(post(s, &t, &long, &[])?, 400, s, &m)?;
+    ensure!(
+        body["error"]["code"] == -32600 && body["id"].is_null(),
+        "{body}"
+    );
+    let m = marker("long-id-batch");
+    let batch = json!([call(json!(1), &m), call(json!("b".repeat(129)), &m)]).to_string();
+    let (_, body) = denied(post(s, &t, &batch, &[])?, 400, s, &m)?;
+    ensure!(body["error"]["code"] == -32600, "{body}");
+    let m = marker("longest-id");
+    let longest = call(json!("l".repeat(128)), &m).to_string();
+    let resp = post(s, &t, &longest, &[])?;
+    ensure!(
+        resp.status() == 200,
+        "a 128-byte id was refused: {}",
+        resp.text()?
+    );
+    forwarded_once(s, &m)?;
+    Ok(())
+}
+
 fn gzip_body_and_wrong_media_type_are_refused(s: &Stack) -> Result<()> {
     let t = s.token_with("tenant-gzip", "mcp:read", Some(&["list_projects"]))?;
     let m = marker("gzip");
@@ -733,6 +765,34 @@ fn origin_allow_list(s: &Stack) -> Result<()> {
     )?;
     ensure!(resp.status() == 200, "allowed origin: {}", resp.status());
     forwarded_once(s, &m)?;
+    // The resource's own origin (what MCP's DNS-rebinding conformance check sends) is allowed
+    // without being listed; the same host on another port is another origin.
+    let own = s.mcp_url.trim_end_matches("/mcp");
+    let m = marker("own-origin");
+    let resp = post(
+        s,
+        &t,
+        &tool_call(1, "list_projects", &m).to_string(),
+        &[("origin", own)],
+    )?;
+    ensure!(
+        resp.status() == 200,
+        "the resource's own origin {own}: {}",
+        resp.status()
+    );
+    forwarded_once(s, &m)?;
+    let m = marker("other-port-origin");
+    denied(
+        post(
+            s,
+            &t,
+            &tool_call(1, "list_projects", &m).to_string(),
+            &[("origin", "http://127.0.0.1:1")],
+        )?,
+        403,
+        s,
+        &m,
+    )?;
     // A browser's preflight from the allowed origin, and a refusal it can read.
     let pre = http()
         .request(reqwest::Method::OPTIONS, &s.recorded_mcp_url)
@@ -1127,6 +1187,7 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     batch_smuggling_is_refused_with_an_error_per_id,
     batch_of_allowed_calls_is_served_by_the_backend,
     duplicate_and_escaped_keys_cannot_smuggle,
+    long_request_ids_are_refused,
     gzip_body_and_wrong_media_type_are_refused,
     body_cap_is_exact,
     body_in_many_small_chunks_is_judged_whole,

@@ -23,6 +23,8 @@ use xtask::claims_for;
 
 /// The global budgets per minute of this binary's limits file.
 const BUDGETS: [(&str, usize); 3] = [("free", 20), ("pro", 40), ("enterprise", 60)];
+/// A tool with a global budget of its own (per minute, pro tier), which no other phase calls.
+const BUDGETED_TOOL: (&str, usize) = ("get_usage", 3);
 /// The filter's wait for the service (ms); generous, the service is a debug build on a busy machine.
 const TIMEOUT_MS: u64 = 250;
 /// The most any request may take when the service or its Redis is down.
@@ -32,6 +34,12 @@ fn limits_yaml() -> String {
     let mut yaml = String::from("domain: mcp-edge\ntiers:\n");
     for (tier, budget) in BUDGETS {
         yaml.push_str(&format!("  {tier}:\n    requests_per_minute: {budget}\n"));
+        if tier == "pro" {
+            let (tool, budget) = BUDGETED_TOOL;
+            yaml.push_str(&format!(
+                "    tools:\n      {tool}:\n        requests_per_minute: {budget}\n"
+            ));
+        }
     }
     yaml
 }
@@ -53,7 +61,8 @@ fn global_on() -> Value {
             "domain": "mcp-edge",
             "timeout_ms": TIMEOUT_MS,
             "failure_mode": {"free": "closed", "pro": "open", "enterprise": "open"},
-            "secret_env": "MCP_EDGE_RATELIMIT_SECRET"
+            "secret_env": "MCP_EDGE_RATELIMIT_SECRET",
+            "tool_descriptor": true
         }
     })
 }
@@ -697,6 +706,57 @@ fn a_batch_of_k_calls_costs_k(g: &Scaled) -> Result<()> {
     Ok(())
 }
 
+/// With `tool_descriptor`, a tool's own global budget holds for calls in a batch too: a batch
+/// with three calls of the budgeted tool (3 a minute) and another call is served and uses that
+/// budget up, so the next call of the tool, single or in a batch, is refused (429) while other
+/// tools are still served.
+fn a_batch_costs_each_tools_budget(g: &Scaled) -> Result<()> {
+    g.next_phase();
+    let (_, token) = g.tenant("tool-batch", "pro")?;
+    let client = http();
+    let (tool, budget) = BUDGETED_TOOL;
+    let call = |id: usize, name: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": name, "arguments": {}}})
+    };
+    let mut batch: Vec<Value> = (1..=budget).map(|id| call(id, tool)).collect();
+    batch.push(call(budget + 1, "list_projects"));
+    let a = send(&client, &g.edges[0], &token, &Value::Array(batch))?;
+    ensure!(a.status == 200, "the first batch: {} {}", a.status, a.body);
+    let single = send(&client, &g.edges[1], &token, &tool_call(tool, json!({})))?;
+    ensure!(
+        single.status == 429,
+        "{tool} after {budget} calls of it in a batch: {} {}",
+        single.status,
+        single.body
+    );
+    let batched = send(
+        &client,
+        &g.edges[2],
+        &token,
+        &json!([call(1, "list_projects"), call(2, tool)]),
+    )?;
+    ensure!(
+        batched.status == 429,
+        "a batch calling {tool} again: {} {}",
+        batched.status,
+        batched.body
+    );
+    let other = send(
+        &client,
+        &g.edges[0],
+        &token,
+        &tool_call("list_projects", json!({})),
+    )?;
+    ensure!(
+        other.status == 200,
+        "another tool: {} {}",
+        other.status,
+        other.body
+    );
+    Ok(())
+}
+
 fn main() {
     let mut args = Arguments::from_args();
     // The cases stop and restart shared servers: one at a time, in order.
@@ -709,7 +769,7 @@ fn main() {
         }
     };
     type CaseFn = fn(&Scaled) -> Result<()>;
-    let cases: [(&str, CaseFn); 7] = [
+    let cases: [(&str, CaseFn); 8] = [
         (
             "budget_holds_across_three_envoys",
             budget_holds_across_three_envoys,
@@ -726,6 +786,10 @@ fn main() {
         (
             "an_envoy_without_the_secret_spends_nothing",
             an_envoy_without_the_secret_spends_nothing,
+        ),
+        (
+            "a_batch_costs_each_tools_budget",
+            a_batch_costs_each_tools_budget,
         ),
         (
             "service_down_applies_fail_modes_and_recovers_without_restarting_envoy",

@@ -113,14 +113,15 @@ impl Drop for ZeroWindowConnection {
     }
 }
 
-/// Opens `streams` requests with `method` and `body` on one zero-window connection and waits
-/// until Envoy has answered the head of each (bounded in time).
+/// Opens `streams` requests with `method`, `body` and the `extra` headers on one zero-window
+/// connection and waits until Envoy has answered the head of each (bounded in time).
 async fn zero_window_connection(
     addr: SocketAddr,
     token: &str,
     method: http::Method,
     streams: usize,
     body: Bytes,
+    extra: &[(&str, &str)],
 ) -> Result<ZeroWindowConnection> {
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let (sender, mut conn) = h2::client::Builder::new()
@@ -149,13 +150,16 @@ async fn zero_window_connection(
         sender = tokio::time::timeout(Duration::from_secs(20), sender.ready())
             .await
             .context("no stream capacity within 20 s")??;
-        let req = http::Request::builder()
+        let mut req = http::Request::builder()
             .method(method.clone())
             .uri(format!("http://{addr}/mcp"))
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(())?;
+            .header("accept", "application/json, text/event-stream");
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(())?;
         let (response, mut stream) = sender.send_request(req, false)?;
         stream.send_data(body.clone(), true)?;
         pending.push(response);
@@ -278,10 +282,11 @@ fn zero_window_streams_cannot_fill_the_wasm_vm(s: &Stack) -> Result<()> {
             http::Method::POST,
             HELD_POSTS,
             body.clone(),
+            &[],
         )
         .await?;
-        let gets =
-            zero_window_connection(addr, &attacker, http::Method::GET, HELD_GETS, body).await?;
+        let gets = zero_window_connection(addr, &attacker, http::Method::GET, HELD_GETS, body, &[])
+            .await?;
         anyhow::Ok((posts, gets))
     })?;
     // Envoy limits the streams of a connection (its default would be 2^31-1).
@@ -338,44 +343,149 @@ fn zero_window_streams_cannot_fill_the_wasm_vm(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+/// Streams of [`held_heads_are_not_kept_by_the_wasm_vm`]: three connections of 100.
+const NAMED_CONNECTIONS: usize = 3;
+/// The `Mcp-Name` of each (a `resources/read` URI), under Envoy's 32 KiB header cap.
+const NAME_BYTES: usize = 30_000;
+/// The most the wasm VMs may grow, all together, while those 300 streams are held: a filter
+/// that kept each stream's 30 KB head would need 9 MB.
+const HELD_HEADS_BOUND: u64 = 3 << 20;
+
+/// The head of a request is copied into the filter (path and headers, up to Envoy's 32 KiB
+/// cap) to be judged. A zero-window client holding 300 forwarded `resources/read` streams, each
+/// with a 30 KB `Mcp-Name` (the URI, also in the body), must not make the VMs keep those heads:
+/// after the verdict a stream keeps only its allowed `Origin`. Run on an Envoy of its own (fresh
+/// VMs, whose memory the held streams alone can grow) in front of the recording upstream, which
+/// answers every stream's head. Fails if the VMs grow by more than [`HELD_HEADS_BOUND`].
+fn held_heads_are_not_kept_by_the_wasm_vm(s: &Stack) -> Result<()> {
+    let (mut envoy, url, recorded_url, _) = derived_envoy(s, "held-heads-envoy", Ok)?;
+    let mut spec = s.spec("tenant-held-heads");
+    spec.audience = url;
+    spec.tier = "enterprise".into();
+    let token = s.sign("RS256", claims_for(&spec))?;
+    let uri = format!("file:///{}", "n".repeat(NAME_BYTES - "file:///".len()));
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read",
+                      "params": {"uri": uri, "_meta": {"marker": marker("held-heads")}}});
+    let body = Bytes::from(body.to_string());
+    let addr = authority(&recorded_url)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let named = [("mcp-method", "resources/read"), ("mcp-name", uri.as_str())];
+    // Every VM has judged a request like these before the first measure.
+    let warm = runtime.block_on(async {
+        let mut warm = Vec::new();
+        for _ in 0..4 {
+            warm.push(
+                zero_window_connection(addr, &token, http::Method::POST, 1, body.clone(), &named)
+                    .await?,
+            );
+        }
+        anyhow::Ok(warm)
+    })?;
+    drop(warm);
+    let before: u64 = wasm_memories(envoy.pid())?.iter().sum();
+    let held = runtime.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..NAMED_CONNECTIONS {
+            held.push(
+                zero_window_connection(
+                    addr,
+                    &token,
+                    http::Method::POST,
+                    HELD_POSTS,
+                    body.clone(),
+                    &named,
+                )
+                .await?,
+            );
+        }
+        anyhow::Ok(held)
+    })?;
+    for conn in &held {
+        ensure!(
+            conn.statuses.iter().all(|&c| c == 200),
+            "held streams: {:?}",
+            conn.statuses
+        );
+    }
+    let after: u64 = wasm_memories(envoy.pid())?.iter().sum();
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "wasm VMs {} MiB before, {} MiB with {} streams of {NAME_BYTES}-byte Mcp-Name held",
+        mib(before),
+        mib(after),
+        NAMED_CONNECTIONS * HELD_POSTS
+    );
+    ensure!(
+        grown <= HELD_HEADS_BOUND,
+        "the wasm VMs grew by {} MiB holding {} streams (bound {} MiB)",
+        mib(grown),
+        NAMED_CONNECTIONS * HELD_POSTS,
+        mib(HELD_HEADS_BOUND)
+    );
+    drop(held);
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    envoy.check_alive()?;
+    envoy.stop();
+    Ok(())
+}
+
 /// The idle timeout of [`held_streams_are_reset_after_the_stream_idle_timeout`]'s Envoy.
 const SHORT_IDLE: &str = "5s";
 
-/// An Envoy (one worker) derived from envoy.yaml like the stack's, in front of the stack's
-/// backend and issuer, with only `stream_idle_timeout` shortened to [`SHORT_IDLE`] (a test cannot
-/// wait envoy.yaml's 90 s). Returns the process, its MCP URL (the resource URI) and admin URL.
-fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
+/// An Envoy (one worker) derived from envoy.yaml like the stack's, after `edit` (on envoy.yaml's
+/// text), in front of the stack's backend, recorder and issuer. Returns the process, its MCP URL
+/// (the resource URI), its recorded listener's URL and its admin URL.
+fn derived_envoy(
+    s: &Stack,
+    name: &str,
+    edit: impl FnOnce(String) -> Result<String>,
+) -> Result<(Proc, String, String, String)> {
     let base = std::fs::read_to_string(mcp_edge_tests::repo_root().join("envoy.yaml"))?;
-    let setting = "stream_idle_timeout: 90s";
-    ensure!(
-        base.matches(setting).count() == 1,
-        "envoy.yaml does not set `{setting}` once"
-    );
-    let base = base.replace(setting, &format!("stream_idle_timeout: {SHORT_IDLE}"));
+    let up = s.upstream_ports();
     let ports = EnvoyPorts {
         listener: free_port()?,
         recorded_listener: free_port()?,
         baseline_listener: free_port()?,
         admin: free_port()?,
-        backend: s.backend_addr.port(),
-        // Nothing listens there: this Envoy's recorded listener is not used.
-        recorder: free_port()?,
-        issuer: authority(&s.issuer)?.port(),
+        backend: up.backend,
+        recorder: up.recorder,
+        issuer: up.issuer,
         // Not asked: the global rate limit is off.
         ratelimit: free_port()?,
     };
-    let config = derive_config(&base, &ports, &filter_wasm()?, &overrides())?;
-    let path = s.dir().join("short-idle-envoy.yaml");
+    let config = derive_config(&edit(base)?, &ports, &filter_wasm()?, &overrides())?;
+    let path = s.dir().join(format!("{name}.yaml"));
     std::fs::write(&path, config)?;
     let mut cmd = envoy_command(&path, 1, "warn")?;
     cmd.env("MCP_EDGE_GATEWAY_SECRET", &s.secret);
-    let mut envoy = Proc::spawn("short-idle-envoy", cmd, s.dir())?;
-    envoy.wait_for_port(
-        ([127, 0, 0, 1], ports.listener).into(),
-        Duration::from_secs(60),
-    )?;
-    let url = format!("http://127.0.0.1:{}/mcp", ports.listener);
-    Ok((envoy, url, format!("http://127.0.0.1:{}", ports.admin)))
+    let mut envoy = Proc::spawn(name, cmd, s.dir())?;
+    for port in [ports.listener, ports.recorded_listener] {
+        envoy.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;
+    }
+    let url = |port: u16| format!("http://127.0.0.1:{port}/mcp");
+    Ok((
+        envoy,
+        url(ports.listener),
+        url(ports.recorded_listener),
+        format!("http://127.0.0.1:{}", ports.admin),
+    ))
+}
+
+/// An Envoy derived from envoy.yaml with only `stream_idle_timeout` shortened to [`SHORT_IDLE`]
+/// (a test cannot wait envoy.yaml's 90 s). Returns the process, its MCP URL and admin URL.
+fn short_idle_envoy(s: &Stack) -> Result<(Proc, String, String)> {
+    let (envoy, url, _, admin) = derived_envoy(s, "short-idle-envoy", |base| {
+        let setting = "stream_idle_timeout: 90s";
+        ensure!(
+            base.matches(setting).count() == 1,
+            "envoy.yaml does not set `{setting}` once"
+        );
+        Ok(base.replace(setting, &format!("stream_idle_timeout: {SHORT_IDLE}")))
+    })?;
+    Ok((envoy, url, admin))
 }
 
 /// A zero-window client cannot hold its streams for ever: once their answers have waited
@@ -406,6 +516,7 @@ fn held_streams_are_reset_after_the_stream_idle_timeout(s: &Stack) -> Result<()>
         http::Method::POST,
         STREAMS,
         body,
+        &[],
     ))?;
     ensure!(
         held.statuses.iter().all(|&c| c == 200),
@@ -435,6 +546,130 @@ fn held_streams_are_reset_after_the_stream_idle_timeout(s: &Stack) -> Result<()>
     runtime.shutdown_timeout(Duration::from_secs(5));
     envoy.check_alive()?;
     envoy.stop();
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client-sent x-envoy-* headers steer nothing.
+
+/// What three requests carrying Envoy's router-control headers did at `recorded_url` (an edge in
+/// front of the recording upstream): a 1 ms upstream timeout against an upstream answering after
+/// 1 s, 2 retries on 5xx against one answering 503, a forced trace with a 45 s timeout.
+#[derive(Debug, PartialEq)]
+struct Steered {
+    timeout_status: u16,
+    /// `x-envoy-expected-rq-timeout-ms` as the upstream saw it (of the traced request).
+    upstream_timeout: Option<String>,
+    retry_status: u16,
+    /// How many times the upstream received the request answered 503.
+    attempts: usize,
+    /// `x-envoy-force-trace` reached the upstream.
+    trace_forwarded: bool,
+}
+
+fn steer(s: &Stack, label: &str, recorded_url: &str, token: &str) -> Result<Steered> {
+    use mcp_edge_tests::recorder::{DELAY_HEADER, STATUS_HEADER};
+    let send = |name: &str, headers: &[(&str, &str)]| -> Result<(u16, Vec<_>)> {
+        let m = marker(&format!("{label}-{name}"));
+        let mut req = http()
+            .post(recorded_url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .body(call_body(&m));
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let status = req.send()?.status().as_u16();
+        Ok((status, s.recorder.with_marker(&m)))
+    };
+    let (timeout_status, _) = send(
+        "envoy-timeout",
+        &[
+            ("x-envoy-upstream-rq-timeout-ms", "1"),
+            (DELAY_HEADER, "1000"),
+        ],
+    )?;
+    let (retry_status, retried) = send(
+        "envoy-retries",
+        &[
+            ("x-envoy-retry-on", "5xx"),
+            ("x-envoy-max-retries", "2"),
+            (STATUS_HEADER, "503"),
+        ],
+    )?;
+    let (_, traced) = send(
+        "envoy-trace",
+        &[
+            ("x-envoy-force-trace", "true"),
+            ("x-envoy-upstream-rq-timeout-ms", "45000"),
+        ],
+    )?;
+    ensure!(
+        traced.len() == 1,
+        "traced request: {} arrivals",
+        traced.len()
+    );
+    Ok(Steered {
+        timeout_status,
+        upstream_timeout: traced[0].header("x-envoy-expected-rq-timeout-ms"),
+        retry_status,
+        attempts: retried.len(),
+        trace_forwarded: traced[0].header("x-envoy-force-trace").is_some(),
+    })
+}
+
+/// Envoy honours `x-envoy-upstream-rq-timeout-ms`, `x-envoy-retry-on`, `x-envoy-max-retries` and
+/// `x-envoy-force-trace` from "internal" peers. envoy.yaml makes no peer internal, so from a
+/// client (here on loopback) they change nothing: the route's 60 s timeout, one attempt, no trace
+/// header upstream. The same requests through an Envoy whose `internal_address_config` is `{}`
+/// (what Envoy before 1.36 did when unset: RFC1918 and loopback are internal) are steered: 504
+/// after 1 ms, three attempts, the trace header and a 45 s timeout forwarded, which shows the
+/// requests would notice.
+fn client_envoy_headers_steer_nothing(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-envoy-headers")?;
+    let shipped = steer(s, "shipped", &s.recorded_mcp_url, &token)?;
+    let ignored = Steered {
+        timeout_status: 200,
+        upstream_timeout: Some("60000".into()),
+        retry_status: 503,
+        attempts: 1,
+        trace_forwarded: false,
+    };
+    ensure!(
+        shipped == ignored,
+        "envoy.yaml's edge was steered: {shipped:?}"
+    );
+
+    let (mut trusting, url, recorded_url, _) = derived_envoy(s, "trusting-envoy", |base| {
+        let mut doc: serde_yaml::Value = serde_yaml::from_str(&base)?;
+        let listener = &mut doc["static_resources"]["listeners"][0];
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        ensure!(hcm.is_mapping(), "envoy.yaml's first listener has no HCM");
+        hcm["internal_address_config"] = serde_yaml::Value::Mapping(Default::default());
+        Ok(serde_yaml::to_string(&doc)?)
+    })?;
+    let mut spec = s.spec("tenant-envoy-headers");
+    spec.audience = url;
+    let trusted = steer(
+        s,
+        "trusting",
+        &recorded_url,
+        &s.sign("RS256", claims_for(&spec))?,
+    )?;
+    trusting.check_alive()?;
+    trusting.stop();
+    let steered = Steered {
+        timeout_status: 504,
+        upstream_timeout: Some("45000".into()),
+        retry_status: 503,
+        attempts: 3,
+        trace_forwarded: true,
+    };
+    ensure!(
+        trusted == steered,
+        "an Envoy trusting loopback was not steered as expected: {trusted:?}"
+    );
     Ok(())
 }
 
@@ -636,6 +871,19 @@ fn edge_limits_are_live(s: &Stack) -> Result<()> {
     let hcm_settings: &[(&[&str], &str)] = &[
         (&["use_remote_address"], "true"),
         (&["xff_num_trusted_hops"], "0"),
+        (
+            &[
+                "internal_address_config",
+                "cidr_ranges",
+                "0",
+                "address_prefix",
+            ],
+            "0.0.0.0",
+        ),
+        (
+            &["internal_address_config", "cidr_ranges", "0", "prefix_len"],
+            "32",
+        ),
         (&["request_headers_timeout"], "10s"),
         (&["request_timeout"], "30s"),
         (&["stream_idle_timeout"], "90s"),
@@ -990,6 +1238,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     unicode_identities_arrive_intact,
     edge_limits_are_live,
     underscore_headers_are_refused,
+    client_envoy_headers_steer_nothing,
+    held_heads_are_not_kept_by_the_wasm_vm,
     trapped_vm_is_replaced_and_never_fails_open,
     held_streams_are_reset_after_the_stream_idle_timeout;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,

@@ -1,7 +1,8 @@
 //! Microsoft Entra ID v2 access tokens through real Envoy and the real .wasm, with the `entra`
 //! claims preset: the directory (`tid`) is the tenant, `oid` the user, `scp` (scope values without
-//! the application ID URI, which `scope_prefix` puts back) the scopes — or, for app-only tokens,
-//! which carry no `scp`, their app roles (`"scopes": ["scp", "roles"]`) — app roles the tier. The
+//! the application ID URI, which `scope_prefix` puts back) the scopes — or, for app-only tokens
+//! (`idtyp: app`), their app roles (`"scopes": ["scp", "roles"]`). The tier is the operator's, by
+//! directory (`tier_by_tenant`): app roles are assigned in the customer's own directory. The
 //! tokens are signed by the stack's issuer key, which stands in for Entra's (its JWKS is what the
 //! filter fetches); issuer, audience and claims are Entra's.
 
@@ -34,7 +35,7 @@ fn overrides() -> Value {
             "preset": "entra",
             "scopes": ["scp", "roles"],
             "scope_prefix": scope(""),
-            "tier_map": {"MCP.Enterprise": "enterprise", "MCP.Pro": "pro"}
+            "tier_by_tenant": {TID: "pro"}
         },
         "prm": {
             "authorization_servers": [format!("https://login.microsoftonline.com/{TID}/v2.0")],
@@ -105,6 +106,13 @@ fn an_app_only_token_gets_its_roles_as_scopes(s: &Stack) -> Result<()> {
         "scopes: {:?}",
         got.header(headers::SCOPES)
     );
+    // Nor when `scp` is absent: only `idtyp: app` makes a token app-only.
+    let custom = json!({"oid": OID, "roles": ["mcp:read"], "tid": TID, "ver": "2.0"});
+    let claims = provider_claims(&issuer(), &[APP], "pairwise-sub-for-this-app", custom)?;
+    let no_scp = s.sign_rs256_typed("JWT", claims)?;
+    let (status, challenge, body) = refused(s, &no_scp, "list_projects", "entra-no-scp-roles")?;
+    ensure!(status == 403, "{status} {body}");
+    ensure!(challenge.contains("insufficient_scope"), "{challenge}");
     Ok(())
 }
 
@@ -118,7 +126,9 @@ fn the_directory_and_user_reach_the_backend(s: &Stack) -> Result<()> {
             headers::SCOPES,
             format!("{} {}", scope("mcp:read"), scope("mcp:write")),
         ),
-        (headers::TIER, "enterprise".to_string()),
+        // The token's roles say MCP.Enterprise (the customer's admin assigns them): the operator
+        // says pro for this directory.
+        (headers::TIER, "pro".to_string()),
     ];
     for (name, value) in expect {
         ensure!(

@@ -13,8 +13,9 @@ use axum::http::StatusCode;
 use common::*;
 use mcp_edge_backend::batch::MAX_BATCH_ELEMENTS;
 use mcp_edge_backend::metering::{
-    DailyQuota, DeliveryTask, MemoryMeter, Metering, MeteringConfig, Outbox, QuotaLimits,
+    DailyQuota, DeliveryTask, MemoryMeter, Metering, MeteringConfig, Outbox, QuotaLimits, call_key,
 };
+use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 use serde_json::{Value, json};
 
 fn call(id: Value, tool: &str, arguments: Value) -> Value {
@@ -240,17 +241,54 @@ async fn each_billable_element_is_metered_once() {
         .map(|e| (e.event_id.clone(), e.tool.clone()))
         .collect();
     events.sort();
-    // One request id (the batch's), one event per billable element, named by its JSON-RPC id.
-    let suffixes: Vec<(&str, &str)> = events
+    // One request id (the batch's), one event per billable element, keyed by its JSON-RPC id.
+    let request_ids: Vec<String> = meter
+        .events()
         .iter()
-        .map(|(id, tool)| (id.rsplit_once('/').map_or("", |(_, s)| s), tool.as_str()))
+        .map(|e| e.request_id.clone())
         .collect();
-    assert_eq!(
-        suffixes,
-        [("1", "create_project"), ("two", "create_project")]
-    );
-    let prefix = |id: &str| id.rsplit_once('/').map(|(p, _)| p.to_owned());
-    assert_eq!(prefix(&events[0].0), prefix(&events[1].0), "{events:?}");
+    assert_eq!(request_ids.len(), 2);
+    assert_eq!(request_ids[0], request_ids[1], "{request_ids:?}");
+    let mut expected = vec![
+        (call_key(&request_ids[0], "1"), "create_project".to_owned()),
+        (
+            call_key(&request_ids[0], "two"),
+            "create_project".to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(events, expected);
+}
+
+/// A JSON-RPC id is echoed, keys the exactly-once marker and the reservation, and names the usage
+/// event, which Stripe takes as an `identifier` of at most 100 characters: a string id longer than
+/// the contract's cap is refused, alone or in a batch, and the event id has one length.
+#[tokio::test]
+async fn long_ids_are_refused_and_event_ids_have_one_length() {
+    let (app, meter, task) = metered_app(MeteringConfig::default());
+    let make = |id: Value, name: &str| call(id, "create_project", json!({ "name": name }));
+    let too_long = "i".repeat(300 * 1024);
+
+    let refused = rpc(&app, "acme", make(json!(too_long), "Long")).await;
+    assert_eq!(rpc_error_code(&refused), -32600, "a 300 KB id is refused");
+    let (status, text, _) = post(
+        &app,
+        "",
+        &json!([make(json!("x".repeat(MAX_JSONRPC_ID_BYTES + 1)), "Batch")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let error: Value = serde_json::from_str(&text).expect("a JSON-RPC error");
+    assert_eq!(rpc_error_code(&error), -32600, "{text}");
+    assert!(error["id"].is_null(), "{text}");
+    assert!(project_names(&app).await.is_empty(), "nothing ran");
+
+    let longest = "l".repeat(MAX_JSONRPC_ID_BYTES);
+    ok(&rpc(&app, "acme", make(json!(longest), "Longest")).await);
+    ok(&rpc(&app, "acme", make(json!(1), "Short")).await);
+    task.shutdown(Duration::from_secs(5)).await;
+    let ids: Vec<usize> = meter.events().iter().map(|e| e.event_id.len()).collect();
+    assert_eq!(ids, [43, 43], "one length whatever the JSON-RPC id's");
 }
 
 #[tokio::test]

@@ -16,3 +16,9 @@ pub const MAX_ALLOWED_TOOLS: usize = 256;
 /// batch whole (JSON-RPC -32600) before running any of it: each element is a tool call, and the
 /// body cap alone would let a small body carry hundreds of thousands of them.
 pub const MAX_BATCH_ELEMENTS: usize = 100;
+
+/// The longest string JSON-RPC `id` either side accepts (bytes); integer ids are any i64/u64.
+/// An id is echoed in every answer, keys the backend's exactly-once bookkeeping (held in memory
+/// and in the store for the replay window) and identifies the call's usage event: unbounded, a
+/// body-sized id would be copied into each of them.
+pub const MAX_JSONRPC_ID_BYTES: usize = 128;

@@ -74,8 +74,11 @@ pub struct ClaimMapping {
     pub user: ClaimPath,
     pub scopes: Source<Vec<String>>,
     /// Read, in order, when the `scopes` claim is absent: the first present is the token's scopes
-    /// (Entra: delegated tokens carry `scp`, app-only tokens only `roles`).
+    /// (Entra: delegated tokens carry `scp`, app-only tokens only `roles`). With `app_only`, read
+    /// only for tokens it marks (and `scopes` only for the others).
     pub scopes_fallback: Vec<ClaimPath>,
+    /// The claim and value that mark an app-only token (Entra: `idtyp` = `app`).
+    pub app_only: Option<(ClaimPath, String)>,
     /// Put before every scope the token carries that does not start with it already (Entra's
     /// `scp` holds `mcp:read` for a scope requested as `api://<app-id>/mcp:read`).
     pub scope_prefix: Option<String>,
@@ -83,6 +86,9 @@ pub struct ClaimMapping {
     pub tier: Source<Tier>,
     /// The IdP's values (e.g. Entra app roles) → our tiers. Without it, values are our tier names.
     pub tier_map: Option<BTreeMap<String, Tier>>,
+    /// The operator's tier per tenant id; it decides when set (a tenant not listed gets the fixed
+    /// `tier`, or free).
+    pub tier_by_tenant: Option<BTreeMap<String, Tier>>,
     pub data_scope: Source<String>,
 }
 
@@ -93,10 +99,12 @@ impl Default for ClaimMapping {
             user: ClaimPath::name("sub"),
             scopes: Source::Claim(ClaimPath::name("scope")),
             scopes_fallback: Vec::new(),
+            app_only: None,
             scope_prefix: None,
             allowed_tools: ClaimPath::name("allowed_tools"),
             tier: Source::Claim(ClaimPath::name("rate_limit_tier")),
             tier_map: None,
+            tier_by_tenant: None,
             data_scope: Source::Claim(ClaimPath::name("data_scope")),
         }
     }

@@ -3,6 +3,8 @@
 //! A browser may call the MCP endpoint only from an allowed origin: its preflight (`OPTIONS`) is
 //! answered here, and every answer to it (allowed or refused) names the origin and exposes the
 //! headers a client needs to read, above all `WWW-Authenticate`, which starts OAuth discovery.
+//! The resource's own origin is always allowed: a page served from it is same-origin, and MCP's
+//! DNS-rebinding rule refuses foreign origins, not the server's own.
 
 use crate::config::EdgeConfig;
 
@@ -16,6 +18,21 @@ pub fn allowed_origin<'a>(cfg: &EdgeConfig, origin: Option<&'a [u8]>) -> Option<
     cfg.allowed_origins
         .contains(o.trim_end_matches('/'))
         .then_some(o)
+}
+
+/// The origin a browser sends for pages at `origin` (`scheme://authority` of an http(s) URI):
+/// scheme and host in lower case, the scheme's default port left out (RFC 6454).
+pub fn browser_origin(origin: &str) -> String {
+    let lower = origin.to_ascii_lowercase();
+    let default_port = if lower.starts_with("https://") {
+        ":443"
+    } else {
+        ":80"
+    };
+    match lower.strip_suffix(default_port) {
+        Some(without) if !without.ends_with(':') => without.to_string(),
+        _ => lower,
+    }
 }
 
 /// Headers for any answer to a request from `origin` (an allowed one).
@@ -45,8 +62,8 @@ mod tests {
     use crate::config::parse_config;
     use serde_json::json;
 
-    fn cfg() -> EdgeConfig {
-        let v = json!({
+    fn config_json() -> serde_json::Value {
+        json!({
             "resource": "https://mcp.example/mcp",
             "issuers": ["https://as"],
             "jwks": {"remote": {"cluster": "c", "path": "/jwks", "authority": "as"}},
@@ -54,8 +71,51 @@ mod tests {
             "prm": {"authorization_servers": ["https://as"], "scopes_supported": ["mcp:read", "mcp:write"]},
             "tool_scopes": {},
             "allowed_origins": ["http://localhost:6274"]
-        });
+        })
+    }
+
+    fn cfg() -> EdgeConfig {
+        parse_config(config_json().to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    fn cfg_for(resource: &str) -> EdgeConfig {
+        let mut v = config_json();
+        v["resource"] = json!(resource);
         parse_config(v.to_string().as_bytes(), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn the_resources_own_origin_is_allowed_and_no_other() {
+        for (resource, own) in [
+            ("https://mcp.example/mcp", "https://mcp.example"),
+            ("https://MCP.Example:443/mcp", "https://mcp.example"),
+            ("http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080"),
+            ("http://mcp.example:80/x/mcp", "http://mcp.example"),
+        ] {
+            let c = cfg_for(resource);
+            assert_eq!(
+                allowed_origin(&c, Some(own.as_bytes())),
+                Some(own),
+                "{resource}"
+            );
+            for other in [
+                "https://evil.example",
+                "http://127.0.0.1:8081",
+                "https://mcp.example:8443",
+                "http://localhost:8080",
+            ] {
+                if other != own {
+                    assert_eq!(allowed_origin(&c, Some(other.as_bytes())), None, "{other}");
+                }
+            }
+            assert_eq!(
+                allowed_origin(&c, Some(b"http://localhost:6274")),
+                Some("http://localhost:6274"),
+                "the listed origins as before"
+            );
+        }
+        assert_eq!(browser_origin("http://a:8080"), "http://a:8080");
+        assert_eq!(browser_origin("https://a:80"), "https://a:80");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Anything else is refused before any decision is taken on it.
 
 use mcp_edge_contract::codes;
+use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 use serde_json::{Map, Value};
 
 use crate::strict_json::parse_strict;
@@ -97,7 +98,7 @@ fn invalid(message: impl Into<String>, id: Option<&Value>) -> RpcError {
 
 fn valid_id(id: &Value) -> bool {
     match id {
-        Value::String(_) => true,
+        Value::String(s) => s.len() <= MAX_JSONRPC_ID_BYTES,
         Value::Number(n) => n.is_i64() || n.is_u64(),
         _ => false,
     }
@@ -111,7 +112,10 @@ fn message_from(value: Value) -> Result<Message, RpcError> {
     if let Some(id) = &id
         && !valid_id(id)
     {
-        return Err(invalid("`id` must be a string or an integer", None));
+        return Err(invalid(
+            format!("`id` must be an integer or a string of at most {MAX_JSONRPC_ID_BYTES} bytes"),
+            None,
+        ));
     }
     if obj.remove("jsonrpc") != Some(Value::String("2.0".into())) {
         return Err(invalid("`jsonrpc` must be \"2.0\"", id.as_ref()));
@@ -261,6 +265,31 @@ mod tests {
         for (body, code) in cases {
             assert_eq!(parse(body).unwrap_err().code, code, "{body}");
         }
+    }
+
+    #[test]
+    fn string_ids_are_capped_and_never_echoed_when_too_long() {
+        let body = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":"{id}","method":"ping"}}"#);
+        let longest = "i".repeat(MAX_JSONRPC_ID_BYTES);
+        assert!(parse(&body(&longest)).is_ok());
+        let multibyte = "\u{e9}".repeat(MAX_JSONRPC_ID_BYTES / 2); // 2 bytes each
+        assert!(parse(&body(&multibyte)).is_ok());
+        for too_long in [
+            "i".repeat(MAX_JSONRPC_ID_BYTES + 1),
+            "\u{e9}".repeat(MAX_JSONRPC_ID_BYTES / 2 + 1),
+            "i".repeat(300 * 1024),
+        ] {
+            let e = parse(&body(&too_long)).unwrap_err();
+            assert_eq!(e.code, codes::INVALID_REQUEST);
+            assert_eq!(e.id, None, "a refused id is not echoed");
+            let in_batch = format!(
+                r#"[{{"jsonrpc":"2.0","id":1,"method":"ping"}},{}]"#,
+                body(&too_long)
+            );
+            assert_eq!(parse(&in_batch).unwrap_err().code, codes::INVALID_REQUEST);
+        }
+        let big_integer = format!(r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, u64::MAX);
+        assert!(parse(&big_integer).is_ok(), "integers as before");
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub mod protocol;
 pub mod rate_limit;
 pub mod reply;
 pub mod request_id;
+pub mod routing_headers;
 pub mod rs256;
 pub mod session;
 pub mod sse;

@@ -18,6 +18,7 @@ use mcp_edge_contract::limits::MAX_BATCH_ELEMENTS;
 use serde_json::{Value, json};
 
 use crate::jsonrpc::{Message, Payload};
+use crate::routing_headers::KeptRouting;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProtocolVersion {
@@ -173,7 +174,7 @@ const BASE64_SUFFIX: &[u8] = b"?=";
 
 /// The value an `Mcp-Name` header stands for: `=?base64?…?=` decoded (UTF-8), or the plain value,
 /// which must be visible ASCII, space or tab.
-fn decode_name_header(raw: &[u8]) -> Result<String, String> {
+pub fn decode_name_header(raw: &[u8]) -> Result<String, String> {
     if raw.len() >= BASE64_PREFIX.len() + BASE64_SUFFIX.len()
         && raw.starts_with(BASE64_PREFIX)
         && raw.ends_with(BASE64_SUFFIX)
@@ -195,12 +196,23 @@ fn decode_name_header(raw: &[u8]) -> Result<String, String> {
 
 /// `Mcp-Method` / `Mcp-Name` must agree with the body when they are sent, and from 2026-07-28 on
 /// they must be sent (`Mcp-Name` where the specification defines it). Never authorize on them.
+#[cfg(test)]
 pub fn check_routing_headers(
     payload: &Payload,
     version: ProtocolVersion,
     mcp_method: Option<&[u8]>,
     mcp_name: Option<&[u8]>,
 ) -> Result<(), String> {
+    check_kept_routing_headers(payload, version, &KeptRouting::new(mcp_method, mcp_name))
+}
+
+/// [`check_routing_headers`] with the headers as the request kept them.
+pub fn check_kept_routing_headers(
+    payload: &Payload,
+    version: ProtocolVersion,
+    routing: &KeptRouting,
+) -> Result<(), String> {
+    let (mcp_method, mcp_name) = (routing.mcp_method.as_ref(), routing.mcp_name.as_ref());
     let required = match payload {
         Payload::Single(Message::Request { method, .. }) if version.is_stateless() => {
             Some(NAME_REQUIRED.contains(&method.as_str()))
@@ -220,7 +232,7 @@ pub fn check_routing_headers(
                 version.as_str()
             ));
         }
-        Some(m) if Some(m) != message.method().map(str::as_bytes) => {
+        Some(m) if !message.method().is_some_and(|b| m.matches(b.as_bytes())) => {
             return Err("the Mcp-Method header does not match the body's method".into());
         }
         _ => {}
@@ -232,7 +244,8 @@ pub fn check_routing_headers(
             version.as_str(),
             message.method().unwrap_or_default()
         )),
-        Some(n) if body_name != Some(decode_name_header(n)?.as_str()) => {
+        Some(Err(e)) => Err(e.clone()),
+        Some(Ok(n)) if !body_name.is_some_and(|b| n.matches(b.as_bytes())) => {
             Err("the Mcp-Name header does not match the body".into())
         }
         _ => Ok(()),

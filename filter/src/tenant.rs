@@ -101,8 +101,20 @@ fn scopes_from(
         Source::Fixed(scopes) => return Ok(scopes.clone()),
         Source::Claim(path) => path,
     };
+    // With an app-only marker, an app-only token's scopes are only its fallback claims (Entra:
+    // `roles`) and any other token's only the scopes claim; without one, the first present.
+    let app_only = mapping
+        .app_only
+        .as_ref()
+        .map(|(marker, value)| marker.find(claims).and_then(Value::as_str) == Some(value));
     let found = std::iter::once(first)
-        .chain(&mapping.scopes_fallback)
+        .filter(|_| app_only != Some(true))
+        .chain(
+            mapping
+                .scopes_fallback
+                .iter()
+                .filter(|_| app_only != Some(false)),
+        )
         .find_map(|path| path.find(claims).map(|value| (path, value)));
     let Some((path, value)) = found else {
         return Ok(Vec::new());
@@ -152,7 +164,18 @@ fn scopes_from(
 
 /// The tier: one value or an array of values (Entra's `roles`, Keycloak's realm roles), each
 /// read through the tier map if there is one; the highest tier named wins, none is the lowest.
-fn tier_from(claims: &Map<String, Value>, mapping: &ClaimMapping) -> Result<Tier, ClaimError> {
+fn tier_from(
+    claims: &Map<String, Value>,
+    mapping: &ClaimMapping,
+    tenant_id: &str,
+) -> Result<Tier, ClaimError> {
+    if let Some(by_tenant) = &mapping.tier_by_tenant {
+        let otherwise = match &mapping.tier {
+            Source::Fixed(tier) => *tier,
+            Source::Claim(_) => Tier::Free,
+        };
+        return Ok(by_tenant.get(tenant_id).copied().unwrap_or(otherwise));
+    }
     let path = match &mapping.tier {
         Source::Fixed(tier) => return Ok(*tier),
         Source::Claim(path) => path,
@@ -242,7 +265,7 @@ pub fn tenant_context(
     };
     let data_scope =
         string_from(claims, &mapping.data_scope, MAX_DATA_SCOPE_BYTES)?.unwrap_or_default();
-    let tier = tier_from(claims, mapping)?;
+    let tier = tier_from(claims, mapping, tenant_id)?;
     Ok(TenantContext {
         identity: Identity {
             tenant_id: tenant_id.to_string(),
@@ -379,12 +402,55 @@ mod tests {
     }
 
     #[test]
+    fn entra_app_only_tokens_are_known_by_idtyp_and_tiers_are_the_operators() {
+        let m = ClaimMapping {
+            tenant: Source::Claim(ClaimPath::name("tid")),
+            user: ClaimPath::name("oid"),
+            scopes: Source::Claim(ClaimPath::name("scp")),
+            scopes_fallback: vec![ClaimPath::name("roles")],
+            app_only: Some((ClaimPath::name("idtyp"), "app".into())),
+            tier: Source::Fixed(Tier::Free),
+            tier_by_tenant: Some([("contoso".to_string(), Tier::Enterprise)].into()),
+            ..ClaimMapping::default()
+        };
+        let app = mapped(
+            &m,
+            json!({"tid": "contoso", "oid": "sp", "idtyp": "app", "roles": ["mcp:read"]}),
+        )
+        .unwrap();
+        assert_eq!(app.scopes, vec!["mcp:read"]);
+        assert_eq!(
+            app.tier,
+            Tier::Enterprise,
+            "the operator's tier for the tenant"
+        );
+        // A user token without `scp`: its roles (assigned in the customer's directory) are not
+        // scopes, and no role or claim makes a tenant enterprise.
+        let user = mapped(
+            &m,
+            json!({"tid": "fabrikam", "oid": "u", "roles": ["mcp:admin", "enterprise"],
+                   "rate_limit_tier": "enterprise"}),
+        )
+        .unwrap();
+        assert!(user.scopes.is_empty(), "{:?}", user.scopes);
+        assert_eq!(user.tier, Tier::Free);
+        // An app-only token's `scp`, if any, is not read either.
+        let odd = mapped(
+            &m,
+            json!({"tid": "t", "oid": "sp", "idtyp": "app", "scp": "mcp:admin"}),
+        )
+        .unwrap();
+        assert!(odd.scopes.is_empty(), "{:?}", odd.scopes);
+    }
+
+    #[test]
     fn a_mapping_reads_other_claims() {
         let m = ClaimMapping {
             tenant: Source::Claim(ClaimPath::name("https://example.com/tenant_id")),
             user: ClaimPath::name("oid"),
             scopes: Source::Claim(ClaimPath::name("scp")),
             scopes_fallback: vec![ClaimPath::name("roles")],
+            app_only: None,
             scope_prefix: Some("api://app/".into()),
             allowed_tools: ClaimPath::from_segments(
                 vec!["mcp".into(), "tools".into()],
@@ -398,6 +464,7 @@ mod tests {
                 ]
                 .into(),
             ),
+            tier_by_tenant: None,
             data_scope: Source::Fixed("team:all".into()),
         };
         let ctx = mapped(

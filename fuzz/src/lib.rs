@@ -22,6 +22,7 @@ use mcp_edge_filter::jsonrpc::{Message, Payload, parse_payload};
 use mcp_edge_filter::keys::{Algorithm, KeySet};
 use mcp_edge_filter::policy::PayloadVerdict;
 use mcp_edge_filter::protocol::ProtocolVersion;
+use mcp_edge_filter::routing_headers::KeptRouting;
 use mcp_edge_filter::strict_json::parse_strict;
 use mcp_edge_filter::tenant::{TenantContext, tenant_context_from_claims};
 use mcp_edge_filter::token::{TokenPolicy, verify_bearer};
@@ -246,9 +247,10 @@ pub fn policy(data: &[u8]) {
         return;
     };
     let version = VERSIONS[usize::from(flags % 5)];
+    let mcp_method = (flags & 0x10 != 0).then_some(mcp_method);
+    let names = KeptRouting::new(mcp_method, (flags & 0x20 != 0).then_some(mcp_name));
     let routing = RoutingHeaders {
-        mcp_method: (flags & 0x10 != 0).then_some(mcp_method),
-        mcp_name: (flags & 0x20 != 0).then_some(mcp_name),
+        names: &names,
         protocol_version: (flags & 0x40 != 0).then_some(version.as_str().as_bytes()),
     };
     let admitted = Admitted {
@@ -261,16 +263,16 @@ pub fn policy(data: &[u8]) {
             let payload = parse_payload(body).expect("an allowed body parses");
             assert_eq!(cfg.policy.judge(tenant, &payload), PayloadVerdict::Allow);
             assert!(!payload.is_batch() || version.allows_batches());
-            if routing.mcp_method.is_some() || routing.mcp_name.is_some() {
+            if names.mcp_method.is_some() || names.mcp_name.is_some() {
                 assert!(!payload.is_batch());
             }
-            if let Some(m) = routing.mcp_method {
+            if let Some(m) = mcp_method {
                 assert_eq!(Some(m), payload.messages()[0].method().map(str::as_bytes));
             }
             // From 2026-07-28 on a request needs Mcp-Method, and a client sends no responses.
             if version.is_stateless() {
                 let m = &payload.messages()[0];
-                assert!(m.id().is_none() || routing.mcp_method.is_some());
+                assert!(m.id().is_none() || mcp_method.is_some());
                 assert!(m.method().is_some());
             }
             for m in payload.messages() {

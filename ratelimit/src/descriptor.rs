@@ -16,8 +16,9 @@ use crate::limits_file::{MAX_TOOL_NAME_BYTES, is_tool_name};
 pub const ENTRY_TENANT: &str = "tenant";
 pub const ENTRY_TIER: &str = "tier";
 pub const ENTRY_TOOL: &str = "tool";
-/// The most descriptors one request may carry (each is counted on its own).
-pub const MAX_DESCRIPTORS: usize = 8;
+/// The most descriptors one request may carry (each is counted on its own): the filter sends one
+/// per tool a batch calls, and a batch holds at most this many messages.
+pub const MAX_DESCRIPTORS: usize = mcp_edge_contract::limits::MAX_BATCH_ELEMENTS;
 
 /// One descriptor, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,8 +179,11 @@ mod tests {
                 },
                 "unknown domain",
             ),
-            (request(vec![], 1), "1 to 8 descriptors"),
-            (request(vec![ok(); 9], 1), "1 to 8 descriptors"),
+            (request(vec![], 1), "1 to 100 descriptors"),
+            (
+                request(vec![ok(); MAX_DESCRIPTORS + 1], 1),
+                "1 to 100 descriptors",
+            ),
             (
                 request(vec![entries(&[("tier", "free")])], 1),
                 "missing entry \"tenant\"",

@@ -16,14 +16,16 @@ fn limit() -> GlobalLimit {
         upstream: rls_proto::upstream_for("mcp_edge_ratelimit").expect("ascii"),
         domain: "mcp-edge".into(),
         timeout_ms: 20,
+        first_call_timeout_ms: 1_000,
         failure_mode: Default::default(),
         tool_descriptor: true,
+        authorization: None,
     }
 }
 
 #[test]
 fn the_filters_request_is_the_request_the_service_reads() {
-    let bytes = limit().request("acme", Tier::Enterprise, Some("list_projects"), 7);
+    let bytes = limit().request("acme", Tier::Enterprise, &[("list_projects".into(), 7)], 7);
     let req = RateLimitRequest::decode(bytes.as_slice()).expect("envoy-types decodes it");
     assert_eq!(req.domain, "mcp-edge");
     assert_eq!(req.hits_addend, 7);

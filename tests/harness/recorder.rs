@@ -6,6 +6,8 @@
 //! lists tools where no `tools/list` asked. With [`ANSWER_WITH_TOOLS_AND_TRAILERS`], the JSON list
 //! is followed by a trailer field (announced in `Trailer`; HTTP/1 sends trailers only when the
 //! request says `TE: trailers`; Envoy's recorder cluster reads them, `envoy::derive_config`).
+//! A test can also ask it to answer late or with another status ([`DELAY_HEADER`],
+//! [`STATUS_HEADER`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use anyhow::Result;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 
@@ -86,6 +88,11 @@ impl Recorder {
     }
 }
 
+/// A request header asking the recorder to wait this many milliseconds before it answers.
+pub const DELAY_HEADER: &str = "x-recorder-delay-ms";
+/// A request header asking the recorder to answer with this HTTP status.
+pub const STATUS_HEADER: &str = "x-recorder-status";
+
 async fn record(
     State(rec): State<Recorder>,
     method: Method,
@@ -97,6 +104,17 @@ async fn record(
         .ok()
         .and_then(|v| v.get("id").cloned())
         .unwrap_or(serde_json::Value::Null);
+    let asked = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let delay = asked(DELAY_HEADER);
+    let status = asked(STATUS_HEADER)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
     if let Ok(mut r) = rec.requests.lock() {
         r.push(Recorded {
             method: method.to_string(),
@@ -110,6 +128,9 @@ async fn record(
                 .collect(),
             body: body.to_vec(),
         });
+    }
+    if let Some(ms) = delay {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     let has = |marker: &str| body.windows(marker.len()).any(|w| w == marker.as_bytes());
     let tools: Vec<_> = LISTED_TOOLS
@@ -147,7 +168,7 @@ async fn record(
         return (json, listed.to_string()).into_response();
     }
     let empty = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}});
-    (json, empty.to_string()).into_response()
+    (status, json, empty.to_string()).into_response()
 }
 
 /// A body of one data frame, then trailers.

@@ -402,6 +402,11 @@ impl Stack {
         Ok(ports)
     }
 
+    /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
+    pub fn upstream_ports(&self) -> &EnvoyPorts {
+        &self.upstream_ports
+    }
+
     /// Stops the server named `name` (by pid), if it runs.
     pub fn stop_one(&self, name: &str) -> Result<()> {
         let mut procs = self

@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use crate::jsonrpc_error::{INVALID_REQUEST, PARSE_ERROR};
 
 pub use mcp_edge_contract::limits::MAX_BATCH_ELEMENTS;
+use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 
 /// One element of a batch.
 #[derive(Debug)]
@@ -55,6 +56,10 @@ pub enum BatchRefusal {
         "Invalid Request: the request id {0} appears more than once in this batch; ids must be unique"
     )]
     DuplicateId(String),
+    #[error(
+        "Invalid Request: a request id must be an integer or a string of at most {MAX_JSONRPC_ID_BYTES} bytes"
+    )]
+    IdTooLong,
 }
 
 impl BatchRefusal {
@@ -106,10 +111,16 @@ fn classify(raw: &RawValue) -> Element<'_> {
     }
 }
 
-/// The batch-wide rules on requests: no `initialize`, no id twice.
+/// The batch-wide rules on requests: no `initialize`, no id twice, no id over the cap.
 fn check_requests(elements: &[Element<'_>]) -> Result<(), BatchRefusal> {
     let mut seen = HashSet::new();
     for element in elements {
+        let (Element::Request { id, .. } | Element::Invalid { id }) = element else {
+            continue;
+        };
+        if id.as_str().is_some_and(|s| s.len() > MAX_JSONRPC_ID_BYTES) {
+            return Err(BatchRefusal::IdTooLong);
+        }
         let Element::Request { id, method, .. } = element else {
             continue;
         };

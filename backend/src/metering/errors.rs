@@ -6,6 +6,7 @@
 //! error of a tool call.
 
 use chrono::{DateTime, Utc};
+use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 use rmcp::ErrorData;
 use rmcp::model::ErrorCode;
 
@@ -83,6 +84,17 @@ pub fn replayed(request_id: &str, call_id: &str) -> ErrorData {
 run twice. Send a new request to call the tool again."
         ),
         Some(serde_json::json!({ "requestId": request_id, "id": call_id })),
+    )
+}
+
+/// A JSON-RPC id longer than the contract allows; the call did not run.
+pub fn id_too_long() -> ErrorData {
+    ErrorData::invalid_request(
+        format!(
+            "Invalid Request: a request id must be an integer or a string of at most {MAX_JSONRPC_ID_BYTES} \
+bytes. Send the call again with a shorter id."
+        ),
+        None,
     )
 }
 

@@ -3,8 +3,11 @@
 
 use std::collections::HashMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::day::rfc3339_millis;
 use crate::tenant::TenantContext;
@@ -12,10 +15,11 @@ use crate::tenant::TenantContext;
 /// One billable tool call that succeeded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageEvent {
-    /// The gateway's request id and the call's JSON-RPC id, `<x-mcp-request-id>/<id>`: the
-    /// idempotency key of the stream and of the Stripe export. The request id alone would not do:
-    /// one HTTP request may carry a batch of calls (protocol 2025-03-26), each with its own id.
-    /// The edge makes a fresh, unguessable request id for every request it lets through.
+    /// [`call_key`] of the gateway's request id and the call's JSON-RPC id: the idempotency key
+    /// of the stream and of the Stripe export (whose `identifier` holds at most 100 characters).
+    /// The request id alone would not do: one HTTP request may carry a batch of calls (protocol
+    /// 2025-03-26), each with its own id. The edge makes a fresh, unguessable request id for every
+    /// request it lets through.
     pub event_id: String,
     /// The gateway's `x-mcp-request-id`, to correlate with access logs.
     pub request_id: String,
@@ -41,11 +45,23 @@ const FIELDS: [&str; 8] = [
     "billable",
 ];
 
+/// The key of one call, the JSON-RPC id `call_id` of the request `request_id`: its usage event's
+/// id, its reservation and its exactly-once marker. 43 characters (base64url SHA-256) whatever the
+/// ids' lengths, so a long id costs no memory or store space per call and fits Stripe's
+/// `identifier`; the request id is length-prefixed, so no two pairs share their input.
+pub fn call_key(request_id: &str, call_id: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update((request_id.len() as u64).to_be_bytes());
+    hash.update(request_id.as_bytes());
+    hash.update(call_id.as_bytes());
+    URL_SAFE_NO_PAD.encode(hash.finalize())
+}
+
 impl UsageEvent {
     /// The event of the call `call_id` (its JSON-RPC id) of `tool` by `tenant` at `now`.
     pub fn new(tenant: &TenantContext, tool: &str, call_id: &str, now: DateTime<Utc>) -> Self {
         Self {
-            event_id: format!("{}/{call_id}", tenant.request_id),
+            event_id: call_key(&tenant.request_id, call_id),
             request_id: tenant.request_id.clone(),
             tenant_id: tenant.tenant_id.clone(),
             tool: tool.to_owned(),
@@ -117,7 +133,7 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         let e = UsageEvent::new(&test_tenant("acme"), "create_task", "7", now);
-        assert_eq!(e.event_id, format!("{}/7", e.request_id));
+        assert_eq!(e.event_id, call_key(&e.request_id, "7"));
         assert_eq!(e.timestamp, "2026-11-27T10:00:00.123Z");
         assert_eq!(e.timestamp_ms, 1_795_773_600_123);
         let flat: Vec<String> = e

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 use rmcp::ErrorData;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +50,7 @@ use crate::tenant::TenantContext;
 
 pub use counters::MeteringCounts;
 pub use delivery::DeliveryTask;
-pub use event::{SpoolRecord, UsageEvent};
+pub use event::{SpoolRecord, UsageEvent, call_key};
 pub use fail_open::FailOpenStats;
 pub use memory_meter::MemoryMeter;
 pub use meter_store::{MeterError, MeterStore, Reservation};
@@ -72,7 +73,7 @@ pub struct MeteringConfig {
 #[derive(Debug)]
 #[must_use = "settle the admission after the call"]
 pub struct Admission {
-    /// The call's event id, `<request id>/<JSON-RPC id>`, which also keys its reservation.
+    /// The call's event id ([`event::call_key`]), which also keys its reservation.
     call: String,
     /// The JSON-RPC id.
     call_id: String,
@@ -203,8 +204,12 @@ impl Metering {
 
     /// Records that the call `call_id` of this request runs now; an error if it was received
     /// before within the signature window (here, or on any backend sharing the usage store).
+    /// A string id longer than the contract's cap is refused (-32600) before it is kept anywhere.
     pub async fn claim(&self, tenant: &TenantContext, call_id: &str) -> Result<(), ErrorData> {
-        let call = format!("{}/{call_id}", tenant.request_id);
+        if call_id.len() > MAX_JSONRPC_ID_BYTES {
+            return Err(errors::id_too_long());
+        }
+        let call = event::call_key(&tenant.request_id, call_id);
         let replayed = || {
             self.inner.counters.replay_refused();
             errors::replayed(&tenant.request_id, call_id)
@@ -243,7 +248,7 @@ impl Metering {
         }
         let limit = self.inner.config.limits.of(tier).limit();
         let key = keys::quota_day(&tenant.tenant_id, day::utc_day(now));
-        let call = format!("{}/{call_id}", tenant.request_id);
+        let call = event::call_key(&tenant.request_id, call_id);
         let admission = |counted| Admission {
             call: call.clone(),
             call_id: call_id.to_owned(),

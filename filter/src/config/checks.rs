@@ -249,6 +249,12 @@ pub(super) fn rate_limits(raw: &RawConfig) -> Result<(BTreeMap<Tier, Limit>, Lim
     if !(16..=1_000_000).contains(&raw.rate_limit_slots) {
         return Err(err("rate_limit_slots", "must be between 16 and 1000000"));
     }
+    if !(1..=128).contains(&raw.invalid_token_ipv6_prefix) {
+        return Err(err(
+            "invalid_token_ipv6_prefix",
+            "must be a prefix length between 1 and 128",
+        ));
+    }
     Ok((rate_limits, invalid_token_limit))
 }
 

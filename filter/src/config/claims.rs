@@ -39,7 +39,19 @@ pub(super) struct RawClaims {
     #[serde(default)]
     tier_map: Option<BTreeMap<String, String>>,
     #[serde(default)]
+    tier_by_tenant: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    app_only: Option<RawAppOnly>,
+    #[serde(default)]
     data_scope: Option<Value>,
+}
+
+/// The claim and value that mark an app-only token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppOnly {
+    claim: String,
+    value: String,
 }
 
 /// The names of the presets, for messages and docs.
@@ -47,18 +59,25 @@ pub const PRESETS: [&str; 5] = ["auth0", "entra", "google", "keycloak", "okta"];
 
 /// A preset: the claim names its provider documents for its tokens (docs/identity-providers.md
 /// shows each with its token). What only the operator knows (tier_map values, a scope prefix, a
-/// namespaced claim) is never in a preset.
+/// namespaced claim) is never in a preset, nor is the tier: a preset's claims are written by each
+/// customer's own administrator (Entra app roles are assigned in the customer's directory), so a
+/// preset's tier comes from the operator (`tier_by_tenant`, or a fixed tier; free otherwise).
 pub fn preset(name: &str) -> Option<Value> {
     Some(match name {
         // Auth0 Organizations put the organization's id in `org_id`.
         "auth0" => json!({"tenant": "org_id"}),
         // Entra ID v2: the directory is `tid`, the stable user id `oid` (`sub` is per application),
-        // delegated scopes are `scp` (a string), app roles `roles` (an array).
-        "entra" => json!({"tenant": "tid", "user": "oid", "scopes": "scp", "tier": "roles"}),
+        // delegated scopes are `scp` (a string); app-only tokens are marked `idtyp: app` (an
+        // optional claim the app registration must ask for) and carry application permissions in
+        // `roles`.
+        "entra" => json!({
+            "tenant": "tid", "user": "oid", "scopes": "scp",
+            "app_only": {"claim": "idtyp", "value": "app"}
+        }),
         // Google ID tokens: the Workspace domain is `hd` (absent for consumer accounts: refused).
         "google" => json!({"tenant": "hd"}),
-        // Keycloak: realm roles under `realm_access.roles`; scopes in `scope`.
-        "keycloak" => json!({"tier": "/realm_access/roles"}),
+        // Keycloak: scopes in `scope` (the defaults); realm roles are the realm admin's to give.
+        "keycloak" => json!({}),
         // Okta custom authorization servers: scopes are the array `scp`.
         "okta" => json!({"scopes": "scp"}),
         _ => return None,
@@ -204,6 +223,27 @@ fn plain_text(value: &str, max: usize, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A map of non-empty values (IdP values, tenant ids) to our tiers.
+fn tiers_of(
+    field: &str,
+    raw: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Tier>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for (value, tier) in raw {
+        let tier = Tier::parse(tier).ok_or_else(|| {
+            err(
+                field,
+                format!("{value:?} → unknown tier {tier:?} (free, pro or enterprise)"),
+            )
+        })?;
+        if value.is_empty() {
+            return Err(err(field, "a value to map must not be empty"));
+        }
+        map.insert(value.clone(), tier);
+    }
+    Ok(map)
+}
+
 /// Checks `claims` (absent: today's claim names) and prepares the mapping.
 pub(super) fn claim_mapping(raw: Option<&RawClaims>) -> Result<ClaimMapping, ConfigError> {
     let mut mapping = ClaimMapping::default();
@@ -269,6 +309,35 @@ pub(super) fn claim_mapping(raw: Option<&RawClaims>) -> Result<ClaimMapping, Con
             Tier::parse(t).ok_or_else(|| format!("unknown tier {t:?} (free, pro or enterprise)"))
         })?;
     }
+    if raw.preset.is_some() && raw.tier.is_none() {
+        if raw.tier_map.is_some() {
+            return Err(err(
+                "claims.tier_map",
+                "a preset reads no tier claim (its claims are the customer's administrator's to \
+                 set): give tier_by_tenant or a fixed tier, or name the tier claim in claims.tier \
+                 if you administer it",
+            ));
+        }
+        mapping.tier = Source::Fixed(Tier::Free);
+    }
+    if let Some(by_tenant) = &raw.tier_by_tenant {
+        if matches!(mapping.tier, Source::Claim(_)) && raw.tier.is_some() {
+            return Err(err(
+                "claims.tier_by_tenant",
+                "decides the tier itself; leave claims.tier out (or make it the fixed tier of \
+                 tenants not listed)",
+            ));
+        }
+        mapping.tier_by_tenant = Some(tiers_of("claims.tier_by_tenant", by_tenant)?);
+    }
+    let app_only = raw.app_only.clone().or_else(|| {
+        preset
+            .get("app_only")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    });
+    if let Some(RawAppOnly { claim, value }) = app_only {
+        mapping.app_only = Some((claim_path("claims.app_only.claim", &claim)?, value));
+    }
     if let Some(raw_map) = &raw.tier_map {
         if matches!(mapping.tier, Source::Fixed(_)) {
             return Err(err(
@@ -276,20 +345,7 @@ pub(super) fn claim_mapping(raw: Option<&RawClaims>) -> Result<ClaimMapping, Con
                 "has no effect with a fixed tier; leave one of them out",
             ));
         }
-        let mut map = BTreeMap::new();
-        for (value, tier) in raw_map {
-            let tier = Tier::parse(tier).ok_or_else(|| {
-                err(
-                    "claims.tier_map",
-                    format!("{value:?} → unknown tier {tier:?} (free, pro or enterprise)"),
-                )
-            })?;
-            if value.is_empty() {
-                return Err(err("claims.tier_map", "a value to map must not be empty"));
-            }
-            map.insert(value.clone(), tier);
-        }
-        mapping.tier_map = Some(map);
+        mapping.tier_map = Some(tiers_of("claims.tier_map", raw_map)?);
     }
     if let Some(v) = pick(&raw.data_scope, "data_scope") {
         mapping.data_scope = source("claims.data_scope", &v, |d| {
@@ -360,14 +416,16 @@ mod tests {
 
     #[test]
     fn presets_fill_what_is_not_given() {
-        let m = mapping(json!({"preset": "entra", "tier_map": {"MCP.Pro": "pro"}})).unwrap();
+        let m = mapping(json!({"preset": "entra", "tier_by_tenant": {"contoso": "pro"}})).unwrap();
         assert_eq!(m.tenant, Source::Claim(ClaimPath::name("tid")));
         assert_eq!(m.user, ClaimPath::name("oid"));
         assert_eq!(m.scopes, Source::Claim(ClaimPath::name("scp")));
-        assert_eq!(m.tier, Source::Claim(ClaimPath::name("roles")));
+        assert_eq!(m.app_only, Some((ClaimPath::name("idtyp"), "app".into())));
+        // The tier is the operator's: by tenant, free for the others; never a preset's claim.
+        assert_eq!(m.tier, Source::Fixed(Tier::Free));
         assert_eq!(
-            m.tier_map,
-            Some([("MCP.Pro".to_string(), Tier::Pro)].into())
+            m.tier_by_tenant,
+            Some([("contoso".to_string(), Tier::Pro)].into())
         );
         assert!(
             m.scopes_fallback.is_empty(),
@@ -375,13 +433,23 @@ mod tests {
         );
         let m = mapping(json!({"preset": "entra", "user": "sub"})).unwrap();
         assert_eq!(m.user, ClaimPath::name("sub"), "an explicit field wins");
-        // Entra app-only tokens: `scp` first, `roles` when it is absent.
+        // Entra app-only tokens (idtyp: app): `roles`.
         let m = mapping(json!({"preset": "entra", "scopes": ["scp", "roles"]})).unwrap();
         assert_eq!(m.scopes, Source::Claim(ClaimPath::name("scp")));
         assert_eq!(m.scopes_fallback, vec![ClaimPath::name("roles")]);
         for name in PRESETS {
-            assert!(mapping(json!({"preset": name})).is_ok(), "{name}");
+            let m = mapping(json!({"preset": name})).unwrap();
+            assert_eq!(m.tier, Source::Fixed(Tier::Free), "{name}");
         }
+        // A tier claim only when named explicitly (the operator administers it).
+        let m = mapping(json!({"preset": "keycloak", "tier": "/realm_access/roles"})).unwrap();
+        assert!(matches!(m.tier, Source::Claim(_)));
+        let e = mapping(json!({"preset": "entra", "tier_map": {"MCP.Pro": "pro"}})).unwrap_err();
+        assert_eq!(e.field, "claims.tier_map");
+        let e = mapping(json!({"tier": "roles", "tier_by_tenant": {"a": "pro"}})).unwrap_err();
+        assert_eq!(e.field, "claims.tier_by_tenant");
+        let e = mapping(json!({"tier_by_tenant": {"a": "gold"}})).unwrap_err();
+        assert_eq!(e.field, "claims.tier_by_tenant");
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub struct EdgeConfig {
     /// Scopes named in the 401 challenge: what a client should ask for first.
     pub challenge_scopes: Vec<String>,
     pub policy: ToolPolicy,
-    /// Browser origins allowed to call the MCP endpoint (an absent `Origin` is always allowed).
+    /// Browser origins allowed to call the MCP endpoint: the configured ones and the resource's own
+    /// (an absent `Origin` is always allowed).
     pub allowed_origins: BTreeSet<String>,
     /// Per-tenant request limits by tier.
     pub rate_limits: BTreeMap<Tier, Limit>,
@@ -88,6 +89,8 @@ pub struct EdgeConfig {
     pub invalid_token_limit: Limit,
     /// Number of shared-data slots for buckets (of each kind).
     pub rate_limit_slots: u32,
+    /// The prefix length IPv6 clients are counted by for `invalid_token_limit` (default 64).
+    pub invalid_token_ipv6_prefix: u8,
     /// The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), if any.
     pub required_typ: Option<String>,
     /// How long a verified token is served from the cache at most (`None`: until its `exp`).
@@ -197,7 +200,6 @@ pub fn parse_config(
 
     let mut cfg = EdgeConfig {
         resource: raw.resource,
-        resource_origin,
         issuers: raw.issuers.into_iter().collect(),
         audiences: audiences.into_iter().collect(),
         algorithms,
@@ -221,11 +223,14 @@ pub fn parse_config(
             .allowed_origins
             .into_iter()
             .map(|o| o.trim_end_matches('/').to_string())
+            .chain([crate::cors::browser_origin(&resource_origin)])
             .collect(),
+        resource_origin,
         rate_limits,
         stream_limits,
         invalid_token_limit,
         rate_limit_slots: raw.rate_limit_slots,
+        invalid_token_ipv6_prefix: raw.invalid_token_ipv6_prefix,
         required_typ: raw.required_typ,
         token_cache_max_seconds: raw.token_cache_max_seconds,
         stateful_upstream: raw.stateful_upstream,

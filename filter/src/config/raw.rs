@@ -41,6 +41,9 @@ pub(super) struct RawConfig {
     pub(super) invalid_token_limit: RawLimit,
     #[serde(default = "default_rate_limit_slots")]
     pub(super) rate_limit_slots: u32,
+    /// IPv6 clients are counted by this prefix for `invalid_token_limit`.
+    #[serde(default = "default_ipv6_prefix")]
+    pub(super) invalid_token_ipv6_prefix: u8,
     #[serde(default)]
     pub(super) required_typ: Option<String>,
     #[serde(default)]
@@ -155,6 +158,10 @@ fn default_true() -> bool {
 
 pub(super) fn default_rate_limit_slots() -> u32 {
     4096
+}
+
+fn default_ipv6_prefix() -> u8 {
+    crate::rate_limit::address::DEFAULT_IPV6_PREFIX
 }
 
 #[derive(Debug, Deserialize)]

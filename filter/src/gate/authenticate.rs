@@ -11,6 +11,7 @@ use crate::config::EdgeConfig;
 use crate::introspection::{IntrospectionCall, cache_until, judge_answer, looks_like_jwt, request};
 use crate::keys::KeySet;
 use crate::rate_limit::SlotSecret;
+use crate::rate_limit::address::address_owner;
 use crate::token::{TokenError, verify_bearer};
 use crate::token_cache::{TokenCache, TokenKey};
 
@@ -62,8 +63,11 @@ pub fn authenticate(
     if let Some(caller) = cache.get(&cache_key, now) {
         return Ok(caller);
     }
-    // A flood of bad tokens from one address must not cost a signature check each.
-    if !address_may_try(cfg, budget) {
+    // A flood of bad tokens from one address must not cost a signature check each. A token that
+    // may be valid (a JWT's shape, or anything the introspection endpoint may know) is not refused
+    // for want of a slot: it takes one over.
+    let well_formed = looks_like_jwt(token) || cfg.introspection.is_some();
+    if !address_may_try(cfg, budget, well_formed) {
         return deny(Denial::TooManyInvalidTokens(cfg.invalid_token_limit));
     }
     // Not a JWT: only the introspection endpoint can say what it is (else: malformed, below).
@@ -125,29 +129,45 @@ pub fn introspected(
 }
 
 /// Whether this address may still have a token verified (it has not sent too many bad ones).
-fn address_may_try(cfg: &EdgeConfig, budget: &AddressBudget<'_>) -> bool {
-    let Some(ip) = budget.host.client_ip() else {
+/// With `evict`, a full table makes room for the address instead of refusing it.
+fn address_may_try(cfg: &EdgeConfig, budget: &AddressBudget<'_>, evict: bool) -> bool {
+    let Some(owner) = address_owner_of(cfg, budget) else {
         return true;
     };
     let limit = cfg.invalid_token_limit;
     let now_ms = budget.host.now_ms();
-    address_table(cfg, budget.secret)
-        .update(budget.host.shared(), ip.as_bytes(), &limit, now_ms, |s| {
-            (None, limit.has_tokens(s, now_ms))
-        })
-        .unwrap_or(false)
+    let table = address_table(cfg, budget.secret);
+    let store = budget.host.shared();
+    let check = |s| (None, limit.has_tokens(s, now_ms));
+    let fresh = |s: Option<_>| {
+        let state = s.unwrap_or_else(|| limit.full(now_ms));
+        (Some(state), limit.has_tokens(Some(state), now_ms))
+    };
+    match table.update(store, owner.as_bytes(), &limit, now_ms, check) {
+        Some(may) => may,
+        None if evict => table
+            .update_evicting(store, owner.as_bytes(), &limit, now_ms, fresh)
+            .unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Whose budget the request's address is: its IPv4 address or its IPv6 prefix.
+fn address_owner_of(cfg: &EdgeConfig, budget: &AddressBudget<'_>) -> Option<String> {
+    let ip = budget.host.client_ip()?;
+    Some(address_owner(&ip, cfg.invalid_token_ipv6_prefix))
 }
 
 /// Counts a failed verification against the address.
 fn charge_address(cfg: &EdgeConfig, budget: &AddressBudget<'_>) {
-    let Some(ip) = budget.host.client_ip() else {
+    let Some(owner) = address_owner_of(cfg, budget) else {
         return;
     };
     let limit = cfg.invalid_token_limit;
     let now_ms = budget.host.now_ms();
     let _ = address_table(cfg, budget.secret).update(
         budget.host.shared(),
-        ip.as_bytes(),
+        owner.as_bytes(),
         &limit,
         now_ms,
         |s| {

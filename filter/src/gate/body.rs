@@ -8,6 +8,7 @@ use crate::jsonrpc::{Message, Payload, parse_payload};
 use crate::policy::{PayloadVerdict, Refusal};
 use crate::protocol;
 use crate::reply;
+use crate::routing_headers::KeptRouting;
 
 use super::{Admitted, Denial};
 
@@ -18,6 +19,8 @@ pub struct BodySummary {
     pub method: String,
     /// The tool of a single `tools/call`.
     pub tool: Option<String>,
+    /// Each tool the body calls (`tools/call`, in a batch too) and how many times, in order.
+    pub tool_calls: Vec<(String, u64)>,
     /// Ids of `tools/list` requests: their responses are filtered.
     pub tools_list_ids: Vec<Value>,
     /// What the body costs against the rate limit: one per request or notification.
@@ -26,8 +29,7 @@ pub struct BodySummary {
 
 /// The headers `Mcp-Method` / `Mcp-Name` (MCP 2026-07-28) and `MCP-Protocol-Version`, when sent.
 pub struct RoutingHeaders<'a> {
-    pub mcp_method: Option<&'a [u8]>,
-    pub mcp_name: Option<&'a [u8]>,
+    pub names: &'a KeptRouting,
     pub protocol_version: Option<&'a [u8]>,
 }
 
@@ -47,6 +49,16 @@ fn summary(payload: &Payload) -> BodySummary {
             Payload::Single(m) => m.tool_name().map(str::to_string),
             Payload::Batch(_) => None,
         },
+        tool_calls: messages.iter().filter_map(Message::tool_name).fold(
+            Vec::new(),
+            |mut calls: Vec<(String, u64)>, tool| {
+                match calls.iter_mut().find(|(t, _)| t == tool) {
+                    Some((_, n)) => *n += 1,
+                    None => calls.push((tool.to_string(), 1)),
+                }
+                calls
+            },
+        ),
         tools_list_ids: messages
             .iter()
             .filter(|m| m.method() == Some("tools/list"))
@@ -121,14 +133,9 @@ pub fn judge_body(
     let first_id = payload.messages().first().and_then(Message::id);
     protocol::check_batch(&payload, admitted.version)
         .map_err(|m| bad_request(codes::INVALID_REQUEST, m, None, "batch"))?;
-    protocol::check_routing_headers(
-        &payload,
-        admitted.version,
-        routing.mcp_method,
-        routing.mcp_name,
-    )
-    .and_then(|()| protocol::check_meta_version(&payload, routing.protocol_version))
-    .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
+    protocol::check_kept_routing_headers(&payload, admitted.version, routing.names)
+        .and_then(|()| protocol::check_meta_version(&payload, routing.protocol_version))
+        .map_err(|m| bad_request(codes::HEADER_MISMATCH, m, first_id, "header_mismatch"))?;
     match cfg.policy.judge(&admitted.tenant, &payload) {
         PayloadVerdict::Allow => Ok(summary(&payload)),
         PayloadVerdict::Forbidden { refusals } => {
@@ -203,8 +210,7 @@ mod body_tests {
     }
 
     const NO_ROUTING: RoutingHeaders<'static> = RoutingHeaders {
-        mcp_method: None,
-        mcp_name: None,
+        names: &KeptRouting::NONE,
         protocol_version: None,
     };
 
@@ -331,9 +337,9 @@ mod body_tests {
         assert_eq!(status(&judge(&c, &a, &NO_ROUTING, dup_name)), 400);
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"cre\u0061te_project"}}"#;
         assert_eq!(status(&judge(&c, &a, &NO_ROUTING, escaped)), 403);
+        let names = KeptRouting::new(Some(b"tools/call"), Some(b"list_projects"));
         let routing = RoutingHeaders {
-            mcp_method: Some(b"tools/call"),
-            mcp_name: Some(b"list_projects"),
+            names: &names,
             protocol_version: None,
         };
         let (reply, _) = judge(&c, &a, &routing, call(3, "create_project").as_bytes()).unwrap_err();

@@ -16,7 +16,7 @@ pub(super) struct AwaitingGlobal {
     pub(super) forwarded: Box<Forwarded>,
 }
 
-/// The call for this request: its tenant, tier, tool and cost.
+/// The call for this request: its tenant, tier, tools and cost.
 pub(super) fn call(
     limit: &GlobalLimit,
     tenant: &TenantContext,
@@ -27,7 +27,7 @@ pub(super) fn call(
         message: limit.request(
             &tenant.tenant_id,
             tenant.tier,
-            summary.tool.as_deref(),
+            &summary.tool_calls,
             summary.cost,
         ),
         timeout_ms: limit.timeout_ms,
@@ -62,7 +62,7 @@ impl Gate {
             mut forwarded,
         } = *waiting;
         let Some(limit) = &cfg.global_rate_limit else {
-            self.phase = Phase::Forwarded(forwarded);
+            self.forward(cfg, forwarded);
             return forward;
         };
         let tier = forwarded.tenant.tier;
@@ -74,11 +74,11 @@ impl Gate {
         let mut out = match verdict {
             GlobalVerdict::Admitted(headers) => {
                 forwarded.global_headers = headers;
-                self.phase = Phase::Forwarded(forwarded);
+                self.forward(cfg, forwarded);
                 forward
             }
             GlobalVerdict::FailedOpen => {
-                self.phase = Phase::Forwarded(forwarded);
+                self.forward(cfg, forwarded);
                 forward
             }
             GlobalVerdict::OverLimit(reply) => {
@@ -126,8 +126,18 @@ mod tests {
 
     /// A `tools/call` through the gate up to the global check; the gate and the call it asks for.
     fn up_to_the_check(w: &mut WorkerState, tier: &str, kp: &Ed25519KeyPair) -> (Gate, Output) {
-        let host = FakeHost::new(None);
         let body = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_projects","arguments":{}}}"#;
+        body_up_to_the_check(w, tier, kp, body)
+    }
+
+    /// [`up_to_the_check`] with another body.
+    fn body_up_to_the_check(
+        w: &mut WorkerState,
+        tier: &str,
+        kp: &Ed25519KeyPair,
+        body: &str,
+    ) -> (Gate, Output) {
+        let host = FakeHost::new(None);
         let bearer = token_of_tier(kp, "mcp:read", tier);
         let head = head("POST", "/mcp", Some(&bearer), &[]);
         let mut gate = Gate::default();
@@ -201,6 +211,40 @@ mod tests {
             1,
             "the global policy replaces the local one: {set:?}"
         );
+    }
+
+    #[test]
+    fn a_batch_asks_for_each_of_its_tools() {
+        let kp = Ed25519KeyPair::generate().with_key_id("k1");
+        let mut w = worker(&kp);
+        let call = |id: u32, tool: &str| json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}});
+        let batch = json!([
+            call(1, "list_projects"),
+            {"jsonrpc":"2.0","id":2,"method":"ping"},
+            call(3, "list_projects"),
+        ]);
+        let (_, out) = body_up_to_the_check(&mut w, "pro", &kp, &batch.to_string());
+        let Step::CheckGlobal(call) = &out.step else {
+            panic!("{:?}", out.step)
+        };
+        let req = RateLimitRequest::decode(call.message.as_slice()).unwrap();
+        let got: Vec<(Vec<&str>, u64)> = req
+            .descriptors
+            .iter()
+            .map(|d| {
+                let values = d.entries.iter().map(|e| e.value.as_str()).collect();
+                (values, d.hits_addend.as_ref().map_or(0, |h| h.value))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (vec!["acme", "pro", "list_projects"], 2),
+                (vec!["acme", "pro"], 1)
+            ],
+            "two calls of the tool's budget, the ping of the tier's only"
+        );
+        assert_eq!(req.hits_addend, 3);
     }
 
     #[test]

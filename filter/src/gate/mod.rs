@@ -51,6 +51,7 @@ use crate::config::EdgeConfig;
 use crate::protocol::ProtocolVersion;
 use crate::reply::Reply;
 use crate::request_id::new_request_id;
+use crate::routing_headers::KeptRouting;
 use crate::tenant::TenantContext;
 use crate::token_cache::TokenKey;
 
@@ -103,15 +104,28 @@ const READ_HEADERS: [&str; 9] = [
     "last-event-id",
 ];
 
+/// Of [`READ_HEADERS`], those the steps after authentication read (the body's verdict, the
+/// signature, the answer's CORS headers); the others are dropped once the caller is known.
+/// (`Mcp-Method` and `Mcp-Name` are kept as [`KeptRouting`] then: bounded whatever their length).
+const READ_AFTER_AUTHENTICATION: [&str; 2] = ["origin", "mcp-protocol-version"];
+
 /// One request at the edge.
 #[derive(Debug, Default)]
 pub struct Gate {
     phase: Phase,
     method: String,
+    /// `:path` with query, until the request is forwarded or answered.
     path: String,
     request_id: String,
-    /// The headers of [`READ_HEADERS`] (several for `authorization`).
+    /// The headers of [`READ_HEADERS`] (several for `authorization`), up to Envoy's header cap
+    /// (32 KiB); after authentication only [`READ_AFTER_AUTHENTICATION`], and none once the
+    /// request is forwarded or answered: a stream may be held open long after its verdict.
     headers: Vec<(&'static str, Vec<u8>)>,
+    /// The request's allowed `Origin` (one of the configured ones), kept for the answer's CORS
+    /// headers once `headers` are dropped.
+    cors_origin: Option<String>,
+    /// `Mcp-Method` / `Mcp-Name`, from authentication to the body's verdict.
+    routing: KeptRouting,
     body_size: usize,
     body_complete: bool,
     /// The upstream's own session id, checked out of the client's bound `Mcp-Session-Id`.
@@ -150,8 +164,8 @@ impl Gate {
         }
     }
 
-    /// The request's `Origin` when it is an allowed one.
-    fn cors_origin(&self, cfg: &EdgeConfig) -> Option<&str> {
+    /// The request's `Origin` when it is an allowed one (read from the headers still held).
+    fn allowed_origin(&self, cfg: &EdgeConfig) -> Option<&str> {
         crate::cors::allowed_origin(cfg, self.header("origin"))
     }
 
@@ -284,6 +298,9 @@ impl Gate {
             Ok((version, sid, event)) => {
                 self.upstream_session = sid;
                 self.upstream_last_event_id = event;
+                self.routing = KeptRouting::new(self.header("mcp-method"), self.header("mcp-name"));
+                self.headers
+                    .retain(|(name, _)| READ_AFTER_AUTHENTICATION.contains(name));
                 self.phase = Phase::Authenticated(Box::new(Admitted { tenant, version }));
                 Output::step(if self.body_complete {
                     Step::ReadBody
@@ -412,7 +429,7 @@ impl Gate {
                         Output::step(Step::CheckGlobal(call))
                     }
                     None => {
-                        self.phase = Phase::Forwarded(forwarded);
+                        self.forward(cfg, forwarded);
                         out
                     }
                 }
@@ -448,8 +465,7 @@ impl Gate {
             });
         }
         let routing = RoutingHeaders {
-            mcp_method: self.header("mcp-method"),
-            mcp_name: self.header("mcp-name"),
+            names: &self.routing,
             protocol_version: self.header("mcp-protocol-version"),
         };
         judge_body(cfg, admitted, &routing, body)
@@ -467,7 +483,7 @@ impl Gate {
         let Phase::Forwarded(f) = &self.phase else {
             return Vec::new();
         };
-        let origin = crate::cors::allowed_origin(cfg, self.header("origin"));
+        let origin = self.cors_origin.as_deref();
         // A list can come on any answer; a tools/list answered with success must be readable.
         let tools_list_ok = !f.tools_list_ids.is_empty()
             && header(":status").is_some_and(|s| s.first() == Some(&b'2'));
@@ -555,7 +571,7 @@ impl Gate {
         tenant: Option<&TenantContext>,
     ) -> Output {
         // A browser must be able to read the answer (and its WWW-Authenticate) too.
-        if let Some(origin) = self.cors_origin(cfg)
+        if let Some(origin) = self.allowed_origin(cfg)
             && reply.header("access-control-allow-origin").is_none()
         {
             reply.headers.extend(crate::cors::response_headers(origin));
@@ -578,7 +594,37 @@ impl Gate {
         }
         out.log_line = Some(line);
         self.phase = Phase::Done;
+        self.release_head(cfg);
         out
+    }
+
+    /// Lets the request through: from here on its answer needs only the caller and the origin.
+    fn forward(&mut self, cfg: &EdgeConfig, forwarded: Box<Forwarded>) {
+        self.phase = Phase::Forwarded(forwarded);
+        self.release_head(cfg);
+    }
+
+    /// Drops the copied request head (path and headers, up to 32 KiB) once the verdict is given,
+    /// keeping only the allowed `Origin`: a stream can be held open long after it (an answer
+    /// streamed for minutes, a client that never reads), and wasm memory never shrinks.
+    fn release_head(&mut self, cfg: &EdgeConfig) {
+        self.cors_origin = self.allowed_origin(cfg).map(str::to_owned);
+        self.headers = Vec::new();
+        self.path = String::new();
+        self.routing = KeptRouting::NONE;
+    }
+
+    /// What this request still holds of its head (bytes), for tests.
+    #[cfg(test)]
+    fn head_bytes(&self) -> usize {
+        self.path.capacity()
+            + self.method.capacity()
+            + self
+                .headers
+                .iter()
+                .map(|(_, v)| v.capacity())
+                .sum::<usize>()
+            + self.cors_origin.as_ref().map_or(0, String::capacity)
     }
 
     /// Refuses the request (`cfg` is `None` when the configuration was refused).

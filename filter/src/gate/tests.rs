@@ -1108,3 +1108,125 @@ fn long_lived_streams_are_capped_per_tenant_and_give_their_place_back() {
     ));
     assert!(!super::streams::is_long_lived("POST", "tools/call"));
 }
+
+#[test]
+fn a_held_stream_keeps_nothing_of_its_head_but_the_allowed_origin() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(Some("192.0.2.1"));
+    let cfg = w.config.clone();
+    let uri = "u".repeat(30_000);
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+    );
+    let long_path = format!("/mcp?pad={}", "p".repeat(1_000));
+    let mut gate = Gate::default();
+    let token = token(&kp, "mcp:read");
+    let extra = [
+        ("mcp-method", "resources/read"),
+        ("mcp-name", uri.as_str()),
+        ("origin", "http://localhost:6274"),
+        ("content-encoding", "identity"),
+    ];
+    let hs = head("POST", &long_path, Some(&token), &extra);
+    let out = gate.on_request_headers(&mut w, &host, hs, false);
+    assert_eq!(out.step, Step::WaitForBody);
+    // Authenticated: the token and the transport headers are no longer needed.
+    assert!(gate.header("authorization").is_none());
+    assert!(gate.header("content-type").is_none());
+    // and a 30 KB Mcp-Name waits for the body as its digest.
+    assert!(gate.header("mcp-name").is_none());
+    assert!(
+        gate.head_bytes() < 1_200,
+        "{} bytes held",
+        gate.head_bytes()
+    );
+    assert_eq!(
+        gate.on_request_body(&cfg, body.len(), true).step,
+        Step::ReadBody
+    );
+    let out = gate.on_body(&w, &host, body.as_bytes());
+    assert_eq!(out.step, Step::Continue, "{:?}", out.counter_names());
+    // Forwarded: the 31 KB of path and headers are gone, the allowed origin stays.
+    assert!(gate.head_bytes() < 100, "{} bytes held", gate.head_bytes());
+    let set = gate.on_response_headers(&cfg, false, |n| (n == ":status").then(|| b"200".to_vec()));
+    assert!(
+        set.contains(&(
+            "access-control-allow-origin".into(),
+            "http://localhost:6274".into()
+        )),
+        "{set:?}"
+    );
+    // A refused request lets go of its head as well.
+    let mut refused = Gate::default();
+    let hs = head("POST", &long_path, None, &[("mcp-name", uri.as_str())]);
+    let out = refused.on_request_headers(&mut w, &host, hs, false);
+    assert_eq!(status(&out), 401);
+    assert!(
+        refused.head_bytes() < 100,
+        "{} bytes held",
+        refused.head_bytes()
+    );
+}
+
+/// The same shared store seen from another client address.
+fn from_address(host: FakeHost, ip: String) -> FakeHost {
+    FakeHost {
+        ip: Some(Box::leak(ip.into_boxed_str())),
+        ..host
+    }
+}
+
+#[test]
+fn a_full_address_table_makes_room_for_a_well_formed_token() {
+    let kp = key();
+    let mut cfg = config(false, &kp);
+    cfg.rate_limit_slots = 16;
+    let mut w = WorkerState::new(cfg, SlotSecret([3; 16]));
+    let mut host = FakeHost::new(Some("198.51.100.0"));
+    // Garbage (not even a JWT's shape) from one address after another, until a new address finds
+    // every slot it may use held by another address's live bucket.
+    let mut full = false;
+    for i in 1..200 {
+        host = from_address(host, format!("198.51.100.{i}"));
+        match status(&post(&mut w, &host, Some("Bearer garbage"), "{}").1) {
+            401 => {}
+            429 => {
+                full = true;
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(full, "the table never filled");
+    // From that address garbage is still refused for want of a slot; a valid token is served.
+    assert_eq!(
+        status(&post(&mut w, &host, Some("Bearer garbage"), "{}").1),
+        429
+    );
+    let (_, out) = post(
+        &mut w,
+        &host,
+        Some(&token(&kp, "mcp:read")),
+        &call("list_projects"),
+    );
+    assert_eq!(out.step, Step::Continue, "{:?}", out.counter_names());
+}
+
+#[test]
+fn ipv6_clients_are_limited_by_their_prefix() {
+    let kp = key();
+    let mut w = WorkerState::new(config(false, &kp), SlotSecret([3; 16]));
+    let forged = "Bearer eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.e30.AAAA";
+    let mut host = FakeHost::new(None);
+    // Burst 3: three addresses of one /64, then a fourth of the same /64 is limited.
+    for i in 1..=3 {
+        host = from_address(host, format!("2001:db8:0:1::{i}"));
+        assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 401);
+    }
+    host = from_address(host, "2001:db8:0:1:ffff::4".into());
+    assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 429);
+    // Another /64 has its own budget.
+    host = from_address(host, "2001:db8:0:2::1".into());
+    assert_eq!(status(&post(&mut w, &host, Some(forged), "{}").1), 401);
+}

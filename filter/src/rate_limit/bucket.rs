@@ -99,6 +99,14 @@ impl Limit {
         }
     }
 
+    /// A full bucket at `now_ms`.
+    pub fn full(&self, now_ms: u64) -> BucketState {
+        BucketState {
+            tokens_milli: self.capacity_milli(),
+            updated_ms: now_ms,
+        }
+    }
+
     /// Whether tokens are available without taking any.
     pub fn has_tokens(&self, state: Option<BucketState>, now_ms: u64) -> bool {
         state.is_none_or(|s| self.refill(s, now_ms).tokens_milli >= MILLI)

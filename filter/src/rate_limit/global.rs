@@ -2,9 +2,12 @@
 //! `ShouldRateLimit`, see [`super::rls_proto`]) after the local bucket admitted a request, and what
 //! its answer, or its absence, means for the request.
 //!
-//! One descriptor per request: `tenant` (the verified tenant id), `tier` and, when
-//! `tool_descriptor` is on, the `tool` of a single `tools/call`; the request's `hits_addend` is its
-//! cost (a batch of k calls costs k). Pure: the glue dispatches the call and hands the answer back.
+//! Descriptors of `tenant` (the verified tenant id) and `tier`; when `tool_descriptor` is on, one
+//! per tool the body calls, with `tool` and as many hits as it has calls of that tool, and one
+//! without `tool` for the rest of the body's messages. So a batch (2025-03-26) costs each tool's
+//! budget as single calls would, and the tier's budget its length. The request's `hits_addend` is
+//! the whole cost (a batch of k messages costs k). Pure: the glue dispatches the call and hands the
+//! answer back.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use crate::tenant::Tier;
 
 use super::rls_proto::{
     CODE_OK, CODE_OVER_LIMIT, DescriptorEntry, RateLimitDescriptor, RateLimitRequest,
-    RateLimitResponse,
+    RateLimitResponse, UInt64Value,
 };
 
 /// What a tier's requests get when the service cannot decide (unreachable, past the timeout, an
@@ -52,7 +55,7 @@ pub struct GlobalLimit {
     /// (a cold connection must not open, or close, the limit).
     pub first_call_timeout_ms: u64,
     pub failure_mode: BTreeMap<Tier, FailureMode>,
-    /// Whether the descriptor carries the tool of a single `tools/call`.
+    /// Whether descriptors name the tools a body calls.
     pub tool_descriptor: bool,
     /// `Bearer <shared secret>`, sent as the call's `authorization` metadata, when configured.
     pub authorization: Option<String>,
@@ -66,20 +69,45 @@ impl GlobalLimit {
             .unwrap_or_else(|| FailureMode::default_for(tier))
     }
 
-    /// The encoded `RateLimitRequest` for one request of `tenant_id`.
-    pub fn request(&self, tenant_id: &str, tier: Tier, tool: Option<&str>, cost: u64) -> Vec<u8> {
+    /// The encoded `RateLimitRequest` for one request of `tenant_id` costing `cost`, whose
+    /// `tools/call`s are `tool_calls` (each tool once, with its number of calls).
+    pub fn request(
+        &self,
+        tenant_id: &str,
+        tier: Tier,
+        tool_calls: &[(String, u64)],
+        cost: u64,
+    ) -> Vec<u8> {
         let entry = |key: &str, value: &str| DescriptorEntry {
             key: key.into(),
             value: value.into(),
         };
-        let mut entries = vec![entry("tenant", tenant_id), entry("tier", tier.name())];
-        if let Some(tool) = tool.filter(|_| self.tool_descriptor) {
-            entries.push(entry("tool", tool));
+        let descriptor = |tool: Option<&str>, hits: u64| {
+            let mut entries = vec![entry("tenant", tenant_id), entry("tier", tier.name())];
+            entries.extend(tool.map(|t| entry("tool", t)));
+            RateLimitDescriptor {
+                entries,
+                hits_addend: Some(UInt64Value { value: hits }),
+            }
+        };
+        let cost = cost.max(1);
+        let tool_calls = if self.tool_descriptor {
+            tool_calls
+        } else {
+            &[]
+        };
+        let mut descriptors: Vec<_> = tool_calls
+            .iter()
+            .map(|(tool, calls)| descriptor(Some(tool), *calls))
+            .collect();
+        let rest = cost.saturating_sub(tool_calls.iter().map(|(_, calls)| calls).sum());
+        if descriptors.is_empty() || rest > 0 {
+            descriptors.push(descriptor(None, rest.max(1)));
         }
         RateLimitRequest {
             domain: self.domain.clone(),
-            descriptors: vec![RateLimitDescriptor { entries }],
-            hits_addend: u32::try_from(cost.max(1)).unwrap_or(u32::MAX),
+            descriptors,
+            hits_addend: u32::try_from(cost).unwrap_or(u32::MAX),
         }
         .to_bytes()
     }
@@ -260,7 +288,8 @@ mod tests {
 
     #[test]
     fn the_request_names_tenant_tier_and_cost() {
-        let bytes = limit().request("acme", Tier::Pro, Some("search"), 3);
+        let search = [("search".to_string(), 1)];
+        let bytes = limit().request("acme", Tier::Pro, &search, 3);
         let req = RateLimitRequest::decode(bytes.as_slice()).expect("decodes");
         assert_eq!(req.domain, "mcp-edge");
         assert_eq!(req.hits_addend, 3);
@@ -274,14 +303,58 @@ mod tests {
             tool_descriptor: true,
             ..limit()
         };
-        let req = RateLimitRequest::decode(
-            with_tool
-                .request("acme", Tier::Pro, Some("search"), 0)
-                .as_slice(),
-        )
-        .expect("decodes");
+        let req =
+            RateLimitRequest::decode(with_tool.request("acme", Tier::Pro, &search, 0).as_slice())
+                .expect("decodes");
+        assert_eq!(req.descriptors.len(), 1);
         assert_eq!(req.descriptors[0].entries[2].value, "search");
         assert_eq!(req.hits_addend, 1, "a cost of 0 is sent as 1");
+    }
+
+    /// What each descriptor of a request names and costs: (tool, hits).
+    fn descriptors(bytes: &[u8]) -> Vec<(Option<String>, u64)> {
+        let req = RateLimitRequest::decode(bytes).expect("decodes");
+        req.descriptors
+            .iter()
+            .map(|d| {
+                assert_eq!(d.entries[0].value, "acme");
+                assert_eq!(d.entries[1].value, "pro");
+                (
+                    d.entries.get(2).map(|e| e.value.clone()),
+                    d.hits_addend.as_ref().map_or(0, |h| h.value),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_costs_each_of_its_tools_budgets() {
+        let with_tool = GlobalLimit {
+            tool_descriptor: true,
+            ..limit()
+        };
+        let calls = [("search".to_string(), 3), ("create".to_string(), 1)];
+        // Four calls and two other messages (a ping, a notification).
+        let got = descriptors(&with_tool.request("acme", Tier::Pro, &calls, 6));
+        assert_eq!(
+            got,
+            [
+                (Some("search".into()), 3),
+                (Some("create".into()), 1),
+                (None, 2)
+            ]
+        );
+        let only_calls = descriptors(&with_tool.request("acme", Tier::Pro, &calls, 4));
+        assert_eq!(only_calls.len(), 2, "no descriptor for nothing");
+        assert_eq!(
+            descriptors(&limit().request("acme", Tier::Pro, &calls, 6)),
+            [(None, 6)],
+            "without tool_descriptor, one descriptor for the whole cost"
+        );
+        assert_eq!(
+            descriptors(&with_tool.request("acme", Tier::Pro, &[], 1)),
+            [(None, 1)]
+        );
     }
 
     #[test]

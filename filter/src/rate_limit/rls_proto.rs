@@ -33,11 +33,21 @@ impl RateLimitRequest {
     }
 }
 
-/// `envoy.extensions.common.ratelimit.v3.RateLimitDescriptor` (entries only).
+/// `envoy.extensions.common.ratelimit.v3.RateLimitDescriptor` (entries and the descriptor's own
+/// `hits_addend`, which replaces the request's for it).
 #[derive(Clone, PartialEq, Message)]
 pub struct RateLimitDescriptor {
     #[prost(message, repeated, tag = "1")]
     pub entries: Vec<DescriptorEntry>,
+    #[prost(message, optional, tag = "3")]
+    pub hits_addend: Option<UInt64Value>,
+}
+
+/// `google.protobuf.UInt64Value`.
+#[derive(Clone, PartialEq, Message)]
+pub struct UInt64Value {
+    #[prost(uint64, tag = "1")]
+    pub value: u64,
 }
 
 /// `RateLimitDescriptor.Entry`.
@@ -142,6 +152,7 @@ mod tests {
                     key: "tenant".into(),
                     value: "acme".into(),
                 }],
+                hits_addend: Some(UInt64Value { value: 2 }),
             }],
             hits_addend: 3,
         };

@@ -142,16 +142,44 @@ impl SlotTable<'_> {
         owner: &[u8],
         limit: &Limit,
         now_ms: u64,
+        f: impl FnMut(Option<BucketState>) -> (Option<BucketState>, T),
+    ) -> Option<T> {
+        self.update_in(store, owner, limit, now_ms, false, f)
+    }
+
+    /// [`Self::update`], but when every probed slot is held by a live bucket of another owner,
+    /// the first one is taken over (its owner starts afresh) instead of giving up.
+    pub fn update_evicting<T>(
+        &self,
+        store: &dyn SharedStore,
+        owner: &[u8],
+        limit: &Limit,
+        now_ms: u64,
+        f: impl FnMut(Option<BucketState>) -> (Option<BucketState>, T),
+    ) -> Option<T> {
+        self.update_in(store, owner, limit, now_ms, true, f)
+    }
+
+    fn update_in<T>(
+        &self,
+        store: &dyn SharedStore,
+        owner: &[u8],
+        limit: &Limit,
+        now_ms: u64,
+        evict: bool,
         mut f: impl FnMut(Option<BucketState>) -> (Option<BucketState>, T),
     ) -> Option<T> {
-        for probe in 0..self.probes.max(1) {
-            let key = self.key(owner, probe);
+        let probes = self.probes.max(1);
+        // After the probes, one more pass over the first slot that takes it whoever holds it.
+        for probe in 0..probes + u32::from(evict) {
+            let evicting = probe == probes;
+            let key = self.key(owner, if evicting { 0 } else { probe });
             for _ in 0..CAS_RETRIES {
                 let (value, cas) = store.get(&key);
                 let mine = match value.as_deref().and_then(decode) {
                     Some(slot) if slot.owner == owner => Some(slot.state),
                     // Another owner whose bucket still says something, by its own limit: next slot.
-                    Some(slot) if !slot.limit.is_stale(slot.state, now_ms) => break,
+                    Some(slot) if !evicting && !slot.limit.is_stale(slot.state, now_ms) => break,
                     _ => None,
                 };
                 let (new_state, result) = f(mine);
@@ -289,6 +317,35 @@ mod tests {
             Some(Decision::Admitted { .. })
         ));
         assert_eq!(store.map.borrow().len(), 4);
+    }
+
+    #[test]
+    fn a_full_table_can_be_made_to_evict() {
+        let store = FakeShared::default();
+        let table = SlotTable {
+            namespace: "rl",
+            slots: 4,
+            probes: 4,
+            secret: &SECRET,
+        };
+        for owner in ["a", "b", "c", "d"] {
+            take(&table, &store, owner, 0);
+        }
+        assert_eq!(take(&table, &store, "e", 0), None, "full");
+        let evicted = table.update_evicting(&store, b"e", &FREE, 0, |s| {
+            let (n, d) = FREE.take(s, 1, 0);
+            (Some(n), d)
+        });
+        assert!(matches!(
+            evicted,
+            Some(Decision::Admitted { remaining: 9, .. })
+        ));
+        assert_eq!(store.map.borrow().len(), 4, "no more keys than slots");
+        // e now holds a slot of its own; one of the others starts afresh.
+        assert!(matches!(
+            take(&table, &store, "e", 0),
+            Some(Decision::Admitted { remaining: 8, .. })
+        ));
     }
 
     #[test]
