@@ -82,7 +82,8 @@ impl Default for Caller<'_> {
         Self {
             tenant: "acme",
             user: "alice",
-            scopes: "mcp:read mcp:write",
+            // Every scope the catalogue names: the backend checks each tool's scope itself.
+            scopes: "mcp:read mcp:write mcp:admin",
             data_scope: "team:engineering",
             tier: "pro",
             // A fresh id per request, as the edge makes: the backend runs a call only once.
