@@ -10,7 +10,7 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::batch::serve_batches;
+use crate::batch::{BatchLimits, serve_batches};
 use crate::gateway_auth::{GatewayAuth, authenticate};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
@@ -31,6 +31,8 @@ pub struct AppConfig {
     pub metering: Metering,
     /// `Host` values (`name` = any port, or `name:port`) rmcp's DNS-rebinding check lets through.
     pub allowed_hosts: Vec<String>,
+    /// How much one JSON-RPC batch's answer may carry.
+    pub batch_limits: BatchLimits,
 }
 
 /// rmcp's Streamable HTTP service in stateless mode: no sessions, plain JSON answers.
@@ -63,7 +65,10 @@ pub fn router(config: AppConfig) -> Router {
         )
         // Layers run outermost last-added: the signature over the whole body is checked first,
         // then a batch is split into single messages for rmcp.
-        .route_layer(axum::middleware::from_fn(serve_batches))
+        .route_layer(axum::middleware::from_fn_with_state(
+            config.batch_limits,
+            serve_batches,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             config.gateway_auth,
             authenticate,

@@ -42,6 +42,18 @@ pub struct Cli {
     )]
     pub max_body_bytes: u32,
 
+    /// The most bytes of results one JSON-RPC batch's answer carries (1 KiB to 256 MiB). The
+    /// element whose answer would pass it is answered with JSON-RPC error -32058 instead (it ran),
+    /// and the batch's later calls are not run.
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_BATCH_ANSWER_BYTES",
+        default_value_t = mcp_edge_contract::limits::DEFAULT_MAX_BATCH_ANSWER_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1024..=268_435_456),
+        value_name = "BYTES"
+    )]
+    pub max_batch_answer_bytes: u64,
+
     /// Requests served at once; one more is shed at once with 503, `Retry-After: 1` and JSON-RPC
     /// error -32054 rather than queued.
     #[arg(

@@ -16,3 +16,9 @@ pub const MAX_ALLOWED_TOOLS: usize = 256;
 /// batch whole (JSON-RPC -32600) before running any of it: each element is a tool call, and the
 /// body cap alone would let a small body carry hundreds of thousands of them.
 pub const MAX_BATCH_ELEMENTS: usize = 100;
+
+/// The most bytes of results one JSON-RPC batch's answer carries, by default. A batch of 100 small
+/// requests can ask for far more than it sends (100 full pages of large tasks are hundreds of MB);
+/// an element whose answer does not fit in what is left gets a short JSON-RPC error instead, and
+/// the elements after it are not run.
+pub const DEFAULT_MAX_BATCH_ANSWER_BYTES: usize = 16 * 1024 * 1024;

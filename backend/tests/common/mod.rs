@@ -35,6 +35,7 @@ pub fn app_with_store(store: Arc<dyn ProjectStore>, metering: Metering) -> Route
         store,
         metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
+        batch_limits: Default::default(),
     })
 }
 
