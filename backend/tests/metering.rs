@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::*;
 use mcp_edge_backend::metering::USAGE_STREAM;
@@ -474,6 +475,132 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let billed = meter.events().len();
     eprintln!("disk full then freed: acknowledged {acknowledged}, billed {billed}");
     assert_eq!(billed, acknowledged);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET /readyz`: its status and body.
+async fn readiness(app: &Router) -> (StatusCode, String) {
+    let request = axum::http::Request::get("/readyz")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let (status, text, _) = send(app, request).await;
+    (status, text)
+}
+
+/// Waits (bounded) until the first event is delivered: its removal is a write too, which must
+/// happen before a disk fault is switched on.
+async fn until_delivered(metering: &Metering) {
+    let by = std::time::Instant::now() + Duration::from_secs(5);
+    while metering.outbox_backlog() > 0 && std::time::Instant::now() < by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metering.outbox_backlog(), 0, "the first call was delivered");
+}
+
+/// Waits (bounded) until the outbox writer is `Stopped` or `Stuck`.
+async fn until_writer(metering: &Metering, stopped: bool) {
+    use mcp_edge_backend::metering::outbox::WriterState;
+    let by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = metering.outbox_writer_state();
+        match state {
+            WriterState::Stopped if stopped => return,
+            WriterState::Stuck(_) if !stopped => return,
+            _ => assert!(std::time::Instant::now() < by, "writer still {state:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The billable `calls` are refused -32052 before they run.
+async fn refused_up_front(app: &Router, me: &Caller<'_>, calls: std::ops::Range<u32>) {
+    let listed = ok(&call_tool_as(app, me, "list_projects", json!({})).await);
+    let before = project_count(&listed);
+    for n in calls {
+        let refused = create_project(app, me, n).await;
+        assert_eq!(rpc_error_code(&refused), -32052, "{refused}");
+    }
+    let listed = ok(&call_tool_as(app, me, "list_projects", json!({})).await);
+    assert_eq!(project_count(&listed), before, "refused calls did not run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_outbox_writer_refuses_billable_calls_before_they_run() {
+    let dir = temp_dir("outbox-dead");
+    let outbox = Outbox::open_dir(&dir).expect("outbox");
+    let meter = Arc::new(MemoryMeter::new());
+    let writer = outbox.clone();
+    let (app, _task, metering) =
+        app_and_metering(meter, MeteringConfig::default(), outbox, Utc::now());
+    let me = caller("acme", "pro", "req-dead");
+    ok(&create_project(&app, &me, 0).await);
+    until_delivered(&metering).await;
+    assert_eq!(readiness(&app).await.0, StatusCode::OK);
+
+    writer.crash_writer();
+    until_writer(&metering, true).await;
+    refused_up_front(&app, &me, 1..4).await;
+    assert_eq!(metering.counts().unwritable_refusals, 3);
+    let (status, text) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_outbox_writer_refuses_billable_calls_until_it_moves_again() {
+    let dir = temp_dir("outbox-stuck");
+    let (outbox, disk) = Outbox::open_dir_with_fault(&dir).expect("outbox");
+    outbox.set_writer_deadline(Duration::from_millis(500));
+    let meter = Arc::new(MemoryMeter::new());
+    let (app, _task, metering) =
+        app_and_metering(meter, MeteringConfig::default(), outbox, Utc::now());
+    let metrics = mcp_edge_backend::metrics::router(mcp_edge_backend::metrics::Sources {
+        metering: metering.clone(),
+        shedder: mcp_edge_backend::shed::Shedder::new(4),
+    });
+    let writer_up = || async {
+        let request = axum::http::Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (_, text, _) = send(&metrics, request).await;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("mcp_edge_outbox_writer_up ")
+                    .map(str::to_owned)
+            })
+            .expect("writer_up metric")
+    };
+    let me = caller("acme", "pro", "req-stuck");
+    ok(&create_project(&app, &me, 0).await);
+    until_delivered(&metering).await;
+    assert_eq!(writer_up().await, "1");
+
+    disk.hang(true);
+    // The call in flight when the disk hangs waits out the writer's deadline, not for ever.
+    let lost = tokio::time::timeout(Duration::from_secs(30), create_project(&app, &me, 1))
+        .await
+        .expect("answered within the writer's deadline, not held while the disk hangs");
+    assert_eq!(rpc_error_code(&lost), -32052, "{lost}");
+    // The writer is still inside the hung commit, soon past its deadline: stuck.
+    until_writer(&metering, false).await;
+    refused_up_front(&app, &me, 2..5).await;
+    let (status, text) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("busy"), "{text}");
+    assert_eq!(writer_up().await, "0");
+
+    disk.hang(false);
+    let by = std::time::Instant::now() + Duration::from_secs(10);
+    while readiness(&app).await.0 != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < by,
+            "ready again once the disk answers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&create_project(&app, &me, 5).await);
+    assert_eq!(writer_up().await, "1");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -10,8 +10,8 @@
 //! - the call succeeded → [`Metering::settle`] commits its [`UsageEvent`] to the durable
 //!   [`Outbox`] (group commit) *before* the result is returned; the [`delivery`] task moves it to
 //!   the Redis stream afterwards. If the outbox cannot take it the caller gets -32052 instead of
-//!   the result, and while the outbox is unwritable billable calls are refused up front (fail
-//!   closed) until a probe finds it writable again;
+//!   the result, and while the outbox is unwritable, or its writer thread is gone or stuck,
+//!   billable calls are refused up front (fail closed) and `/readyz` fails until it recovers;
 //! - the call failed (JSON-RPC error or `isError: true`) → the reservation is refunded: only
 //!   successful calls count and are billed. While a failing call holds its reservation a
 //!   concurrent call may be refused at the limit; the quota is never exceeded.
@@ -196,6 +196,17 @@ impl Metering {
         self.inner.counters.snapshot()
     }
 
+    /// `Ok` when billable calls can be recorded (the outbox writer runs, is not stuck, and its
+    /// disk takes commits); else why not. The readiness check (`/readyz`) reports it.
+    pub fn ready(&self) -> Result<(), outbox::OutboxError> {
+        self.inner.outbox.ready()
+    }
+
+    /// Whether the outbox writer thread runs, and is not stuck.
+    pub fn outbox_writer_state(&self) -> outbox::WriterState {
+        self.inner.outbox.writer_state()
+    }
+
     /// Events waiting in the outbox for delivery.
     pub fn outbox_backlog(&self) -> u64 {
         self.inner.outbox.backlog()
@@ -233,10 +244,11 @@ impl Metering {
     ) -> Result<Admission, ErrorData> {
         let now = self.now();
         let tier = tenant.tier;
-        if !self.inner.outbox.is_writable() {
+        if let Err(e) = self.inner.outbox.ready() {
             tracing::warn!(
                 tier = tier.name(),
-                "usage outbox unwritable; refusing a billable call"
+                error = %e,
+                "usage outbox not ready; refusing a billable call before it runs"
             );
             self.inner.counters.unwritable_refusal();
             return Err(errors::metering_unavailable(tier));
