@@ -1,6 +1,7 @@
 //! A throwaway `redis-server` for tests (not part of the server): on a free loopback port with its
 //! own directory and an append-only file with `appendfsync always` (so every acknowledged write
-//! survives a kill), stopped by pid. Shared by the unit tests (the Redis store's conformance run)
+//! survives a kill) — or, [`RedisServer::start_volatile`], without any persistence (a kill loses
+//! everything) — stopped by pid. Shared by the unit tests (the Redis store's conformance run)
 //! and the integration tests (metering, the fault test), so no Redis test is ever skipped.
 
 use std::net::TcpListener;
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     child: Option<Child>,
+    /// Whether writes survive a kill (AOF, fsync always) or not (no persistence at all).
+    persistent: bool,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -34,6 +37,16 @@ impl RedisServer {
     /// Starts a server on a free port in a new directory. Fails (never skips) when
     /// `redis-server` is not installed: scripts/install-deps.sh installs it.
     pub fn start() -> Self {
+        Self::start_persistent(true)
+    }
+
+    /// [`RedisServer::start`] without persistence: a kill loses every key, as with `--save ""
+    /// --appendonly no`.
+    pub fn start_volatile() -> Self {
+        Self::start_persistent(false)
+    }
+
+    fn start_persistent(persistent: bool) -> Self {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -45,6 +58,7 @@ impl RedisServer {
         );
         let mut server = Self {
             child: None,
+            persistent,
             port: free_port(),
             dir: temp_dir("redis"),
         };
@@ -66,7 +80,7 @@ impl RedisServer {
             .arg(&self.dir)
             .args([
                 "--appendonly",
-                "yes",
+                if self.persistent { "yes" } else { "no" },
                 "--appendfsync",
                 "always",
                 "--save",
@@ -118,6 +132,11 @@ impl RedisServer {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("redis connection")
+    }
+
+    /// Whether writes survive a kill.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
     }
 
     pub fn dir(&self) -> &Path {

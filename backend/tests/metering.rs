@@ -423,7 +423,7 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     while metering.outbox_backlog() > 0 && std::time::Instant::now() < delivered_by {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(metering.outbox_backlog(), 0, "the first call was delivered");
+    assert_eq!(metering.outbox_backlog(), 0, "every event was delivered");
 
     disk.set(true);
     // The call in flight when the disk fills: it ran, but its event cannot be recorded, so it is
@@ -494,7 +494,7 @@ async fn until_delivered(metering: &Metering) {
     while metering.outbox_backlog() > 0 && std::time::Instant::now() < by {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(metering.outbox_backlog(), 0, "the first call was delivered");
+    assert_eq!(metering.outbox_backlog(), 0, "every event was delivered");
 }
 
 /// Waits (bounded) until the outbox writer is `Stopped` or `Stuck`.
@@ -709,6 +709,7 @@ async fn outbox_backlog_delivery_rate() {
             outbox.clone(),
             Duration::from_millis(100),
             Arc::default(),
+            Arc::default(),
         );
         in_stream += backlog as u64;
         let reached = stream_len_reaches_within(&redis, in_stream, Duration::from_secs(300)).await;
@@ -781,4 +782,84 @@ refused at the quota), billed {billed}, counted {}",
     );
     assert_eq!((billed, usage["used"].as_u64()), (5, Some(5)));
     task.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The sequence measured against the release backend (issue 19): quota 20; 3 calls with Redis up;
+/// Redis killed, 25 calls (17 served failing open, 8 refused); Redis back, 25 calls, then more once
+/// every event is delivered: nothing more may be served, and the counter says 20. With a Redis
+/// that lost its data the counter is restored from what the backend knew; with one that kept it
+/// the calls admitted while failing open reach the counter before it grants again.
+async fn quota_holds_across_a_redis_outage(mut redis: RedisServer) {
+    let now = Utc::now();
+    let config = MeteringConfig {
+        limits: QuotaLimits {
+            pro: DailyQuota(Some(20)),
+            ..QuotaLimits::default()
+        },
+        ..MeteringConfig::default()
+    };
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
+    let me = caller("acme-reconcile", "pro", "req-reconcile");
+    let mut next = 0;
+    let mut calls = |n: u32| {
+        let from = next;
+        next += n;
+        from..next
+    };
+    let up = served(&app, &me, calls(3)).await;
+    until_delivered(&metering).await;
+    redis.kill();
+    let down = served(&app, &me, calls(25)).await;
+    redis.restart();
+    let back = served(&app, &me, calls(25)).await;
+    // Every event delivered (17 and, if Redis kept them, the first 3), the breaker closed.
+    let events = if redis.is_persistent() { 20 } else { 17 };
+    let in_stream = stream_len_reaches_within(&redis, events, Duration::from_secs(30)).await;
+    assert_eq!(in_stream, events);
+    let mut usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
+    for _ in 0..40 {
+        if usage.get("error").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
+    }
+    let after = served(&app, &me, calls(5)).await;
+    let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
+    eprintln!(
+        "quota 20: Redis up {up} served; down {down}; back {back}; after delivery ({in_stream} \
+events in the stream) {after}; counter {}; fail-open {:?}",
+        usage["used"],
+        metering.fail_open_stats()
+    );
+    assert_eq!((up, down), (3, 17));
+    assert_eq!(up + down + back + after, 20, "served against a quota of 20");
+    assert_eq!(usage["used"], 20, "{usage}");
+    task.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Calls `create_project` for each of `range`; how many were served (the others must be refused
+/// at the quota).
+async fn served(app: &Router, me: &Caller<'_>, range: std::ops::Range<u32>) -> u32 {
+    let mut served = 0;
+    for n in range {
+        let answer = create_project(app, me, n).await;
+        if answer.get("error").is_none() {
+            served += 1;
+        } else {
+            assert_eq!(rpc_error_code(&answer), -32050, "{answer}");
+        }
+    }
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_after_an_outage_of_a_redis_without_persistence() {
+    quota_holds_across_a_redis_outage(RedisServer::start_volatile()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_after_an_outage_of_a_redis_that_kept_its_data() {
+    quota_holds_across_a_redis_outage(RedisServer::start()).await;
 }

@@ -18,7 +18,9 @@
 //!
 //! When the usage store is unreachable, each tier fails closed (error -32051) or open, per
 //! [`DownPolicy`]: the call runs, counted in this process, which stops the tenant at its quota
-//! ([`fail_open`]); its event counts it in the store when delivered. After a failure the
+//! ([`fail_open`]); its event counts it in the store when delivered, and until all such events of
+//! a day counter are, that counter stays counted in this process, then is reconciled before the
+//! store grants from it again. After a failure the
 //! request path skips the store for a second ([`breaker`]) instead of waiting out its timeout.
 
 pub mod breaker;
@@ -116,7 +118,7 @@ struct Inner {
     outbox: Outbox,
     recent: RecentCalls,
     breaker: breaker::Breaker,
-    fail_open: fail_open::FailOpen,
+    fail_open: Arc<fail_open::FailOpen>,
     counters: Arc<counters::MeteringCounters>,
 }
 
@@ -155,7 +157,14 @@ impl Metering {
         retry: Duration,
     ) -> (Self, DeliveryTask) {
         let counters = Arc::new(counters::MeteringCounters::default());
-        let task = delivery::start(store.clone(), outbox.clone(), retry, counters.clone());
+        let fail_open = Arc::new(fail_open::FailOpen::default());
+        let task = delivery::start(
+            store.clone(),
+            outbox.clone(),
+            retry,
+            counters.clone(),
+            fail_open.clone(),
+        );
         let metering = Self {
             inner: Arc::new(Inner {
                 store,
@@ -164,7 +173,7 @@ impl Metering {
                 outbox,
                 recent: RecentCalls::new(),
                 breaker: breaker::Breaker::default(),
-                fail_open: fail_open::FailOpen::default(),
+                fail_open,
                 counters,
             }),
         };
@@ -265,12 +274,26 @@ impl Metering {
         };
         let store = &self.inner.store;
         let refused = |used| errors::exhausted(tier, limit.unwrap_or(used), used, now);
-        match self
-            .inner
-            .breaker
-            .call(store.reserve(&key, limit, &call))
-            .await
-        {
+        let fail_open = &self.inner.fail_open;
+        if fail_open.pending(&key) {
+            // Calls admitted while the store was down are not all in its counter yet: granting
+            // from it would hand their share of the quota out again. Counted here until they are.
+            fail_open.admit(&key, limit, tier).map_err(refused)?;
+            tracing::info!(
+                tier = tier.name(),
+                "calls admitted while failing open not yet delivered; counting in this process"
+            );
+            return Ok(admission(false));
+        }
+        // After an outage: the counter holds at least what this process knows it reached.
+        let floor = fail_open.floor(&key);
+        let reserve = async {
+            if floor > 0 {
+                store.raise_to(&key, floor).await?;
+            }
+            store.reserve(&key, limit, &call).await
+        };
+        match self.inner.breaker.call(reserve).await {
             Ok(Reservation::Granted { used }) => {
                 self.inner.fail_open.seen(&key, used);
                 Ok(admission(true))

@@ -50,6 +50,18 @@ redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
 return {1, used}
 ";
 
+/// `KEYS` counter; `ARGV` floor, ttl. Raises the counter to the floor if it is lower; returns the
+/// count after.
+const RAISE: &str = r"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if used < floor then
+  redis.call('SET', KEYS[1], floor, 'EX', ARGV[2])
+  return floor
+end
+return used
+";
+
 /// `KEYS` counter, the call's reservation marker. Takes the call's reservation back, if it holds
 /// one, never below zero.
 const REFUND: &str = r"
@@ -80,6 +92,7 @@ return 1
 
 static RESERVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESERVE));
 static REFUND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REFUND));
+static RAISE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RAISE));
 static DELIVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DELIVER));
 
 #[derive(Clone)]
@@ -135,6 +148,17 @@ impl MeterStore for RedisMeter {
         } else {
             Reservation::Exhausted { used }
         })
+    }
+
+    async fn raise_to(&self, key: &str, floor: u64) -> Result<u64, MeterError> {
+        let used: i64 = RAISE_SCRIPT
+            .key(key)
+            .arg(floor)
+            .arg(COUNTER_TTL_SECS)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(used).unwrap_or(0))
     }
 
     async fn refund(&self, key: &str, event_id: &str) -> Result<(), MeterError> {
