@@ -131,6 +131,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_EDGE_METERING_REDIS_URL")]
     pub metering_redis_url: Option<String>,
 
+    /// The metering Redis is a Redis Cluster (managed Redis often is): --metering-redis-url (or
+    /// --redis-url) names one or more of its nodes, comma-separated. Every metering script keeps to
+    /// one hash slot. The tenant-data store (--redis-url) and `usage` commands need a single Redis.
+    #[arg(long, env = "MCP_EDGE_METERING_REDIS_CLUSTER")]
+    pub metering_redis_cluster: bool,
+
     /// Directory of the usage outbox: every successful billable call's usage event is committed
     /// there (an embedded redb file, group commit) before the call is answered, and moved to Redis
     /// from there, also after a restart. One directory per backend process (locked). Without it

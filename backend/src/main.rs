@@ -185,6 +185,12 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn ProjectStore>> {
 /// until shut down.
 fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, DeliveryTask)> {
     let meter: Arc<dyn MeterStore> = match cli.metering_url() {
+        Some(urls) if cli.metering_redis_cluster => {
+            let nodes: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+            Arc::new(RedisMeter::lazy_cluster(&nodes).context(
+                "parsing the metering Redis Cluster's node URLs (--metering-redis-url / --redis-url)",
+            )?)
+        }
         Some(url) => Arc::new(
             RedisMeter::lazy(url)
                 .context("parsing the metering Redis URL (--metering-redis-url / --redis-url)")?,

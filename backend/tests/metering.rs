@@ -19,7 +19,7 @@ use mcp_edge_backend::metering::{
     DailyQuota, DeliveryTask, MemoryMeter, MeterStore, Metering, MeteringConfig, Outbox,
     QuotaLimits, RedisMeter,
 };
-use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
+use mcp_edge_backend::redis_server::{RedisCluster, RedisServer, temp_dir};
 use serde_json::{Value, json};
 
 fn app_with(
@@ -103,8 +103,24 @@ fn project_count(listed: &Value) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_never_exceed_the_quota_in_redis() {
     let redis = RedisServer::start();
-    let now = Utc::now();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    concurrent_calls_never_exceed_the_quota(meter, &mut redis.connection()).await;
+}
+
+/// The same against a three-master Redis Cluster: every metering script keeps to one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_never_exceed_the_quota_in_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let meter = RedisMeter::lazy_cluster(&cluster.urls()).expect("meter");
+    concurrent_calls_never_exceed_the_quota(meter, &mut cluster.connection()).await;
+}
+
+/// 60 concurrent calls of a free tenant (quota 20) against `meter`, whose Redis `conn` reaches.
+async fn concurrent_calls_never_exceed_the_quota(
+    meter: RedisMeter,
+    conn: &mut dyn redis::ConnectionLike,
+) {
+    let now = Utc::now();
     let (app, task) = app_with(Arc::new(meter), free_quota(20), Outbox::memory(), now);
     let tenant = format!("acme-{}", uuid::Uuid::new_v4().simple());
 
@@ -154,12 +170,11 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
 
     // One event per successful call in the stream; the day counter expires a bit after a day.
     task.shutdown(Duration::from_secs(5)).await;
-    let mut conn = redis.connection();
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(USAGE_STREAM)
         .arg("-")
         .arg("+")
-        .query(&mut conn)
+        .query(conn)
         .expect("xrange");
     assert_eq!(entries.len(), 20);
     let mut ids = std::collections::HashSet::new();
@@ -171,18 +186,9 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
         assert!(event.billable && event.request_id.starts_with("req-"));
         assert!(ids.insert(event.event_id));
     }
-    let key = format!(
-        "mcp-edge:tenant:{}:{tenant}:quota:{}",
-        tenant.len(),
-        now.date_naive()
-    );
-    let (used, ttl): (u64, i64) = redis::pipe()
-        .cmd("GET")
-        .arg(&key)
-        .cmd("TTL")
-        .arg(&key)
-        .query(&mut conn)
-        .expect("counter");
+    let key = mcp_edge_backend::metering::keys::quota_day(&tenant, now.date_naive());
+    let used: u64 = redis::cmd("GET").arg(&key).query(conn).expect("counter");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(conn).expect("ttl");
     assert_eq!(used, 20);
     assert!((86_400..=90_000).contains(&ttl), "{ttl}");
 }
@@ -862,4 +868,106 @@ async fn the_quota_holds_after_an_outage_of_a_redis_without_persistence() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quota_holds_after_an_outage_of_a_redis_that_kept_its_data() {
     quota_holds_across_a_redis_outage(RedisServer::start()).await;
+}
+
+/// Every metering script on `meter`: reservations (once per call, up to the limit), refunds,
+/// raising a counter, delivering events (a reserved call not counted again, an unreserved one
+/// counted once, a duplicate ignored) and claims (shared unless in memory); `stream_len` reads the
+/// usage stream's length.
+async fn every_metering_script_runs(meter: &dyn MeterStore, stream_len: impl Fn() -> u64) {
+    use mcp_edge_backend::metering::{Reservation, SpoolRecord, UsageEvent};
+    let now = Utc::now();
+    let tenant =
+        mcp_edge_backend::tenant::test_tenant(&format!("acme-{}", uuid::Uuid::new_v4().simple()));
+    let key = mcp_edge_backend::metering::keys::quota_day(&tenant.tenant_id, now.date_naive());
+    let call = |n: u32| format!("{}/{n}", tenant.request_id);
+    let reserve = |n: u32| {
+        let (key, call) = (key.clone(), call(n));
+        async move { meter.reserve(&key, Some(2), &call).await.map_err(|e| e.0) }
+    };
+    let granted = |used| Ok::<_, String>(Reservation::Granted { used });
+    assert_eq!(reserve(1).await, granted(1));
+    assert_eq!(reserve(1).await, granted(1), "counted once per call");
+    assert_eq!(reserve(2).await, granted(2));
+    assert_eq!(reserve(3).await, Ok(Reservation::Exhausted { used: 2 }));
+    meter.refund(&key, &call(2)).await.expect("refund");
+    meter.refund(&key, &call(2)).await.expect("refund again");
+    assert_eq!(meter.used(&key).await.expect("used"), 1);
+    assert_eq!(meter.raise_to(&key, 3).await.expect("raise"), 3);
+    assert_eq!(meter.raise_to(&key, 2).await.expect("no lower"), 3);
+
+    let record = |n: u32, quota_counted| SpoolRecord {
+        event: UsageEvent::new(&tenant, "create_project", &n.to_string(), now),
+        quota_counted,
+    };
+    let before = stream_len();
+    assert!(
+        meter
+            .deliver(&record(1, true), &key)
+            .await
+            .expect("deliver")
+    );
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        3,
+        "reserved: not counted again"
+    );
+    assert!(
+        meter
+            .deliver(&record(4, false), &key)
+            .await
+            .expect("deliver")
+    );
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        4,
+        "ran uncounted: counted now"
+    );
+    assert!(!meter.deliver(&record(4, false), &key).await.expect("again"));
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        4,
+        "a duplicate changes nothing"
+    );
+    assert_eq!(stream_len(), before + 2);
+
+    let once = mcp_edge_backend::metering::keys::request_once(&tenant.tenant_id, &call(9));
+    assert!(meter.claim_once(&once, 60).await.expect("claim"));
+    let shared = meter.kind() == "redis";
+    assert_eq!(
+        meter.claim_once(&once, 60).await.expect("claim again"),
+        !shared
+    );
+}
+
+#[tokio::test]
+async fn every_metering_operation_runs_in_memory() {
+    let meter = MemoryMeter::new();
+    every_metering_script_runs(&meter, || meter.events().len() as u64).await;
+}
+
+#[tokio::test]
+async fn every_metering_script_runs_on_one_redis() {
+    let redis = RedisServer::start();
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    every_metering_script_runs(&meter, || {
+        redis::cmd("XLEN")
+            .arg(USAGE_STREAM)
+            .query(&mut redis.connection())
+            .expect("xlen")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_metering_script_runs_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let meter = RedisMeter::lazy_cluster(&cluster.urls()).expect("meter");
+    every_metering_script_runs(&meter, || {
+        redis::cmd("XLEN")
+            .arg(USAGE_STREAM)
+            .query(&mut cluster.connection())
+            .expect("xlen")
+    })
+    .await;
 }

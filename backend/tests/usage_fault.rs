@@ -181,7 +181,7 @@ fn events_reaching(redis: &RedisServer, want: u64) -> Vec<UsageEvent> {
 }
 
 fn day_counter(redis: &RedisServer, day: chrono::NaiveDate) -> u64 {
-    let key = format!("mcp-edge:tenant:{}:{TENANT}:quota:{day}", TENANT.len());
+    let key = mcp_edge_backend::metering::keys::quota_day(TENANT, day);
     let counted: Option<u64> = redis::cmd("GET")
         .arg(&key)
         .query(&mut redis.connection())
