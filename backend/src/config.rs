@@ -363,6 +363,8 @@ mod tests {
             "redis://127.0.0.1:1",
             "--day",
             "2026-11-27",
+            "--output",
+            "day.jsonl",
         ])
         .expect("cli");
         assert!(matches!(cli.command, Some(Command::Usage(_))));

@@ -29,6 +29,7 @@ pub mod day;
 pub mod delivery;
 pub mod errors;
 pub mod event;
+pub mod export_record;
 pub mod fail_open;
 pub mod keys;
 pub mod memory_meter;
