@@ -733,17 +733,36 @@ async fn outbox_backlog_delivery_rate() {
     }
 }
 
+/// Default quotas but `limit` billable calls a day for the pro tier.
+fn pro_quota(limit: u64) -> MeteringConfig {
+    MeteringConfig {
+        limits: QuotaLimits {
+            pro: DailyQuota(Some(limit)),
+            ..QuotaLimits::default()
+        },
+        ..MeteringConfig::default()
+    }
+}
+
+/// `get_usage` of `me` once Redis answers again (the breaker skips Redis for a second after the
+/// last failure; at most 4 s).
+async fn usage_once_redis_answers(app: &Router, me: &Caller<'_>) -> Value {
+    let mut usage = call_tool_as(app, me, "get_usage", json!({})).await;
+    for _ in 0..40 {
+        if usage.get("error").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        usage = call_tool_as(app, me, "get_usage", json!({})).await;
+    }
+    usage
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_tenant_is_stopped_at_its_quota_while_redis_is_down() {
     let mut redis = RedisServer::start();
     let now = Utc::now();
-    let config = MeteringConfig {
-        limits: QuotaLimits {
-            pro: DailyQuota(Some(5)),
-            ..QuotaLimits::default()
-        },
-        ..MeteringConfig::default()
-    };
+    let config = pro_quota(5);
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
     let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
     let me = caller("acme-outage", "pro", "req-outage");
@@ -771,16 +790,7 @@ async fn a_paid_tenant_is_stopped_at_its_quota_while_redis_is_down() {
     // Redis is back: the calls admitted meanwhile are counted when their events arrive.
     redis.restart();
     let billed = stream_len_reaches(&redis, 5).await;
-    let mut usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    for _ in 0..40 {
-        if usage.get("error").is_none() {
-            break;
-        }
-        // The breaker skips Redis for a second after the last failure.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    }
-    let usage = ok(&usage);
+    let usage = ok(&usage_once_redis_answers(&app, &me).await);
     eprintln!(
         "pro quota 5, Redis down after 2 calls: acknowledged {acknowledged} ({} failing open, {} \
 refused at the quota), billed {billed}, counted {}",
@@ -797,13 +807,7 @@ refused at the quota), billed {billed}, counted {}",
 /// the calls admitted while failing open reach the counter before it grants again.
 async fn quota_holds_across_a_redis_outage(mut redis: RedisServer) {
     let now = Utc::now();
-    let config = MeteringConfig {
-        limits: QuotaLimits {
-            pro: DailyQuota(Some(20)),
-            ..QuotaLimits::default()
-        },
-        ..MeteringConfig::default()
-    };
+    let config = pro_quota(20);
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
     let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
     let me = caller("acme-reconcile", "pro", "req-reconcile");
@@ -823,14 +827,7 @@ async fn quota_holds_across_a_redis_outage(mut redis: RedisServer) {
     let events = if redis.is_persistent() { 20 } else { 17 };
     let in_stream = stream_len_reaches_within(&redis, events, Duration::from_secs(30)).await;
     assert_eq!(in_stream, events);
-    let mut usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    for _ in 0..40 {
-        if usage.get("error").is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    }
+    ok(&usage_once_redis_answers(&app, &me).await);
     let after = served(&app, &me, calls(5)).await;
     let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
     eprintln!(
