@@ -457,3 +457,71 @@ fn images_are_pinned() -> Result<()> {
     ensure!(redis.starts_with("redis:7."), "{redis}");
     Ok(())
 }
+
+/// The named volume a service mounts at `path` (`name:path[:mode]`), if any, and that it is
+/// declared at the top level.
+fn named_volume_at(compose: &mut Value, service_name: &str, path: &str) -> Result<String> {
+    let svc = service(compose, service_name)?.clone();
+    let volumes = strings(svc.get("volumes").unwrap_or(&Value::Null));
+    let name = volumes
+        .iter()
+        .find_map(|v| {
+            let mut parts = v.split(':');
+            let (source, target) = (parts.next()?, parts.next()?);
+            (target == path && !source.starts_with('.') && !source.starts_with('/'))
+                .then(|| source.to_string())
+        })
+        .with_context(|| format!("{service_name}: no named volume at {path}: {volumes:?}"))?;
+    let declared = compose
+        .get("volumes")
+        .and_then(Value::as_mapping)
+        .is_some_and(|m| m.contains_key(Value::String(name.clone())));
+    ensure!(declared, "volume {name} is not declared under volumes:");
+    Ok(name)
+}
+
+/// The value after `flag` in a command (`--flag value`), if any.
+fn flag_value(command: &[String], flag: &str) -> Option<String> {
+    command.iter().skip_while(|a| *a != flag).nth(1).cloned()
+}
+
+/// Billing-grade by default: the backend commits usage events to an outbox on a volume before it
+/// answers, and Redis keeps what it acknowledged (append-only file, fsync on every write, on a
+/// volume), as `mcp-edge-backend --help` asks of the metering Redis.
+#[test]
+fn the_stack_keeps_usage_events_across_restarts() -> Result<()> {
+    let mut compose = compose()?;
+    let backend = service(&mut compose, "backend")?.clone();
+    let command = strings(backend.get("command").unwrap_or(&Value::Null));
+    let outbox = flag_value(&command, "--outbox-dir")
+        .context("the backend runs without --outbox-dir: events wait in memory")?;
+    named_volume_at(&mut compose, "backend", &outbox)?;
+    // The image's unprivileged user owns the directory, so the fresh volume is writable.
+    let dockerfile = read("backend/Dockerfile")?;
+    let user = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("USER "))
+        .context("backend/Dockerfile sets no USER")?
+        .trim()
+        .to_string();
+    ensure!(
+        dockerfile.lines().any(|l| l.starts_with("RUN ")
+            && l.contains(&outbox)
+            && l.contains(&format!("chown {user}"))),
+        "backend/Dockerfile does not make {outbox} for {user}"
+    );
+
+    let redis = service(&mut compose, "redis")?.clone();
+    let command = strings(redis.get("command").unwrap_or(&Value::Null));
+    ensure!(
+        flag_value(&command, "--appendonly").as_deref() == Some("yes"),
+        "redis: {command:?}"
+    );
+    ensure!(
+        flag_value(&command, "--appendfsync").as_deref() == Some("always"),
+        "redis: {command:?}"
+    );
+    let dir = flag_value(&command, "--dir").unwrap_or_else(|| "/data".into());
+    named_volume_at(&mut compose, "redis", &dir)?;
+    Ok(())
+}

@@ -1,16 +1,17 @@
-//! The axum application: `/healthz` in the open, `/mcp` behind the gateway signature check, then
-//! the batch splitter, then rmcp.
+//! The axum application: `/healthz` (alive) and `/readyz` (can serve billable calls) in the open,
+//! `/mcp` behind the gateway signature check, then the batch splitter, then rmcp.
 //!
 //! Kept apart from `main` so tests drive the very router the binary serves.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::batch::serve_batches;
+use crate::batch::{BatchLimits, serve_batches};
 use crate::gateway_auth::{GatewayAuth, authenticate};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
@@ -31,6 +32,8 @@ pub struct AppConfig {
     pub metering: Metering,
     /// `Host` values (`name` = any port, or `name:port`) rmcp's DNS-rebinding check lets through.
     pub allowed_hosts: Vec<String>,
+    /// How much one JSON-RPC batch's answer may carry.
+    pub batch_limits: BatchLimits,
 }
 
 /// rmcp's Streamable HTTP service in stateless mode: no sessions, plain JSON answers.
@@ -59,17 +62,32 @@ pub fn router(config: AppConfig) -> Router {
     let mcp = Router::new()
         .route_service(
             MCP_PATH,
-            mcp_service(config.store, config.metering, config.allowed_hosts),
+            mcp_service(config.store, config.metering.clone(), config.allowed_hosts),
         )
         // Layers run outermost last-added: the signature over the whole body is checked first,
         // then a batch is split into single messages for rmcp.
-        .route_layer(axum::middleware::from_fn(serve_batches))
+        .route_layer(axum::middleware::from_fn_with_state(
+            config.batch_limits,
+            serve_batches,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             config.gateway_auth,
             authenticate,
         ));
+    let metering = config.metering.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || ready(metering.clone())))
         .merge(mcp)
         .layer(axum::middleware::from_fn(log_requests))
+}
+
+/// `/readyz`: 200 while billable calls can be recorded, else 503 saying why (the usage outbox is
+/// unwritable, or its writer thread is gone or stuck). Other tools would still work; a load
+/// balancer should send traffic elsewhere all the same.
+async fn ready(metering: Metering) -> (StatusCode, String) {
+    match metering.ready() {
+        Ok(()) => (StatusCode::OK, "ready".into()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+    }
 }

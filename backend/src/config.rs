@@ -42,6 +42,18 @@ pub struct Cli {
     )]
     pub max_body_bytes: u32,
 
+    /// The most bytes of results one JSON-RPC batch's answer carries (1 KiB to 256 MiB). The
+    /// element whose answer would pass it is answered with JSON-RPC error -32058 instead (it ran),
+    /// and the batch's later calls are not run.
+    #[arg(
+        long,
+        env = "MCP_EDGE_MAX_BATCH_ANSWER_BYTES",
+        default_value_t = mcp_edge_contract::limits::DEFAULT_MAX_BATCH_ANSWER_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1024..=268_435_456),
+        value_name = "BYTES"
+    )]
+    pub max_batch_answer_bytes: u64,
+
     /// Requests served at once; one more is shed at once with 503, `Retry-After: 1` and JSON-RPC
     /// error -32054 rather than queued.
     #[arg(
@@ -118,6 +130,12 @@ pub struct Cli {
     /// `appendonly yes` and `appendfsync always` to lose no event it acknowledged.
     #[arg(long, env = "MCP_EDGE_METERING_REDIS_URL")]
     pub metering_redis_url: Option<String>,
+
+    /// The metering Redis is a Redis Cluster (managed Redis often is): --metering-redis-url (or
+    /// --redis-url) names one or more of its nodes, comma-separated. Every metering script keeps to
+    /// one hash slot. The tenant-data store (--redis-url) and `usage` commands need a single Redis.
+    #[arg(long, env = "MCP_EDGE_METERING_REDIS_CLUSTER")]
+    pub metering_redis_cluster: bool,
 
     /// Directory of the usage outbox: every successful billable call's usage event is committed
     /// there (an embedded redb file, group commit) before the call is answered, and moved to Redis
@@ -345,6 +363,8 @@ mod tests {
             "redis://127.0.0.1:1",
             "--day",
             "2026-11-27",
+            "--output",
+            "day.jsonl",
         ])
         .expect("cli");
         assert!(matches!(cli.command, Some(Command::Usage(_))));

@@ -1,7 +1,8 @@
 //! The rule every Redis key of a tenant follows, shared by the project store ([`crate::store::keys`])
 //! and metering ([`crate::metering::keys`]), so neither reaches into the other to build its keys.
 //!
-//! A tenant's keys start with `mcp-edge:tenant:{len}:{tenant_id}`. The byte length in front of the
+//! A tenant's keys start with `mcp-edge:tenant:{len}:{tenant_id}` (metering's with that prefix in
+//! braces, a Redis Cluster hash tag). The byte length in front of the
 //! tenant id fixes where the id ends, so no tenant id (whatever `:` or suffix it contains) can
 //! produce another tenant's key.
 

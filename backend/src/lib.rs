@@ -10,6 +10,7 @@
 pub mod app;
 pub mod batch;
 pub mod config;
+pub mod export_file;
 pub mod gateway_auth;
 pub mod jsonrpc_error;
 pub mod keyspace;

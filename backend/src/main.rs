@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use mcp_edge_backend::app::{AppConfig, router};
+use mcp_edge_backend::batch::BatchLimits;
 use mcp_edge_backend::config::Cli;
 use mcp_edge_backend::gateway_auth::GatewayAuth;
 use mcp_edge_backend::metering::{
@@ -101,6 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         store,
         metering,
         allowed_hosts: cli.allowed_hosts,
+        batch_limits: BatchLimits {
+            max_answer_bytes: usize::try_from(cli.max_batch_answer_bytes).unwrap_or(usize::MAX),
+        },
     })
     .layer(axum::middleware::from_fn_with_state(shedder, shed));
     let listener = tokio::net::TcpListener::bind(cli.listen)
@@ -181,6 +185,12 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Arc<dyn ProjectStore>> {
 /// until shut down.
 fn start_metering(cli: &Cli) -> anyhow::Result<(Metering, DeliveryTask)> {
     let meter: Arc<dyn MeterStore> = match cli.metering_url() {
+        Some(urls) if cli.metering_redis_cluster => {
+            let nodes: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+            Arc::new(RedisMeter::lazy_cluster(&nodes).context(
+                "parsing the metering Redis Cluster's node URLs (--metering-redis-url / --redis-url)",
+            )?)
+        }
         Some(url) => Arc::new(
             RedisMeter::lazy(url)
                 .context("parsing the metering Redis URL (--metering-redis-url / --redis-url)")?,

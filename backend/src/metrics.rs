@@ -19,6 +19,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::metering::outbox::WriterState;
 use crate::metering::{Metering, Tier};
 use crate::shed::Shedder;
 
@@ -104,9 +105,24 @@ impl Collector for Sources {
         counter(
             &mut encoder,
             "mcp_edge_outbox_unwritable_refusals",
-            "Billable calls refused (-32052) because the outbox was unwritable.",
+            "Billable calls refused (-32052) before they ran because the outbox was unwritable or its writer thread gone or stuck.",
             counts.unwritable_refusals,
         )?;
+        let up = |ok: bool| ConstGauge::new(i64::from(ok));
+        let writer = up(self.metering.outbox_writer_state() == WriterState::Running);
+        writer.encode(encoder.encode_descriptor(
+            "mcp_edge_outbox_writer_up",
+            "1 while the outbox writer thread runs and is not stuck on one commit; 0 when it has stopped (panicked) or is stuck.",
+            None,
+            writer.metric_type(),
+        )?)?;
+        let ready = up(self.metering.ready().is_ok());
+        ready.encode(encoder.encode_descriptor(
+            "mcp_edge_outbox_ready",
+            "1 while billable calls can be recorded (what /readyz reports); 0 while they are refused.",
+            None,
+            ready.metric_type(),
+        )?)?;
         counter(
             &mut encoder,
             "mcp_edge_usage_events_delivered",
@@ -188,6 +204,8 @@ mod tests {
             "mcp_edge_usage_events_delivered_total 0",
             "mcp_edge_replayed_calls_refused_total 0",
             "mcp_edge_requests_shed_total 0",
+            "mcp_edge_outbox_writer_up 1",
+            "mcp_edge_outbox_ready 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

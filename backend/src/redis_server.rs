@@ -1,6 +1,7 @@
 //! A throwaway `redis-server` for tests (not part of the server): on a free loopback port with its
 //! own directory and an append-only file with `appendfsync always` (so every acknowledged write
-//! survives a kill), stopped by pid. Shared by the unit tests (the Redis store's conformance run)
+//! survives a kill) — or, [`RedisServer::start_volatile`], without any persistence (a kill loses
+//! everything) — stopped by pid; and a three-master [`RedisCluster`]. Shared by the unit tests (the Redis store's conformance run)
 //! and the integration tests (metering, the fault test), so no Redis test is ever skipped.
 
 use std::net::TcpListener;
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     child: Option<Child>,
+    /// Whether writes survive a kill (AOF, fsync always) or not (no persistence at all).
+    persistent: bool,
     pub port: u16,
     pub dir: PathBuf,
 }
@@ -34,6 +37,16 @@ impl RedisServer {
     /// Starts a server on a free port in a new directory. Fails (never skips) when
     /// `redis-server` is not installed: scripts/install-deps.sh installs it.
     pub fn start() -> Self {
+        Self::start_persistent(true)
+    }
+
+    /// [`RedisServer::start`] without persistence: a kill loses every key, as with `--save ""
+    /// --appendonly no`.
+    pub fn start_volatile() -> Self {
+        Self::start_persistent(false)
+    }
+
+    fn start_persistent(persistent: bool) -> Self {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -45,6 +58,7 @@ impl RedisServer {
         );
         let mut server = Self {
             child: None,
+            persistent,
             port: free_port(),
             dir: temp_dir("redis"),
         };
@@ -66,7 +80,7 @@ impl RedisServer {
             .arg(&self.dir)
             .args([
                 "--appendonly",
-                "yes",
+                if self.persistent { "yes" } else { "no" },
                 "--appendfsync",
                 "always",
                 "--save",
@@ -120,6 +134,11 @@ impl RedisServer {
             .expect("redis connection")
     }
 
+    /// Whether writes survive a kill.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -130,4 +149,122 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A throwaway Redis Cluster for tests: three masters (no replicas) on free loopback ports (and
+/// free cluster-bus ports), each with its own directory, joined with `redis-cli --cluster
+/// create`; stopped by pid on drop.
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts the three nodes and waits until the cluster reports `cluster_state:ok` on each.
+    pub fn start() -> Self {
+        let dir = temp_dir("redis-cluster");
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for i in 0..3 {
+            let (port, bus) = (free_port(), free_port());
+            let node_dir = cluster.dir.join(format!("node-{i}"));
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string()])
+                .args(["--cluster-port", &bus.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .args(["--appendonly", "no", "--save", ""])
+                .args(["--daemonize", "no", "--protected-mode", "yes"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start redis-server (cluster node)");
+            cluster.nodes.push(child);
+            cluster.ports.push(port);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in &cluster.ports {
+            while !ping(*port) {
+                assert!(
+                    Instant::now() < deadline,
+                    "cluster node {port} did not come up"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        for port in &cluster.ports {
+            while !cluster_ok(*port) {
+                assert!(Instant::now() < deadline, "cluster not ok on {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster
+    }
+
+    /// The nodes' URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// A blocking cluster connection (commands follow the slots).
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.urls())
+            .and_then(|c| c.get_connection())
+            .expect("cluster connection")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn node(port: u16) -> Option<redis::Connection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+        .ok()
+}
+
+fn ping(port: u16) -> bool {
+    node(port).is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+}
+
+fn cluster_ok(port: u16) -> bool {
+    node(port).is_some_and(|mut c| {
+        redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query::<String>(&mut c)
+            .is_ok_and(|info| info.contains("cluster_state:ok"))
+    })
 }

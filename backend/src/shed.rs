@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 
 use crate::jsonrpc_error::error_response;
@@ -56,7 +58,7 @@ impl Shedder {
 
 /// The middleware: serve within the limit, shed beyond it.
 pub async fn shed(State(shedder): State<Shedder>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = shedder.permits.clone().try_acquire_owned() else {
+    let Ok(permit) = shedder.permits.clone().try_acquire_owned() else {
         shedder.shed.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             max_in_flight = shedder.max_in_flight,
@@ -64,7 +66,13 @@ pub async fn shed(State(shedder): State<Shedder>, request: Request, next: Next) 
         );
         return overloaded();
     };
-    next.run(request).await
+    // The permit goes with the body: a streamed answer (a batch) is still being served.
+    next.run(request).await.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
 }
 
 fn overloaded() -> Response {
@@ -83,7 +91,6 @@ fn overloaded() -> Response {
 mod tests {
     use super::*;
     use axum::Router;
-    use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt as _;
 
@@ -121,8 +128,37 @@ mod tests {
         wait.notify_one();
         let served = first.await.expect("task").expect("infallible");
         assert_eq!(served.status(), StatusCode::OK);
+        drop(served); // its body held the place
         let again = app.oneshot(request());
         wait.notify_one();
         assert_eq!(again.await.expect("infallible").status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_streamed_answer_holds_its_place_until_its_body_is_done() {
+        let shedder = Shedder::new(1);
+        let app = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    Body::from_stream(futures_util::stream::pending::<
+                        Result<axum::body::Bytes, std::convert::Infallible>,
+                    >())
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(shedder, shed));
+        let request = || {
+            Request::builder()
+                .uri("/")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let streaming = app.clone().oneshot(request()).await.expect("infallible");
+        assert_eq!(streaming.status(), StatusCode::OK);
+        let shed = app.clone().oneshot(request()).await.expect("infallible");
+        assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(streaming);
+        let served = app.oneshot(request()).await.expect("infallible");
+        assert_eq!(served.status(), StatusCode::OK);
     }
 }

@@ -1,9 +1,12 @@
 //! `mcp-edge-backend usage …`: reports and billing export from the Redis usage stream.
 //!
 //! `usage report` prints billable calls per UTC day, tenant and tool; `usage export --stripe`
-//! prints each usage event as a Stripe meter event (one JSON object per line, ready for
-//! `POST /v1/billing/meter_events`), with the customer taken from a tenant → Stripe customer file;
-//! with `--incremental` only what the last incremental export did not, recording a checkpoint.
+//! writes each usage event as a Stripe meter event to a file (one per line: a JSON object, or the
+//! form body `POST /v1/billing/meter_events` takes as is), with the customer taken from a tenant →
+//! Stripe customer file; with `--incremental` only what the last incremental export did not,
+//! recording a checkpoint. The file is durable ([`crate::export_file`]) before the export records
+//! what it wrote ([`crate::metering::export_record`]) and moves its checkpoint; an event written
+//! out before is exported again only with `--again`.
 //! `usage trim` removes entries older than a retention that the checkpoint covers. Both read the
 //! stream in pages and print as they go ([`crate::metering::usage_stream`]).
 
@@ -16,9 +19,11 @@ use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::metering::USAGE_STREAM;
+use crate::export_file::ExportFile;
+use crate::metering::export_record;
 use crate::metering::report::{Selection, Tally, render_table, stripe_event, unmapped};
 use crate::metering::usage_stream::{self, Pages};
+use crate::metering::{USAGE_STREAM, UsageEvent};
 
 /// Subcommands of `mcp-edge-backend`; without one it serves.
 #[derive(Debug, Clone, Subcommand)]
@@ -32,11 +37,13 @@ pub enum Command {
 pub enum UsageCommand {
     /// Print the number of billable calls per UTC day, tenant and tool.
     Report(ReportArgs),
-    /// Print the usage events as Stripe meter events, one JSON object per line.
+    /// Write the usage events to a file as Stripe meter events, one per line.
     ///
-    /// Each line is {"event_name", "payload": {"stripe_customer_id", "value": "1"}, "identifier":
-    /// <event id>, "timestamp": <unix seconds>}, the body of a Stripe meter event. The identifier is
-    /// the usage event's unique id; Stripe rejects an identifier it saw within the last 24 hours.
+    /// `--format json`: {"event_name", "payload": {"stripe_customer_id", "value": "1"},
+    /// "identifier": <event id>, "timestamp": <unix seconds>}; `--format form`: the same as the
+    /// form body of `POST /v1/billing/meter_events` (Stripe API version 2024-09-30.acacia), for
+    /// `curl --data`. The identifier is the usage event's unique id; Stripe drops a repeated one only
+    /// within 24 hours, so an event written out before is refused without `--again`.
     Export(ExportArgs),
     /// Remove stream entries older than a retention that an incremental export (`usage export
     /// --incremental`) has written out; entries not yet exported are never removed.
@@ -98,10 +105,30 @@ pub struct ExportArgs {
     pub event_name: String,
 
     /// Export only the entries after the export checkpoint, then move the checkpoint to the last
-    /// entry exported once every line is written (keep the output until it is uploaded). `usage
-    /// trim` removes only entries the checkpoint covers.
+    /// entry exported once the file is complete, fsynced and in place (keep it until it is
+    /// uploaded). `usage trim` removes only entries the checkpoint covers.
     #[arg(long, conflicts_with = "day")]
     pub incremental: bool,
+
+    /// The file to write (never overwritten; written as `<FILE>.partial`, then renamed).
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// One line per event: `json`, or `form` (the body Stripe's v1 API takes, for curl).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+    pub format: ExportFormat,
+
+    /// Export events an earlier export already wrote out (Stripe bills them again unless they were
+    /// uploaded less than 24 hours ago).
+    #[arg(long)]
+    pub again: bool,
+}
+
+/// How `usage export` writes a meter event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Form,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -180,8 +207,9 @@ async fn report(args: &ReportArgs, out: &mut dyn std::io::Write) -> anyhow::Resu
     Ok(())
 }
 
-/// Two passes over the same entries: every tenant must have a customer before a line is printed;
-/// then the lines, page by page.
+/// Three passes over the same entries: every tenant must have a customer, and no event may have
+/// been exported before (unless `--again`), before a line is written; then the lines into the file,
+/// made durable; then the record of what was written, and the checkpoint.
 async fn export(args: &ExportArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.customers)
         .with_context(|| format!("reading {}", args.customers.display()))?;
@@ -203,12 +231,26 @@ async fn export(args: &ExportArgs, out: &mut dyn std::io::Write) -> anyhow::Resu
     let end = usage_stream::last_id(&mut conn, stream)
         .await
         .with_context(|| reading(stream))?;
+    let range = (after.as_deref(), end.clone());
+
+    // A second handle on the same connection asks about each page while the pages are read.
+    let mut lookup = conn.clone();
     let mut missing = std::collections::BTreeSet::new();
-    let mut pages = Pages::between(&mut conn, stream, after.as_deref(), end.clone());
+    let (mut again, mut first_again) = (0usize, None::<String>);
+    let mut pages = Pages::between(&mut conn, stream, range.0, range.1.clone());
     let mut selection = Selection::new(args.stream.day);
     while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
-        let kept = page.iter().map(|(_, e)| e).filter(|e| selection.keep(e));
-        missing.extend(unmapped(kept, &customers));
+        let kept: Vec<&UsageEvent> = page
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| selection.keep(e))
+            .collect();
+        missing.extend(unmapped(kept.iter().copied(), &customers));
+        let before = export_record::exported_before(&mut lookup, &kept)
+            .await
+            .context("reading which events were exported before")?;
+        again += before.len();
+        first_again = first_again.or_else(|| before.into_iter().next());
     }
     if !missing.is_empty() {
         anyhow::bail!(
@@ -217,23 +259,56 @@ async fn export(args: &ExportArgs, out: &mut dyn std::io::Write) -> anyhow::Resu
             args.customers.display()
         );
     }
-    let mut pages = Pages::between(&mut conn, stream, after.as_deref(), end.clone());
+    if let (Some(first), false) = (first_again, args.again) {
+        anyhow::bail!(
+            "{} of these events were exported before (the first: {}); Stripe bills them again \
+unless they were uploaded less than 24 hours ago. Nothing exported; pass --again to export them \
+anyway",
+            again,
+            first
+        );
+    }
+
+    let mut file = ExportFile::create(&args.output)?;
+    let mut pages = Pages::between(&mut conn, stream, range.0, range.1.clone());
     let mut selection = Selection::new(args.stream.day);
     let mut exported = 0u64;
     while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
         for (_, event) in page.iter().filter(|(_, e)| selection.keep(e)) {
             if let Some(line) = stripe_event(event, &customers, &args.event_name) {
-                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                match args.format {
+                    ExportFormat::Json => file.line(&serde_json::to_string(&line)?)?,
+                    ExportFormat::Form => file.line(&line.form())?,
+                }
                 exported += 1;
             }
         }
     }
-    out.flush()?;
+    file.commit()?;
+
+    // The file is in place: record what it holds, then move the checkpoint.
+    let mut pages = Pages::between(&mut conn, stream, range.0, range.1.clone());
+    let mut selection = Selection::new(args.stream.day);
+    while let Some(page) = pages.next_page().await.with_context(|| reading(stream))? {
+        let written: Vec<&UsageEvent> = page
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| selection.keep(e))
+            .collect();
+        export_record::record(&mut lookup, &written)
+            .await
+            .context("recording what was exported (the file is complete)")?;
+    }
     if let (true, Some(end)) = (args.incremental, end) {
         let now = usage_stream::advance_checkpoint(&mut conn, &end)
             .await
-            .context("recording the export checkpoint")?;
+            .context("recording the export checkpoint (the file is complete)")?;
         tracing::info!(exported, checkpoint = now, "usage exported");
     }
+    writeln!(
+        out,
+        "exported {exported} events to {}",
+        args.output.display()
+    )?;
     Ok(())
 }

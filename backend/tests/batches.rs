@@ -11,10 +11,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use common::*;
-use mcp_edge_backend::batch::MAX_BATCH_ELEMENTS;
+use mcp_edge_backend::batch::{DEFAULT_MAX_BATCH_ANSWER_BYTES, MAX_BATCH_ELEMENTS};
 use mcp_edge_backend::metering::{
     DailyQuota, DeliveryTask, MemoryMeter, Metering, MeteringConfig, Outbox, QuotaLimits, call_key,
 };
+use mcp_edge_contract::codes::BATCH_ANSWER_FULL;
 use mcp_edge_contract::limits::MAX_JSONRPC_ID_BYTES;
 use serde_json::{Value, json};
 
@@ -313,4 +314,90 @@ async fn the_daily_quota_counts_every_element() {
     assert_eq!(rpc_error_code(&answer_to(&got, json!(3))), -32050);
     ok(&answer_to(&got, json!(4)));
     assert_eq!(project_names(&app).await, ["One", "Two"]);
+}
+
+/// 20 full pages of large tasks ask for ~21 MB from a ~2 KB batch. The answer stays within the
+/// 16 MiB default: the element that does not fit is answered -32058 (it ran), the calls after it
+/// do not run; the array is streamed, one piece per answer.
+#[tokio::test]
+async fn a_batch_answer_is_capped_and_streamed() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    let app = app();
+    let made = ok(&call_tool(&app, "acme", "create_project", json!({"name": "Big"})).await);
+    let project = made["project"]["id"].as_str().expect("id").to_owned();
+    let description = "d".repeat(5000);
+    for i in 0..100 {
+        let task = json!({"project_id": project, "title": format!("Task {i}"), "description": description});
+        ok(&call_tool(&app, "acme", "create_task", task).await);
+    }
+    let mut batch: Vec<Value> = (0..20)
+        .map(|i| {
+            call(
+                json!(i),
+                "list_tasks",
+                json!({"project_id": project, "limit": 100}),
+            )
+        })
+        .collect();
+    batch.push(call(
+        json!("late"),
+        "create_project",
+        json!({"name": "Late"}),
+    ));
+    let request = signed_post_at(&Caller::default(), "", &Value::Array(batch.clone()));
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let (mut text, mut pieces) = (Vec::new(), 0);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("frame").into_data() {
+            pieces += 1;
+            text.extend_from_slice(&data);
+        }
+    }
+    let request_bytes = Value::Array(batch).to_string().len();
+    println!(
+        "request {request_bytes} bytes, answer {} bytes in {pieces} pieces",
+        text.len()
+    );
+    // Results within the cap, plus a short error for each element that got none.
+    assert!(
+        text.len() <= DEFAULT_MAX_BATCH_ANSWER_BYTES + 21 * 512,
+        "answer of {} bytes to a request of {request_bytes}",
+        text.len()
+    );
+    assert!(pieces > 1, "the array is streamed, not sent in one piece");
+    let answers: Vec<Value> = serde_json::from_slice(&text).expect("a JSON array");
+    let ids: Vec<Value> = answers.iter().map(|a| a["id"].clone()).collect();
+    let expected: Vec<Value> = (0..20).map(|i| json!(i)).chain([json!("late")]).collect();
+    assert_eq!(ids, expected, "one answer per element, in order");
+    let first_refused = answers
+        .iter()
+        .position(|a| a.get("error").is_some())
+        .expect("an element over the cap");
+    assert!(
+        first_refused >= 10,
+        "at least 10 full pages fit: {first_refused}"
+    );
+    for served in &answers[..first_refused] {
+        assert_eq!(ok(served)["tasks"].as_array().map(Vec::len), Some(100));
+    }
+    let over = &answers[first_refused];
+    assert_eq!(rpc_error_code(over), i64::from(BATCH_ANSWER_FULL), "{over}");
+    assert_eq!(over["error"]["data"]["ran"], true, "{over}");
+    for later in &answers[first_refused + 1..] {
+        assert_eq!(
+            rpc_error_code(later),
+            i64::from(BATCH_ANSWER_FULL),
+            "{later}"
+        );
+        assert_eq!(later["error"]["data"]["ran"], false, "{later}");
+    }
+    assert_eq!(
+        project_names(&app).await,
+        ["Big"],
+        "the late call did not run"
+    );
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use common::*;
 use mcp_edge_backend::metering::USAGE_STREAM;
@@ -18,7 +19,7 @@ use mcp_edge_backend::metering::{
     DailyQuota, DeliveryTask, MemoryMeter, MeterStore, Metering, MeteringConfig, Outbox,
     QuotaLimits, RedisMeter,
 };
-use mcp_edge_backend::redis_server::{RedisServer, temp_dir};
+use mcp_edge_backend::redis_server::{RedisCluster, RedisServer, temp_dir};
 use serde_json::{Value, json};
 
 fn app_with(
@@ -102,8 +103,24 @@ fn project_count(listed: &Value) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_calls_never_exceed_the_quota_in_redis() {
     let redis = RedisServer::start();
-    let now = Utc::now();
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    concurrent_calls_never_exceed_the_quota(meter, &mut redis.connection()).await;
+}
+
+/// The same against a three-master Redis Cluster: every metering script keeps to one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_calls_never_exceed_the_quota_in_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let meter = RedisMeter::lazy_cluster(&cluster.urls()).expect("meter");
+    concurrent_calls_never_exceed_the_quota(meter, &mut cluster.connection()).await;
+}
+
+/// 60 concurrent calls of a free tenant (quota 20) against `meter`, whose Redis `conn` reaches.
+async fn concurrent_calls_never_exceed_the_quota(
+    meter: RedisMeter,
+    conn: &mut dyn redis::ConnectionLike,
+) {
+    let now = Utc::now();
     let (app, task) = app_with(Arc::new(meter), free_quota(20), Outbox::memory(), now);
     let tenant = format!("acme-{}", uuid::Uuid::new_v4().simple());
 
@@ -153,12 +170,11 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
 
     // One event per successful call in the stream; the day counter expires a bit after a day.
     task.shutdown(Duration::from_secs(5)).await;
-    let mut conn = redis.connection();
     let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(USAGE_STREAM)
         .arg("-")
         .arg("+")
-        .query(&mut conn)
+        .query(conn)
         .expect("xrange");
     assert_eq!(entries.len(), 20);
     let mut ids = std::collections::HashSet::new();
@@ -170,18 +186,9 @@ async fn concurrent_calls_never_exceed_the_quota_in_redis() {
         assert!(event.billable && event.request_id.starts_with("req-"));
         assert!(ids.insert(event.event_id));
     }
-    let key = format!(
-        "mcp-edge:tenant:{}:{tenant}:quota:{}",
-        tenant.len(),
-        now.date_naive()
-    );
-    let (used, ttl): (u64, i64) = redis::pipe()
-        .cmd("GET")
-        .arg(&key)
-        .cmd("TTL")
-        .arg(&key)
-        .query(&mut conn)
-        .expect("counter");
+    let key = mcp_edge_backend::metering::keys::quota_day(&tenant, now.date_naive());
+    let used: u64 = redis::cmd("GET").arg(&key).query(conn).expect("counter");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(conn).expect("ttl");
     assert_eq!(used, 20);
     assert!((86_400..=90_000).contains(&ttl), "{ttl}");
 }
@@ -422,7 +429,7 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     while metering.outbox_backlog() > 0 && std::time::Instant::now() < delivered_by {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(metering.outbox_backlog(), 0, "the first call was delivered");
+    assert_eq!(metering.outbox_backlog(), 0, "every event was delivered");
 
     disk.set(true);
     // The call in flight when the disk fills: it ran, but its event cannot be recorded, so it is
@@ -474,6 +481,132 @@ async fn a_full_outbox_disk_refuses_billable_calls_until_it_has_room_again() {
     let billed = meter.events().len();
     eprintln!("disk full then freed: acknowledged {acknowledged}, billed {billed}");
     assert_eq!(billed, acknowledged);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `GET /readyz`: its status and body.
+async fn readiness(app: &Router) -> (StatusCode, String) {
+    let request = axum::http::Request::get("/readyz")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let (status, text, _) = send(app, request).await;
+    (status, text)
+}
+
+/// Waits (bounded) until the first event is delivered: its removal is a write too, which must
+/// happen before a disk fault is switched on.
+async fn until_delivered(metering: &Metering) {
+    let by = std::time::Instant::now() + Duration::from_secs(5);
+    while metering.outbox_backlog() > 0 && std::time::Instant::now() < by {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(metering.outbox_backlog(), 0, "every event was delivered");
+}
+
+/// Waits (bounded) until the outbox writer is `Stopped` or `Stuck`.
+async fn until_writer(metering: &Metering, stopped: bool) {
+    use mcp_edge_backend::metering::outbox::WriterState;
+    let by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = metering.outbox_writer_state();
+        match state {
+            WriterState::Stopped if stopped => return,
+            WriterState::Stuck(_) if !stopped => return,
+            _ => assert!(std::time::Instant::now() < by, "writer still {state:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The billable `calls` are refused -32052 before they run.
+async fn refused_up_front(app: &Router, me: &Caller<'_>, calls: std::ops::Range<u32>) {
+    let listed = ok(&call_tool_as(app, me, "list_projects", json!({})).await);
+    let before = project_count(&listed);
+    for n in calls {
+        let refused = create_project(app, me, n).await;
+        assert_eq!(rpc_error_code(&refused), -32052, "{refused}");
+    }
+    let listed = ok(&call_tool_as(app, me, "list_projects", json!({})).await);
+    assert_eq!(project_count(&listed), before, "refused calls did not run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_outbox_writer_refuses_billable_calls_before_they_run() {
+    let dir = temp_dir("outbox-dead");
+    let outbox = Outbox::open_dir(&dir).expect("outbox");
+    let meter = Arc::new(MemoryMeter::new());
+    let writer = outbox.clone();
+    let (app, _task, metering) =
+        app_and_metering(meter, MeteringConfig::default(), outbox, Utc::now());
+    let me = caller("acme", "pro", "req-dead");
+    ok(&create_project(&app, &me, 0).await);
+    until_delivered(&metering).await;
+    assert_eq!(readiness(&app).await.0, StatusCode::OK);
+
+    writer.crash_writer();
+    until_writer(&metering, true).await;
+    refused_up_front(&app, &me, 1..4).await;
+    assert_eq!(metering.counts().unwritable_refusals, 3);
+    let (status, text) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("stopped"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_outbox_writer_refuses_billable_calls_until_it_moves_again() {
+    let dir = temp_dir("outbox-stuck");
+    let (outbox, disk) = Outbox::open_dir_with_fault(&dir).expect("outbox");
+    outbox.set_writer_deadline(Duration::from_millis(500));
+    let meter = Arc::new(MemoryMeter::new());
+    let (app, _task, metering) =
+        app_and_metering(meter, MeteringConfig::default(), outbox, Utc::now());
+    let metrics = mcp_edge_backend::metrics::router(mcp_edge_backend::metrics::Sources {
+        metering: metering.clone(),
+        shedder: mcp_edge_backend::shed::Shedder::new(4),
+    });
+    let writer_up = || async {
+        let request = axum::http::Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (_, text, _) = send(&metrics, request).await;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("mcp_edge_outbox_writer_up ")
+                    .map(str::to_owned)
+            })
+            .expect("writer_up metric")
+    };
+    let me = caller("acme", "pro", "req-stuck");
+    ok(&create_project(&app, &me, 0).await);
+    until_delivered(&metering).await;
+    assert_eq!(writer_up().await, "1");
+
+    disk.hang(true);
+    // The call in flight when the disk hangs waits out the writer's deadline, not for ever.
+    let lost = tokio::time::timeout(Duration::from_secs(30), create_project(&app, &me, 1))
+        .await
+        .expect("answered within the writer's deadline, not held while the disk hangs");
+    assert_eq!(rpc_error_code(&lost), -32052, "{lost}");
+    // The writer is still inside the hung commit, soon past its deadline: stuck.
+    until_writer(&metering, false).await;
+    refused_up_front(&app, &me, 2..5).await;
+    let (status, text) = readiness(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    assert!(text.contains("busy"), "{text}");
+    assert_eq!(writer_up().await, "0");
+
+    disk.hang(false);
+    let by = std::time::Instant::now() + Duration::from_secs(10);
+    while readiness(&app).await.0 != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < by,
+            "ready again once the disk answers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok(&create_project(&app, &me, 5).await);
+    assert_eq!(writer_up().await, "1");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -582,6 +715,7 @@ async fn outbox_backlog_delivery_rate() {
             outbox.clone(),
             Duration::from_millis(100),
             Arc::default(),
+            Arc::default(),
         );
         in_stream += backlog as u64;
         let reached = stream_len_reaches_within(&redis, in_stream, Duration::from_secs(300)).await;
@@ -599,17 +733,36 @@ async fn outbox_backlog_delivery_rate() {
     }
 }
 
+/// Default quotas but `limit` billable calls a day for the pro tier.
+fn pro_quota(limit: u64) -> MeteringConfig {
+    MeteringConfig {
+        limits: QuotaLimits {
+            pro: DailyQuota(Some(limit)),
+            ..QuotaLimits::default()
+        },
+        ..MeteringConfig::default()
+    }
+}
+
+/// `get_usage` of `me` once Redis answers again (the breaker skips Redis for a second after the
+/// last failure; at most 4 s).
+async fn usage_once_redis_answers(app: &Router, me: &Caller<'_>) -> Value {
+    let mut usage = call_tool_as(app, me, "get_usage", json!({})).await;
+    for _ in 0..40 {
+        if usage.get("error").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        usage = call_tool_as(app, me, "get_usage", json!({})).await;
+    }
+    usage
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_tenant_is_stopped_at_its_quota_while_redis_is_down() {
     let mut redis = RedisServer::start();
     let now = Utc::now();
-    let config = MeteringConfig {
-        limits: QuotaLimits {
-            pro: DailyQuota(Some(5)),
-            ..QuotaLimits::default()
-        },
-        ..MeteringConfig::default()
-    };
+    let config = pro_quota(5);
     let meter = RedisMeter::lazy(&redis.url()).expect("meter");
     let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
     let me = caller("acme-outage", "pro", "req-outage");
@@ -637,16 +790,7 @@ async fn a_paid_tenant_is_stopped_at_its_quota_while_redis_is_down() {
     // Redis is back: the calls admitted meanwhile are counted when their events arrive.
     redis.restart();
     let billed = stream_len_reaches(&redis, 5).await;
-    let mut usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    for _ in 0..40 {
-        if usage.get("error").is_none() {
-            break;
-        }
-        // The breaker skips Redis for a second after the last failure.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        usage = call_tool_as(&app, &me, "get_usage", json!({})).await;
-    }
-    let usage = ok(&usage);
+    let usage = ok(&usage_once_redis_answers(&app, &me).await);
     eprintln!(
         "pro quota 5, Redis down after 2 calls: acknowledged {acknowledged} ({} failing open, {} \
 refused at the quota), billed {billed}, counted {}",
@@ -654,4 +798,173 @@ refused at the quota), billed {billed}, counted {}",
     );
     assert_eq!((billed, usage["used"].as_u64()), (5, Some(5)));
     task.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The sequence measured against the release backend (issue 19): quota 20; 3 calls with Redis up;
+/// Redis killed, 25 calls (17 served failing open, 8 refused); Redis back, 25 calls, then more once
+/// every event is delivered: nothing more may be served, and the counter says 20. With a Redis
+/// that lost its data the counter is restored from what the backend knew; with one that kept it
+/// the calls admitted while failing open reach the counter before it grants again.
+async fn quota_holds_across_a_redis_outage(mut redis: RedisServer) {
+    let now = Utc::now();
+    let config = pro_quota(20);
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    let (app, task, metering) = app_and_metering(Arc::new(meter), config, Outbox::memory(), now);
+    let me = caller("acme-reconcile", "pro", "req-reconcile");
+    let mut next = 0;
+    let mut calls = |n: u32| {
+        let from = next;
+        next += n;
+        from..next
+    };
+    let up = served(&app, &me, calls(3)).await;
+    until_delivered(&metering).await;
+    redis.kill();
+    let down = served(&app, &me, calls(25)).await;
+    redis.restart();
+    let back = served(&app, &me, calls(25)).await;
+    // Every event delivered (17 and, if Redis kept them, the first 3), the breaker closed.
+    let events = if redis.is_persistent() { 20 } else { 17 };
+    let in_stream = stream_len_reaches_within(&redis, events, Duration::from_secs(30)).await;
+    assert_eq!(in_stream, events);
+    ok(&usage_once_redis_answers(&app, &me).await);
+    let after = served(&app, &me, calls(5)).await;
+    let usage = ok(&call_tool_as(&app, &me, "get_usage", json!({})).await);
+    eprintln!(
+        "quota 20: Redis up {up} served; down {down}; back {back}; after delivery ({in_stream} \
+events in the stream) {after}; counter {}; fail-open {:?}",
+        usage["used"],
+        metering.fail_open_stats()
+    );
+    assert_eq!((up, down), (3, 17));
+    assert_eq!(up + down + back + after, 20, "served against a quota of 20");
+    assert_eq!(usage["used"], 20, "{usage}");
+    task.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Calls `create_project` for each of `range`; how many were served (the others must be refused
+/// at the quota).
+async fn served(app: &Router, me: &Caller<'_>, range: std::ops::Range<u32>) -> u32 {
+    let mut served = 0;
+    for n in range {
+        let answer = create_project(app, me, n).await;
+        if answer.get("error").is_none() {
+            served += 1;
+        } else {
+            assert_eq!(rpc_error_code(&answer), -32050, "{answer}");
+        }
+    }
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_after_an_outage_of_a_redis_without_persistence() {
+    quota_holds_across_a_redis_outage(RedisServer::start_volatile()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_holds_after_an_outage_of_a_redis_that_kept_its_data() {
+    quota_holds_across_a_redis_outage(RedisServer::start()).await;
+}
+
+/// Every metering script on `meter`: reservations (once per call, up to the limit), refunds,
+/// raising a counter, delivering events (a reserved call not counted again, an unreserved one
+/// counted once, a duplicate ignored) and claims (shared unless in memory); `stream_len` reads the
+/// usage stream's length.
+async fn every_metering_script_runs(meter: &dyn MeterStore, stream_len: impl Fn() -> u64) {
+    use mcp_edge_backend::metering::{Reservation, SpoolRecord, UsageEvent};
+    let now = Utc::now();
+    let tenant =
+        mcp_edge_backend::tenant::test_tenant(&format!("acme-{}", uuid::Uuid::new_v4().simple()));
+    let key = mcp_edge_backend::metering::keys::quota_day(&tenant.tenant_id, now.date_naive());
+    let call = |n: u32| format!("{}/{n}", tenant.request_id);
+    let reserve = |n: u32| {
+        let (key, call) = (key.clone(), call(n));
+        async move { meter.reserve(&key, Some(2), &call).await.map_err(|e| e.0) }
+    };
+    let granted = |used| Ok::<_, String>(Reservation::Granted { used });
+    assert_eq!(reserve(1).await, granted(1));
+    assert_eq!(reserve(1).await, granted(1), "counted once per call");
+    assert_eq!(reserve(2).await, granted(2));
+    assert_eq!(reserve(3).await, Ok(Reservation::Exhausted { used: 2 }));
+    meter.refund(&key, &call(2)).await.expect("refund");
+    meter.refund(&key, &call(2)).await.expect("refund again");
+    assert_eq!(meter.used(&key).await.expect("used"), 1);
+    assert_eq!(meter.raise_to(&key, 3).await.expect("raise"), 3);
+    assert_eq!(meter.raise_to(&key, 2).await.expect("no lower"), 3);
+
+    let record = |n: u32, quota_counted| SpoolRecord {
+        event: UsageEvent::new(&tenant, "create_project", &n.to_string(), now),
+        quota_counted,
+    };
+    let before = stream_len();
+    assert!(
+        meter
+            .deliver(&record(1, true), &key)
+            .await
+            .expect("deliver")
+    );
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        3,
+        "reserved: not counted again"
+    );
+    assert!(
+        meter
+            .deliver(&record(4, false), &key)
+            .await
+            .expect("deliver")
+    );
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        4,
+        "ran uncounted: counted now"
+    );
+    assert!(!meter.deliver(&record(4, false), &key).await.expect("again"));
+    assert_eq!(
+        meter.used(&key).await.expect("used"),
+        4,
+        "a duplicate changes nothing"
+    );
+    assert_eq!(stream_len(), before + 2);
+
+    let once = mcp_edge_backend::metering::keys::request_once(&tenant.tenant_id, &call(9));
+    assert!(meter.claim_once(&once, 60).await.expect("claim"));
+    let shared = meter.kind() == "redis";
+    assert_eq!(
+        meter.claim_once(&once, 60).await.expect("claim again"),
+        !shared
+    );
+}
+
+#[tokio::test]
+async fn every_metering_operation_runs_in_memory() {
+    let meter = MemoryMeter::new();
+    every_metering_script_runs(&meter, || meter.events().len() as u64).await;
+}
+
+#[tokio::test]
+async fn every_metering_script_runs_on_one_redis() {
+    let redis = RedisServer::start();
+    let meter = RedisMeter::lazy(&redis.url()).expect("meter");
+    every_metering_script_runs(&meter, || {
+        redis::cmd("XLEN")
+            .arg(USAGE_STREAM)
+            .query(&mut redis.connection())
+            .expect("xlen")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_metering_script_runs_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let meter = RedisMeter::lazy_cluster(&cluster.urls()).expect("meter");
+    every_metering_script_runs(&meter, || {
+        redis::cmd("XLEN")
+            .arg(USAGE_STREAM)
+            .query(&mut cluster.connection())
+            .expect("xlen")
+    })
+    .await;
 }

@@ -61,6 +61,7 @@ async fn backlog_delivered(compact_above: u64) -> (u64, u64, OutboxStats, u64, u
         outbox.clone(),
         Duration::from_millis(50),
         counters.clone(),
+        Arc::default(),
     );
     append(&outbox, BACKLOG..BACKLOG + DURING).await;
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -181,7 +181,7 @@ fn events_reaching(redis: &RedisServer, want: u64) -> Vec<UsageEvent> {
 }
 
 fn day_counter(redis: &RedisServer, day: chrono::NaiveDate) -> u64 {
-    let key = format!("mcp-edge:tenant:{}:{TENANT}:quota:{day}", TENANT.len());
+    let key = mcp_edge_backend::metering::keys::quota_day(TENANT, day);
     let counted: Option<u64> = redis::cmd("GET")
         .arg(&key)
         .query(&mut redis.connection())
@@ -310,7 +310,8 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     let customers = work.join("tenants.json");
     std::fs::write(&customers, json!({TENANT: "cus_FAULT"}).to_string()).expect("write");
     let customers = customers.to_string_lossy().into_owned();
-    let (ok, lines, err) = usage_cli(&[
+    let file = work.join("export.jsonl");
+    let (ok, said, err) = usage_cli(&[
         "export",
         "--stripe",
         "--customers",
@@ -319,8 +320,15 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
         &url,
         "--day",
         &day,
+        "--output",
+        &file.to_string_lossy(),
     ]);
     assert!(ok, "{err}");
+    assert_eq!(
+        said,
+        format!("exported {succeeded} events to {}\n", file.display())
+    );
+    let lines = std::fs::read_to_string(&file).expect("export file");
     let exported: Vec<Value> = lines
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -335,6 +343,7 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     assert_eq!(exported[0]["timestamp"], events[0].timestamp_ms / 1000);
     std::fs::write(work.join("none.json"), "{}").expect("write");
     let none = work.join("none.json").to_string_lossy().into_owned();
+    let refused = work.join("refused.jsonl");
     let (ok, out, err) = usage_cli(&[
         "export",
         "--stripe",
@@ -342,8 +351,11 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
         &none,
         "--redis-url",
         &url,
+        "--output",
+        &refused.to_string_lossy(),
     ]);
     assert!(!ok && out.is_empty() && err.contains(TENANT), "{err}");
+    assert!(!refused.exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&work);
 }
 

@@ -56,6 +56,28 @@ async fn usage(redis: &RedisServer, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
+/// Runs `usage export --stripe --customers <customers> <args> --output <file>`; the file's text.
+async fn export_to(
+    redis: &RedisServer,
+    customers: &str,
+    file: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut argv = vec![
+        "export",
+        "--stripe",
+        "--customers",
+        customers,
+        "--output",
+        &file_arg,
+    ];
+    argv.extend_from_slice(args);
+    let said = usage(redis, &argv).await?;
+    anyhow::ensure!(said.starts_with("exported "), "{said}");
+    Ok(std::fs::read_to_string(file)?)
+}
+
 fn stream_len(redis: &RedisServer) -> usize {
     redis::cmd("XLEN")
         .arg(USAGE_STREAM)
@@ -108,7 +130,7 @@ async fn a_report_over_several_pages_equals_the_sum_of_the_events() {
     std::fs::write(&customers, r#"{"acme": "cus_A", "globex": "cus_G"}"#).expect("write");
     let customers = customers.to_string_lossy().into_owned();
     let lines = json_lines(
-        &usage(&redis, &["export", "--stripe", "--customers", &customers])
+        &export_to(&redis, &customers, &dir.join("all.jsonl"), &[])
             .await
             .expect("export"),
     );
@@ -130,13 +152,13 @@ async fn trim_removes_only_exported_events_and_incremental_exports_each_event_on
     let customers = dir.join("customers.json");
     std::fs::write(&customers, r#"{"acme": "cus_A"}"#).expect("write");
     let customers = customers.to_string_lossy().into_owned();
-    let export = [
-        "export",
-        "--stripe",
-        "--customers",
-        &customers,
-        "--incremental",
-    ];
+    let files = std::cell::Cell::new(0);
+    let export = || {
+        files.set(files.get() + 1);
+        let file = dir.join(format!("batch-{}.jsonl", files.get()));
+        let (redis, customers) = (&redis, customers.clone());
+        async move { export_to(redis, &customers, &file, &["--incremental"]).await }
+    };
 
     add_events(&redis, "acme", "create_task", 27, 0, PAGE + 5);
     // Nothing exported yet: nothing is trimmed, however old.
@@ -146,7 +168,7 @@ async fn trim_removes_only_exported_events_and_incremental_exports_each_event_on
     assert_eq!(said, "removed nothing: no export checkpoint yet\n");
     assert_eq!(stream_len(&redis), PAGE + 5);
 
-    let first = json_lines(&usage(&redis, &export).await.expect("export"));
+    let first = json_lines(&export().await.expect("export"));
     assert_eq!(first.len(), PAGE + 5);
     add_events(&redis, "acme", "create_task", 27, PAGE + 5, 40);
     // Entries younger than the retention stay, exported or not.
@@ -163,7 +185,7 @@ async fn trim_removes_only_exported_events_and_incremental_exports_each_event_on
         "{said}"
     );
     assert_eq!(stream_len(&redis), 40);
-    let second = json_lines(&usage(&redis, &export).await.expect("export"));
+    let second = json_lines(&export().await.expect("export"));
     let second_ids: HashSet<&str> = second
         .iter()
         .map(|l| l["identifier"].as_str().expect("identifier"))
@@ -174,10 +196,7 @@ async fn trim_removes_only_exported_events_and_incremental_exports_each_event_on
             .iter()
             .all(|l| !second_ids.contains(l["identifier"].as_str().unwrap_or("")))
     );
-    assert!(
-        usage(&redis, &export).await.expect("export").is_empty(),
-        "nothing new"
-    );
+    assert!(export().await.expect("export").is_empty(), "nothing new");
     // A second checkpoint never moves back: a stale id leaves it where it is.
     let checkpoint: String = redis::cmd("GET")
         .arg(EXPORTED_UNTIL)
@@ -196,8 +215,82 @@ async fn trim_removes_only_exported_events_and_incremental_exports_each_event_on
         .expect("trim");
     assert_eq!(stream_len(&redis), 0, "all exported now");
     // A report and an export over an empty stream.
-    assert!(usage(&redis, &export).await.expect("export").is_empty());
+    assert!(export().await.expect("export").is_empty());
     let table = usage(&redis, &["report"]).await.expect("report");
     assert!(table.ends_with("total billable calls: 0\n"), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stripe drops a repeated identifier only within 24 hours: an event written out before is
+/// exported again only with `--again`; the checkpoint and that record move only once the file is
+/// complete and in place; an existing file is never overwritten.
+#[tokio::test]
+async fn a_re_export_needs_again_and_the_checkpoint_waits_for_the_file() {
+    let redis = RedisServer::start();
+    let dir = temp_dir("usage-again");
+    let customers = dir.join("customers.json");
+    std::fs::write(&customers, r#"{"acme": "cus_A"}"#).expect("write");
+    let customers = customers.to_string_lossy().into_owned();
+    add_events(&redis, "acme", "create_task", 27, 0, 30);
+    let checkpoint = || -> Option<String> {
+        redis::cmd("GET")
+            .arg(EXPORTED_UNTIL)
+            .query(&mut redis.connection())
+            .expect("checkpoint")
+    };
+
+    // The file cannot be written (no such directory): nothing counts as exported.
+    let nowhere = dir.join("no-such-dir").join("batch.jsonl");
+    let failed = export_to(&redis, &customers, &nowhere, &["--incremental"]).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(checkpoint(), None, "the checkpoint waits for the file");
+
+    let first = dir.join("first.jsonl");
+    let lines = json_lines(
+        &export_to(&redis, &customers, &first, &["--incremental"])
+            .await
+            .expect("export"),
+    );
+    assert_eq!(lines.len(), 30);
+    assert!(checkpoint().is_some());
+    assert!(!dir.join("first.jsonl.partial").exists());
+
+    // The same events again (a full export, a day later say): refused, no file written.
+    let second = dir.join("second.jsonl");
+    let refused = export_to(&redis, &customers, &second, &[])
+        .await
+        .expect_err("exported before");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("30 of these events were exported before") && message.contains("--again"),
+        "{message}"
+    );
+    assert!(!second.exists());
+    // Asked for: exported again, as form bodies for curl this time.
+    let forms = export_to(
+        &redis,
+        &customers,
+        &second,
+        &["--again", "--format", "form"],
+    )
+    .await
+    .expect("export --again");
+    assert_eq!(forms.lines().count(), 30);
+    assert!(
+        forms
+            .lines()
+            .all(|l| l
+                .starts_with("event_name=mcp_tool_call&payload%5Bstripe_customer_id%5D=cus_A&")),
+        "{forms}"
+    );
+    // A file already there is never overwritten.
+    let exists = export_to(&redis, &customers, &first, &["--again"])
+        .await
+        .expect_err("exists");
+    assert!(format!("{exists:#}").contains("exists"), "{exists:#}");
+    assert_eq!(
+        json_lines(&std::fs::read_to_string(&first).expect("read")).len(),
+        30
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -45,3 +45,6 @@ pub const STORAGE_DEADLINE: i32 = -32056;
 /// `Mcp-Session-Id` unknown to the edge: bare, tampered with, or bound to another tenant or user
 /// (HTTP 404, as MCP answers an unknown session: the client starts a new one with `initialize`).
 pub const SESSION_NOT_FOUND: i32 = -32057;
+/// A batch element's answer did not fit in the batch's answer limit (`data.ran` says whether the
+/// call ran); the call is to be sent again on its own or with a smaller page.
+pub const BATCH_ANSWER_FULL: i32 = -32058;

@@ -22,3 +22,9 @@ pub const MAX_BATCH_ELEMENTS: usize = 100;
 /// and in the store for the replay window) and identifies the call's usage event: unbounded, a
 /// body-sized id would be copied into each of them.
 pub const MAX_JSONRPC_ID_BYTES: usize = 128;
+
+/// The most bytes of results one JSON-RPC batch's answer carries, by default. A batch of 100 small
+/// requests can ask for far more than it sends (100 full pages of large tasks are hundreds of MB);
+/// an element whose answer does not fit in what is left gets a short JSON-RPC error instead, and
+/// the elements after it are not run.
+pub const DEFAULT_MAX_BATCH_ANSWER_BYTES: usize = 16 * 1024 * 1024;

@@ -6,9 +6,9 @@
 //! Anything else (a plain-text refusal such as 406 or 415, an unreadable body) becomes a JSON-RPC
 //! error with the element's id, so that one element's failure never costs the others theirs.
 
-use axum::body::to_bytes;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde_json::Value;
 
 use crate::jsonrpc_error::{INTERNAL_ERROR, INVALID_REQUEST, error_object};
@@ -22,17 +22,35 @@ const MAX_QUOTED_CHARS: usize = 200;
 
 /// The JSON-RPC answer to the request `id`, from rmcp's HTTP response to it.
 pub async fn answer_of(id: &Value, response: Response) -> Value {
+    answer_within(id, response, MAX_ANSWER_BYTES)
+        .await
+        .unwrap_or_else(|TooLarge| {
+            error_object(id, INTERNAL_ERROR, "the answer to this call is too large")
+        })
+}
+
+/// The answer to one element was larger than the bytes it was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+/// [`answer_of`], serialised, when it takes at most `limit` bytes; reading stops at the limit.
+pub async fn answer_within(
+    id: &Value,
+    response: Response,
+    limit: usize,
+) -> Result<Value, TooLarge> {
     let status = response.status();
     let media = media_type(&response);
-    let body = match to_bytes(response.into_body(), MAX_ANSWER_BYTES).await {
-        Ok(body) => body,
+    let body = match Limited::new(response.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => return Err(TooLarge),
         Err(e) => {
             tracing::warn!(error = %e, "could not read the answer to a batch element");
-            return error_object(
+            return Ok(error_object(
                 id,
                 INTERNAL_ERROR,
                 "the answer to this call could not be read",
-            );
+            ));
         }
     };
     let message = match media.as_str() {
@@ -40,7 +58,7 @@ pub async fn answer_of(id: &Value, response: Response) -> Value {
         "text/event-stream" => from_event_stream(id, &body),
         _ => None,
     };
-    match message {
+    Ok(match message {
         Some(Value::Object(mut object)) => {
             // rmcp answers some refusals with `id: null`; in a batch the id tells them apart.
             if object.get("id").is_none_or(Value::is_null) {
@@ -49,7 +67,7 @@ pub async fn answer_of(id: &Value, response: Response) -> Value {
             Value::Object(object)
         }
         _ => refusal(id, status, &body),
-    }
+    })
 }
 
 /// The media type of a response, lower case, without parameters.
@@ -146,6 +164,18 @@ mod tests {
         assert_eq!(got, json!({"jsonrpc":"2.0","id":2,"result":{}}));
         let none = answer_of(&json!(3), response(200, Some("text/event-stream"), body)).await;
         assert_eq!(none["error"]["code"], INTERNAL_ERROR, "{none}");
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_limit() {
+        let body = r#"{"jsonrpc":"2.0","id":5,"result":{"ok":true}}"#;
+        let json = || response(200, Some("application/json"), body);
+        assert_eq!(
+            answer_within(&json!(5), json(), body.len() - 1).await,
+            Err(TooLarge)
+        );
+        let got = answer_within(&json!(5), json(), body.len()).await;
+        assert_eq!(got.expect("fits")["result"]["ok"], true);
     }
 
     #[tokio::test]

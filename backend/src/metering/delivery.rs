@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use super::counters::MeteringCounters;
 use super::day::day_of_millis;
 use super::event::SpoolRecord;
+use super::fail_open::FailOpen;
 use super::keys::quota_day;
 use super::meter_store::MeterStore;
 use super::outbox::{Outbox, OutboxEntry};
@@ -56,9 +57,15 @@ pub fn start(
     outbox: Outbox,
     retry: Duration,
     counters: Arc<MeteringCounters>,
+    fail_open: Arc<FailOpen>,
 ) -> DeliveryTask {
     let (stop, stop_rx) = oneshot::channel();
-    let handle = tokio::spawn(run(store, outbox, stop_rx, retry, counters));
+    let sink = Sink {
+        store,
+        counters,
+        fail_open,
+    };
+    let handle = tokio::spawn(run(sink, outbox, stop_rx, retry));
     DeliveryTask { stop, handle }
 }
 
@@ -72,16 +79,18 @@ enum Round {
     Failed,
 }
 
-async fn run(
+/// Where delivered events go, and who hears of them.
+struct Sink {
     store: Arc<dyn MeterStore>,
-    outbox: Outbox,
-    stop: oneshot::Receiver<()>,
-    retry: Duration,
     counters: Arc<MeteringCounters>,
-) {
+    /// Told when an event of a call admitted while failing open reaches its counter.
+    fail_open: Arc<FailOpen>,
+}
+
+async fn run(sink: Sink, outbox: Outbox, stop: oneshot::Receiver<()>, retry: Duration) {
     let mut stop = Some(stop);
     loop {
-        let round = deliver_round(store.as_ref(), &outbox, &counters).await;
+        let round = deliver_round(&sink, &outbox).await;
         if round == Round::More {
             if stop.as_mut().is_some_and(|rx| rx.try_recv().is_ok()) {
                 break;
@@ -101,7 +110,7 @@ async fn run(
         }
     }
     // Stopping: deliver what can be delivered now.
-    while deliver_round(store.as_ref(), &outbox, &counters).await == Round::More {}
+    while deliver_round(&sink, &outbox).await == Round::More {}
     if let Err(e) = outbox.close().await {
         tracing::warn!(error = %e, "closing the usage outbox");
     }
@@ -121,11 +130,7 @@ async fn stop_requested(stop: &mut Option<oneshot::Receiver<()>>) -> bool {
 }
 
 /// Delivers the oldest batch and removes what was delivered.
-async fn deliver_round(
-    store: &dyn MeterStore,
-    outbox: &Outbox,
-    counters: &MeteringCounters,
-) -> Round {
+async fn deliver_round(sink: &Sink, outbox: &Outbox) -> Round {
     let entries = match outbox.first(DELIVERY_BATCH).await {
         Ok(entries) => entries,
         Err(e) => {
@@ -137,7 +142,7 @@ async fn deliver_round(
         return Round::Drained;
     }
     let full = entries.len() == DELIVERY_BATCH;
-    let outcomes = join_all(entries.iter().map(|entry| deliver(store, entry))).await;
+    let outcomes = join_all(entries.iter().map(|entry| deliver(sink, entry))).await;
     let failed = outcomes.iter().any(Option::is_none);
     let done: Vec<u64> = outcomes.into_iter().flatten().collect();
     let delivered = done.len();
@@ -145,7 +150,7 @@ async fn deliver_round(
         tracing::error!(error = %e, "cannot remove delivered events from the usage outbox");
         return Round::Failed;
     }
-    counters.delivered(delivered);
+    sink.counters.delivered(delivered);
     tracing::debug!(delivered, failed, "usage events delivered");
     match (failed, full) {
         (true, _) => Round::Failed,
@@ -155,7 +160,7 @@ async fn deliver_round(
 }
 
 /// Delivers one entry; the key to remove, or `None` to keep it for the next round.
-async fn deliver(store: &dyn MeterStore, (key, record): &OutboxEntry) -> Option<u64> {
+async fn deliver(sink: &Sink, (key, record): &OutboxEntry) -> Option<u64> {
     let record = match record {
         Ok(record) => record,
         Err(e) => {
@@ -164,8 +169,14 @@ async fn deliver(store: &dyn MeterStore, (key, record): &OutboxEntry) -> Option<
             return Some(*key);
         }
     };
-    match store.deliver(record, &quota_key_of(record)).await {
-        Ok(_) => Some(*key),
+    let quota_key = quota_key_of(record);
+    match sink.store.deliver(record, &quota_key).await {
+        Ok(_) => {
+            if !record.quota_counted {
+                sink.fail_open.delivered(&quota_key);
+            }
+            Some(*key)
+        }
         Err(e) => {
             tracing::debug!(error = %e, "usage store unavailable; keeping events in the outbox");
             None

@@ -4,6 +4,13 @@
 //! (or N full quotas for a tenant a backend has not seen today). The events of calls admitted this
 //! way count them in the store when delivered, which reconciles the store's counter.
 //!
+//! Reconciled before the store grants again: once the store answers, a day counter with calls
+//! admitted here whose events are not delivered yet stays counted here ([`FailOpen::pending`]) —
+//! the store's counter does not hold them, and granting from it would hand the quota out again.
+//! When the last of them is delivered, the next reservation first raises the store's counter to
+//! what this process knows it reached ([`FailOpen::floor`]: the last count the store gave plus the
+//! calls delivered since), which also restores counts a Redis without persistence lost.
+//!
 //! [`FailOpenStats`] tells how many calls were admitted or refused that way and how long the store
 //! was failing open; a summary is logged when the store answers again.
 
@@ -34,10 +41,20 @@ pub struct FailOpen {
     state: Mutex<State>,
 }
 
+/// What this process knows of one day counter.
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    /// The last count the store gave, plus the calls admitted here delivered since.
+    known: u64,
+    /// Calls admitted here (store down) whose events are not delivered yet.
+    admitted: u64,
+    /// Calls were admitted here since the store's last count: the store is to be reconciled.
+    reconcile: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// Per day counter: the last count the store gave, and calls admitted here since.
-    counts: HashMap<String, (u64, u64)>,
+    counts: HashMap<String, Count>,
     down_since: Option<Instant>,
     stats: FailOpenStats,
 }
@@ -51,7 +68,9 @@ impl FailOpen {
         if state.counts.len() >= MAX_KEYS {
             state.counts.clear();
         }
-        state.counts.insert(key.to_owned(), (used, 0));
+        let count = state.counts.entry(key.to_owned()).or_default();
+        count.known = used;
+        count.reconcile = false;
         if let Some(since) = state.down_since.take() {
             state.stats.time += since.elapsed();
             tracing::warn!(
@@ -70,12 +89,14 @@ impl FailOpen {
             return Ok(());
         };
         state.down_since.get_or_insert_with(Instant::now);
-        let (known, admitted) = state.counts.get(key).copied().unwrap_or((0, 0));
-        if limit.is_some_and(|limit| known + admitted >= limit) {
+        let count = state.counts.entry(key.to_owned()).or_default();
+        let used = count.known + count.admitted;
+        if limit.is_some_and(|limit| used >= limit) {
             state.stats.refused += 1;
-            return Err(known + admitted);
+            return Err(used);
         }
-        state.counts.insert(key.to_owned(), (known, admitted + 1));
+        count.admitted += 1;
+        count.reconcile = true;
         state.stats.admitted += 1;
         if let Some(i) = Tier::ALL.iter().position(|t| *t == tier) {
             state.stats.admitted_by_tier[i] += 1;
@@ -87,10 +108,41 @@ impl FailOpen {
     /// stats still count it as admitted).
     pub fn release(&self, key: &str) {
         if let Ok(mut state) = self.state.lock()
-            && let Some((_, admitted)) = state.counts.get_mut(key)
+            && let Some(count) = state.counts.get_mut(key)
         {
-            *admitted = admitted.saturating_sub(1);
+            count.admitted = count.admitted.saturating_sub(1);
         }
+    }
+
+    /// The event of a call admitted here reached the store's counter `key`.
+    pub fn delivered(&self, key: &str) {
+        if let Ok(mut state) = self.state.lock()
+            && let Some(count) = state.counts.get_mut(key)
+            && count.admitted > 0
+        {
+            count.admitted -= 1;
+            count.known += 1;
+        }
+    }
+
+    /// Whether calls admitted here for `key` are not all in the store's counter yet: until they
+    /// are, `key` is counted here even though the store answers.
+    pub fn pending(&self, key: &str) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|state| state.counts.get(key).is_some_and(|c| c.admitted > 0))
+    }
+
+    /// The count the store's counter `key` must have at least before it grants again (0: no
+    /// reconciliation due). [`FailOpen::seen`] ends the reconciliation.
+    pub fn floor(&self, key: &str) -> u64 {
+        self.state.lock().map_or(0, |state| {
+            state
+                .counts
+                .get(key)
+                .filter(|c| c.reconcile && c.admitted == 0)
+                .map_or(0, |c| c.known)
+        })
     }
 
     pub fn stats(&self) -> FailOpenStats {
@@ -121,7 +173,40 @@ mod tests {
         let stats = f.stats();
         assert_eq!((stats.admitted, stats.refused), (4, 1));
         assert_eq!(stats.admitted_by_tier, [0, 3, 1]);
+        // The store's count does not hold the two calls admitted here until they are delivered.
         f.seen("k", 6);
-        assert_eq!(f.admit("k", Some(5), Tier::Pro), Err(6));
+        assert_eq!(f.admit("k", Some(5), Tier::Pro), Err(8));
+    }
+
+    #[test]
+    fn the_store_is_reconciled_once_every_admitted_call_is_delivered() {
+        let f = FailOpen::default();
+        f.seen("k", 3);
+        assert_eq!(f.floor("k"), 0, "nothing to reconcile");
+        for _ in 0..3 {
+            assert_eq!(f.admit("k", Some(20), Tier::Pro), Ok(()));
+        }
+        f.release("k");
+        assert!(f.pending("k"));
+        assert_eq!(
+            f.floor("k"),
+            0,
+            "not before every admitted call is in the store"
+        );
+        f.delivered("k");
+        assert!(f.pending("k"));
+        f.delivered("k");
+        assert!(!f.pending("k"));
+        assert_eq!(f.floor("k"), 5, "3 seen, 2 delivered");
+        f.delivered("k");
+        assert_eq!(
+            f.floor("k"),
+            5,
+            "a delivery of no call admitted here changes nothing"
+        );
+        f.seen("k", 5);
+        assert_eq!(f.floor("k"), 0, "reconciled");
+        f.delivered("unknown");
+        assert!(!f.pending("unknown"));
     }
 }

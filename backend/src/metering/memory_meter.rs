@@ -68,6 +68,13 @@ impl MeterStore for MemoryMeter {
         Ok(Reservation::Granted { used: used + 1 })
     }
 
+    async fn raise_to(&self, key: &str, floor: u64) -> Result<u64, MeterError> {
+        let mut state = self.lock()?;
+        let used = state.counters.entry(key.to_owned()).or_insert(0);
+        *used = (*used).max(floor);
+        Ok(*used)
+    }
+
     async fn refund(&self, key: &str, event_id: &str) -> Result<(), MeterError> {
         let mut state = self.lock()?;
         if state.reserved.remove(event_id)

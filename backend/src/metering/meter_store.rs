@@ -33,6 +33,10 @@ pub trait MeterStore: Send + Sync + 'static {
         limit: Option<u64>,
         event_id: &str,
     ) -> Result<Reservation, MeterError>;
+    /// Raises the counter at `key` to `floor` if it is lower (kept for
+    /// [`COUNTER_TTL_SECS`](super::day::COUNTER_TTL_SECS)); the count after. Reconciles a counter
+    /// after an outage with what a backend knows it reached (see [`super::fail_open`]).
+    async fn raise_to(&self, key: &str, floor: u64) -> Result<u64, MeterError>;
     /// Gives back the reservation of `event_id`, if it holds one (never below zero).
     async fn refund(&self, key: &str, event_id: &str) -> Result<(), MeterError>;
     /// The counter at `key` (0 if none).

@@ -10,15 +10,17 @@
 //! - the call succeeded → [`Metering::settle`] commits its [`UsageEvent`] to the durable
 //!   [`Outbox`] (group commit) *before* the result is returned; the [`delivery`] task moves it to
 //!   the Redis stream afterwards. If the outbox cannot take it the caller gets -32052 instead of
-//!   the result, and while the outbox is unwritable billable calls are refused up front (fail
-//!   closed) until a probe finds it writable again;
+//!   the result, and while the outbox is unwritable, or its writer thread is gone or stuck,
+//!   billable calls are refused up front (fail closed) and `/readyz` fails until it recovers;
 //! - the call failed (JSON-RPC error or `isError: true`) → the reservation is refunded: only
 //!   successful calls count and are billed. While a failing call holds its reservation a
 //!   concurrent call may be refused at the limit; the quota is never exceeded.
 //!
 //! When the usage store is unreachable, each tier fails closed (error -32051) or open, per
 //! [`DownPolicy`]: the call runs, counted in this process, which stops the tenant at its quota
-//! ([`fail_open`]); its event counts it in the store when delivered. After a failure the
+//! ([`fail_open`]); its event counts it in the store when delivered, and until all such events of
+//! a day counter are, that counter stays counted in this process, then is reconciled before the
+//! store grants from it again. After a failure the
 //! request path skips the store for a second ([`breaker`]) instead of waiting out its timeout.
 
 pub mod breaker;
@@ -27,6 +29,7 @@ pub mod day;
 pub mod delivery;
 pub mod errors;
 pub mod event;
+pub mod export_record;
 pub mod fail_open;
 pub mod keys;
 pub mod memory_meter;
@@ -117,7 +120,7 @@ struct Inner {
     outbox: Outbox,
     recent: RecentCalls,
     breaker: breaker::Breaker,
-    fail_open: fail_open::FailOpen,
+    fail_open: Arc<fail_open::FailOpen>,
     counters: Arc<counters::MeteringCounters>,
 }
 
@@ -156,7 +159,14 @@ impl Metering {
         retry: Duration,
     ) -> (Self, DeliveryTask) {
         let counters = Arc::new(counters::MeteringCounters::default());
-        let task = delivery::start(store.clone(), outbox.clone(), retry, counters.clone());
+        let fail_open = Arc::new(fail_open::FailOpen::default());
+        let task = delivery::start(
+            store.clone(),
+            outbox.clone(),
+            retry,
+            counters.clone(),
+            fail_open.clone(),
+        );
         let metering = Self {
             inner: Arc::new(Inner {
                 store,
@@ -165,7 +175,7 @@ impl Metering {
                 outbox,
                 recent: RecentCalls::new(),
                 breaker: breaker::Breaker::default(),
-                fail_open: fail_open::FailOpen::default(),
+                fail_open,
                 counters,
             }),
         };
@@ -195,6 +205,17 @@ impl Metering {
     /// Refusals and deliveries since the start.
     pub fn counts(&self) -> MeteringCounts {
         self.inner.counters.snapshot()
+    }
+
+    /// `Ok` when billable calls can be recorded (the outbox writer runs, is not stuck, and its
+    /// disk takes commits); else why not. The readiness check (`/readyz`) reports it.
+    pub fn ready(&self) -> Result<(), outbox::OutboxError> {
+        self.inner.outbox.ready()
+    }
+
+    /// Whether the outbox writer thread runs, and is not stuck.
+    pub fn outbox_writer_state(&self) -> outbox::WriterState {
+        self.inner.outbox.writer_state()
     }
 
     /// Events waiting in the outbox for delivery.
@@ -238,10 +259,11 @@ impl Metering {
     ) -> Result<Admission, ErrorData> {
         let now = self.now();
         let tier = tenant.tier;
-        if !self.inner.outbox.is_writable() {
+        if let Err(e) = self.inner.outbox.ready() {
             tracing::warn!(
                 tier = tier.name(),
-                "usage outbox unwritable; refusing a billable call"
+                error = %e,
+                "usage outbox not ready; refusing a billable call before it runs"
             );
             self.inner.counters.unwritable_refusal();
             return Err(errors::metering_unavailable(tier));
@@ -258,12 +280,26 @@ impl Metering {
         };
         let store = &self.inner.store;
         let refused = |used| errors::exhausted(tier, limit.unwrap_or(used), used, now);
-        match self
-            .inner
-            .breaker
-            .call(store.reserve(&key, limit, &call))
-            .await
-        {
+        let fail_open = &self.inner.fail_open;
+        if fail_open.pending(&key) {
+            // Calls admitted while the store was down are not all in its counter yet: granting
+            // from it would hand their share of the quota out again. Counted here until they are.
+            fail_open.admit(&key, limit, tier).map_err(refused)?;
+            tracing::info!(
+                tier = tier.name(),
+                "calls admitted while failing open not yet delivered; counting in this process"
+            );
+            return Ok(admission(false));
+        }
+        // After an outage: the counter holds at least what this process knows it reached.
+        let floor = fail_open.floor(&key);
+        let reserve = async {
+            if floor > 0 {
+                store.raise_to(&key, floor).await?;
+            }
+            store.reserve(&key, limit, &call).await
+        };
+        match self.inner.breaker.call(reserve).await {
             Ok(Reservation::Granted { used }) => {
                 self.inner.fail_open.seen(&key, used);
                 Ok(admission(true))

@@ -140,6 +140,41 @@ pub struct StripeMeterEvent {
     pub timestamp: i64,
 }
 
+impl StripeMeterEvent {
+    /// The event as the form body of `POST /v1/billing/meter_events`
+    /// (`application/x-www-form-urlencoded`), ready for `curl --data`.
+    pub fn form(&self) -> String {
+        let timestamp = self.timestamp.to_string();
+        [
+            ("event_name", self.event_name.as_str()),
+            (
+                "payload[stripe_customer_id]",
+                self.payload.stripe_customer_id.as_str(),
+            ),
+            ("payload[value]", self.payload.value.as_str()),
+            ("identifier", self.identifier.as_str()),
+            ("timestamp", timestamp.as_str()),
+        ]
+        .iter()
+        .map(|(name, value)| format!("{}={}", form_encode(name), form_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// Percent-encodes everything but the unreserved characters (RFC 3986), as a form value may be.
+fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StripePayload {
     pub stripe_customer_id: String,
@@ -292,6 +327,24 @@ mod tests {
         assert_eq!(
             stripe_events(&selected, &only_acme, "mcp_tool_call"),
             Err(vec!["globex".to_owned()])
+        );
+    }
+
+    #[test]
+    fn a_meter_event_as_a_form_body() {
+        let line = StripeMeterEvent {
+            event_name: "mcp_tool_call".into(),
+            payload: StripePayload {
+                stripe_customer_id: "cus_1".into(),
+                value: "1".into(),
+            },
+            identifier: "req-1/a b&c".into(),
+            timestamp: 1_700_000_000,
+        };
+        assert_eq!(
+            line.form(),
+            "event_name=mcp_tool_call&payload%5Bstripe_customer_id%5D=cus_1&payload%5Bvalue%5D=1\
+&identifier=req-1%2Fa%20b%26c&timestamp=1700000000"
         );
     }
 }

@@ -5,13 +5,15 @@
 //! Every `tools/call` looks up its verified tenant once ([`Tenant`]) and hands it to the tool. A
 //! call runs at most once per request id ([`Metering::claim`]); a billable call goes through
 //! [`crate::metering`]: admitted against the daily quota before it runs, settled (durable usage
-//! event or refund) before its result is returned.
+//! event or refund) before its result is returned. Before any of that, the call's tenant must hold
+//! the tool's catalogue scope ([`scope_check`]), whatever the edge decided.
 
 pub mod analytics;
 pub mod catalogue;
 pub mod failure;
 pub mod projects;
 pub mod schema;
+pub mod scope_check;
 pub mod tasks;
 pub mod tenant;
 pub mod usage;
@@ -107,6 +109,9 @@ impl ServerHandler for ProjectTools {
             return self.run(request, context).await; // rmcp's own answer to an unknown tool
         }
         let tenant = Tenant::of_call(&context)?;
+        // The edge checked the scope already; checked again from the catalogue, so a wrong
+        // `tool_scopes` in the edge's configuration opens no tool (nothing claimed, nothing billed).
+        scope_check::require_scope(&tenant, &name)?;
         let call_id = context.id.to_string();
         self.metering.claim(&tenant, &call_id).await?;
         tenant.clone().hand_over(&mut context);

@@ -35,6 +35,7 @@ pub fn app_with_store(store: Arc<dyn ProjectStore>, metering: Metering) -> Route
         store,
         metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
+        batch_limits: Default::default(),
     })
 }
 
@@ -82,7 +83,8 @@ impl Default for Caller<'_> {
         Self {
             tenant: "acme",
             user: "alice",
-            scopes: "mcp:read mcp:write",
+            // Every scope the catalogue names: the backend checks each tool's scope itself.
+            scopes: "mcp:read mcp:write mcp:admin",
             data_scope: "team:engineering",
             tier: "pro",
             // A fresh id per request, as the edge makes: the backend runs a call only once.

@@ -36,6 +36,7 @@ pub use compaction::{COMPACT_ABOVE_BYTES, COMPACT_MAX_BACKLOG};
 pub use storage::{MEMORY_OUTBOX_CAP, OUTBOX_FILE};
 use storage::{Opener, Storage};
 use writer::{Command, Shared};
+pub use writer::{WRITER_DEADLINE, WriterState};
 
 /// The outbox cannot take or give events (disk full, I/O error, writer gone).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -132,6 +133,33 @@ impl Outbox {
         self.shared.writable.load(Ordering::SeqCst)
     }
 
+    /// Whether the writer thread is alive and not stuck.
+    pub fn writer_state(&self) -> WriterState {
+        self.shared.writer_state()
+    }
+
+    /// `Ok` when an append is expected to succeed now: the writer runs, is not stuck, and the
+    /// disk took the last commit (or a probe since).
+    pub fn ready(&self) -> Result<(), OutboxError> {
+        match self.writer_state() {
+            WriterState::Stopped => Err(OutboxError("the outbox writer has stopped".into())),
+            WriterState::Stuck(busy) => Err(OutboxError(format!(
+                "the outbox writer has been busy with one commit for {} ms (disk hung?)",
+                busy.as_millis()
+            ))),
+            WriterState::Running if !self.is_writable() => Err(OutboxError(
+                "the outbox cannot be written (disk full or I/O error)".into(),
+            )),
+            WriterState::Running => Ok(()),
+        }
+    }
+
+    /// How long the writer may work on one commit before it counts as stuck, and how long a caller
+    /// waits for its answer ([`WRITER_DEADLINE`] unless set).
+    pub fn set_writer_deadline(&self, deadline: std::time::Duration) {
+        self.shared.set_deadline(deadline);
+    }
+
     pub fn stats(&self) -> OutboxStats {
         OutboxStats {
             append_commits: self.shared.append_commits.load(Ordering::Relaxed),
@@ -155,8 +183,17 @@ impl Outbox {
         self.tx
             .send(command(done))
             .map_err(|_| OutboxError("the outbox writer has stopped".into()))?;
-        answer
+        let deadline = self.shared.deadline();
+        // A stuck writer (hung disk) does not hold its callers for ever. An append given up here
+        // may still be committed once the disk answers.
+        tokio::time::timeout(deadline, answer)
             .await
+            .map_err(|_| {
+                OutboxError(format!(
+                    "the outbox writer did not answer within {} ms",
+                    deadline.as_millis()
+                ))
+            })?
             .map_err(|_| OutboxError("the outbox writer has stopped".into()))?
             .map_err(OutboxError)
     }

@@ -6,6 +6,11 @@
 //! When a commit fails (disk full, I/O error) the outbox is marked unwritable, which makes
 //! metering refuse billable calls; while it is, the thread probes the disk every
 //! [`PROBE_INTERVAL`] and marks it writable again as soon as a probe commit succeeds.
+//!
+//! The thread also says whether it is alive and moving ([`Shared::writer_state`]): it marks when
+//! it starts and ends each piece of work, and a guard marks it stopped when it ends, panics
+//! included. A thread gone, or busy with one group for longer than its deadline (a hung disk),
+//! makes metering refuse billable calls before they run and the readiness check fail.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -21,6 +26,21 @@ pub const MAX_GROUP: usize = 4096;
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the thread sleeps between commands while all is well (it wakes on any command).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// How long one piece of the writer's work (a group commit, a probe, a compaction) may take before
+/// the writer counts as stuck, and how long a caller waits for its answer, by default. A commit
+/// takes milliseconds; a compaction only runs on an (almost) empty outbox.
+pub const WRITER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What the writer thread is doing, as its handles see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterState {
+    /// Waiting for commands, or working for less than its deadline.
+    Running,
+    /// Working on one piece for longer than its deadline (`Duration`: for how long).
+    Stuck(Duration),
+    /// The thread has ended (closed, or it panicked).
+    Stopped,
+}
 
 pub type Reply<T> = oneshot::Sender<Result<T, String>>;
 
@@ -41,6 +61,9 @@ pub enum Command {
     Close {
         done: Reply<()>,
     },
+    /// Test support: the thread panics.
+    #[cfg(feature = "test-support")]
+    Crash,
 }
 
 /// State the writer shares with the handles: health and group-commit counters.
@@ -59,6 +82,13 @@ pub struct Shared {
     pub compactions: AtomicU64,
     /// Time spent compacting, in microseconds.
     pub compaction_micros: AtomicU64,
+    /// The thread has ended.
+    stopped: AtomicBool,
+    /// When the current piece of work began, in milliseconds after `epoch` plus one; 0 = idle.
+    busy_since: AtomicU64,
+    /// [`WRITER_DEADLINE`] or what a test set, in milliseconds.
+    deadline_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Shared {
@@ -71,17 +101,77 @@ impl Shared {
             backlog: AtomicU64::new(0),
             compactions: AtomicU64::new(0),
             compaction_micros: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            busy_since: AtomicU64::new(0),
+            deadline_ms: AtomicU64::new(millis(WRITER_DEADLINE)),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// How long a piece of work may take, and a caller wait for its answer.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_deadline(&self, deadline: Duration) {
+        self.deadline_ms.store(millis(deadline), Ordering::Relaxed);
+    }
+
+    pub fn writer_state(&self) -> WriterState {
+        if self.stopped.load(Ordering::SeqCst) {
+            return WriterState::Stopped;
+        }
+        let since = self.busy_since.load(Ordering::SeqCst);
+        if since == 0 {
+            return WriterState::Running;
+        }
+        let busy = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(since - 1));
+        if busy > self.deadline() {
+            WriterState::Stuck(busy)
+        } else {
+            WriterState::Running
+        }
+    }
+
+    /// Runs one piece of the writer's work, marked busy meanwhile.
+    fn busy<T>(&self, work: impl FnOnce() -> T) -> T {
+        let now = millis(self.epoch.elapsed()).saturating_add(1);
+        self.busy_since.store(now, Ordering::SeqCst);
+        let result = work();
+        self.busy_since.store(0, Ordering::SeqCst);
+        result
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Marks the writer stopped when the thread ends, however it ends (a panic unwinds through it).
+struct StoppedOnDrop<'a>(&'a Shared);
+
+impl Drop for StoppedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::SeqCst);
+        if std::thread::panicking() {
+            tracing::error!(
+                "the usage outbox writer panicked; billable calls are refused until the backend restarts"
+            );
         }
     }
 }
 
 /// Runs until every sender is gone.
 pub fn run(mut storage: Storage, rx: &Receiver<Command>, shared: &Shared) {
+    let _stopped = StoppedOnDrop(shared);
     let mut next_probe = Instant::now();
     loop {
         let writable = shared.writable.load(Ordering::SeqCst);
         if !writable && Instant::now() >= next_probe {
-            probe(&mut storage, shared);
+            shared.busy(|| probe(&mut storage, shared));
             next_probe = Instant::now() + PROBE_INTERVAL;
             continue;
         }
@@ -102,7 +192,7 @@ pub fn run(mut storage: Storage, rx: &Receiver<Command>, shared: &Shared) {
                 Err(_) => break,
             }
         }
-        if let Some(done) = apply(&mut storage, group, shared) {
+        if let Some(done) = shared.busy(|| apply(&mut storage, group, shared)) {
             drop(storage);
             let _ = done.send(Ok(()));
             return;
@@ -137,6 +227,8 @@ fn apply(storage: &mut Storage, group: Vec<Command>, shared: &Shared) -> Option<
             Command::Remove { keys, done } => removals.push((keys, done)),
             Command::First { max, done } => reads.push((max, done)),
             Command::Close { done } => close = Some(done),
+            #[cfg(feature = "test-support")]
+            Command::Crash => panic!("test fault: the usage outbox writer panics"),
         }
     }
     let records: Vec<&[u8]> = appends

@@ -1,0 +1,75 @@
+//! The backend's own check of a tool's scope, from the catalogue ([`ToolFacts::scope`]).
+//!
+//! The edge refuses a call whose token lacks the tool's scope, but it reads the tool → scope map
+//! from its configuration (`tool_scopes` in envoy.yaml), which can be wrong or stale. The scopes it
+//! vouched for are signed, so the backend checks them against its own catalogue as well: a call of
+//! a tool whose scope the caller does not hold is refused before it is claimed, metered or run.
+//! A routed tool without a catalogue record is refused too (fail closed).
+
+use mcp_edge_contract::codes::INSUFFICIENT_SCOPE;
+use rmcp::ErrorData;
+use rmcp::model::ErrorCode;
+
+use super::catalogue::{self, ToolFacts};
+use crate::tenant::TenantContext;
+
+/// `Ok` when `tenant` holds the catalogue scope of the tool called `name`; else the JSON-RPC error
+/// (-32042, naming the scope) the call is answered with.
+pub fn require_scope(tenant: &TenantContext, name: &str) -> Result<(), ErrorData> {
+    match catalogue::facts(name) {
+        Some(facts) if tenant.has_scope(facts.scope) => Ok(()),
+        Some(facts) => Err(refusal(tenant, facts)),
+        None => {
+            tracing::error!(tool = name, "a routed tool has no catalogue record");
+            Err(ErrorData::internal_error(
+                format!("the tool {name} has no catalogue record, so it is not served"),
+                None,
+            ))
+        }
+    }
+}
+
+fn refusal(tenant: &TenantContext, facts: &ToolFacts) -> ErrorData {
+    // The edge should have refused this: its tool_scopes disagree with the catalogue.
+    tracing::warn!(
+        tool = facts.name,
+        required_scope = facts.scope,
+        tenant = %tenant.tenant_id,
+        "refused a call the edge let through without the tool's scope (check tool_scopes)"
+    );
+    ErrorData::new(
+        ErrorCode(INSUFFICIENT_SCOPE),
+        format!(
+            "{} needs the scope {}, which your access token does not grant; ask for a token with \
+that scope",
+            facts.name, facts.scope
+        ),
+        Some(serde_json::json!({ "tool": facts.name, "requiredScope": facts.scope })),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::test_tenant;
+
+    #[test]
+    fn each_tool_needs_its_own_catalogue_scope() {
+        for facts in catalogue::all() {
+            let mut tenant = test_tenant("acme");
+            tenant.identity.scopes = vec![facts.scope.to_owned()];
+            assert!(require_scope(&tenant, facts.name).is_ok(), "{}", facts.name);
+            tenant.identity.scopes = catalogue::scopes_supported()
+                .into_iter()
+                .filter(|s| *s != facts.scope)
+                .map(str::to_owned)
+                .collect();
+            let error = require_scope(&tenant, facts.name).expect_err(facts.name);
+            assert_eq!(error.code.0, INSUFFICIENT_SCOPE, "{}", facts.name);
+            assert!(error.message.contains(facts.scope), "{}", error.message);
+        }
+        let tenant = test_tenant("acme");
+        let error = require_scope(&tenant, "no_such_tool").expect_err("no record");
+        assert_eq!(error.code.0, -32603);
+    }
+}
