@@ -877,7 +877,9 @@ async fn every_metering_script_runs(meter: &dyn MeterStore, stream_len: impl Fn(
     let tenant =
         mcp_edge_backend::tenant::test_tenant(&format!("acme-{}", uuid::Uuid::new_v4().simple()));
     let key = mcp_edge_backend::metering::keys::quota_day(&tenant.tenant_id, now.date_naive());
-    let call = |n: u32| format!("{}/{n}", tenant.request_id);
+    // A call's reservation is keyed as its usage event is (`event::call_key`).
+    let call =
+        |n: u32| mcp_edge_backend::metering::event::call_key(&tenant.request_id, &n.to_string());
     let reserve = |n: u32| {
         let (key, call) = (key.clone(), call(n));
         async move { meter.reserve(&key, Some(2), &call).await.map_err(|e| e.0) }

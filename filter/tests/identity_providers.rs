@@ -225,7 +225,7 @@ fn entra() -> EdgeConfig {
         json!({"claims": {
             "preset": "entra",
             "scope_prefix": format!("api://{APP}/"),
-            "tier_map": {"MCP.Enterprise": "enterprise", "MCP.Pro": "pro"}
+            "tier_by_tenant": {TID: "pro"}
         }}),
     )
 }
@@ -258,7 +258,9 @@ fn entra_v2_user_token() {
             format!("api://{APP}/mcp:write")
         ]
     );
-    assert_eq!(v.tenant.tier, Tier::Enterprise);
+    // The tier is the operator's (`tier_by_tenant`): the `MCP.Enterprise` app role the customer's
+    // own directory assigned counts for nothing.
+    assert_eq!(v.tenant.tier, Tier::Pro);
     // A v1.0 header also carries `x5t` (the same thumbprint as `kid`): it changes nothing.
     let header = json!({"typ": "JWT", "alg": "RS256", "x5t": KID, "kid": KID});
     assert_eq!(
@@ -278,8 +280,8 @@ fn entra_v2_user_token() {
     );
 }
 
-/// An app-only token (client credentials): no `scp`, the application's roles; an unmapped role is
-/// the lowest tier.
+/// An app-only token (client credentials, `idtyp: app`): no `scp`, the application's roles, which
+/// are not scopes unless `scopes` lists `roles`, and never a tier.
 #[test]
 fn entra_v2_app_token() {
     let cfg = entra();
@@ -290,13 +292,14 @@ fn entra_v2_app_token() {
     let v = verify(&cfg, &sign(header.clone(), payload.clone())).unwrap();
     assert!(v.tenant.scopes.is_empty());
     assert_eq!(v.tenant.tier, Tier::Pro);
-    payload["roles"] = json!(["Reports.Read"]);
+    payload["roles"] = json!(["MCP.Enterprise"]);
     assert_eq!(
         verify(&cfg, &sign(header.clone(), payload.clone()))
             .unwrap()
             .tenant
             .tier,
-        Tier::Free
+        Tier::Pro,
+        "a role the customer assigns does not raise the tier"
     );
     // `oid` is required: a token without it is refused, not read as `sub`.
     assert_eq!(
@@ -329,7 +332,9 @@ fn keycloak_realm_roles_and_attribute_mapper() {
     let cfg = edge(
         json!([iss]),
         json!(["mcp-edge"]),
-        json!({"claims": {"preset": "keycloak", "tier_map": {"mcp-enterprise": "enterprise", "mcp-pro": "pro"}}}),
+        // Roles of a realm the operator administers, named explicitly as the tier claim.
+        json!({"claims": {"preset": "keycloak", "tier": "/realm_access/roles",
+            "tier_map": {"mcp-enterprise": "enterprise", "mcp-pro": "pro"}}}),
     );
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": KID});
     let v = verify(&cfg, &sign(header.clone(), keycloak_payload(iss))).unwrap();

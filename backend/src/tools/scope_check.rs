@@ -5,6 +5,10 @@
 //! vouched for are signed, so the backend checks them against its own catalogue as well: a call of
 //! a tool whose scope the caller does not hold is refused before it is claimed, metered or run.
 //! A routed tool without a catalogue record is refused too (fail closed).
+//!
+//! A catalogue scope `mcp:read` is held as itself or as the last path segment of a URI-form scope
+//! (`api://<app>/mcp:read`): the form an identity provider such as Entra ID issues and the edge
+//! authorizes with its `claims.scope_prefix`, and vouches for as issued.
 
 use mcp_edge_contract::codes::INSUFFICIENT_SCOPE;
 use rmcp::ErrorData;
@@ -17,7 +21,7 @@ use crate::tenant::TenantContext;
 /// (-32042, naming the scope) the call is answered with.
 pub fn require_scope(tenant: &TenantContext, name: &str) -> Result<(), ErrorData> {
     match catalogue::facts(name) {
-        Some(facts) if tenant.has_scope(facts.scope) => Ok(()),
+        Some(facts) if holds(tenant, facts.scope) => Ok(()),
         Some(facts) => Err(refusal(tenant, facts)),
         None => {
             tracing::error!(tool = name, "a routed tool has no catalogue record");
@@ -27,6 +31,16 @@ pub fn require_scope(tenant: &TenantContext, name: &str) -> Result<(), ErrorData
             ))
         }
     }
+}
+
+/// Whether one of the vouched scopes is `scope`, or a URI-form scope whose last segment it is.
+fn holds(tenant: &TenantContext, scope: &str) -> bool {
+    tenant.identity.scopes.iter().any(|held| {
+        held == scope
+            || held
+                .strip_suffix(scope)
+                .is_some_and(|uri| uri.ends_with('/') && uri.contains("://"))
+    })
 }
 
 fn refusal(tenant: &TenantContext, facts: &ToolFacts) -> ErrorData {
@@ -68,6 +82,33 @@ mod tests {
             assert_eq!(error.code.0, INSUFFICIENT_SCOPE, "{}", facts.name);
             assert!(error.message.contains(facts.scope), "{}", error.message);
         }
+        let tenant = test_tenant("acme");
+        let error = require_scope(&tenant, "no_such_tool").expect_err("no record");
+        assert_eq!(error.code.0, -32603);
+    }
+
+    #[test]
+    fn a_uri_form_scope_holds_its_last_segment_only() {
+        let mut tenant = test_tenant("acme");
+        let with = |tenant: &mut TenantContext, scopes: &[&str]| {
+            tenant.identity.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        };
+        with(&mut tenant, &["api://6e74172b/mcp:read"]);
+        assert!(require_scope(&tenant, "list_projects").is_ok());
+        assert!(require_scope(&tenant, "delete_project").is_err());
+        for not_it in [
+            "xmcp:read",
+            "api://app/xmcp:read",
+            "other/mcp:read",
+            "mcp:read/",
+        ] {
+            with(&mut tenant, &[not_it]);
+            assert!(require_scope(&tenant, "list_projects").is_err(), "{not_it}");
+        }
+    }
+
+    #[test]
+    fn no_record_is_served() {
         let tenant = test_tenant("acme");
         let error = require_scope(&tenant, "no_such_tool").expect_err("no record");
         assert_eq!(error.code.0, -32603);
