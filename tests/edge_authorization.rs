@@ -1092,9 +1092,12 @@ fn counts_reach_envoy_batched_per_worker(s: &Stack) -> Result<()> {
             .header("accept", "application/json, text/event-stream")
             .bearer_auth(&t)
             .body(tool_call(id, tool, &m).to_string())
-            .send()?
-            .status()
-            .as_u16())
+            .send()
+            .and_then(|resp| {
+                let status = resp.status().as_u16();
+                // Read to the end, so the next request reuses this connection (this worker).
+                resp.bytes().map(|_| status)
+            })?)
     };
     let before = read_stats(&envoy.admin_url, "mcp_edge.outcome")?;
     let counted = || -> Result<[u64; 2]> {
