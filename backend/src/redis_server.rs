@@ -4,7 +4,6 @@
 //! everything) — stopped by pid; and a three-master [`RedisCluster`]. Shared by the unit tests (the Redis store's conformance run)
 //! and the integration tests (metering, the fault test), so no Redis test is ever skipped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,12 +16,9 @@ pub struct RedisServer {
     pub dir: PathBuf,
 }
 
-/// A free loopback port (bound, then released).
+/// A free loopback port below the kernel's ephemeral range (see `mcp_edge_test_ports`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    mcp_edge_test_ports::free_port().expect("free port")
 }
 
 /// A fresh temporary directory.

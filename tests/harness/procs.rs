@@ -2,16 +2,17 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 
-/// A free TCP port on 127.0.0.1 (bound then released; the caller binds it right after).
+/// A free TCP port on 127.0.0.1 for a server the test starts next (below the kernel's ephemeral
+/// range, so nothing else takes it meanwhile: see `mcp_edge_test_ports`).
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(mcp_edge_test_ports::free_port()?)
 }
 
 /// A running child process; killed (by its pid) and reaped when dropped.

@@ -5,16 +5,13 @@
 //! whole backend for these few lines would double this crate's test build.)
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A free loopback port below the kernel's ephemeral range (see `mcp_edge_test_ports`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    mcp_edge_test_ports::free_port().expect("free port")
 }
 
 /// `redis-server` without persistence, restartable on the same port.
