@@ -158,8 +158,10 @@ struct Check {
     about: &'static str,
     vector: &'static str,
     token: Token,
-    /// The verifier's secret.
+    /// The verifier's secret and the names it expects (`iss`, `aud`).
     secret: &'static str,
+    issuer: &'static str,
+    audience: &'static str,
     /// What differs in the request from the vector's.
     method: Option<&'static str>,
     path: Option<&'static str>,
@@ -179,6 +181,8 @@ impl Check {
             vector,
             token: Token::Signed,
             secret: SECRET,
+            issuer: DEFAULT_ISSUER,
+            audience: DEFAULT_AUDIENCE,
             method: None,
             path: None,
             protocol_version: None,
@@ -224,6 +228,14 @@ fn checks(cases: &[Case]) -> Vec<Check> {
             name: "early_within_skew",
             about: "verified by a clock exactly the allowed skew behind the edge's",
             now_offset: -skew,
+            ..Check::accept("plain_ascii")
+        },
+        Check {
+            name: "configured_names",
+            about: "an edge and a service configured with names of their own (assertion.issuer, assertion.audience)",
+            token: Token::SignedAs { issuer: "edge-eu-1", audience: "billing-mcp" },
+            issuer: "edge-eu-1",
+            audience: "billing-mcp",
             ..Check::accept("plain_ascii")
         },
         Check {
@@ -458,8 +470,8 @@ pub fn vectors() -> Result<Value> {
             "about": check.about,
             "vector": check.vector,
             "secret": check.secret,
-            "issuer": DEFAULT_ISSUER,
-            "audience": DEFAULT_AUDIENCE,
+            "issuer": check.issuer,
+            "audience": check.audience,
             "method": check.method.unwrap_or(case.method),
             "path": check.path.unwrap_or(case.path),
             "headers": request_headers,
