@@ -129,7 +129,7 @@ fn push_member(out: &mut Vec<u8>, name: &str, value: &str) {
 /// Spaces until the length is a multiple of 3, then base64url: a piece that later pieces'
 /// base64 can be appended to.
 fn encode_piece(mut json: Vec<u8>) -> String {
-    while json.len() % 3 != 0 {
+    while !json.len().is_multiple_of(3) {
         json.push(b' ');
     }
     URL_SAFE_NO_PAD.encode(json)
@@ -350,6 +350,11 @@ impl AssertionVerifier {
             .as_secs();
         if expires_at.saturating_sub(issued_at) > LIFETIME_SECS {
             return Err(AssertionError::MalformedClaim(claims::EXP));
+        }
+        // RFC 7519: valid only *before* `exp` (plus the skew). jwt-simple still accepts the
+        // second itself; PyJWT and jose do not, and every verifier must agree.
+        if now >= expires_at.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(AssertionError::Token("token has expired".into()));
         }
         // One audience, as the edge writes it: a list naming others besides us is not ours.
         if let Some(Audiences::AsSet(set)) = &verified.audiences

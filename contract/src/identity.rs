@@ -145,7 +145,8 @@ mod tests {
             tier: Tier::Free,
         };
         assert_eq!(unicode.check(), Ok(()), "any printable value travels");
-        let cases: [(fn(&mut Identity), &str); 9] = [
+        type Spoil = fn(&mut Identity);
+        let cases: [(Spoil, &str); 9] = [
             (|i| i.tenant_id.clear(), "tenant_id"),
             (|i| i.tenant_id = "a".repeat(129), "tenant_id"),
             (|i| i.tenant_id = "a\u{85}b".into(), "tenant_id"),
