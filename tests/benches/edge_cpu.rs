@@ -12,7 +12,9 @@
 //!
 //! With `EDGE_CPU_BEFORE_WASM=<path to an earlier mcp_edge_filter.wasm>`, a third Envoy loads
 //! that build and its cached-token and new-RS256-token phases run interleaved with the others:
-//! before and after from one run. `EDGE_CPU_CACHED_ONLY=1` leaves out the new-token phases (for
+//! before and after from one run; `EDGE_CPU_BEFORE_ENVOY_YAML=<path>` gives that Envoy the
+//! `envoy.yaml` of the same commit (when the access log read other filter state then).
+//! `EDGE_CPU_CACHED_ONLY=1` leaves out the new-token phases (for
 //! work on the cached path: more rounds in the same time); `EDGE_CPU_ROUNDS=<n>` sets the rounds.
 //!
 //! Run: `cargo bench -p mcp-edge-tests --bench edge_cpu` (needs `wrk` on PATH and the release
@@ -70,6 +72,7 @@ fn main() -> Result<()> {
     let before = match std::env::var_os("EDGE_CPU_BEFORE_WASM") {
         Some(wasm) => Some(Stack::start_with(&StackOptions {
             filter_wasm: Some(PathBuf::from(wasm)),
+            envoy_yaml: std::env::var_os("EDGE_CPU_BEFORE_ENVOY_YAML").map(PathBuf::from),
             ..options.clone()
         })?),
         None => None,

@@ -48,6 +48,9 @@ pub struct StackOptions {
     /// Another build of the filter to load instead of the tree's release `.wasm` (a benchmark
     /// comparing an earlier build; tests leave it `None`).
     pub filter_wasm: Option<PathBuf>,
+    /// Another `envoy.yaml` to derive the Envoys' configuration from (a benchmark comparing an
+    /// earlier build whose access log read other filter state; tests leave it `None`).
+    pub envoy_yaml: Option<PathBuf>,
 }
 
 /// The MCP server a stack puts behind the edge. A third-party server is a script run with
@@ -116,6 +119,8 @@ pub struct Stack {
     upstream_ports: EnvoyPorts,
     /// The `.wasm` every Envoy of this stack loads.
     filter_wasm: PathBuf,
+    /// The `envoy.yaml` every Envoy of this stack's configuration comes from.
+    envoy_yaml: PathBuf,
     procs: Mutex<Vec<Proc>>,
     _runtime: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
@@ -320,9 +325,14 @@ impl Stack {
             Some(path) => path.clone(),
             None => filter_wasm()?,
         };
+        let envoy_yaml = options
+            .envoy_yaml
+            .clone()
+            .unwrap_or_else(|| crate::repo_root().join("envoy.yaml"));
         procs.push(spawn_envoy(
             "envoy",
             logs,
+            &envoy_yaml,
             &ports,
             &wasm,
             plugin_overrides,
@@ -347,6 +357,7 @@ impl Stack {
             keys: Mutex::new(keys),
             upstream_ports: ports,
             filter_wasm: wasm,
+            envoy_yaml,
             procs: Mutex::new(procs),
             _runtime: runtime,
             dir,
@@ -389,6 +400,7 @@ impl Stack {
         let envoy = spawn_envoy(
             name,
             self.dir.path(),
+            &self.envoy_yaml,
             &ports,
             &self.filter_wasm,
             &overrides,
@@ -546,18 +558,21 @@ impl Stack {
     }
 }
 
-/// Envoy (two workers) with the configuration derived from `envoy.yaml` for `ports`, listening
+/// Envoy (two workers) with the configuration derived from `envoy_yaml` for `ports`, listening
 /// on all three listeners when this returns.
+#[allow(clippy::too_many_arguments)]
 fn spawn_envoy(
     name: &str,
     logs: &std::path::Path,
+    envoy_yaml: &std::path::Path,
     ports: &EnvoyPorts,
     wasm: &std::path::Path,
     plugin_overrides: &Value,
     secret: &str,
     route_timeout: Option<&str>,
 ) -> Result<Proc> {
-    let base = std::fs::read_to_string(crate::repo_root().join("envoy.yaml"))?;
+    let base = std::fs::read_to_string(envoy_yaml)
+        .with_context(|| format!("reading {}", envoy_yaml.display()))?;
     let mut config = derive_config(&base, ports, wasm, plugin_overrides)?;
     if let Some(timeout) = route_timeout {
         config = with_route_timeout(&config, timeout)?;
