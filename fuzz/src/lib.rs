@@ -759,7 +759,10 @@ pub fn signature(data: &[u8]) {
         tier,
     };
     let (method, path, request_id) = (f.text(), f.text(), f.text());
-    let issued_at = f.text().trim().parse::<u64>().unwrap_or(1_800_000_000) % 4_000_000_000;
+    // A clock of today's order: jwt-simple refuses every token while its clock reads less than
+    // its tolerance (30 s after 1970), which no verifier's clock does (found by this target).
+    let issued_at =
+        1_000_000_000 + f.text().trim().parse::<u64>().unwrap_or(800_000_000) % 3_000_000_000;
     let body = f.rest();
     let digest = body_digest(body);
     let Ok(claims) = IdentityClaims::new(&identity) else {
