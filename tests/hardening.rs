@@ -10,7 +10,9 @@
 //! - Unicode tenant and user names reach the backend intact, and a tenant named like their wire
 //!   form is another tenant (finding 4);
 //! - the limits envoy.yaml sets are those the running Envoy has; header names with underscores
-//!   are refused.
+//!   are refused;
+//! - a burst of valid tokens to an Envoy that has no signing keys yet waits for one JWKS fetch per
+//!   worker and is served with its keys (issue 19, B6).
 //!
 //! This binary's stack refills the bad-token bucket slowly (plugin override below), so the
 //! address cases can count exactly.
@@ -25,9 +27,10 @@ use mcp_edge_tests::client::*;
 use mcp_edge_tests::envoy::{EnvoyPorts, derive_config};
 use mcp_edge_tests::memory::{resident_bytes, wasm_memories};
 use mcp_edge_tests::procs::{Proc, envoy_command, filter_wasm, free_port};
+use mcp_edge_tests::recorder::{JWKS_PATH, Recorder};
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::Stack;
-use mcp_edge_tests::stats::read_stats;
+use mcp_edge_tests::stack::{ENVOY_WORKERS, Stack};
+use mcp_edge_tests::stats::{Stats, read_stats};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -1232,6 +1235,100 @@ fn trapped_vm_is_replaced_and_never_fails_open(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 19, B6: no JWKS fetch storm while a worker has no keys.
+
+/// Requests sent at once to an Envoy without keys.
+const KEYLESS_BURST: usize = 20;
+
+/// Lets the recorder's held JWKS answers go when dropped (also when a case fails half-way).
+struct ReleaseJwks<'a>(&'a Recorder);
+
+impl Drop for ReleaseJwks<'_> {
+    fn drop(&mut self) {
+        self.0.release_jwks();
+    }
+}
+
+/// An Envoy just started, whose filter fetches its JWKS from the recorder (which holds every
+/// answer until the test lets it go), gets [`KEYLESS_BURST`] requests with valid tokens at once.
+/// Once Envoy has them all, the keys go out: every request is served (200), each waited for its
+/// worker's fetch, and each VM fetched once — the root's first fetch of each worker's VM and of
+/// the main thread's (Envoy configures a VM there too); the requests started none. Before: each
+/// request started a fetch of its own (up to 32 per worker; 21 fetches here).
+fn a_keyless_burst_waits_for_one_jwks_fetch_per_worker(s: &Stack) -> Result<()> {
+    let jwks = http()
+        .get(format!("{}/jwks", s.issuer))
+        .send()?
+        .bytes()?
+        .to_vec();
+    let release = ReleaseJwks(&s.recorder);
+    s.recorder.hold_jwks(jwks);
+    let path = format!("{JWKS_PATH}/keyless-burst-{}", std::process::id());
+    let remote = json!({"cluster": "recorder", "path": path, "authority": "recorder",
+                        "refresh_seconds": 300, "min_refetch_seconds": 1, "timeout_ms": 60_000});
+    let envoy = s.start_envoy("envoy-keyless", &json!({"jwks": {"remote": remote}}))?;
+    let token = token_for(s, "acme-keyless-burst", "pro")?;
+    let active = || -> Result<u64> {
+        let stats = read_stats(&envoy.admin_url, "^http\\.mcp_edge\\.downstream_rq_active$")?;
+        Ok(stats.get("http.mcp_edge.downstream_rq_active"))
+    };
+    let statuses = std::thread::scope(|scope| -> Result<Vec<u16>> {
+        let sent: Vec<_> = (0..KEYLESS_BURST)
+            .map(|i| {
+                let (url, token) = (&envoy.recorded_url, &token);
+                scope.spawn(move || -> Result<u16> {
+                    let body = call_body(&marker(&format!("keyless-burst-{i}")));
+                    Ok(post_mcp(url, Some(token), &body)?.status().as_u16())
+                })
+            })
+            .collect();
+        // Envoy holds every request (each head went through the filter) before any key comes.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut held = active()?;
+        while held < KEYLESS_BURST as u64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            held = active()?;
+        }
+        ensure!(
+            held == KEYLESS_BURST as u64,
+            "Envoy held {held} of the {KEYLESS_BURST} requests in 30 s"
+        );
+        drop(release);
+        sent.into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a request thread panicked"))?
+            })
+            .collect()
+    })?;
+    let fetches = s.recorder.jwks_fetches(&path);
+    println!("statuses {statuses:?}, JWKS fetches {fetches}");
+    ensure!(
+        statuses.iter().all(|&st| st == 200),
+        "a burst without keys was not served: {statuses:?} ({fetches} JWKS fetches)"
+    );
+    let vms = usize::from(ENVOY_WORKERS) + 1;
+    ensure!(
+        (1..=vms).contains(&fetches),
+        "{fetches} JWKS fetches for {KEYLESS_BURST} requests on {ENVOY_WORKERS} workers: \
+         expected at most one per VM ({vms}: the workers' and the main thread's)"
+    );
+    let stats = read_stats(&envoy.admin_url, "mcp_edge\\.jwks\\.")?;
+    let counted = |name| stats.filter_since(&Stats::default(), name);
+    ensure!(
+        counted("jwks.waited") == KEYLESS_BURST as u64,
+        "requests that waited for keys: {}, expected {KEYLESS_BURST}",
+        counted("jwks.waited")
+    );
+    ensure!(
+        counted("jwks.started") == fetches as u64,
+        "the filter counted {} fetches started, the JWKS server saw {fetches}",
+        counted("jwks.started")
+    );
+    Ok(())
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     forwarded_for_does_not_choose_the_client_address,
     forwarded_for_cannot_lock_out_another_address,
@@ -1241,7 +1338,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     client_envoy_headers_steer_nothing,
     held_heads_are_not_kept_by_the_wasm_vm,
     trapped_vm_is_replaced_and_never_fails_open,
-    held_streams_are_reset_after_the_stream_idle_timeout;
+    held_streams_are_reset_after_the_stream_idle_timeout,
+    a_keyless_burst_waits_for_one_jwks_fetch_per_worker;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,
 ];
 

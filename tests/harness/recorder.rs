@@ -7,7 +7,9 @@
 //! is followed by a trailer field (announced in `Trailer`; HTTP/1 sends trailers only when the
 //! request says `TE: trailers`; Envoy's recorder cluster reads them, `envoy::derive_config`).
 //! A test can also ask it to answer late or with another status ([`DELAY_HEADER`],
-//! [`STATUS_HEADER`]).
+//! [`STATUS_HEADER`]). Under [`JWKS_PATH`] it serves a JWKS the test gives it, holding every
+//! answer until the test lets them go, and counts those fetches by path (not recorded as requests):
+//! an Envoy whose filter fetches its keys here shows how many fetches a burst of requests made.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -60,9 +62,26 @@ impl Recorded {
     }
 }
 
-#[derive(Clone, Default)]
+/// The path prefix under which the recorder serves the JWKS of [`Recorder::hold_jwks`].
+pub const JWKS_PATH: &str = "/mcp-edge-test/jwks";
+
+#[derive(Clone)]
 pub struct Recorder {
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// The JWKS served under [`JWKS_PATH`], and the paths of the fetches received.
+    jwks: Arc<Mutex<(Option<Bytes>, Vec<String>)>>,
+    /// Whether JWKS answers may go (false: each waits until the test lets them go).
+    jwks_released: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self {
+            requests: Arc::default(),
+            jwks: Arc::default(),
+            jwks_released: Arc::new(tokio::sync::watch::Sender::new(true)),
+        }
+    }
 }
 
 impl Recorder {
@@ -86,6 +105,45 @@ impl Recorder {
     pub fn count(&self) -> usize {
         self.requests.lock().map(|r| r.len()).unwrap_or(0)
     }
+
+    /// Serves `jwks` under [`JWKS_PATH`] from now on, each answer held until
+    /// [`Self::release_jwks`].
+    pub fn hold_jwks(&self, jwks: Vec<u8>) {
+        if let Ok(mut j) = self.jwks.lock() {
+            j.0 = Some(Bytes::from(jwks));
+        }
+        self.jwks_released.send_replace(false);
+    }
+
+    /// Lets the held JWKS answers (and later ones) go.
+    pub fn release_jwks(&self) {
+        self.jwks_released.send_replace(true);
+    }
+
+    /// How many JWKS fetches came whose path starts with `path`.
+    pub fn jwks_fetches(&self, path: &str) -> usize {
+        self.jwks
+            .lock()
+            .map(|j| j.1.iter().filter(|p| p.starts_with(path)).count())
+            .unwrap_or(0)
+    }
+}
+
+/// A JWKS fetch: counted, held until released, answered with the test's JWKS (404 without one).
+async fn serve_jwks(rec: &Recorder, path: String) -> Response {
+    let jwks = match rec.jwks.lock() {
+        Ok(mut j) => {
+            j.1.push(path);
+            j.0.clone()
+        }
+        Err(_) => None,
+    };
+    let mut released = rec.jwks_released.subscribe();
+    let _ = released.wait_for(|go| *go).await;
+    match jwks {
+        Some(doc) => ([("content-type", "application/json")], doc).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// A request header asking the recorder to wait this many milliseconds before it answers.
@@ -100,6 +158,13 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path().starts_with(JWKS_PATH) {
+        let path = uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        return serve_jwks(&rec, path).await;
+    }
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").cloned())
