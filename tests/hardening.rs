@@ -25,12 +25,12 @@ use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::envoy::{EnvoyPorts, derive_config};
+use mcp_edge_tests::keyless::{Burst, KeylessBurst, issuer_jwks, keyless_burst};
 use mcp_edge_tests::memory::{resident_bytes, wasm_memories};
 use mcp_edge_tests::procs::{Proc, envoy_command, filter_wasm, free_port};
-use mcp_edge_tests::recorder::{JWKS_PATH, Recorder};
 use mcp_edge_tests::runner::Case;
 use mcp_edge_tests::stack::{ENVOY_WORKERS, Stack};
-use mcp_edge_tests::stats::{Stats, read_stats};
+use mcp_edge_tests::stats::read_stats;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -52,16 +52,6 @@ fn token_for(s: &Stack, tenant: &str, tier: &str) -> Result<String> {
     let mut spec = s.spec(tenant);
     spec.tier = tier.to_string();
     s.sign("RS256", claims_for(&spec))
-}
-
-/// The authority (`127.0.0.1:<port>`) of a URL.
-fn authority(url: &str) -> Result<SocketAddr> {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .with_context(|| format!("no authority in {url}"))?
-        .parse()
-        .with_context(|| format!("no socket address in {url}"))
 }
 
 /// The value at `path` (keys, or list indexes written as numbers) of a JSON document.
@@ -1240,93 +1230,60 @@ fn trapped_vm_is_replaced_and_never_fails_open(s: &Stack) -> Result<()> {
 
 /// Requests sent at once to an Envoy without keys.
 const KEYLESS_BURST: usize = 20;
+/// Requests whose clients hang up while they wait for keys.
+const KEYLESS_HANG_UPS: usize = 5;
 
-/// Lets the recorder's held JWKS answers go when dropped (also when a case fails half-way).
-struct ReleaseJwks<'a>(&'a Recorder);
-
-impl Drop for ReleaseJwks<'_> {
-    fn drop(&mut self) {
-        self.0.release_jwks();
-    }
+/// A burst of `KEYLESS_BURST` calls of a tenant of this case through Envoy `name`, whose filter
+/// fetches `doc` as its JWKS (see [`keyless_burst`]).
+fn burst_of(s: &Stack, name: &str, doc: Vec<u8>, hang_ups: usize) -> Result<KeylessBurst> {
+    let token = token_for(s, &format!("acme-{name}"), "pro")?;
+    let burst = Burst {
+        name,
+        jwks: doc,
+        overrides: json!({}),
+        token: &token,
+        hang_ups,
+        requests: KEYLESS_BURST,
+    };
+    keyless_burst(s, &burst)
 }
 
-/// An Envoy just started, whose filter fetches its JWKS from the recorder (which holds every
-/// answer until the test lets it go), gets [`KEYLESS_BURST`] requests with valid tokens at once.
-/// Once Envoy has them all, the keys go out: every request is served (200), each waited for its
-/// worker's fetch, and each VM fetched once — the root's first fetch of each worker's VM and of
-/// the main thread's (Envoy configures a VM there too); the requests started none. Before: each
-/// request started a fetch of its own (up to 32 per worker; 21 fetches here).
+/// An Envoy just started gets [`KEYLESS_HANG_UPS`] requests whose clients hang up while they
+/// wait for keys, then [`KEYLESS_BURST`] requests with valid tokens at once, all before its first
+/// JWKS answer. When the keys come, every request of the burst is served (200; the requests that
+/// went away, ahead of them in the queue, are skipped), each having waited for its worker's one
+/// fetch: the roots' first fetches, no request started one. Before: each request started a fetch
+/// of its own (up to 32 per worker; 21 fetches for a burst of 20).
 fn a_keyless_burst_waits_for_one_jwks_fetch_per_worker(s: &Stack) -> Result<()> {
-    let jwks = http()
-        .get(format!("{}/jwks", s.issuer))
-        .send()?
-        .bytes()?
-        .to_vec();
-    let release = ReleaseJwks(&s.recorder);
-    s.recorder.hold_jwks(jwks);
-    let path = format!("{JWKS_PATH}/keyless-burst-{}", std::process::id());
-    let remote = json!({"cluster": "recorder", "path": path, "authority": "recorder",
-                        "refresh_seconds": 300, "min_refetch_seconds": 1, "timeout_ms": 60_000});
-    let envoy = s.start_envoy("envoy-keyless", &json!({"jwks": {"remote": remote}}))?;
-    let token = token_for(s, "acme-keyless-burst", "pro")?;
-    let active = || -> Result<u64> {
-        let stats = read_stats(&envoy.admin_url, "^http\\.mcp_edge\\.downstream_rq_active$")?;
-        Ok(stats.get("http.mcp_edge.downstream_rq_active"))
-    };
-    let statuses = std::thread::scope(|scope| -> Result<Vec<u16>> {
-        let sent: Vec<_> = (0..KEYLESS_BURST)
-            .map(|i| {
-                let (url, token) = (&envoy.recorded_url, &token);
-                scope.spawn(move || -> Result<u16> {
-                    let body = call_body(&marker(&format!("keyless-burst-{i}")));
-                    Ok(post_mcp(url, Some(token), &body)?.status().as_u16())
-                })
-            })
-            .collect();
-        // Envoy holds every request (each head went through the filter) before any key comes.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut held = active()?;
-        while held < KEYLESS_BURST as u64 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            held = active()?;
-        }
-        ensure!(
-            held == KEYLESS_BURST as u64,
-            "Envoy held {held} of the {KEYLESS_BURST} requests in 30 s"
-        );
-        drop(release);
-        sent.into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a request thread panicked"))?
-            })
-            .collect()
-    })?;
-    let fetches = s.recorder.jwks_fetches(&path);
-    println!("statuses {statuses:?}, JWKS fetches {fetches}");
+    let burst = burst_of(s, "keyless-served", issuer_jwks(s)?, KEYLESS_HANG_UPS)?;
+    let statuses: Vec<u16> = burst.answers.iter().map(|a| a.status).collect();
     ensure!(
         statuses.iter().all(|&st| st == 200),
-        "a burst without keys was not served: {statuses:?} ({fetches} JWKS fetches)"
+        "a burst without keys was not served: {statuses:?} ({} JWKS fetches)",
+        burst.fetches
     );
-    let vms = usize::from(ENVOY_WORKERS) + 1;
-    ensure!(
-        (1..=vms).contains(&fetches),
-        "{fetches} JWKS fetches for {KEYLESS_BURST} requests on {ENVOY_WORKERS} workers: \
-         expected at most one per VM ({vms}: the workers' and the main thread's)"
-    );
-    let stats = read_stats(&envoy.admin_url, "mcp_edge\\.jwks\\.")?;
-    let counted = |name| stats.filter_since(&Stats::default(), name);
-    ensure!(
-        counted("jwks.waited") == KEYLESS_BURST as u64,
-        "requests that waited for keys: {}, expected {KEYLESS_BURST}",
-        counted("jwks.waited")
-    );
-    ensure!(
-        counted("jwks.started") == fetches as u64,
-        "the filter counted {} fetches started, the JWKS server saw {fetches}",
-        counted("jwks.started")
-    );
-    Ok(())
+    burst.check_fetches(ENVOY_WORKERS, KEYLESS_HANG_UPS + KEYLESS_BURST)
+}
+
+/// The same burst when the one fetch brings no usable keys: every waiting request is answered
+/// 503 with `Retry-After` and a JSON-RPC error (fail closed), still one fetch per VM.
+fn a_keyless_burst_whose_fetch_fails_gets_503_retry_after(s: &Stack) -> Result<()> {
+    let burst = burst_of(s, "keyless-failed", b"not a JWKS".to_vec(), 0)?;
+    for a in &burst.answers {
+        ensure!(
+            a.status == 503 && a.retry_after == "5",
+            "a request whose keys did not come: {}, Retry-After {:?}: {}",
+            a.status,
+            a.retry_after,
+            a.body
+        );
+        let body: Value = serde_json::from_str(&a.body)?;
+        ensure!(
+            body["error"]["code"] == mcp_edge_contract::codes::UNAVAILABLE,
+            "not a JSON-RPC unavailable error: {body}"
+        );
+    }
+    burst.check_fetches(ENVOY_WORKERS, KEYLESS_BURST)
 }
 
 const CASES: &[Case] = mcp_edge_tests::cases![
@@ -1339,7 +1296,8 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     held_heads_are_not_kept_by_the_wasm_vm,
     trapped_vm_is_replaced_and_never_fails_open,
     held_streams_are_reset_after_the_stream_idle_timeout,
-    a_keyless_burst_waits_for_one_jwks_fetch_per_worker;
+    a_keyless_burst_waits_for_one_jwks_fetch_per_worker,
+    a_keyless_burst_whose_fetch_fails_gets_503_retry_after;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,
 ];
 
