@@ -15,8 +15,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use libtest_mimic::{Arguments, Failed, Trial};
 use mcp_edge_contract::codes;
 use mcp_edge_tests::client::{http, marker};
+use mcp_edge_tests::keyless::{Burst, issuer_jwks, keyless_burst};
 use mcp_edge_tests::procs::{Proc, cargo_bin, free_port};
-use mcp_edge_tests::stack::{RATELIMIT_SECRET, Stack, StackOptions};
+use mcp_edge_tests::stack::{ENVOY_WORKERS, RATELIMIT_SECRET, Stack, StackOptions};
 use mcp_edge_tests::stats::read_stats;
 use serde_json::{Value, json};
 use xtask::claims_for;
@@ -668,6 +669,40 @@ fn an_envoy_without_the_secret_spends_nothing(g: &Scaled) -> Result<()> {
     Ok(())
 }
 
+/// Requests sent at once to an Envoy that has no keys yet, with the global limit on.
+const KEYLESS_BURST: usize = 8;
+
+/// Requests that waited for the JWKS are carried on by the root context once the keys come; the
+/// call to the rate limit service it dispatches for each is answered to the root, which relays it
+/// to its request: every request of a burst sent before the first keys is decided by the service
+/// (its policy header), none waits for an answer that went elsewhere.
+fn a_keyless_burst_is_decided_by_the_service(g: &Scaled) -> Result<()> {
+    g.next_phase();
+    minute_with_room(Duration::from_secs(20));
+    let (_, token) = g.tenant("keyless-burst", "pro")?;
+    let burst = keyless_burst(
+        &g.stack,
+        &Burst {
+            name: "envoy-keyless-global",
+            jwks: issuer_jwks(&g.stack)?,
+            overrides: global_on(),
+            token: &token,
+            hang_ups: 0,
+            requests: KEYLESS_BURST,
+        },
+    )?;
+    for a in &burst.answers {
+        ensure!(
+            a.status == 200 && a.ratelimit_policy == "\"pro\";q=40;w=60",
+            "a request that waited for keys: {} policy {:?}: {}",
+            a.status,
+            a.ratelimit_policy,
+            a.body
+        );
+    }
+    burst.check_fetches(ENVOY_WORKERS, KEYLESS_BURST)
+}
+
 fn a_batch_of_k_calls_costs_k(g: &Scaled) -> Result<()> {
     g.next_phase();
     minute_with_room(Duration::from_secs(20));
@@ -769,7 +804,7 @@ fn main() {
         }
     };
     type CaseFn = fn(&Scaled) -> Result<()>;
-    let cases: [(&str, CaseFn); 8] = [
+    let cases: [(&str, CaseFn); 9] = [
         (
             "budget_holds_across_three_envoys",
             budget_holds_across_three_envoys,
@@ -790,6 +825,10 @@ fn main() {
         (
             "a_batch_costs_each_tools_budget",
             a_batch_costs_each_tools_budget,
+        ),
+        (
+            "a_keyless_burst_is_decided_by_the_service",
+            a_keyless_burst_is_decided_by_the_service,
         ),
         (
             "service_down_applies_fail_modes_and_recovers_without_restarting_envoy",

@@ -10,7 +10,9 @@
 //! - Unicode tenant and user names reach the backend intact, and a tenant named like their wire
 //!   form is another tenant (finding 4);
 //! - the limits envoy.yaml sets are those the running Envoy has; header names with underscores
-//!   are refused.
+//!   are refused;
+//! - a burst of valid tokens to an Envoy that has no signing keys yet waits for one JWKS fetch per
+//!   worker and is served with its keys (issue 19, B6).
 //!
 //! This binary's stack refills the bad-token bucket slowly (plugin override below), so the
 //! address cases can count exactly.
@@ -23,10 +25,11 @@ use anyhow::{Context as _, Result, bail, ensure};
 use bytes::Bytes;
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::envoy::{EnvoyPorts, derive_config};
+use mcp_edge_tests::keyless::{Burst, KeylessBurst, issuer_jwks, keyless_burst};
 use mcp_edge_tests::memory::{resident_bytes, wasm_memories};
 use mcp_edge_tests::procs::{Proc, envoy_command, filter_wasm, free_port};
 use mcp_edge_tests::runner::Case;
-use mcp_edge_tests::stack::Stack;
+use mcp_edge_tests::stack::{ENVOY_WORKERS, Stack};
 use mcp_edge_tests::stats::read_stats;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -49,16 +52,6 @@ fn token_for(s: &Stack, tenant: &str, tier: &str) -> Result<String> {
     let mut spec = s.spec(tenant);
     spec.tier = tier.to_string();
     s.sign("RS256", claims_for(&spec))
-}
-
-/// The authority (`127.0.0.1:<port>`) of a URL.
-fn authority(url: &str) -> Result<SocketAddr> {
-    url.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .with_context(|| format!("no authority in {url}"))?
-        .parse()
-        .with_context(|| format!("no socket address in {url}"))
 }
 
 /// The value at `path` (keys, or list indexes written as numbers) of a JSON document.
@@ -1258,6 +1251,67 @@ fn trapped_vm_is_replaced_and_never_fails_open(s: &Stack) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Issue 19, B6: no JWKS fetch storm while a worker has no keys.
+
+/// Requests sent at once to an Envoy without keys.
+const KEYLESS_BURST: usize = 20;
+/// Requests whose clients hang up while they wait for keys.
+const KEYLESS_HANG_UPS: usize = 5;
+
+/// A burst of `KEYLESS_BURST` calls of a tenant of this case through Envoy `name`, whose filter
+/// fetches `doc` as its JWKS (see [`keyless_burst`]).
+fn burst_of(s: &Stack, name: &str, doc: Vec<u8>, hang_ups: usize) -> Result<KeylessBurst> {
+    let token = token_for(s, &format!("acme-{name}"), "pro")?;
+    let burst = Burst {
+        name,
+        jwks: doc,
+        overrides: json!({}),
+        token: &token,
+        hang_ups,
+        requests: KEYLESS_BURST,
+    };
+    keyless_burst(s, &burst)
+}
+
+/// An Envoy just started gets [`KEYLESS_HANG_UPS`] requests whose clients hang up while they
+/// wait for keys, then [`KEYLESS_BURST`] requests with valid tokens at once, all before its first
+/// JWKS answer. When the keys come, every request of the burst is served (200; the requests that
+/// went away, ahead of them in the queue, are skipped), each having waited for its worker's one
+/// fetch: the roots' first fetches, no request started one. Before: each request started a fetch
+/// of its own (up to 32 per worker; 21 fetches for a burst of 20).
+fn a_keyless_burst_waits_for_one_jwks_fetch_per_worker(s: &Stack) -> Result<()> {
+    let burst = burst_of(s, "keyless-served", issuer_jwks(s)?, KEYLESS_HANG_UPS)?;
+    let statuses: Vec<u16> = burst.answers.iter().map(|a| a.status).collect();
+    ensure!(
+        statuses.iter().all(|&st| st == 200),
+        "a burst without keys was not served: {statuses:?} ({} JWKS fetches)",
+        burst.fetches
+    );
+    burst.check_fetches(ENVOY_WORKERS, KEYLESS_HANG_UPS + KEYLESS_BURST)
+}
+
+/// The same burst when the one fetch brings no usable keys: every waiting request is answered
+/// 503 with `Retry-After` and a JSON-RPC error (fail closed), still one fetch per VM.
+fn a_keyless_burst_whose_fetch_fails_gets_503_retry_after(s: &Stack) -> Result<()> {
+    let burst = burst_of(s, "keyless-failed", b"not a JWKS".to_vec(), 0)?;
+    for a in &burst.answers {
+        ensure!(
+            a.status == 503 && a.retry_after == "5",
+            "a request whose keys did not come: {}, Retry-After {:?}: {}",
+            a.status,
+            a.retry_after,
+            a.body
+        );
+        let body: Value = serde_json::from_str(&a.body)?;
+        ensure!(
+            body["error"]["code"] == mcp_edge_contract::codes::UNAVAILABLE,
+            "not a JSON-RPC unavailable error: {body}"
+        );
+    }
+    burst.check_fetches(ENVOY_WORKERS, KEYLESS_BURST)
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     forwarded_for_does_not_choose_the_client_address,
     forwarded_for_cannot_lock_out_another_address,
@@ -1267,7 +1321,9 @@ const CASES: &[Case] = mcp_edge_tests::cases![
     client_envoy_headers_steer_nothing,
     held_heads_are_not_kept_by_the_wasm_vm,
     trapped_vm_is_replaced_and_never_fails_open,
-    held_streams_are_reset_after_the_stream_idle_timeout;
+    held_streams_are_reset_after_the_stream_idle_timeout,
+    a_keyless_burst_waits_for_one_jwks_fetch_per_worker,
+    a_keyless_burst_whose_fetch_fails_gets_503_retry_after;
     alone: zero_window_streams_cannot_fill_the_wasm_vm,
 ];
 

@@ -1,16 +1,15 @@
-//! The JWKS lifecycle of one worker, as plain state: when to fetch, whether a request may trigger a
+//! The JWKS lifecycle of one worker, as plain state: when to fetch, whether a request may wait for a
 //! fetch, and installing what a fetch returned.
 //!
 //! The glue only dispatches the HTTP call this module asks for and hands back the answer. Keys come
 //! from an inline JWKS (fixed) or from an Envoy cluster: fetched at start (fast retries until the
 //! first keys are in), refreshed every `refresh_seconds`, and fetched again when a token names an
-//! unknown `kid` (at most once per `min_refetch_seconds`). A failed fetch keeps the current keys.
+//! unknown `kid` (at most once per `min_refetch_seconds`). One fetch runs at a time; the requests
+//! that need it wait for it ([`crate::jwks_waiters`]). A failed fetch keeps the current keys.
 
 use crate::config::{EdgeConfig, JwksSource};
+use crate::jwks_waiters::{FetchQueue, Join, MIN_KEYLESS_FETCH_INTERVAL_MS, WAIT_GRACE_MS};
 use crate::keys::KeySet;
-
-/// At most this many JWKS fetches run at once on a worker that has no keys yet.
-pub const MAX_INITIAL_FETCHES: u32 = 32;
 
 /// After a failed fetch, the next one waits this long (or the refresh period, if shorter).
 pub const RETRY_AFTER_FAILED_FETCH_SECS: u64 = 5;
@@ -21,8 +20,8 @@ pub struct KeyStore {
     keys: Option<KeySet>,
     /// Digest of the JWKS document the keys came from: an unchanged document changes nothing.
     digest: Option<String>,
-    last_fetch_started: Option<u64>,
-    in_flight: u32,
+    /// The one fetch and the requests waiting for it.
+    queue: FetchQueue,
     next_refresh: u64,
 }
 
@@ -52,22 +51,39 @@ impl KeyStore {
         self.keys.as_ref()
     }
 
-    /// Whether a request may start a JWKS fetch at `now`. With keys, an unknown `kid` may trigger one
-    /// fetch per `min_refetch_seconds`. Without any keys (just started, or the authorization server
-    /// was down) a request may fetch itself rather than fail, but only a few fetches run at once.
-    pub fn may_refetch(&self, cfg: &EdgeConfig, now: u64) -> bool {
-        match &cfg.jwks_source {
-            JwksSource::Inline => false,
-            JwksSource::Remote(_) if self.keys.is_none() => self.in_flight < MAX_INITIAL_FETCHES,
-            JwksSource::Remote(r) => self
-                .last_fetch_started
-                .is_none_or(|t| now.saturating_sub(t) >= r.min_refetch_seconds),
-        }
+    /// Whether a request that needs keys it lacks may wait for a fetch at `now_ms`: one runs, or
+    /// one may start. With keys (an unknown `kid`), a fetch starts at most once per
+    /// `min_refetch_seconds`; without any (just started, or the authorization server was down), at
+    /// most once per [`MIN_KEYLESS_FETCH_INTERVAL_MS`].
+    pub fn may_wait_for_keys(&self, cfg: &EdgeConfig, now_ms: u64) -> bool {
+        let JwksSource::Remote(r) = &cfg.jwks_source else {
+            return false;
+        };
+        let interval_ms = match self.keys {
+            None => MIN_KEYLESS_FETCH_INTERVAL_MS,
+            Some(_) => r.min_refetch_seconds.saturating_mul(1000),
+        };
+        self.queue.may_wait(interval_ms, now_ms)
     }
 
-    /// On the timer: whether a scheduled fetch is due (and if so, it is pushed back, so a fetch that
+    /// A request (the glue's `id`) waits for keys (after [`Self::may_wait_for_keys`]).
+    pub fn join(&mut self, id: u32, now_ms: u64) -> Join {
+        self.queue.join(id, now_ms)
+    }
+
+    /// A waiting request went away: it is not resumed.
+    pub fn leave(&mut self, id: u32) {
+        self.queue.leave(id);
+    }
+
+    /// On the root's timer: whether it must dispatch a fetch now — a request asked for one, or a
+    /// scheduled refresh is due and no fetch runs (a refresh due is pushed back, so a fetch that
     /// never answers does not make every tick fetch again).
-    pub fn refresh_due(&mut self, cfg: &EdgeConfig, now: u64) -> bool {
+    pub fn fetch_due(&mut self, cfg: &EdgeConfig, now_ms: u64) -> bool {
+        self.queue.wanted() || (self.queue.idle() && self.refresh_due(cfg, now_ms / 1000))
+    }
+
+    fn refresh_due(&mut self, cfg: &EdgeConfig, now: u64) -> bool {
         if !matches!(cfg.jwks_source, JwksSource::Remote(_)) || now < self.next_refresh {
             return false;
         }
@@ -76,22 +92,32 @@ impl KeyStore {
     }
 
     /// A fetch was dispatched.
-    pub fn fetch_started(&mut self, now: u64) {
-        self.last_fetch_started = Some(now);
-        self.in_flight += 1;
+    pub fn fetch_started(&mut self, now_ms: u64) {
+        self.queue.started(now_ms);
     }
 
-    /// A fetch could not be dispatched (counts as started for the refetch debounce).
-    pub fn fetch_not_started(&mut self, now: u64) {
-        self.last_fetch_started = Some(now);
+    /// A fetch could not be dispatched (counts as started for the interval); its waiters are
+    /// judged now ([`Self::take_waiters`]).
+    pub fn fetch_not_started(&mut self, now_ms: u64) {
+        self.queue.not_started(now_ms);
     }
 
-    /// A request that started a fetch went away before the answer: the answer will not come.
-    pub fn fetch_abandoned(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// The requests to judge now that the fetch they waited for ended.
+    pub fn take_waiters(&mut self) -> Vec<u32> {
+        self.queue.take_waiters()
     }
 
-    /// Installs the keys of a JWKS answer (`status` is the `:status` header).
+    /// The requests that have waited past the fetch's timeout (and a grace): judged without it.
+    pub fn overdue_waiters(&mut self, cfg: &EdgeConfig, now_ms: u64) -> Vec<u32> {
+        let JwksSource::Remote(r) = &cfg.jwks_source else {
+            return self.queue.take_waiters();
+        };
+        self.queue
+            .overdue(r.timeout_ms.saturating_add(WAIT_GRACE_MS), now_ms)
+    }
+
+    /// Installs the keys of a JWKS answer (`status` is the `:status` header). The fetch has ended:
+    /// its waiters are judged now ([`Self::take_waiters`]).
     pub fn install(
         &mut self,
         cfg: &EdgeConfig,
@@ -99,7 +125,7 @@ impl KeyStore {
         body: &[u8],
         now: u64,
     ) -> Installed {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.queue.ended();
         let JwksSource::Remote(remote) = &cfg.jwks_source else {
             return Installed::NotFetched;
         };
@@ -156,31 +182,57 @@ mod tests {
     }
 
     #[test]
-    fn without_keys_requests_may_fetch_but_only_a_few_at_once() {
+    fn without_keys_requests_wait_for_one_fetch_at_most_once_a_second() {
         let cfg = remote_config();
         let mut store = KeyStore::new(&cfg);
         assert!(store.keys().is_none());
-        for _ in 0..MAX_INITIAL_FETCHES {
-            assert!(store.may_refetch(&cfg, 100));
-            store.fetch_started(100);
-        }
-        assert!(!store.may_refetch(&cfg, 100));
-        // Requests that went away before their answer do not hold a place for ever.
-        store.fetch_abandoned();
-        assert!(store.may_refetch(&cfg, 100));
+        assert!(store.may_wait_for_keys(&cfg, 100_000));
+        assert_eq!(store.join(1, 100_000), Join::Wait { dispatch: true });
+        assert!(store.fetch_due(&cfg, 100_000), "a request asked");
+        store.fetch_started(100_000);
+        assert!(!store.fetch_due(&cfg, 100_050), "one fetch at a time");
+        assert!(store.may_wait_for_keys(&cfg, 100_050));
+        assert_eq!(store.join(2, 100_050), Join::Wait { dispatch: false });
+        // The fetch fails: the keys stay absent, both waiters are judged (503), and the next
+        // fetch a request may wait for starts a second after this one started.
+        assert!(matches!(
+            store.install(&cfg, Some("503"), b"", 100),
+            Installed::Kept(_)
+        ));
+        assert_eq!(store.take_waiters(), vec![1, 2]);
+        assert!(!store.may_wait_for_keys(&cfg, 100_999));
+        assert!(store.may_wait_for_keys(&cfg, 101_000));
     }
 
     #[test]
     fn with_keys_an_unknown_kid_refetches_once_per_period() {
         let cfg = remote_config();
         let mut store = KeyStore::new(&cfg);
-        store.fetch_started(100);
+        store.fetch_started(100_000);
         assert_eq!(
             store.install(&cfg, Some("200"), &jwks(), 100),
             Installed::Changed(1)
         );
-        assert!(!store.may_refetch(&cfg, 129));
-        assert!(store.may_refetch(&cfg, 130));
+        assert!(!store.may_wait_for_keys(&cfg, 129_999));
+        assert!(store.may_wait_for_keys(&cfg, 130_000));
+    }
+
+    #[test]
+    fn waiters_past_the_fetch_timeout_are_judged_without_it() {
+        let cfg = remote_config();
+        let mut store = KeyStore::new(&cfg);
+        store.join(7, 1_000);
+        store.fetch_started(1_000);
+        // Default timeout 5 s, plus the grace.
+        assert!(
+            store
+                .overdue_waiters(&cfg, 1_000 + 5_000 + WAIT_GRACE_MS)
+                .is_empty()
+        );
+        assert_eq!(
+            store.overdue_waiters(&cfg, 1_001 + 5_000 + WAIT_GRACE_MS),
+            vec![7]
+        );
     }
 
     #[test]
@@ -193,6 +245,7 @@ mod tests {
             "pushed back while the fetch runs"
         );
         store.fetch_started(0);
+        assert!(!store.fetch_due(&cfg, 10_000), "a fetch runs");
         let doc = jwks();
         assert_eq!(
             store.install(&cfg, Some("200"), &doc, 0),

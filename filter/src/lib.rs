@@ -15,8 +15,9 @@
 //! - [`strict_json`], [`jsonrpc`]: the body, read strictly; [`protocol`]: version rules and
 //!   `Mcp-Method`/`Mcp-Name`; [`policy`]: `ToolPolicy`; [`tools_list`]: response filtering, of
 //!   event streams event by event ([`sse`] splits them as clients do).
-//! - [`jwks`]: the JWKS lifecycle (when to fetch, installing keys); [`prepared`]: what the
-//!   configuration determines, computed once.
+//! - [`jwks`]: the JWKS lifecycle (when to fetch, installing keys); [`jwks_waiters`]: one fetch
+//!   at a time per worker and the requests waiting for it; [`prepared`]: what the configuration
+//!   determines, computed once.
 //! - [`gate`]: the request's journey, start to end: one state machine the glue feeds.
 //!
 //! `glue` (compiled for wasm32 only) is the one module that talks to Envoy; it moves bytes and headers in and out.
@@ -32,6 +33,7 @@ pub mod gate;
 pub mod introspection;
 pub mod jsonrpc;
 pub mod jwks;
+pub mod jwks_waiters;
 pub mod keys;
 pub mod policy;
 pub mod prepared;

@@ -45,6 +45,16 @@ pub fn post_mcp(url: &str, token: Option<&str>, body: &str) -> Result<Response> 
     Ok(req.send()?)
 }
 
+/// The socket address (`127.0.0.1:<port>`) of a URL's authority.
+pub fn authority(url: &str) -> Result<std::net::SocketAddr> {
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("no authority in {url}"))?
+        .parse()
+        .with_context(|| format!("no socket address in {url}"))
+}
+
 pub fn header(resp: &Response, name: &str) -> String {
     resp.headers()
         .get(name)

@@ -10,6 +10,7 @@
 //!   third-party MCP server in Node or Python), recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
 //! - [`idp`]: tokens shaped as other identity providers shape them, and what the edge made of them.
+//! - [`keyless`]: a burst of requests to an Envoy whose JWKS answers the test holds back.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
 //!   [`rmcp_client`]: rmcp's client at a pinned protocol version;
@@ -21,6 +22,7 @@ pub mod client;
 pub mod compose;
 pub mod envoy;
 pub mod idp;
+pub mod keyless;
 pub mod memory;
 pub mod procs;
 pub mod recorder;

@@ -7,8 +7,12 @@
 //! is followed by a trailer field (announced in `Trailer`; HTTP/1 sends trailers only when the
 //! request says `TE: trailers`; Envoy's recorder cluster reads them, `envoy::derive_config`).
 //! A test can also ask it to answer late or with another status ([`DELAY_HEADER`],
-//! [`STATUS_HEADER`]).
+//! [`STATUS_HEADER`]). Under [`JWKS_PATH`] it serves the JWKS documents tests give it (by path),
+//! holding each answer until the test lets them go, and counts those fetches by path (not recorded
+//! as requests): an Envoy whose filter fetches its keys here shows how many fetches a burst of
+//! requests made.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -88,9 +92,22 @@ impl Recorded {
     }
 }
 
+/// The path prefix under which the recorder serves the JWKS of [`Recorder::hold_jwks`].
+pub const JWKS_PATH: &str = "/mcp-edge-test/jwks";
+
+/// A JWKS document served at one path, and whether its answers may go.
+struct HeldJwks {
+    doc: Bytes,
+    released: tokio::sync::watch::Sender<bool>,
+}
+
 #[derive(Clone, Default)]
 pub struct Recorder {
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// The JWKS documents served under [`JWKS_PATH`], by path.
+    jwks: Arc<Mutex<HashMap<String, Arc<HeldJwks>>>>,
+    /// The path of every JWKS fetch received.
+    jwks_fetches: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -114,6 +131,49 @@ impl Recorder {
     pub fn count(&self) -> usize {
         self.requests.lock().map(|r| r.len()).unwrap_or(0)
     }
+
+    /// Serves `doc` at `path` (under [`JWKS_PATH`]) from now on, each answer held until
+    /// [`Self::release_jwks`].
+    pub fn hold_jwks(&self, path: &str, doc: Vec<u8>) {
+        let held = HeldJwks {
+            doc: Bytes::from(doc),
+            released: tokio::sync::watch::Sender::new(false),
+        };
+        if let Ok(mut j) = self.jwks.lock() {
+            j.insert(path.to_string(), Arc::new(held));
+        }
+    }
+
+    /// Lets the held answers at `path` (and later ones) go.
+    pub fn release_jwks(&self, path: &str) {
+        if let Ok(j) = self.jwks.lock()
+            && let Some(held) = j.get(path)
+        {
+            held.released.send_replace(true);
+        }
+    }
+
+    /// How many JWKS fetches came to `path`.
+    pub fn jwks_fetches(&self, path: &str) -> usize {
+        self.jwks_fetches
+            .lock()
+            .map(|f| f.iter().filter(|p| *p == path).count())
+            .unwrap_or(0)
+    }
+}
+
+/// A JWKS fetch: counted, held until released, answered with the test's document (404 without
+/// one).
+async fn serve_jwks(rec: &Recorder, path: String) -> Response {
+    if let Ok(mut f) = rec.jwks_fetches.lock() {
+        f.push(path.clone());
+    }
+    let held = rec.jwks.lock().ok().and_then(|j| j.get(&path).cloned());
+    let Some(held) = held else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let _ = held.released.subscribe().wait_for(|go| *go).await;
+    ([("content-type", "application/json")], held.doc.clone()).into_response()
 }
 
 /// A request header asking the recorder to wait this many milliseconds before it answers.
@@ -128,6 +188,13 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path().starts_with(JWKS_PATH) {
+        let path = uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        return serve_jwks(&rec, path).await;
+    }
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v.get("id").cloned())

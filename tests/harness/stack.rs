@@ -20,6 +20,9 @@ use crate::recorder::{self, Recorder};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The worker threads (`--concurrency`) of every Envoy a stack starts: each runs its own wasm VM.
+pub const ENVOY_WORKERS: u8 = 2;
+
 /// The shared secret of a test's rate limit service (`RATELIMIT_SHARED_SECRET`), which every Envoy
 /// of a stack holds as `MCP_EDGE_RATELIMIT_SECRET` (the filter sends it when its
 /// `global_rate_limit.secret_env` names that variable).
@@ -579,7 +582,7 @@ fn spawn_envoy(
     }
     let config_path = logs.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)?;
-    let mut cmd = envoy_command(&config_path, 2, "info")?;
+    let mut cmd = envoy_command(&config_path, ENVOY_WORKERS, "info")?;
     cmd.args(["--file-flush-interval-msec", "200"])
         .env("MCP_EDGE_GATEWAY_SECRET", secret)
         // The rate limit service's shared secret, for a configuration with a global limit.

@@ -21,14 +21,16 @@ use super::{Denial, Host, address_table};
 #[derive(Debug)]
 pub enum NotAuthenticated {
     Denied(Denial),
-    /// The token names a key we do not have: fetch the JWKS, then authenticate again.
+    /// The token names a key we do not have: wait for the worker's JWKS fetch, then authenticate
+    /// again.
     FetchKeys,
     /// An opaque token: ask the introspection endpoint, then call [`introspected`] with the key
     /// its answer is cached under.
     Introspect(IntrospectionCall, TokenKey),
 }
 
-/// The signing keys a request may use, and whether it may trigger a JWKS fetch.
+/// The signing keys a request may use, and whether it may wait for a JWKS fetch (one runs, or may
+/// start: [`crate::jwks::KeyStore::may_wait_for_keys`]).
 pub struct KeyAccess<'a> {
     pub keys: Option<&'a KeySet>,
     pub may_refetch: bool,

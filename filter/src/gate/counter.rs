@@ -15,6 +15,10 @@ pub enum Counter {
     RateLimit { tier: Tier, limited: bool },
     /// `mcp_edge.global_ratelimit.<tier>.<verdict>`: the global service's verdict.
     GlobalRateLimit { tier: Tier, verdict: &'static str },
+    /// `mcp_edge.jwks.<event>`: a JWKS fetch `started` or `not_started` (could not be dispatched),
+    /// a request that needs keys `waited` for the fetch or was judged at once (`wait_refused`: too
+    /// many wait).
+    Jwks(&'static str),
 }
 
 impl Counter {
@@ -30,6 +34,7 @@ impl Counter {
             Self::GlobalRateLimit { tier, verdict } => {
                 format!("mcp_edge.global_ratelimit.{}.{verdict}", tier.name())
             }
+            Self::Jwks(event) => format!("mcp_edge.jwks.{event}"),
         }
     }
 }
@@ -70,6 +75,7 @@ mod tests {
                 },
                 "mcp_edge.global_ratelimit.enterprise.failed_open",
             ),
+            (Counter::Jwks("waited"), "mcp_edge.jwks.waited"),
         ];
         for (counter, name) in cases {
             assert_eq!(counter.name(), name);

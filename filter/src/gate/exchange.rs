@@ -77,8 +77,10 @@ pub enum Step {
     WaitForBody,
     /// The whole body is buffered: read it and call [`Gate::on_body`].
     ReadBody,
-    /// Fetch the JWKS, then call [`Gate::on_keys`] (or [`Gate::on_keys_unavailable`]).
-    FetchKeys,
+    /// Wait for the worker's JWKS fetch ([`crate::jwks::KeyStore::join`]; the root starts it if
+    /// none runs), then call [`Gate::on_keys`] when it ends — or [`Gate::on_keys_unavailable`] at
+    /// once if too many wait.
+    WaitForKeys,
     /// Answer locally with this reply.
     Respond(Reply),
     /// Ask the global rate limit service, then call [`Gate::on_global_answer`].

@@ -7,7 +7,8 @@
 //!
 //! 1. [`Gate::on_request_headers`]: drop inbound `x-mcp-*` headers, route ([`routing`]: metadata,
 //!    path, CORS preflight, method, `Origin`), authenticate ([`authenticate`]), check transport.
-//! 2. [`Gate::on_keys`]: after a JWKS fetch the head asked for, authenticate again.
+//! 2. [`Gate::on_keys`]: after the JWKS fetch the head waited for (one per worker, shared by every
+//!    request that needs it), authenticate again.
 //!    [`Gate::on_introspection`]: after asking the introspection endpoint about an opaque token.
 //! 3. [`Gate::on_request_body`] / [`Gate::on_body`]: size cap, then the JSON-RPC verdict ([`body`]),
 //!    the tenant's rate ([`admission`]) and the identity assertion ([`vouch`]). The body is not
@@ -169,7 +170,7 @@ impl Gate {
         crate::cors::allowed_origin(cfg, self.header("origin"))
     }
 
-    /// Whether a JWKS fetch started for this request has not been answered yet.
+    /// Whether this request waits for the worker's JWKS fetch.
     pub fn awaiting_keys(&self) -> bool {
         matches!(self.phase, Phase::AwaitingKeys)
     }
@@ -216,7 +217,8 @@ impl Gate {
         out
     }
 
-    /// Step 2: the JWKS fetch asked for has been answered (and installed).
+    /// Step 2: the JWKS fetch waited for has ended (its keys, if any, installed): judged with the
+    /// keys at hand, without waiting again.
     pub fn on_keys(&mut self, w: &mut WorkerState, host: &dyn Host) -> Output {
         if !matches!(self.phase, Phase::AwaitingKeys) {
             return Output::step(Step::Continue);
@@ -258,7 +260,7 @@ impl Gate {
         let now = host.now_secs();
         let keys = KeyAccess {
             keys: w.keys.keys(),
-            may_refetch: may_refetch && w.keys.may_refetch(&cfg, now),
+            may_refetch: may_refetch && w.keys.may_wait_for_keys(&cfg, host.now_ms()),
         };
         let budget = AddressBudget {
             host,
@@ -269,7 +271,7 @@ impl Gate {
                 Ok(tenant) => tenant,
                 Err(NotAuthenticated::FetchKeys) => {
                     self.phase = Phase::AwaitingKeys;
-                    return Output::step(Step::FetchKeys);
+                    return Output::step(Step::WaitForKeys);
                 }
                 Err(NotAuthenticated::Introspect(call, cache_key)) => {
                     self.phase = Phase::AwaitingIntrospection(cache_key);
@@ -312,7 +314,8 @@ impl Gate {
         }
     }
 
-    /// Step 2, when no fetch could be started: judge without keys (fails closed).
+    /// Step 2, when the request may not wait (too many wait): judged at once with the keys at hand
+    /// (none: 503, fails closed).
     pub fn on_keys_unavailable(&mut self, w: &mut WorkerState, host: &dyn Host) -> Output {
         self.judge_head(w, host, false)
     }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::config::parse_config;
 use crate::jwks::Installed;
+use crate::jwks_waiters::Join;
 use crate::rate_limit::testing::MemoryShared;
 use crate::rate_limit::{SharedStore, SlotSecret};
 
@@ -493,7 +494,7 @@ fn unknown_keys_are_fetched_then_the_request_goes_on() {
     let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
     assert_eq!(
         gate.on_request_headers(&mut w, &host, hs, false).step,
-        Step::FetchKeys
+        Step::WaitForKeys
     );
     let cfg = w.config.clone();
     // The body completes while the keys are fetched: it waits.
@@ -513,6 +514,106 @@ fn unknown_keys_are_fetched_then_the_request_goes_on() {
     );
 }
 
+/// The head of a POST with `auth`, through [`Gate::on_request_headers`]; the gate and its step.
+fn head_step(w: &mut WorkerState, host: &FakeHost, auth: &str) -> (Gate, Output) {
+    let mut gate = Gate::default();
+    let out = gate.on_request_headers(w, host, head("POST", "/mcp", Some(auth), &[]), false);
+    (gate, out)
+}
+
+#[test]
+fn a_burst_without_keys_waits_for_one_fetch_and_is_judged_with_its_keys() {
+    let kp = key();
+    let mut w = WorkerState::new(config(true, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let now_ms = NOW * 1000;
+    let other = Ed25519KeyPair::generate().with_key_id("elsewhere");
+    let mut waiting = Vec::new();
+    for id in 0..20u32 {
+        // Every fifth token names a key the fetch will not bring.
+        let signer = if id % 5 == 4 { &other } else { &kp };
+        let (gate, out) = head_step(&mut w, &host, &token(signer, "mcp:read"));
+        assert_eq!(out.step, Step::WaitForKeys);
+        assert!(gate.awaiting_keys());
+        let dispatch = id == 0;
+        assert_eq!(w.keys.join(id, now_ms), Join::Wait { dispatch });
+        waiting.push(gate);
+    }
+    assert!(w.keys.fetch_due(&w.config.clone(), now_ms), "one fetch");
+    w.keys.fetch_started(now_ms);
+    assert!(!w.keys.fetch_due(&w.config.clone(), now_ms), "only one");
+    w.install_keys(Some("200"), &jwks_of(&kp), NOW);
+    let ids = w.keys.take_waiters();
+    assert_eq!(ids, (0..20).collect::<Vec<_>>());
+    for (id, gate) in ids.into_iter().zip(&mut waiting) {
+        let out = gate.on_keys(&mut w, &host);
+        if id % 5 == 4 {
+            assert_eq!(status(&out), 401, "the kid is still unknown");
+        } else {
+            assert_eq!(
+                out.step,
+                Step::WaitForBody,
+                "verified with the fetched keys"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failed_fetch_answers_its_waiters_503_and_the_next_fetch_waits_a_second() {
+    let kp = key();
+    let mut w = WorkerState::new(config(true, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let now_ms = NOW * 1000;
+    let auth = token(&kp, "mcp:read");
+    let (mut gate, out) = head_step(&mut w, &host, &auth);
+    assert_eq!(out.step, Step::WaitForKeys);
+    assert_eq!(w.keys.join(1, now_ms), Join::Wait { dispatch: true });
+    w.keys.fetch_started(now_ms);
+    w.install_keys(None, b"", NOW);
+    assert_eq!(w.keys.take_waiters(), vec![1]);
+    let out = gate.on_keys(&mut w, &host);
+    assert_eq!(status(&out), 503);
+    assert_eq!(reply(&out).header("retry-after"), Some("5"));
+    let body: Value = serde_json::from_slice(&reply(&out).body).unwrap();
+    assert_eq!(body["error"]["code"], mcp_edge_contract::codes::UNAVAILABLE);
+    // Within the second after that fetch started, a request is judged at once (FakeHost's clock
+    // stands at NOW, the fetch started then).
+    let (_, out) = head_step(&mut w, &host, &auth);
+    assert_eq!(status(&out), 503);
+}
+
+#[test]
+fn with_keys_an_unknown_kid_waits_for_a_running_fetch_or_is_refused() {
+    let kp = key();
+    let mut w = WorkerState::new(config(true, &kp), SlotSecret([3; 16]));
+    let host = FakeHost::new(None);
+    let now_ms = NOW * 1000;
+    w.keys.fetch_started(now_ms);
+    w.install_keys(Some("200"), &jwks_of(&kp), NOW);
+    let rotated = Ed25519KeyPair::generate().with_key_id("k2");
+    let auth = token(&rotated, "mcp:read");
+    // The refetch debounce (min_refetch_seconds) has not passed: refused, nothing to wait for.
+    let (_, out) = head_step(&mut w, &host, &auth);
+    assert_eq!(status(&out), 401);
+    // The root's scheduled refresh runs: the request waits for it, and is verified with what it
+    // brings.
+    w.keys.fetch_started(now_ms);
+    let (mut gate, out) = head_step(&mut w, &host, &auth);
+    assert_eq!(out.step, Step::WaitForKeys);
+    assert_eq!(w.keys.join(10, now_ms), Join::Wait { dispatch: false });
+    let both = [jwks_of(&kp), jwks_of(&rotated)];
+    let mut keys: Vec<Value> = Vec::new();
+    for doc in &both {
+        let v: Value = serde_json::from_slice(doc).unwrap();
+        keys.extend(v["keys"].as_array().unwrap().iter().cloned());
+    }
+    let doc = json!({"keys": keys}).to_string();
+    w.install_keys(Some("200"), doc.as_bytes(), NOW);
+    assert_eq!(w.keys.take_waiters(), vec![10]);
+    assert_eq!(gate.on_keys(&mut w, &host).step, Step::WaitForBody);
+}
+
 #[test]
 fn no_keys_fails_closed() {
     let kp = key();
@@ -522,8 +623,9 @@ fn no_keys_fails_closed() {
     let hs = head("POST", "/mcp", Some(&token(&kp, "mcp:read")), &[]);
     assert_eq!(
         gate.on_request_headers(&mut w, &host, hs, false).step,
-        Step::FetchKeys
+        Step::WaitForKeys
     );
+    // Too many wait: judged at once, without keys.
     let out = gate.on_keys_unavailable(&mut w, &host);
     assert_eq!(status(&out), 503);
     assert_eq!(reply(&out).header("retry-after"), Some("5"));

@@ -4,15 +4,16 @@
 //! [`crate::gate::Gate`] and carries out what that returns. It holds no policy of its own. Per worker thread there is one VM,
 //! one root context (configuration, keys, token cache, stats) and one HTTP context per request.
 //!
-//! - [`root`]: the root context: configuration, JWKS fetching on a timer.
-//! - [`worker`]: what the root and the requests of one worker share (keys, token cache, stats).
+//! - [`root`]: the root context: configuration, the JWKS fetch (on a timer, or when requests
+//!   wait for keys), and the waiting requests carried on when it ends.
+//! - [`worker`]: what the root and the requests of one worker share (keys, token cache, stats,
+//!   the requests waiting for keys).
 //! - [`request`]: one HTTP request: feed its gate, apply the gate's output.
 
 mod request;
 mod root;
 mod worker;
 
-use request::EdgeRequest;
 use root::EdgeRoot;
 use worker::Worker;
 
@@ -26,8 +27,8 @@ use crate::rate_limit::{SharedStore, WriteFailed};
 mod entry {
     proxy_wasm::main! {{
         proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-        proxy_wasm::set_root_context(|_| -> Box<dyn proxy_wasm::traits::RootContext> {
-            Box::new(super::EdgeRoot::default())
+        proxy_wasm::set_root_context(|context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+            Box::new(super::EdgeRoot::new(context_id))
         });
     }}
 }

@@ -1,8 +1,11 @@
 //! What the root context and the HTTP contexts of one worker share: the gate's [`WorkerState`]
-//! (configuration, keys, token cache) and the ids of Envoy counters.
+//! (configuration, keys, token cache), the ids of Envoy counters, and the requests the root
+//! carries on (those waiting for the JWKS fetch, and the calls it dispatched for them).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::rc::Weak;
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
@@ -10,7 +13,7 @@ use proxy_wasm::traits::Context;
 use proxy_wasm::types::MetricType;
 
 use crate::config::JwksSource;
-use crate::gate::{Counter, WorkerState};
+use crate::gate::{Counter, Gate, WorkerState};
 use crate::jwks::Installed;
 
 /// What the root context and the HTTP contexts of one worker share.
@@ -23,6 +26,22 @@ pub(super) struct Worker {
     /// Whether a global rate limit call of this worker has been dispatched (its connection to
     /// the service is made by the first).
     pub(super) global_called: bool,
+    /// The gates of the requests waiting for the JWKS fetch, by HTTP context id (the ids of
+    /// `state.keys`' waiters): the root judges and resumes them when the fetch ends.
+    pub(super) waiting: HashMap<u32, Weak<RefCell<Gate>>>,
+    /// Calls the root dispatched for a request it resumed (the SDK answers a call to the context
+    /// whose callback dispatched it), by token: the root hands each answer to its request.
+    pub(super) relayed: HashMap<u32, Relayed>,
+    /// A request asked the root for a fetch and set the root's timer to fire at once: the root
+    /// sets its own period again on that tick.
+    pub(super) tick_hurried: bool,
+}
+
+/// A request whose call the root relays.
+pub(super) struct Relayed {
+    /// Its HTTP context id.
+    pub(super) id: u32,
+    pub(super) gate: Weak<RefCell<Gate>>,
 }
 
 /// An Envoy counter of this worker and the counts not handed to it yet.
@@ -38,6 +57,9 @@ impl Worker {
             metrics: HashMap::new(),
             flushed_at_ms: 0,
             global_called: false,
+            waiting: HashMap::new(),
+            relayed: HashMap::new(),
+            tick_hurried: false,
         }
     }
 
@@ -80,8 +102,17 @@ impl Worker {
         }
     }
 
-    /// Dispatches a JWKS fetch (remote JWKS only). Returns the call's token.
-    pub(super) fn start_fetch(&mut self, ctx: &dyn Context, now: u64) -> Option<u32> {
+    /// A request (HTTP context `id`) is gone: it is not resumed, nor are calls relayed to it.
+    pub(super) fn forget_request(&mut self, id: u32) {
+        if self.waiting.remove(&id).is_some() {
+            self.state.keys.leave(id);
+        }
+        self.relayed.retain(|_, r| r.id != id);
+    }
+
+    /// Dispatches the JWKS fetch (remote JWKS only; called from the root, so that its answer comes
+    /// to the root). Returns the call's token; without one, the waiters are to be judged now.
+    pub(super) fn start_fetch(&mut self, ctx: &dyn Context, now_ms: u64) -> Option<u32> {
         let JwksSource::Remote(r) = &self.state.config.jwks_source else {
             return None;
         };
@@ -94,7 +125,8 @@ impl Worker {
         let timeout = Duration::from_millis(r.timeout_ms);
         match ctx.dispatch_http_call(&r.cluster, headers, None, vec![], timeout) {
             Ok(token) => {
-                self.state.keys.fetch_started(now);
+                self.state.keys.fetch_started(now_ms);
+                self.count(Counter::Jwks("started"));
                 Some(token)
             }
             Err(e) => {
@@ -102,7 +134,8 @@ impl Worker {
                     "mcp-edge: cannot fetch JWKS from cluster {}: {e:?}",
                     r.cluster
                 );
-                self.state.keys.fetch_not_started(now);
+                self.state.keys.fetch_not_started(now_ms);
+                self.count(Counter::Jwks("not_started"));
                 None
             }
         }
