@@ -45,6 +45,10 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 30;
 /// The longest `jti` a verifier accepts (bytes); the edge's request ids are 37.
 pub const MAX_JTI_BYTES: usize = 128;
 
+/// The longest assertion either side accepts (bytes). The edge refuses to sign a longer one (a
+/// request whose path alone is that long), rather than forward what the verifier refuses.
+pub const MAX_ASSERTION_BYTES: usize = 16 * 1024;
+
 /// The edge's name (`iss`) when the configuration names none.
 pub const DEFAULT_ISSUER: &str = "mcp-edge";
 
@@ -204,7 +208,8 @@ impl AssertionSigner {
     }
 
     /// The compact JWS for `identity` on this request. Refuses a request id a verifier would
-    /// refuse (empty, over [`MAX_JTI_BYTES`], not visible ASCII).
+    /// refuse (empty, over [`MAX_JTI_BYTES`], not visible ASCII), and an assertion longer than
+    /// [`MAX_ASSERTION_BYTES`].
     pub fn sign(
         &self,
         identity: &IdentityClaims,
@@ -247,6 +252,9 @@ impl AssertionSigner {
         token.push_str(&request);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        if token.len() > MAX_ASSERTION_BYTES {
+            return Err(AssertionError::Unsignable(claims::HTP));
+        }
         Ok(token)
     }
 }
@@ -328,7 +336,7 @@ impl AssertionVerifier {
             allowed_issuers: Some(HashSet::from([self.issuer.clone()])),
             allowed_audiences: Some(HashSet::from([self.audience.clone()])),
             time_tolerance: Some(Duration::from_secs(MAX_CLOCK_SKEW_SECS)),
-            max_token_length: Some(16 * 1024),
+            max_token_length: Some(MAX_ASSERTION_BYTES),
             artificial_time: Some(UnixTimeStamp::from_secs(now)),
             ..VerificationOptions::default()
         };

@@ -326,6 +326,21 @@ fn unsignable_identities_are_refused_before_signing() {
     );
     assert!(AssertionVerifier::new(b"short", "i", "a").is_err());
     let claims = IdentityClaims::new(&Identity::example("acme")).unwrap();
+    // Found by the `signature` fuzz target: a request line so long that the assertion passed
+    // the verifier's length limit was signed, then refused by the backend.
+    let long_path = format!("/mcp?{}", "\u{7}".repeat(3_000));
+    let binding = Binding {
+        method: "POST",
+        path: &long_path,
+        protocol_version: "",
+        request_id: "r",
+        issued_at: NOW,
+        body_digest: "d",
+    };
+    assert_eq!(
+        signer(DEFAULT_ISSUER, DEFAULT_AUDIENCE).sign(&claims, &binding),
+        Err(AssertionError::Unsignable(claims::HTP))
+    );
     for jti in ["", "a b", "é", &"r".repeat(129)] {
         let binding = Binding {
             method: "POST",
