@@ -160,37 +160,61 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def chart(runs, setups, path):
-    shown = [s for s in setups if (s, 16) in runs]
-    names = [SHORT[s] for s in shown]
-    rps = [mean(r.rps for r in runs[(s, 16)]) for s in shown]
-    added = [
-        per_round(runs, s, "passthrough", 1, lambda r, b: r.mean_us - b.mean_us) if s != "passthrough" else None
-        for s in shown
+class ChartRow:
+    """One row of the chart: the setup, its label, and both panels' figures for it."""
+
+    def __init__(self, setup, label, rps, added_us):
+        self.setup = setup
+        self.label = label
+        self.rps = rps  # requests/s at 16 connections
+        self.added_us = added_us  # mean latency added at 1 connection vs passthrough; None for it
+
+
+def chart_rows(runs, setups):
+    """The chart's rows, top to bottom: each label and both of its bars from the same setup."""
+    return [
+        ChartRow(
+            s,
+            SHORT[s],
+            mean(r.rps for r in runs[(s, 16)]),
+            None if s == "passthrough" else per_round(runs, s, "passthrough", 1, lambda r, b: r.mean_us - b.mean_us),
+        )
+        for s in setups
+        if (s, 16) in runs
     ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.45 * len(shown) + 1.8))
-    y = range(len(shown))
-    colors = ["#888888" if s in ("passthrough", "noop") else "#4c72b0" if s.startswith("native") else
-              "#55a868" if s == "node-seed" else "#dd8452" for s in shown]
-    left.barh(y, rps, color=colors)
-    left.set_yticks(list(y), names)
-    left.invert_yaxis()
+
+
+def chart(runs, setups, path):
+    """Draws the chart into path and returns the figure.
+
+    Both panels share one y axis with fixed limits, so row i is at the same height in both: the
+    latency panel once drew passthrough's missing bar as NaN, autoscaling dropped that row, and
+    every latency bar stood one row above its label."""
+    rows = chart_rows(runs, setups)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 0.45 * len(rows) + 1.8), sharey=True)
+    y = list(range(len(rows)))
+    colors = ["#888888" if r.setup in ("passthrough", "noop") else "#4c72b0" if r.setup.startswith("native") else
+              "#55a868" if r.setup.startswith("node-seed") else "#dd8452" for r in rows]
+    left.barh(y, [r.rps for r in rows], color=colors)
+    left.set_yticks(y, [r.label for r in rows])
+    left.set_ylim(len(rows) - 0.5, -0.5)  # top to bottom, whatever a panel's bars are
     left.set_xlabel("requests/s at 16 connections (higher is better)")
-    left.set_xlim(0, max(rps) * 1.18)
-    for i, v in enumerate(rps):
-        left.text(v, i, f" {v:,.0f}".replace(",", " "), va="center", fontsize=8)
-    right.barh(y, [max(a, 1) if a is not None else float("nan") for a in added], color=colors)
-    right.set_yticks(list(y), [""] * len(shown))
-    right.invert_yaxis()
+    left.set_xlim(0, max([r.rps for r in rows] + [1]) * 1.18)
+    for i, r in enumerate(rows):
+        left.text(r.rps, i, f" {r.rps:,.0f}".replace(",", " "), va="center", fontsize=8)
+    shown = [(i, r) for i, r in enumerate(rows) if r.added_us is not None]
+    right.barh([i for i, _ in shown], [max(r.added_us, 1) for _, r in shown], color=[colors[i] for i, _ in shown])
+    right.tick_params(axis="y", labelleft=False)
     right.set_xscale("log")
-    right.set_xlim(right=max([a for a in added if a] + [10]) * 4)
+    right.set_xlim(1, max([r.added_us for _, r in shown] + [10]) * 4)
     right.set_xlabel("mean latency added at 1 connection vs passthrough, µs (log; lower is better)")
-    for i, a in enumerate(added):
-        if a is not None:
-            right.text(max(a, 1), i, f" {a:,.0f} µs".replace(",", " "), va="center", fontsize=8)
+    for i, r in enumerate(rows):
+        text = " baseline" if r.added_us is None else f" {r.added_us:,.0f} µs".replace(",", " ")
+        right.text(max(r.added_us or 1, 1), i, text, va="center", fontsize=8)
     fig.suptitle("mcp-edge side by side (scripts/bench.sh)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return fig
 
 
 def main():

@@ -60,10 +60,6 @@ scripts/install-deps.sh
 if ! [ bench/node-seed/node_modules/.package-lock.json -nt bench/node-seed/package-lock.json ]; then
   (cd bench/node-seed && npm ci --no-audit --no-fund --silent)
 fi
-if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
-  # python -m pip: the pip script of a copied venv may belong to the venv it was copied from.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check matplotlib
-fi
 
 log "building the filters (wasm32-wasip1, release), the backend ($BACKEND_PROFILE) and xtask"
 cargo build --locked --release --target wasm32-wasip1 -p mcp-edge-filter -p mcp-edge-bench-noop-filter
