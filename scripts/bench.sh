@@ -21,8 +21,8 @@
 # (/proc/<pid>/status) is compared, per worker.
 # Writes docs/benchmarks.md and docs/benchmarks.png (bench/report.py); raw results stay in
 # .local/bench/results.jsonl and rss.jsonl. Fails (after writing the page, which marks them) when
-# requests failed, a token file ran out or the global limit check failed open. Stops everything it
-# started, also when interrupted.
+# requests failed, a token file ran out or more than 1% of the global limit checks failed open (fewer
+# are only marked). Stops everything it started, also when interrupted.
 #
 # Other settings: BENCH_SETUPS (space-separated subset of the setup ids below), BENCH_TOKEN_RATE
 # (new tokens per second of a run the token files cover, default 6000), BENCH_RSS_TOKENS (distinct
