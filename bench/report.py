@@ -292,19 +292,23 @@ def write_memory(w, rss, edge_core):
     w(f"token, then {fmt(tokens)} requests at 16 connections, each with a different EdDSA token (passthrough")
     w("ignores them); then its VmRSS (`/proc/<pid>/status`). Growth: over the passthrough Envoy that answered")
     w(f"as many requests, divided by the {workers} worker(s) (so the main thread's wasm VM is shared out among")
-    w(f"them); the target is ≤ {RSS_TARGET_MB} MB per worker. VmRSS warm → after the tokens is what the")
-    w("tokens themselves added (verified-token caches hold at most 1024 per worker).")
+    w(f"them); the target is ≤ {RSS_TARGET_MB} MB per worker. The last column splits off what the tokens")
+    w("themselves added (its growth from warm to after, less passthrough's; verified-token caches hold at most")
+    w("1024 per worker): the rest is there before the first token, the wasm VMs and the filter's configuration.")
     w("")
-    w("| setup | VmRSS warm | VmRSS after the tokens | growth over passthrough, per worker |")
-    w("|---|---|---|---|")
+    w("| setup | VmRSS warm | VmRSS after the tokens | growth over passthrough, per worker | of which the tokens, per worker |")
+    w("|---|---|---|---|---|")
     for setup, line in rss.items():
         mark = " ⚠ failed requests or too few tokens" if rss_failures(line) else ""
-        growth = "—"
+        growth = by_tokens = "—"
         if base is not None and setup != "passthrough":
             per_worker_mb = (line["rss_kb"] - base["rss_kb"]) / 1024 / line["workers"]
             verdict = "within" if per_worker_mb <= RSS_TARGET_MB else "over"
             growth = f"{per_worker_mb:+.1f} MB ({verdict} the target)"
-        w(f"| {RSS_LABELS.get(setup, setup)}{mark} | {line['warm_rss_kb'] / 1024:.1f} MB | {line['rss_kb'] / 1024:.1f} MB | {growth} |")
+            added_kb = (line["rss_kb"] - line["warm_rss_kb"]) - (base["rss_kb"] - base["warm_rss_kb"])
+            by_tokens = f"{added_kb / 1024 / line['workers']:+.1f} MB"
+        w(f"| {RSS_LABELS.get(setup, setup)}{mark} | {line['warm_rss_kb'] / 1024:.1f} MB | {line['rss_kb'] / 1024:.1f} MB |"
+          f" {growth} | {by_tokens} |")
     w("")
 
 
