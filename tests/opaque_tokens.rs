@@ -31,11 +31,10 @@ fn recorded_tenant(s: &Stack, token: &str, name: &str) -> Result<(u16, Option<St
     let m = marker(name);
     let resp = post_mcp(&s.recorded_mcp_url, Some(token), &call_body(&m))?;
     let status = resp.status().as_u16();
-    let tenant = s
-        .recorder
-        .with_marker(&m)
-        .first()
-        .and_then(|r| r.header("x-mcp-tenant-id"));
+    let tenant = match s.recorder.with_marker(&m).first() {
+        Some(r) => Some(r.vouched(&s.secret)?.identity.tenant_id),
+        None => None,
+    };
     Ok((status, tenant))
 }
 

@@ -2,7 +2,7 @@
 //! responses (`tests/python/py_server.py`, `mcp` 2.3.0 from PyPI in the repository's `.venv`),
 //! with the edge's shipped configuration except `tool_scopes`, which name this server's tools.
 //! Driven by the official TypeScript client and by rmcp 3.11's client. The server refuses any
-//! request without the edge's gateway signature (`docs/verify/verify_gateway_asgi.py`) and its
+//! request without the edge's identity assertion (`docs/verify/verify_identity_asgi.py`) and its
 //! `whoami` tool answers with the identity the edge vouched for.
 
 use anyhow::{Result, ensure};

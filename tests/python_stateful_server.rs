@@ -2,7 +2,7 @@
 //! (`tests/python/py_stateful_server.py`: session ids, SSE responses, a GET stream per session),
 //! with `stateful_upstream: true`. The edge binds each `Mcp-Session-Id` to the token's tenant and
 //! user (`filter/src/session.rs`), passes SSE streams through unbuffered, and signs every
-//! request: the server verifies the signature with `docs/verify/verify_gateway_asgi.py` and
+//! request: the server verifies the identity assertion with `docs/verify/verify_identity_asgi.py` and
 //! refuses anything else. The server keeps one event store for every session: a stream resumed
 //! with `Last-Event-ID` replays only filtered lists, to the user it was sent to.
 

@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jwt_simple::prelude::*;
+use mcp_edge_contract::assertion::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
 use mcp_edge_contract::{
-    Identity, RequestFacts, RequestLine, Tier, body_digest, headers as h, verify_vouched,
-    vouch_headers,
+    AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, Tier, body_digest, headers as h,
 };
 use mcp_edge_tests::client::*;
 use mcp_edge_tests::runner::Case;
@@ -316,45 +316,33 @@ fn upstream_gets_signed_identity_and_never_the_token(s: &Stack) -> Result<()> {
         r.header_values("authorization").is_empty(),
         "the client's Authorization header reached the upstream"
     );
+    // Contract v3: of the trusted namespace only the one assertion arrives, none of the
+    // client's x-mcp-* headers.
+    let trusted: Vec<&String> = r
+        .headers
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| h::is_trusted(n))
+        .collect();
     ensure!(
-        r.header_values(h::TENANT_ID) == vec!["tenant-real".to_string()],
-        "tenant ids: {:?}",
-        r.header_values(h::TENANT_ID)
-    );
-    ensure!(
-        r.header_values(h::SCOPES) == vec!["mcp:read mcp:write".to_string()],
-        "scopes: {:?}",
-        r.header_values(h::SCOPES)
+        trusted == vec![h::IDENTITY],
+        "x-mcp-* headers upstream: {trusted:?}"
     );
     ensure!(r.body == body.as_bytes(), "the body changed on the way");
-    let one = |name: &str| -> Result<String> {
-        let v = r.header_values(name);
-        ensure!(v.len() == 1, "{name}: {v:?}");
-        Ok(v[0].clone())
-    };
-    let mut values = Vec::new();
-    for name in h::ALL {
-        values.push((name, one(name)?));
-    }
     ensure!(r.path == "/mcp?trace=1", "path {}", r.path);
-    let header = |name: &str| {
-        values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let protocol_version = r.header("mcp-protocol-version").unwrap_or_default();
-    let line = RequestLine {
-        method: &r.method,
-        path: &r.path,
-        protocol_version: &protocol_version,
-    };
-    let vouched = verify_vouched(s.secret.as_bytes(), header, &line, &r.body, now())
-        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
-    let (user, tier) = (vouched.identity.user_id, vouched.identity.tier.name());
+    let vouched = r.vouched(&s.secret)?;
+    let id = &vouched.identity;
     ensure!(
-        user == "user-of-tenant-real" && tier == "pro",
-        "{user} {tier}"
+        id.tenant_id == "tenant-real"
+            && id.scopes == ["mcp:read", "mcp:write"]
+            && id.user_id == "user-of-tenant-real"
+            && id.tier == Tier::Pro,
+        "{id:?}"
+    );
+    ensure!(
+        vouched.request_id.starts_with("mcpe-"),
+        "jti {}",
+        vouched.request_id
     );
     Ok(())
 }
@@ -441,7 +429,7 @@ fn tenants_are_isolated_in_redis(s: &Stack) -> Result<()> {
     Ok(())
 }
 
-/// Gateway headers for `tenant` as mallory would send them, signed over `signed_body` with the
+/// The identity assertion for `tenant` as mallory would send it, signed over `signed_body` with the
 /// stack's secret, or carrying `signature` instead.
 fn gateway_headers(
     s: &Stack,
@@ -457,21 +445,27 @@ fn gateway_headers(
         tier: Tier::Enterprise,
     };
     let digest = body_digest(signed_body);
-    let facts = RequestFacts {
+    let binding = Binding {
         method: "POST",
         path: "/mcp",
         protocol_version: "",
         request_id: "r",
-        gateway_time: now(),
+        issued_at: now(),
         body_digest: &digest,
     };
-    let mut headers = vouch_headers(s.secret.as_bytes(), &identity, &facts)?;
+    let key = GatewayKey::new(s.secret.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut assertion = AssertionSigner::new(&key, DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+        .sign(
+            &IdentityClaims::new(&identity).map_err(|e| anyhow::anyhow!("{e}"))?,
+            &binding,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(forged) = signature
-        && let Some(last) = headers.last_mut()
+        && let Some((signed, _)) = assertion.rsplit_once('.')
     {
-        last.1 = forged;
+        assertion = format!("{signed}.{forged}");
     }
-    Ok(headers)
+    Ok(vec![(h::IDENTITY, assertion)])
 }
 
 fn backend_refuses_requests_without_a_valid_gateway_signature(s: &Stack) -> Result<()> {

@@ -2,7 +2,7 @@
 //! Streamable HTTP server in stateful mode (`tests/node/ts_stateful_server.mjs`), with
 //! `stateful_upstream: true`. The edge binds each `Mcp-Session-Id` to the token's tenant and user
 //! (`filter/src/session.rs`), passes SSE streams through unbuffered, and signs every request: the
-//! server verifies the signature with `docs/verify/verify_gateway.mjs` and refuses anything else.
+//! server verifies the identity assertion with `docs/verify/verify_identity.mjs` and refuses anything else.
 //! A `tools/list` answered as SSE is filtered event by event: a notification before the answer
 //! reaches the client while the answer is still pending. Envoy's route timeouts are cut to
 //! [`ROUTE_TIMEOUT`] here (every route that has one, as `timeout: 60s` in envoy.yaml), so the

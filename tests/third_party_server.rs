@@ -3,7 +3,7 @@
 //! instead of our backend, with the edge's shipped configuration except `tool_scopes`, which name
 //! this server's tools. Driven by the official TypeScript client and by rmcp 3.11's client.
 //!
-//! The server knows nothing about the edge (it does not check the gateway signature): the edge
+//! The server knows nothing about the edge (it does not verify the identity assertion): the edge
 //! alone decides who may list and call what.
 
 use anyhow::{Result, ensure};

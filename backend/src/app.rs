@@ -1,5 +1,5 @@
 //! The axum application: `/healthz` (alive) and `/readyz` (can serve billable calls) in the open,
-//! `/mcp` behind the gateway signature check, then the batch splitter, then rmcp.
+//! `/mcp` behind the identity assertion check, then the batch splitter, then rmcp.
 //!
 //! Kept apart from `main` so tests drive the very router the binary serves.
 
@@ -12,7 +12,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::batch::{BatchLimits, serve_batches};
-use crate::gateway_auth::{GatewayAuth, authenticate};
+use crate::gateway_auth::{Trust, tenant_context};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
 use crate::store::ProjectStore;
@@ -26,7 +26,8 @@ pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 
 #[derive(Clone)]
 pub struct AppConfig {
-    pub gateway_auth: GatewayAuth,
+    /// Verifies the edge's identity assertion (secret, names, body cap).
+    pub trust: Trust,
     pub store: Arc<dyn ProjectStore>,
     /// Daily quotas and usage events of billable calls.
     pub metering: Metering,
@@ -64,16 +65,14 @@ pub fn router(config: AppConfig) -> Router {
             MCP_PATH,
             mcp_service(config.store, config.metering.clone(), config.allowed_hosts),
         )
-        // Layers run outermost last-added: the signature over the whole body is checked first,
-        // then a batch is split into single messages for rmcp.
+        // Layers run outermost last-added: the assertion (which binds the whole body) is verified
+        // first, its caller becomes the TenantContext, then a batch is split for rmcp.
         .route_layer(axum::middleware::from_fn_with_state(
             config.batch_limits,
             serve_batches,
         ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            config.gateway_auth,
-            authenticate,
-        ));
+        .route_layer(axum::middleware::from_fn(tenant_context))
+        .route_layer(config.trust.layer());
     let metering = config.metering.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

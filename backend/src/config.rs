@@ -12,7 +12,7 @@ use crate::store::redis_store::RedisConfig;
 use crate::usage_cli::Command;
 
 /// The mcp-edge tool server. Serves MCP (Streamable HTTP, stateless) at POST /mcp to requests that
-/// carry a valid mcp-edge gateway signature, and GET /healthz to anyone. Listen on an internal
+/// carry a valid mcp-edge identity assertion (x-mcp-identity), and GET /healthz to anyone. Listen on an internal
 /// address only: Envoy with the mcp-edge filter is its only intended client.
 ///
 /// Billable tool calls count against a daily quota per tenant and tier and emit a usage event to
@@ -188,8 +188,8 @@ pub struct Cli {
     )]
     pub quota_when_redis_down: DownPolicy,
 
-    /// Shared secret for the gateway signature (HMAC-SHA256), the same as the filter's; at least
-    /// 32 bytes.
+    /// Shared secret for the identity assertion (HS256), the same as the filter's
+    /// `gateway_secret`; at least 32 bytes.
     #[arg(
         long,
         env = "MCP_EDGE_GATEWAY_SECRET",
@@ -197,6 +197,16 @@ pub struct Cli {
         required_unless_present = "print_tool_scopes"
     )]
     pub gateway_secret: Option<String>,
+
+    /// The edge's name: the `iss` the identity assertion must carry (the filter's
+    /// `assertion.issuer`).
+    #[arg(long, env = "MCP_EDGE_ASSERTION_ISSUER", default_value = mcp_edge_trust::DEFAULT_ISSUER)]
+    pub assertion_issuer: String,
+
+    /// This service's name: the `aud` the identity assertion must carry (the filter's
+    /// `assertion.audience`).
+    #[arg(long, env = "MCP_EDGE_ASSERTION_AUDIENCE", default_value = mcp_edge_trust::DEFAULT_AUDIENCE)]
+    pub assertion_audience: String,
 
     /// Host header value the MCP endpoint accepts (DNS-rebinding protection). `name` allows any
     /// port, `name:port` only that port. Repeat the option, or give a comma-separated list in the

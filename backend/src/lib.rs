@@ -1,7 +1,8 @@
 //! mcp-edge backend: the MCP tool server behind the mcp-edge Envoy filter.
 //!
-//! Requests reach it only through the filter, which signs the tenant identity into `x-mcp-*`
-//! headers. [`gateway_auth`] checks that signature and builds a [`tenant::TenantContext`]; the
+//! Requests reach it only through the filter, which signs the tenant identity into one assertion,
+//! `x-mcp-identity` (a JWS). [`gateway_auth`] verifies it with the `mcp-edge-trust` crate and builds
+//! a [`tenant::TenantContext`]; the
 //! [`tools`] run on rmcp's Streamable HTTP server (JSON-RPC batches of MCP 2025-03-26 split by
 //! [`batch`]) and keep data per tenant in a [`store`];
 //! [`metering`] enforces the daily quota of billable calls and emits usage events, which the

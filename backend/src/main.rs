@@ -9,7 +9,7 @@ use clap::Parser as _;
 use mcp_edge_backend::app::{AppConfig, router};
 use mcp_edge_backend::batch::BatchLimits;
 use mcp_edge_backend::config::Cli;
-use mcp_edge_backend::gateway_auth::GatewayAuth;
+use mcp_edge_backend::gateway_auth::Trust;
 use mcp_edge_backend::metering::{
     DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
@@ -82,7 +82,12 @@ fn init_tracing(json: bool) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let secret = cli.gateway_secret.clone().unwrap_or_default();
-    let gateway_auth = GatewayAuth::new(secret.into_bytes()).map_err(|_| {
+    let trust = Trust::new(
+        secret.as_bytes(),
+        &cli.assertion_issuer,
+        &cli.assertion_audience,
+    )
+    .map_err(|_| {
         anyhow::anyhow!(
             "the gateway secret (--gateway-secret / MCP_EDGE_GATEWAY_SECRET) must be at least {MIN_SECRET_LEN} bytes"
         )
@@ -98,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         serve_metrics(addr, metering.clone(), shedder.clone()).await?;
     }
     let app = router(AppConfig {
-        gateway_auth,
+        trust,
         store,
         metering,
         allowed_hosts: cli.allowed_hosts,

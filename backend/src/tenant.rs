@@ -1,7 +1,7 @@
 //! The tenant identity of one request, as vouched for by the gateway.
 //!
-//! [`crate::gateway_auth`] builds a [`TenantContext`] from the signed `x-mcp-*` headers and puts it
-//! into the request's extensions; tools read it from there and nowhere else. Tool input never carries
+//! [`crate::gateway_auth`] builds a [`TenantContext`] from the verified identity assertion and puts
+//! it into the request's extensions; tools read it from there and nowhere else. Tool input never carries
 //! a tenant id.
 
 use mcp_edge_contract::{Identity, Vouched};

@@ -226,7 +226,7 @@ async fn unsigned_requests_never_reach_rmcp() {
         "127.0.0.1:10000",
         &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
     );
-    request.headers_mut().remove(headers::GATEWAY_SIGNATURE);
+    request.headers_mut().remove(headers::IDENTITY);
     let (status, text, _) = send(&app, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{text}");
     let body: Value = serde_json::from_str(&text).expect("json");

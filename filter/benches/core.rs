@@ -14,7 +14,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcp_edge_contract::{GatewayKey, Identity, RequestFacts, body_digest, vouch_headers_with};
+use mcp_edge_contract::{
+    AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, body_digest,
+};
 use mcp_edge_filter::claim_mapping::{ClaimMapping, ClaimPath, Source};
 use mcp_edge_filter::jsonrpc::parse_payload;
 use mcp_edge_filter::policy::{PayloadVerdict, ToolPolicy};
@@ -164,21 +166,24 @@ fn rate_limit(c: &mut Criterion) {
 fn signature(c: &mut Criterion) {
     let identity = Identity::example("tenant-bench");
     let digest = body_digest(BODY);
-    let facts = RequestFacts {
+    let binding = Binding {
         method: "POST",
         path: "/mcp",
         protocol_version: "2025-06-18",
         request_id: "0123456789abcdef0123456789abcdef",
-        gateway_time: NOW,
+        issued_at: NOW,
         body_digest: &digest,
     };
     c.bench_function("signature/body_digest", |b| {
         b.iter(|| body_digest(black_box(BODY)))
     });
-    // As the gate does: the key's HMAC state is made once, at configuration time.
+    // As the gate does: the signer (JOSE header, iss, aud fed to the HMAC) is made once per
+    // configuration, the identity claims once per cached caller.
     let key = GatewayKey::new(SECRET).expect("key");
-    c.bench_function("signature/vouch_headers", |b| {
-        b.iter(|| vouch_headers_with(&key, &identity, black_box(&facts)))
+    let signer = AssertionSigner::new(&key, "mcp-edge", "mcp-edge-backend");
+    let claims = IdentityClaims::new(&identity).expect("signable");
+    c.bench_function("assertion/sign", |b| {
+        b.iter(|| signer.sign(&claims, black_box(&binding)))
     });
 }
 

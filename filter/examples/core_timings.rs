@@ -14,7 +14,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use jwt_simple::prelude::*;
-use mcp_edge_contract::{GatewayKey, Identity, RequestFacts, body_digest, vouch_headers_with};
+use mcp_edge_contract::{
+    AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, body_digest,
+};
 use mcp_edge_filter::config::parse_config;
 use mcp_edge_filter::gate::{Gate, Host, Step, WorkerState};
 use mcp_edge_filter::jsonrpc::parse_payload;
@@ -214,16 +216,19 @@ fn main() {
     });
     let key = GatewayKey::new(SECRET.as_bytes()).expect("key");
     let identity = Identity::example("tenant-bench");
-    let facts = RequestFacts {
+    // As the gate does: the signer is made per configuration, the claims per cached caller.
+    let signer = AssertionSigner::new(&key, "mcp-edge", "mcp-edge-backend");
+    let claims = IdentityClaims::new(&identity).expect("signable");
+    let binding = Binding {
         method: "POST",
         path: "/mcp",
         protocol_version: "2025-06-18",
         request_id: "mcpe-0123456789abcdef0123456789abcdef",
-        gateway_time: now,
+        issued_at: now,
         body_digest: &digest,
     };
-    measure("signature/vouch_headers", budget, || {
-        let _ = black_box(vouch_headers_with(&key, &identity, black_box(&facts)));
+    measure("assertion/sign", budget, || {
+        let _ = black_box(signer.sign(&claims, black_box(&binding)));
     });
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     if !quick

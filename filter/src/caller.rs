@@ -1,11 +1,11 @@
 //! An authenticated caller as the token cache keeps it and its requests share it: the tenant, and
-//! the tenant's identity headers encoded and checked once for the gateway signature. A request
+//! the tenant's identity claims checked and encoded once for the identity assertion. A request
 //! with a cached token then costs neither a copy of its claims nor their encoding (issue 11).
 
 use std::ops::Deref;
 use std::rc::Rc;
 
-use mcp_edge_contract::IdentityHeaders;
+use mcp_edge_contract::IdentityClaims;
 
 use crate::tenant::TenantContext;
 
@@ -13,17 +13,17 @@ use crate::tenant::TenantContext;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Caller {
     pub tenant: TenantContext,
-    /// `None`: the identity cannot travel in headers as signed; its requests are refused when
-    /// the edge would vouch for them (`Denial::CannotVouch`), as before any cache.
-    pub identity_headers: Option<IdentityHeaders>,
+    /// `None`: the identity cannot be signed as it is; its requests are refused when the edge
+    /// would vouch for them (`Denial::CannotVouch`).
+    pub identity_claims: Option<IdentityClaims>,
 }
 
 impl Caller {
     pub fn new(tenant: TenantContext) -> Rc<Self> {
-        let identity_headers = IdentityHeaders::new(&tenant.identity).ok();
+        let identity_claims = IdentityClaims::new(&tenant.identity).ok();
         Rc::new(Self {
             tenant,
-            identity_headers,
+            identity_claims,
         })
     }
 }

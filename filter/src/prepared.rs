@@ -1,8 +1,8 @@
 //! What depends only on the configuration, computed once when it is loaded rather than on every
 //! request: the token policy, the metadata document and URL, the 401 challenge's scope string, the
-//! keyed gateway secret.
+//! keyed gateway secret and the identity assertion's fixed part.
 
-use mcp_edge_contract::GatewayKey;
+use mcp_edge_contract::{AssertionSigner, GatewayKey};
 
 use crate::config::EdgeConfig;
 use crate::prm;
@@ -22,6 +22,9 @@ pub struct Prepared {
     pub challenge_scope: String,
     /// The gateway secret, keyed once (`None` if it is too short: nothing can be vouched for).
     pub gateway_key: Option<GatewayKey>,
+    /// The assertion's JOSE header and `iss`/`aud`, encoded and fed to the HMAC once (`None`
+    /// with no usable key).
+    pub assertion_signer: Option<AssertionSigner>,
 }
 
 impl Prepared {
@@ -40,6 +43,9 @@ impl Prepared {
             metadata_document: prm::document(cfg).to_string().into_bytes(),
             challenge_scope: cfg.challenge_scopes.join(" "),
             gateway_key: GatewayKey::new(&cfg.gateway_secret).ok(),
+            assertion_signer: GatewayKey::new(&cfg.gateway_secret).ok().map(|key| {
+                AssertionSigner::new(&key, &cfg.assertion_issuer, &cfg.assertion_audience)
+            }),
         }
     }
 }

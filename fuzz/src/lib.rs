@@ -14,7 +14,10 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use mcp_edge_contract::{Identity, RequestFacts, Tier, body_digest, headers, vouch_headers};
+use mcp_edge_contract::{
+    AssertionSigner, AssertionVerifier, Binding, GatewayKey, Identity, IdentityClaims, RequestLine,
+    Tier, body_digest,
+};
 use mcp_edge_filter::bearer::{MAX_TOKEN_BYTES, extract_bearer};
 use mcp_edge_filter::config::{EdgeConfig, parse_config};
 use mcp_edge_filter::gate::{Admitted, RoutingHeaders, describe_body, judge_body};
@@ -711,56 +714,34 @@ pub fn sse_stream(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. The gateway signature.
+// 5. The identity assertion (trust contract v3).
 
 const GATEWAY_SECRET: &[u8] = b"fuzz-gateway-secret-fuzz-gateway-secret!";
 
-/// A header value as the backend reads it after HTTP: leading and trailing whitespace trimmed by
-/// the HTTP parser, and only visible ASCII, space and tab readable as text (`HeaderValue::to_str`).
-fn over_http(value: &[u8]) -> Option<String> {
-    let blank = |b: &u8| matches!(b, b' ' | b'\t');
-    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !blank(b))
-        .map_or(start, |i| i + 1);
-    let value = &value[start..end];
-    let text = value.iter().all(|b| matches!(b, b'\t' | 0x20..=0x7e));
-    text.then(|| String::from_utf8_lossy(value).into_owned())
-}
-
-/// Runs the backend's half on header values and a body.
+/// The backend's half: the assertion verified against a request line and a body at `now`.
 fn backend_verifies(
-    values: &[(&'static str, Vec<u8>)],
-    facts: &RequestFacts<'_>,
+    token: &str,
+    line: &RequestLine<'_>,
     body: &[u8],
+    now: u64,
 ) -> Result<mcp_edge_contract::Vouched, String> {
-    let mut read = Vec::new();
-    for (name, value) in values {
-        read.push((
-            *name,
-            over_http(value).ok_or(format!("{name} is not text"))?,
-        ));
-    }
-    let header = |name: &'static str| {
-        read.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let line = mcp_edge_contract::RequestLine {
-        method: facts.method,
-        path: facts.path,
-        protocol_version: facts.protocol_version,
-    };
-    mcp_edge_contract::verify_vouched(GATEWAY_SECRET, header, &line, body, facts.gateway_time)
+    AssertionVerifier::new(GATEWAY_SECRET, "fuzz-edge", "fuzz-backend")
+        .map_err(|e| e.to_string())?
+        .verify(token, line, body, now)
         .map_err(|e| e.to_string())
 }
 
-/// `signature`: input = tier, which value to mutate, the byte position and its new value (two
+/// The decoded bytes of a compact JWS's third part (its signature).
+fn signature_bytes(token: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(token.rsplit('.').next()?).ok()
+}
+
+/// `signature`: input = tier, which part to mutate, the byte position and its new value (two
 /// bytes), then tenant, user, scopes (0x01 between scopes), data scope, method, path, request id,
-/// time (decimal), NUL, body. What `vouch_headers` produces verifies on the backend's side and
-/// yields the same identity; the same headers with one byte of one value or of the body changed
-/// do not verify.
+/// time (decimal), NUL, body. What the edge's [`AssertionSigner`] makes verifies on the backend's
+/// side ([`AssertionVerifier`], jwt-simple) and yields the same identity; with one byte of the
+/// assertion, the body, the method or the path changed it does not (a change that leaves the
+/// decoded signature as it was, in base64's unused low bits, is the same assertion).
 pub fn signature(data: &[u8]) {
     let mut f = Fields(data);
     let tier = Tier::ALL[usize::from(f.byte() % 3)];
@@ -778,39 +759,54 @@ pub fn signature(data: &[u8]) {
         tier,
     };
     let (method, path, request_id) = (f.text(), f.text(), f.text());
-    let gateway_time = f.text().trim().parse::<u64>().unwrap_or(1_800_000_000);
+    let issued_at = f.text().trim().parse::<u64>().unwrap_or(1_800_000_000) % 4_000_000_000;
     let body = f.rest();
     let digest = body_digest(body);
-    let facts = RequestFacts {
+    let Ok(claims) = IdentityClaims::new(&identity) else {
+        return;
+    };
+    let signer = AssertionSigner::new(
+        &GatewayKey::new(GATEWAY_SECRET).expect("long enough"),
+        "fuzz-edge",
+        "fuzz-backend",
+    );
+    let binding = Binding {
         method: &method,
         path: &path,
         protocol_version: "2025-06-18",
         request_id: &request_id,
-        gateway_time,
+        issued_at,
         body_digest: &digest,
     };
-    let Ok(vouched) = vouch_headers(GATEWAY_SECRET, &identity, &facts) else {
+    let Ok(token) = signer.sign(&claims, &binding) else {
         return;
     };
-    assert_eq!(vouched.len(), headers::ALL.len());
-    let values: Vec<(&'static str, Vec<u8>)> = vouched
-        .into_iter()
-        .map(|(n, v)| (n, v.into_bytes()))
-        .collect();
-    match backend_verifies(&values, &facts, body) {
+    let line = RequestLine {
+        method: &method,
+        path: &path,
+        protocol_version: "2025-06-18",
+    };
+    match backend_verifies(&token, &line, body, issued_at) {
         Ok(v) => {
             assert_eq!(v.identity, identity, "the backend read another identity");
             assert_eq!(v.request_id, request_id);
         }
-        Err(e) => panic!("vouched headers do not verify: {e}\n{values:?}"),
+        Err(e) => panic!("the edge's assertion does not verify: {e}\n{token}"),
     }
 
-    // One byte changed: in a header value (target < 8) or in the body.
-    let mut values = values;
-    let mut body = body.to_vec();
-    let bytes = match values.get_mut(target % 9) {
-        Some((_, v)) => v,
-        None => &mut body,
+    // One byte changed: of the assertion, the body, the method or the path.
+    let (mut token_bytes, mut body, mut method, mut path) = (
+        token.clone().into_bytes(),
+        body.to_vec(),
+        method.into_bytes(),
+        path.into_bytes(),
+    );
+    let part = target % 4;
+    let bytes = match part {
+        0 => &mut token_bytes,
+        1 => &mut body,
+        2 => &mut method,
+        _ => &mut path,
     };
     if bytes.is_empty() {
         return;
@@ -820,10 +816,26 @@ pub fn signature(data: &[u8]) {
         return;
     }
     bytes[at] = replacement;
-    if let Ok(v) = backend_verifies(&values, &facts, &body) {
-        panic!(
-            "a changed {} still verifies: {v:?}",
-            values.get(target % 9).map_or("body", |(n, _)| n)
+    let (Ok(changed), Ok(method), Ok(path)) = (
+        String::from_utf8(token_bytes),
+        String::from_utf8(method),
+        String::from_utf8(path),
+    ) else {
+        return;
+    };
+    let line = RequestLine {
+        method: &method,
+        path: &path,
+        protocol_version: "2025-06-18",
+    };
+    if let Ok(v) = backend_verifies(&changed, &line, &body, issued_at) {
+        let same_signature = part == 0
+            && changed.rsplit_once('.').map(|(signed, _)| signed)
+                == token.rsplit_once('.').map(|(signed, _)| signed)
+            && signature_bytes(&changed) == signature_bytes(&token);
+        assert!(
+            same_signature,
+            "a changed part {part} still verifies: {v:?}"
         );
     }
 }

@@ -58,6 +58,34 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<String> {
         self.header_values(name).into_iter().next()
     }
+
+    /// The identity the edge vouched for: its one `x-mcp-identity` assertion verified as a
+    /// backend verifies it (`secret` is the stack's gateway secret, the names envoy.yaml's
+    /// defaults), against this request's method, path, protocol version and body, now.
+    pub fn vouched(&self, secret: &str) -> Result<mcp_edge_contract::Vouched> {
+        use mcp_edge_contract::assertion::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+        let assertions = self.header_values(mcp_edge_contract::headers::IDENTITY);
+        anyhow::ensure!(
+            assertions.len() == 1,
+            "{} x-mcp-identity headers: {assertions:?}",
+            assertions.len()
+        );
+        let verifier = mcp_edge_contract::AssertionVerifier::new(
+            secret.as_bytes(),
+            DEFAULT_ISSUER,
+            DEFAULT_AUDIENCE,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let version = self.header("mcp-protocol-version").unwrap_or_default();
+        let line = mcp_edge_contract::RequestLine {
+            method: &self.method,
+            path: &self.path,
+            protocol_version: &version,
+        };
+        verifier
+            .verify(&assertions[0], &line, &self.body, crate::client::now())
+            .map_err(|e| anyhow::anyhow!("assertion: {e}"))
+    }
 }
 
 #[derive(Clone, Default)]

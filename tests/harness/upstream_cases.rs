@@ -148,8 +148,9 @@ pub fn session_ids_are_bound_to_tenant_and_user(s: &Stack) -> Result<()> {
 }
 
 /// Requests sent straight to the server (`Stack::backend_addr`) are refused (401, -32040): one
-/// with a valid token but no gateway headers, and one with the identity headers forged under a
-/// made-up signature. Not only for stateful servers: any server that checks the signature.
+/// with a valid token but no assertion, one with an assertion for another tenant signed with a
+/// made-up secret, and one with contract v2's headers. Not only for stateful servers: any server
+/// that verifies the assertion.
 pub fn requests_that_bypass_the_edge_are_refused(s: &Stack) -> Result<()> {
     let token = &s.token_with(TENANT, "mcp:read", None)?;
     let direct = format!("http://{}/mcp", s.backend_addr);
@@ -159,32 +160,72 @@ pub fn requests_that_bypass_the_edge_are_refused(s: &Stack) -> Result<()> {
     ensure!(resp.status() == 401, "token only: {}", resp.status());
     let code = error_code(resp)?;
     ensure!(code == -32040, "token only: {code}");
-    let forged = http()
-        .post(&direct)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", VERSION)
-        .header("x-mcp-tenant-id", "victim")
-        .header("x-mcp-user-id", "admin")
-        .header("x-mcp-scopes", "mcp:read mcp:write mcp:admin")
-        .header("x-mcp-data-scope", "")
-        .header("x-mcp-tier", "enterprise")
-        .header("x-mcp-request-id", "forged-1")
-        .header("x-mcp-gateway-time", crate::client::now().to_string())
-        .header(
+    let body = init.to_string();
+    let forged = forged_assertion("victim", VERSION, body.as_bytes())?;
+    let v2 = [
+        ("x-mcp-tenant-id", "victim"),
+        ("x-mcp-user-id", "admin"),
+        ("x-mcp-scopes", "mcp:read mcp:write mcp:admin"),
+        ("x-mcp-tier", "enterprise"),
+        ("x-mcp-request-id", "forged-1"),
+        (
             "x-mcp-gateway-signature",
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        )
-        .body(init.to_string())
-        .send()?;
-    ensure!(
-        forged.status() == 401,
-        "forged headers: {}",
-        forged.status()
-    );
-    let code = error_code(forged)?;
-    ensure!(code == -32040, "forged headers: {code}");
+        ),
+    ];
+    for (what, headers) in [
+        (
+            "forged assertion",
+            vec![("x-mcp-identity", forged.as_str())],
+        ),
+        ("contract v2 headers", v2.to_vec()),
+    ] {
+        let mut req = http()
+            .post(&direct)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", VERSION);
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let resp = req.body(body.clone()).send()?;
+        ensure!(resp.status() == 401, "{what}: {}", resp.status());
+        let code = error_code(resp)?;
+        ensure!(code == -32040, "{what}: {code}");
+    }
     Ok(())
+}
+
+/// An assertion for `tenant` with every scope, made as the edge makes one but with a secret that
+/// is not the stack's.
+fn forged_assertion(tenant: &str, version: &str, body: &[u8]) -> Result<String> {
+    use mcp_edge_contract::assertion::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+    use mcp_edge_contract::{AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, Tier};
+    let identity = Identity {
+        tenant_id: tenant.into(),
+        user_id: "admin".into(),
+        scopes: ["mcp:read", "mcp:write", "mcp:admin"]
+            .map(String::from)
+            .to_vec(),
+        data_scope: String::new(),
+        tier: Tier::Enterprise,
+    };
+    let key = GatewayKey::new(b"not-the-gateway-secret-not-the-gateway-secret")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let digest = mcp_edge_contract::body_digest(body);
+    AssertionSigner::new(&key, DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+        .sign(
+            &IdentityClaims::new(&identity).map_err(|e| anyhow::anyhow!("{e}"))?,
+            &Binding {
+                method: "POST",
+                path: "/mcp",
+                protocol_version: version,
+                request_id: "forged-1",
+                issued_at: crate::client::now(),
+                body_digest: &digest,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A session of `token` whose `tools/list` was answered as an event stream: the session id, the

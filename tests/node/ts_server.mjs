@@ -4,7 +4,7 @@
 // Usage: node ts_server.mjs --listen 127.0.0.1:0. Prints "listening on HOST:PORT" once ready.
 // Tools: `echo` (returns its text), `shout` (upper-cases it), `purge` (says it purged) and
 // `hidden` (not in the edge's tool_scopes: the edge must never list nor forward it). It trusts
-// the edge for authorization and does not check the gateway signature.
+// the edge for authorization and does not check the identity assertion (x-mcp-identity).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { registerTools, serve } from "./ts_tools.mjs";

@@ -3,9 +3,10 @@
 // `stateful_upstream: true` by the end-to-end tests (tests/stateful_server.rs).
 //
 // Usage: MCP_EDGE_GATEWAY_SECRET=... node ts_stateful_server.mjs --listen 127.0.0.1:0. Prints
-// "listening on HOST:PORT" once ready. Every request must carry the edge's gateway signature
-// (docs/verify/verify_gateway.mjs): anything else gets 401 and -32040, so a client that bypasses
-// the edge is refused. Tools: `echo`, `shout`, `purge`, `hidden` (as ts_server.mjs) and
+// "listening on HOST:PORT" once ready. Every request must carry the edge's identity assertion
+// (`x-mcp-identity`, verified by docs/verify/verify_identity.mjs; its `iss` and `aud` are
+// MCP_EDGE_ASSERTION_ISSUER and MCP_EDGE_ASSERTION_AUDIENCE, by default the edge's defaults):
+// anything else gets 401 and -32040, so a client that bypasses the edge is refused. Tools: `echo`, `shout`, `purge`, `hidden` (as ts_server.mjs) and
 // `announce`, which sends `notifications/tools/list_changed` on the session's GET stream (not the
 // stream of the call) and then answers. A `tools/list` whose `_meta` holds a `progressToken` and
 // `"mcp-edge-test/hold": true` first sends a progress notification on its own SSE answer, then
@@ -25,10 +26,12 @@ import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/
 import { InMemoryEventStore } from "@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js";
 import { z } from "zod";
 import { registerTools, reply, serve } from "./ts_tools.mjs";
-import { verifyGateway, GatewayError } from "../../docs/verify/verify_gateway.mjs";
+import { AUDIENCE, ISSUER, IdentityError, verifyIdentity } from "../../docs/verify/verify_identity.mjs";
 
 const secret = process.env.MCP_EDGE_GATEWAY_SECRET;
 if (!secret) throw new Error("MCP_EDGE_GATEWAY_SECRET is not set");
+const issuer = process.env.MCP_EDGE_ASSERTION_ISSUER || ISSUER;
+const audience = process.env.MCP_EDGE_ASSERTION_AUDIENCE || AUDIENCE;
 
 /** The SDK's store with ids that sort in the order the events were stored: its own ids end with
  * the time in ms and a random part, so two events of one millisecond may replay out of order (or
@@ -112,16 +115,10 @@ serve(async (req, res) => {
   );
   let identity;
   try {
-    identity = verifyGateway({
-      secret,
-      headers,
-      method: req.method,
-      path: req.url,
-      protocolVersion: headers["mcp-protocol-version"] ?? "",
-      body,
-    });
+    if (Array.isArray(headers["x-mcp-identity"])) throw new IdentityError("repeated_header", "x-mcp-identity is repeated");
+    identity = await verifyIdentity({ secret, headers, method: req.method, path: req.url, body, issuer, audience });
   } catch (e) {
-    if (!(e instanceof GatewayError)) throw e;
+    if (!(e instanceof IdentityError)) throw e;
     jsonError(res, 401, -32040, `not authenticated by the gateway (${e.message})`);
     return;
   }

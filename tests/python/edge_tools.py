@@ -1,5 +1,6 @@
 """What both Python SDK servers of the e2e tests share (py_server.py, stateless;
-py_stateful_server.py, stateful): their tools, the gateway check in front of them, how they listen.
+py_stateful_server.py, stateful): their tools, the identity check in front of them (docs/verify/
+verify_identity_asgi.py), how they listen.
 
 Tools, as tests/node/ts_tools.mjs: `echo` (returns its text), `shout` (upper-cases it), `purge`
 (says it purged) and `hidden` (not in the edge's tool_scopes: never listed nor forwarded); plus
@@ -17,7 +18,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "verify"))
-from verify_gateway_asgi import VerifyGateway  # noqa: E402  (the verifier lives in docs/verify)
+from verify_identity_asgi import VerifyIdentity  # noqa: E402  (the verifier lives in docs/verify)
 
 Text = Annotated[str, Field(max_length=200)]
 
@@ -59,7 +60,7 @@ def register_tools(mcp: MCPServer) -> MCPServer:
 
 
 def serve(mcp: MCPServer, **app_options) -> None:
-    """Serves `mcp`'s Streamable HTTP app at /mcp behind the gateway check, on `--listen HOST:PORT`;
+    """Serves `mcp`'s Streamable HTTP app at /mcp behind the identity check, on `--listen HOST:PORT`;
     prints "listening on HOST:PORT" once the port is bound."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--listen", default="127.0.0.1:0")
@@ -68,7 +69,7 @@ def serve(mcp: MCPServer, **app_options) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, int(port)))
     sdk_app = mcp.streamable_http_app(transport_security=TRANSPORT_SECURITY, **app_options)
-    app = VerifyGateway(sdk_app)
+    app = VerifyIdentity(sdk_app)
     bound_host, bound_port = sock.getsockname()
     print(f"listening on {bound_host}:{bound_port}", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[sock])

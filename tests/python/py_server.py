@@ -2,8 +2,9 @@
 with JSON responses: a third-party MCP server put behind the edge by tests/python_server.rs.
 
 Usage: MCP_EDGE_GATEWAY_SECRET=... .venv/bin/python py_server.py --listen 127.0.0.1:0. Prints
-"listening on HOST:PORT" once ready. Every request must carry the edge's gateway signature
-(docs/verify/verify_gateway_asgi.py); anything else gets 401 and -32040. Tools: edge_tools.py."""
+"listening on HOST:PORT" once ready. Every request must carry the edge's identity assertion
+(x-mcp-identity, docs/verify/verify_identity_asgi.py); anything else gets 401 and -32040.
+Tools: edge_tools.py."""
 
 from edge_tools import register_tools, serve
 from mcp.server.mcpserver import MCPServer

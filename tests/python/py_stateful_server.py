@@ -3,10 +3,10 @@
 with `stateful_upstream: true` by tests/python_server.rs.
 
 Usage: MCP_EDGE_GATEWAY_SECRET=... .venv/bin/python py_stateful_server.py --listen 127.0.0.1:0.
-Prints "listening on HOST:PORT" once ready. Every request must carry the edge's gateway signature
-(docs/verify/verify_gateway_asgi.py); anything else gets 401 and -32040. Tools: edge_tools.py, and
-`announce`, which sends `notifications/tools/list_changed` on the session's GET stream (not the
-stream of the call) and then answers.
+Prints "listening on HOST:PORT" once ready. Every request must carry the edge's identity assertion
+(x-mcp-identity, docs/verify/verify_identity_asgi.py); anything else gets 401 and -32040. Tools:
+edge_tools.py, and `announce`, which sends `notifications/tools/list_changed` on the session's GET
+stream (not the stream of the call) and then answers.
 
 Resumability: the SDK's `EventStore` interface, implemented by one in-memory store for every
 session (as the MCP conformance suite's "everything" server keeps one global store), so a `GET`

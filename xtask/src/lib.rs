@@ -5,13 +5,14 @@
 //! - [`sync_config`]: the configuration files written from the backend's tool catalogue
 //!   (`cargo xtask sync-config`), with [`docker_envoy`] deriving docker-compose's Envoy
 //!   configuration and [`json_member`] editing one member of a JSON text in place.
-//! - [`signature_vectors`]: docs/signature-vectors.json, the gateway signature's test vectors
-//!   generated from the contract (`cargo xtask signature-vectors`).
+//! - [`assertion_vectors`]: docs/assertion-vectors.json, the identity assertion's test vectors
+//!   generated from the contract (`cargo xtask assertion-vectors`).
 //! - [`bench_setup`]: what `scripts/bench.sh` runs from (`cargo xtask bench-setup`): Envoy
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 //! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
 //!   global rate limit on.
 
+pub mod assertion_vectors;
 pub mod bench_envoy;
 pub mod bench_setup;
 pub mod bench_tokens;
@@ -19,7 +20,6 @@ pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
 pub mod scaled_envoy;
-pub mod signature_vectors;
 pub mod sync_config;
 
 pub use dev_keys::{DevKeys, TokenSpec, claims_for};

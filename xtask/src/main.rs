@@ -6,8 +6,8 @@
 //! - `token`: mints a development access token for a demo tenant.
 //! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
 //!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
-//! - `signature-vectors`: writes docs/signature-vectors.json, the gateway signature's test vectors,
-//!   from the contract (`--check`: only report drift).
+//! - `assertion-vectors`: writes docs/assertion-vectors.json, the identity assertion's test
+//!   vectors, from the contract (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 //! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
 
@@ -96,8 +96,9 @@ enum Command {
         #[arg(long, default_value_t = 8091)]
         ratelimit_port: u16,
     },
-    /// Write docs/signature-vectors.json: gateway signature test vectors made by the contract.
-    SignatureVectors {
+    /// Write docs/assertion-vectors.json: identity assertion (x-mcp-identity) test vectors made
+    /// by the contract.
+    AssertionVectors {
         /// Change nothing; fail when the file is not what the contract makes.
         #[arg(long)]
         check: bool,
@@ -222,7 +223,7 @@ async fn main() -> Result<()> {
                 xtask::scaled_envoy::scaled_envoy_config(&base, port, admin_port, ratelimit_port)?
             );
         }
-        Command::SignatureVectors { check } => signature_vectors(check)?,
+        Command::AssertionVectors { check } => assertion_vectors(check)?,
         Command::BenchSetup {
             out,
             edge_port,
@@ -262,14 +263,14 @@ fn sync_config(check: bool) -> Result<()> {
     sync_generated(&root, &files, check, "the tool catalogue", "sync-config")
 }
 
-fn signature_vectors(check: bool) -> Result<()> {
-    let files = [xtask::signature_vectors::render()?];
+fn assertion_vectors(check: bool) -> Result<()> {
+    let files = [xtask::assertion_vectors::render()?];
     sync_generated(
         &repo_root(),
         &files,
         check,
         "the contract",
-        "signature-vectors",
+        "assertion-vectors",
     )
 }
 

@@ -58,7 +58,7 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
 }
 
 /// Those of `files` whose text under `root` is not theirs: the [`render`]ed configuration, or
-/// docs/signature-vectors.json ([`crate::signature_vectors`]).
+/// docs/assertion-vectors.json ([`crate::assertion_vectors`]).
 pub fn stale_files(root: &Path, files: &[Generated]) -> Vec<&'static str> {
     files
         .iter()

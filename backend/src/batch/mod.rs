@@ -3,7 +3,7 @@
 //!
 //! Under 2025-03-26 (`MCP-Protocol-Version` absent or `2025-03-26`) the edge judges a batch element
 //! by element, charges its length against the tenant's rate and forwards it; this layer serves it.
-//! It sits behind [`crate::gateway_auth`], whose signature covers the whole batch body, so the
+//! It sits behind [`crate::gateway_auth`], whose assertion binds the whole batch body, so the
 //! batch is verified once and then split ([`split`]): each element is sent to rmcp on its own,
 //! with the request's headers and verified tenant, as if it were a single-message POST, and goes
 //! through `call_tool` and metering like any other call. The answers ([`answer`]) are streamed in

@@ -9,10 +9,11 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mcp_edge_contract::MAX_GATEWAY_CLOCK_SKEW_SECS;
+use mcp_edge_contract::assertion::{LIFETIME_SECS, MAX_CLOCK_SKEW_SECS};
 
-/// How long a call id is remembered: a signature is accepted up to the skew either side of now.
-pub const REPLAY_WINDOW: Duration = Duration::from_secs(2 * MAX_GATEWAY_CLOCK_SKEW_SECS + 30);
+/// How long a call id is remembered: an assertion is accepted from its `iat` minus the skew
+/// until its `exp` (`iat` + lifetime) plus the skew, of the backend's clock.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(LIFETIME_SECS + 2 * MAX_CLOCK_SKEW_SECS);
 /// Ids kept at most; past it the oldest are forgotten early (and a warning says so).
 pub const RECENT_CAP: usize = 200_000;
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: the real router over a memory store, and requests
-//! signed exactly as the mcp-edge filter signs them.
+//! carrying an identity assertion made exactly as the mcp-edge filter makes it.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -10,10 +10,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
-use mcp_edge_backend::gateway_auth::GatewayAuth;
+use mcp_edge_backend::gateway_auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, Trust};
 use mcp_edge_backend::metering::Metering;
 use mcp_edge_backend::store::{MemoryStore, ProjectStore};
-use mcp_edge_contract::{self as contract, Identity, RequestFacts, Tier};
+use mcp_edge_contract::{
+    self as contract, AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, Tier, headers,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -31,7 +33,7 @@ pub fn app_with_metering(metering: Metering) -> Router {
 /// The real router over `store`, metering with `metering`.
 pub fn app_with_store(store: Arc<dyn ProjectStore>, metering: Metering) -> Router {
     router(AppConfig {
-        gateway_auth: GatewayAuth::new(SECRET).expect("secret"),
+        trust: Trust::new(SECRET, DEFAULT_ISSUER, DEFAULT_AUDIENCE).expect("secret"),
         store,
         metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
@@ -121,19 +123,27 @@ pub fn signed_headers_at(
         tier: Tier::parse(caller.tier).expect("a tier name"),
     };
     let digest = contract::body_digest(body.as_bytes());
-    let facts = RequestFacts {
+    let binding = Binding {
         method: "POST",
         path: "/mcp",
         protocol_version: version,
         request_id: caller.request_id,
-        gateway_time: now(),
+        issued_at: now(),
         body_digest: &digest,
     };
-    let mut headers = vec![
+    let key = GatewayKey::new(SECRET).expect("secret");
+    let assertion = AssertionSigner::new(&key, DEFAULT_ISSUER, DEFAULT_AUDIENCE)
+        .sign(
+            &IdentityClaims::new(&identity).expect("signable identity"),
+            &binding,
+        )
+        .expect("signable request");
+    let headers = vec![
         ("content-type", "application/json".to_owned()),
         ("accept", "application/json, text/event-stream".to_owned()),
+        (headers::IDENTITY, assertion),
     ];
-    headers.extend(contract::vouch_headers(SECRET, &identity, &facts).expect("sign"));
+    let mut headers = headers;
     if !version.is_empty() {
         headers.push(("mcp-protocol-version", version.to_owned()));
     }

@@ -110,6 +110,19 @@ pub(super) fn gateway_secret(
 }
 
 /// Where the keys come from: an inline JWKS (parsed now) or an Envoy cluster.
+/// `assertion.issuer` / `assertion.audience`: a name a verifier compares byte for byte, so
+/// printable, without surrounding spaces, and short.
+pub(super) fn assertion_name(field: &str, name: String) -> Result<String, ConfigError> {
+    let printable = name.chars().all(|c| !c.is_control());
+    if name.is_empty() || name.len() > 256 || !printable || name.trim() != name {
+        return Err(err(
+            field,
+            "must be 1 to 256 printable characters without surrounding spaces".to_string(),
+        ));
+    }
+    Ok(name)
+}
+
 pub(super) fn jwks(
     raw: &RawJwks,
     algorithms: &BTreeSet<Algorithm>,

@@ -70,6 +70,9 @@ pub struct EdgeConfig {
     pub mcp_paths: Vec<String>,
     pub max_body_bytes: usize,
     pub gateway_secret: Vec<u8>,
+    /// `iss` and `aud` of the identity assertion: the edge's name and the upstream's.
+    pub assertion_issuer: String,
+    pub assertion_audience: String,
     pub jwks_source: JwksSource,
     /// Keys from an inline JWKS (empty when the keys are fetched).
     pub inline_keys: Option<KeySet>,
@@ -207,6 +210,8 @@ pub fn parse_config(
         mcp_paths: raw.mcp_paths,
         max_body_bytes: raw.max_body_bytes,
         gateway_secret,
+        assertion_issuer: checks::assertion_name("assertion.issuer", raw.assertion.issuer)?,
+        assertion_audience: checks::assertion_name("assertion.audience", raw.assertion.audience)?,
         jwks_source,
         inline_keys,
         prm: PrmFields {

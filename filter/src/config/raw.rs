@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     #[serde(default = "default_max_body")]
     pub(super) max_body_bytes: usize,
     pub(super) gateway_secret: RawSecret,
+    /// The names in the identity assertion (`iss`, `aud`); absent: the contract's defaults.
+    #[serde(default)]
+    pub(super) assertion: RawAssertion,
     pub(super) prm: RawPrm,
     #[serde(default = "default_challenge_scopes")]
     pub(super) challenge_scopes: Vec<String>,
@@ -63,6 +66,33 @@ pub(super) struct RawConfig {
     /// Opaque access tokens are introspected here (`introspection.rs`); absent: JWTs only.
     #[serde(default)]
     pub(super) introspection: Option<super::introspection::RawIntrospection>,
+}
+
+/// `assertion`: the edge's name (`iss`) and the upstream's (`aud`) in `x-mcp-identity`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssertion {
+    #[serde(default = "default_assertion_issuer")]
+    pub(super) issuer: String,
+    #[serde(default = "default_assertion_audience")]
+    pub(super) audience: String,
+}
+
+impl Default for RawAssertion {
+    fn default() -> Self {
+        Self {
+            issuer: default_assertion_issuer(),
+            audience: default_assertion_audience(),
+        }
+    }
+}
+
+fn default_assertion_issuer() -> String {
+    mcp_edge_contract::assertion::DEFAULT_ISSUER.to_string()
+}
+
+fn default_assertion_audience() -> String {
+    mcp_edge_contract::assertion::DEFAULT_AUDIENCE.to_string()
 }
 
 /// `global_rate_limit`: the rate limit service asked after the local bucket (absent: local only).

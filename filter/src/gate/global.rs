@@ -197,7 +197,7 @@ mod tests {
         assert!(
             out.add_request_headers
                 .iter()
-                .any(|(n, _)| *n == "x-mcp-tenant-id")
+                .any(|(n, _)| *n == "x-mcp-identity")
         );
         assert_eq!(out.counter_names()[0], "mcp_edge.global_ratelimit.pro.ok");
         let set =

@@ -10,7 +10,7 @@
 //! 2. [`Gate::on_keys`]: after a JWKS fetch the head asked for, authenticate again.
 //!    [`Gate::on_introspection`]: after asking the introspection endpoint about an opaque token.
 //! 3. [`Gate::on_request_body`] / [`Gate::on_body`]: size cap, then the JSON-RPC verdict ([`body`]),
-//!    the tenant's rate ([`admission`]) and the signed identity headers ([`vouch`]). The body is not
+//!    the tenant's rate ([`admission`]) and the identity assertion ([`vouch`]). The body is not
 //!    kept after the verdict.
 //!    With `global_rate_limit` configured, the rate limit service is asked next ([`global`]) and
 //!    [`Gate::on_global_answer`] forwards or answers.
@@ -399,7 +399,7 @@ impl Gate {
                 self.stream_place = place;
                 let mut out = Output::step(Step::Continue);
                 out.remove_request_headers.push("authorization".into());
-                out.add_request_headers = trusted;
+                out.add_request_headers = vec![trusted];
                 if let Some(sid) = self.upstream_session.take() {
                     out.set_request_headers.push(("mcp-session-id", sid));
                 }

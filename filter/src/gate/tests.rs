@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use jwt_simple::prelude::*;
-use mcp_edge_contract::{RequestLine, headers as h, verify_vouched};
+use mcp_edge_contract::{AssertionVerifier, RequestLine, headers as h};
 use serde_json::{Value, json};
 
 use super::*;
@@ -349,21 +349,29 @@ fn an_allowed_call_is_vouched_for_and_its_token_dropped() {
     );
     let set = &out.add_request_headers;
     let header = |n: &str| set.iter().find(|(k, _)| *k == n).map(|(_, v)| v.as_str());
-    let vouched = verify_vouched(
+    assert_eq!(set.len(), 1, "one header: the assertion {set:?}");
+    let verifier = AssertionVerifier::new(
         SECRET.as_bytes(),
-        header,
-        &RequestLine {
-            method: "POST",
-            path: "/mcp",
-            protocol_version: "2025-06-18",
-        },
-        body.as_bytes(),
-        NOW,
+        mcp_edge_contract::assertion::DEFAULT_ISSUER,
+        mcp_edge_contract::assertion::DEFAULT_AUDIENCE,
     )
     .unwrap();
+    let vouched = verifier
+        .verify(
+            header(h::IDENTITY).unwrap(),
+            &RequestLine {
+                method: "POST",
+                path: "/mcp",
+                protocol_version: "2025-06-18",
+            },
+            body.as_bytes(),
+            NOW,
+        )
+        .unwrap();
     assert_eq!(vouched.identity.tenant_id, "acme");
+    assert_eq!(vouched.identity.scopes, vec!["mcp:read".to_string()]);
     assert_eq!(vouched.request_id, gate.request_id());
-    assert_eq!(header(h::SCOPES), Some("mcp:read"));
+    assert_eq!(vouched.issued_at, NOW);
     assert_eq!(
         out.counter_names(),
         vec![
@@ -426,8 +434,8 @@ fn access_log_properties_only_when_configured() {
     let out = gate.on_body(&w, &host, body.as_bytes());
     assert_eq!(out.step, Step::Continue);
     assert!(out.log_properties.is_empty(), "{:?}", out.log_properties);
-    // Everything else is as it was: the signed headers and the counters.
-    assert_eq!(out.add_request_headers.len(), h::ALL.len());
+    // Everything else is as it was: the assertion and the counters.
+    assert_eq!(out.add_request_headers.len(), 1);
     assert_eq!(out.counter_names().len(), 2);
     let (_, out) = post(&mut w, &host, Some(&auth), &call("delete_project"));
     assert_eq!(status(&out), 403);
@@ -1009,11 +1017,15 @@ fn opaque_tokens_are_introspected_once_then_served_from_the_cache() {
     );
     let out = gate.on_body(&w, &host, body.as_bytes());
     assert_eq!(out.step, Step::Continue);
-    let tenant = out
+    let assertion = out
         .add_request_headers
         .iter()
-        .find(|(n, _)| *n == h::TENANT_ID);
-    assert_eq!(tenant.map(|(_, v)| v.as_str()), Some("acme"));
+        .find(|(n, _)| *n == h::IDENTITY)
+        .and_then(|(_, v)| mcp_edge_contract::assertion::decode_unverified(v));
+    assert_eq!(
+        assertion.map(|a| a["tenant_id"].clone()),
+        Some("acme".into())
+    );
     // The same token again: from the cache, no second introspection.
     let auth = format!("Bearer {}", crate::introspection::opaque_token(1));
     let (_, out) = post(&mut w, &host, Some(&auth), &body);

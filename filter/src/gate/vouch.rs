@@ -1,6 +1,7 @@
-//! The last step for an allowed request: the signed identity headers (see the contract crate).
+//! The last step for an allowed request: the identity assertion, `x-mcp-identity` (trust contract
+//! v3, see the contract crate's `assertion` module).
 
-use mcp_edge_contract::{RequestFacts, body_digest};
+use mcp_edge_contract::{Binding, body_digest, headers};
 
 use crate::caller::Caller;
 use crate::config::EdgeConfig;
@@ -17,31 +18,31 @@ pub struct CompleteRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The `x-mcp-*` headers to set, or a refusal when they cannot be signed. The caller's identity
-/// headers were prepared when its token was verified; only this request's values are added here.
+/// The one header to set, or a refusal when it cannot be signed. The caller's identity claims were
+/// encoded when its token was verified; only this request's claims and the HMAC are computed here.
 pub fn vouch(
     cfg: &EdgeConfig,
     caller: &Caller,
     req: &CompleteRequest<'_>,
     now: u64,
-) -> Result<Vec<(&'static str, String)>, Denial> {
+) -> Result<(&'static str, String), Denial> {
+    let signer = cfg
+        .prepared
+        .assertion_signer
+        .as_ref()
+        .ok_or(Denial::CannotVouch)?;
+    let identity = caller.identity_claims.as_ref().ok_or(Denial::CannotVouch)?;
     let digest = body_digest(req.body);
-    let facts = RequestFacts {
+    let binding = Binding {
         method: req.method,
         path: req.path,
         protocol_version: req.protocol_version,
         request_id: req.request_id,
-        gateway_time: now,
+        issued_at: now,
         body_digest: &digest,
     };
-    let key = cfg
-        .prepared
-        .gateway_key
-        .as_ref()
-        .ok_or(Denial::CannotVouch)?;
-    let identity = caller
-        .identity_headers
-        .as_ref()
-        .ok_or(Denial::CannotVouch)?;
-    key.vouch(identity, &facts).map_err(|_| Denial::CannotVouch)
+    let assertion = signer
+        .sign(identity, &binding)
+        .map_err(|_| Denial::CannotVouch)?;
+    Ok((headers::IDENTITY, assertion))
 }

@@ -1,24 +1,26 @@
-// Runs docs/verify/verify_gateway.mjs on every check of a signature-vectors file and prints each
-// verdict as JSON (one array), for xtask/tests/signature_vectors.rs to compare with the contract's.
+// Runs docs/verify/verify_identity.mjs on every check of an assertion-vectors file and prints each
+// verdict as JSON (one array), for xtask/tests/assertion_vectors.rs to compare with the expected ones.
 import { readFileSync } from "node:fs";
-import { verifyGateway, GatewayError } from "../../../docs/verify/verify_gateway.mjs";
+import { verifyIdentity, IdentityError } from "../../../docs/verify/verify_identity.mjs";
 
 const doc = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const verdicts = doc.checks.map((check) => {
+const verdicts = [];
+for (const check of doc.checks) {
   try {
-    const { request_id, ...identity } = verifyGateway({
+    const { request_id, ...identity } = await verifyIdentity({
       secret: check.secret,
       headers: check.headers,
       method: check.method,
       path: check.path,
-      protocolVersion: check.protocol_version,
       body: Buffer.from(check.body, "utf8"),
+      issuer: check.issuer,
+      audience: check.audience,
       now: check.now,
     });
-    return { name: check.name, verdict: { ok: true, identity, request_id } };
+    verdicts.push({ name: check.name, verdict: { ok: true, identity, request_id } });
   } catch (e) {
-    if (!(e instanceof GatewayError)) throw e;
-    return { name: check.name, verdict: { ok: false, error: e.error, field: e.field } };
+    if (!(e instanceof IdentityError)) throw e;
+    verdicts.push({ name: check.name, verdict: { ok: false, error: e.error, claim: e.claim }, why: e.message });
   }
-});
+}
 process.stdout.write(JSON.stringify(verdicts));
