@@ -369,7 +369,7 @@ def main():
     w("- Where the cached request's edge CPU goes, apart (not part of this run):")
     w("  `cargo bench -p mcp-edge-tests --bench host_calls` loads a probe filter (`bench/host-calls-filter`)")
     w("  that buffers the body and makes only the cached path's host calls, in groups switched by its")
-    w("  configuration (request header map, clock, 9 header writes, 5 access-log properties, 2 counters,")
+    w("  configuration (request header map, clock, 9 header writes — 2 since contract v3 —, 5 access-log properties, 2 counters,")
     w("  the shared-data bucket, 2 response headers), into several Envoys of one stack: every group, none,")
     w("  and all but one; a group's cost is what leaving it out saves in Envoy's CPU per request.")
     w("  `scripts/bench-core-wasm.sh` times the filter's pure core under V8 beside natively (the")
@@ -420,14 +420,14 @@ def main():
         if backend is not None:
             w(f"**Backend CPU per `list_projects` call** (cached token, 16 connections): {fmt(backend)} µs.")
             w("")
-        w("| setup | answer bytes | c16 req/s | ratio to the seed design | c1 p50 | c1 p99 | edge CPU µs/req | backend CPU µs/call |")
+        w("| setup | list_projects answer, bytes | c16 req/s | ratio to the seed design | c1 p50 | c1 p99 | edge CPU µs/req | backend CPU µs/call |")
         w("|---|---|---|---|---|---|---|---|")
         for s in e2e:
             c1, c16 = runs.get((s, 1), []), runs.get((s, 16), [])
             seed = END_TO_END.get(s, s)
             ratio = per_round(runs, s, seed, 16, lambda r, b: r.rps / b.rps)
             backend_cpu = mean(r.backend_cpu_us for r in c16) if s in END_TO_END else None
-            answer = mean(r.answer_bytes for r in c1 + c16)
+            answer = None if s.endswith("-write") else mean(r.answer_bytes for r in c1 + c16)
             w(f"| {LABELS[s]}{flags(runs, s)} | {fmt(answer)} | {fmt(mean(r.rps for r in c16))} | {fmt(ratio, 2)} | "
               f"{lat(mean(r.p50_us for r in c1))} | {lat(mean(r.p99_us for r in c1))} | "
               f"{fmt(mean(r.edge_cpu_us for r in c16))} | {fmt(backend_cpu)} |")
