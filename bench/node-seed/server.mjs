@@ -2,11 +2,14 @@
 // express, jsonwebtoken and the MCP TypeScript SDK (Streamable HTTP, stateless: a new server and
 // transport per request, as the SDK's stateless example does) that checks the bearer token (issuer,
 // audience, exp, signature against the JWKS), the tenant, the tool's scope and `allowed_tools`
-// itself, then serves list_projects from an empty in-memory store. No token cache: jsonwebtoken
-// verifies every request. For the benchmark only.
+// itself, then serves list_projects, create_project and create_task from an in-memory store per
+// tenant, with the backend's shapes (camelCase records, `prj_`/`tsk_` ids, millisecond RFC 3339
+// times) so both sides answer the same bytes for the same data. scripts/bench.sh seeds both sides
+// the same way, through these tools (20 projects), before every measured run. No token cache:
+// jsonwebtoken verifies every request. For the benchmark only.
 //
 // Environment: BENCH_NODE_PORT, BENCH_JWKS_FILE, BENCH_ISSUER, BENCH_AUDIENCE.
-import { createPublicKey } from "node:crypto";
+import { createPublicKey, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 import express from "express";
@@ -21,7 +24,21 @@ const audience = process.env.BENCH_AUDIENCE;
 const jwks = JSON.parse(readFileSync(process.env.BENCH_JWKS_FILE, "utf8"));
 const keys = new Map(jwks.keys.map((jwk) => [jwk.kid, createPublicKey({ key: jwk, format: "jwk" })]));
 // The scope each served tool needs (envoy.yaml's tool_scopes for it).
-const toolScopes = { list_projects: "mcp:read" };
+const toolScopes = { list_projects: "mcp:read", create_project: "mcp:write", create_task: "mcp:write" };
+
+// tenant id -> { projects: [project], tasks: Map(project id -> [task]) }; oldest first.
+const tenants = new Map();
+function tenantStore(tenantId) {
+  let store = tenants.get(tenantId);
+  if (!store) {
+    store = { projects: [], tasks: new Map() };
+    tenants.set(tenantId, store);
+  }
+  return store;
+}
+const newId = (prefix) => `${prefix}_${randomBytes(16).toString("hex")}`;
+const toolResult = (result) => ({ content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result });
+const toolError = (message) => ({ content: [{ type: "text", text: message }], isError: true });
 
 function rpcError(res, status, code, message, id = null) {
   res.status(status).json({ jsonrpc: "2.0", id, error: { code, message } });
@@ -75,7 +92,17 @@ function authorize(claims, message, res) {
   return true;
 }
 
-function mcpServer() {
+/** An MCP server for one request, serving the caller's tenant. */
+function mcpServer(claims) {
+  const store = tenantStore(claims.tenant_id);
+  const projectShape = z.object({
+    id: z.string(),
+    name: z.string(),
+    description: z.string().optional(),
+    archived: z.boolean(),
+    createdAt: z.string(),
+    createdBy: z.string(),
+  });
   const server = new McpServer({ name: "node-seed", version: "0.1.0" });
   server.registerTool(
     "list_projects",
@@ -86,12 +113,55 @@ function mcpServer() {
         limit: z.number().int().min(1).max(100).optional(),
         include_archived: z.boolean().optional(),
       },
-      outputSchema: { projects: z.array(z.object({ id: z.string(), name: z.string() })) },
+      outputSchema: { projects: z.array(projectShape) },
     },
-    async () => {
-      // Every tenant's project list is empty in this benchmark's store.
-      const result = { projects: [] };
-      return { content: [{ type: "text", text: JSON.stringify(result) }], structuredContent: result };
+    async ({ limit, include_archived: includeArchived }) => {
+      const visible = store.projects.filter((p) => includeArchived || !p.archived);
+      return toolResult({ projects: visible.slice(0, limit ?? 20) });
+    },
+  );
+  server.registerTool(
+    "create_project",
+    {
+      description: "Create a new project in your organisation.",
+      inputSchema: { name: z.string().min(1).max(200), description: z.string().max(2000).optional() },
+      outputSchema: { project: projectShape },
+    },
+    async ({ name, description }) => {
+      const project = { id: newId("prj"), name: name.trim() };
+      if (description) project.description = description;
+      Object.assign(project, { archived: false, createdAt: new Date().toISOString(), createdBy: claims.sub });
+      store.projects.push(project);
+      store.tasks.set(project.id, []);
+      return toolResult({ project });
+    },
+  );
+  server.registerTool(
+    "create_task",
+    {
+      description: "Add a task to a project (status todo).",
+      inputSchema: {
+        project_id: z.string().max(64),
+        title: z.string().min(1).max(200),
+        description: z.string().max(5000).optional(),
+        assignee_email: z.string().email().max(254).optional(),
+        priority: z.enum(["low", "medium", "high", "urgent"]).optional(),
+        due_date: z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/).optional(),
+      },
+      outputSchema: { task: z.object({ id: z.string(), projectId: z.string(), title: z.string() }).passthrough() },
+    },
+    async (input) => {
+      const project = store.projects.find((p) => p.id === input.project_id);
+      if (!project || project.archived) return toolError(`no open project ${input.project_id}: list projects to find one`);
+      const now = new Date().toISOString();
+      const task = { id: newId("tsk"), projectId: project.id, title: input.title.trim() };
+      if (input.description) task.description = input.description;
+      Object.assign(task, { status: "todo", priority: input.priority ?? "medium" });
+      if (input.assignee_email) task.assigneeEmail = input.assignee_email.toLowerCase();
+      if (input.due_date) task.dueDate = input.due_date;
+      Object.assign(task, { createdAt: now, updatedAt: now, createdBy: claims.sub });
+      store.tasks.get(project.id).push(task);
+      return toolResult({ task });
     },
   );
   return server;
@@ -104,7 +174,7 @@ app.post("/mcp", async (req, res) => {
   if (!claims) return;
   const messages = Array.isArray(req.body) ? req.body : [req.body];
   if (!messages.every((m) => authorize(claims, m, res))) return;
-  const server = mcpServer();
+  const server = mcpServer(claims);
   const transport = new StreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
     enableJsonResponse: true,

@@ -7,7 +7,9 @@
 //!   filter that reads the body;
 //! - native: Envoy's own filters as a user would chain them (`bench/native-chain.yaml`);
 //! - mcp-edge: envoy.yaml's filter with its JWKS inline and rate limits that never throttle, in
-//!   front of the fixed-200 upstream or the real backend.
+//!   front of the fixed-200 upstream or the real backend;
+//! - mcp-edge global: the same, also asking the global rate limit service (`ratelimit/`) on every
+//!   request, as `scripts/run.sh --scaled` does (`crate::scaled_envoy::global_rate_limit`).
 //!
 //! Tokens are for envoy.yaml's issuer and resource whatever ports a run picks.
 //!
@@ -29,6 +31,8 @@ pub struct BenchPorts {
     pub upstream: u16,
     pub upstream_admin: u16,
     pub backend: u16,
+    /// The global rate limit service (`mcp-edge-ratelimit`), for the global setup.
+    pub ratelimit: u16,
 }
 
 /// The edge setups that are an Envoy.
@@ -40,15 +44,18 @@ pub enum EdgeSetup {
     McpEdge,
     /// mcp-edge in front of the real backend instead of the fixed-200 upstream.
     McpEdgeBackend,
+    /// mcp-edge asking the global rate limit service on every request (`global_rate_limit`).
+    McpEdgeGlobal,
 }
 
 impl EdgeSetup {
-    pub const ALL: [EdgeSetup; 5] = [
+    pub const ALL: [EdgeSetup; 6] = [
         Self::Passthrough,
         Self::Noop,
         Self::Native,
         Self::McpEdge,
         Self::McpEdgeBackend,
+        Self::McpEdgeGlobal,
     ];
 
     /// The file name stem of its configuration.
@@ -59,6 +66,7 @@ impl EdgeSetup {
             Self::Native => "native",
             Self::McpEdge => "edge",
             Self::McpEdgeBackend => "edge-backend",
+            Self::McpEdgeGlobal => "edge-global",
         }
     }
 }
@@ -75,6 +83,11 @@ pub struct BenchInputs<'a> {
     pub jwks: &'a Json,
     pub jwks_file: &'a Path,
 }
+
+/// The global setup's wait for the rate limit service: the scaled-out stack's 20 ms is missed now
+/// and then on a loaded 2-core machine, and a check that fails open measures nothing; the bench
+/// marks any that still do.
+pub const GLOBAL_TIMEOUT_MS: u64 = 100;
 
 /// A rate far above anything the machine can send, so no setup is throttled.
 pub const UNTHROTTLED_PER_MINUTE: u64 = 1_000_000_000;
@@ -146,8 +159,9 @@ pub fn edge_config(
         EdgeSetup::Noop => noop_filter(wasm_filter(filters)?, inputs.noop_wasm)?,
         EdgeSetup::Native => *filters = native_chain(inputs)?,
         EdgeSetup::McpEdge | EdgeSetup::McpEdgeBackend => {
-            mcp_edge_filter(wasm_filter(filters)?, inputs)?;
+            mcp_edge_filter(wasm_filter(filters)?, inputs, false)?;
         }
+        EdgeSetup::McpEdgeGlobal => mcp_edge_filter(wasm_filter(filters)?, inputs, true)?,
     }
     let upstream = match setup {
         EdgeSetup::McpEdgeBackend => ports.backend,
@@ -158,6 +172,10 @@ pub fn edge_config(
         .context("clusters is not a list")?;
     for cluster in clusters {
         // auth_server is never called (the keys are inline); it points at the upstream too.
+        let port = match cluster.get("name").and_then(Value::as_str) {
+            Some(RATELIMIT_CLUSTER) => ports.ratelimit,
+            _ => upstream,
+        };
         set_port(
             at(
                 cluster,
@@ -171,13 +189,15 @@ pub fn edge_config(
                     "address",
                 ],
             )?,
-            upstream,
+            port,
         )?;
     }
     Ok(serde_yaml::to_string(&doc)?)
 }
 
 const ROUTER: &str = "envoy.filters.http.router";
+/// envoy.yaml's cluster of the global rate limit service.
+const RATELIMIT_CLUSTER: &str = "mcp_edge_ratelimit";
 
 /// The noop filter in place of mcp-edge, with the same VM settings and no plugin configuration.
 fn noop_filter(wasm_config: &mut Value, wasm: &Path) -> Result<()> {
@@ -193,8 +213,10 @@ fn noop_filter(wasm_config: &mut Value, wasm: &Path) -> Result<()> {
     Ok(())
 }
 
-/// envoy.yaml's plugin configuration with the bench's keys (inline) and rate limits.
-fn mcp_edge_filter(wasm_config: &mut Value, inputs: &BenchInputs<'_>) -> Result<()> {
+/// envoy.yaml's plugin configuration with the bench's keys (inline) and rate limits, and with
+/// `global_rate_limit` on when `global` (a service limits file that never throttles either:
+/// `scripts/bench.sh` writes it).
+fn mcp_edge_filter(wasm_config: &mut Value, inputs: &BenchInputs<'_>, global: bool) -> Result<()> {
     *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
         Value::from(inputs.filter_wasm.to_string_lossy().into_owned());
     let mut plugin = plugin_json(wasm_config)?;
@@ -205,6 +227,11 @@ fn mcp_edge_filter(wasm_config: &mut Value, inputs: &BenchInputs<'_>) -> Result<
         .context("envoy.yaml's filter has no rate_limits")?;
     for limit in tiers.values_mut() {
         *limit = unthrottled.clone();
+    }
+    if global {
+        let mut ask = crate::scaled_envoy::global_rate_limit();
+        ask["timeout_ms"] = GLOBAL_TIMEOUT_MS.into();
+        plugin["global_rate_limit"] = ask;
     }
     *at(wasm_config, &["configuration", "value"])? =
         Value::from(serde_json::to_string_pretty(&plugin)?);
@@ -301,6 +328,7 @@ mod tests {
         upstream: 1003,
         upstream_admin: 1004,
         backend: 1005,
+        ratelimit: 1006,
     };
 
     fn read(path: &str) -> String {
@@ -386,6 +414,11 @@ mod tests {
                 vec!["envoy.filters.http.wasm", ROUTER],
                 PORTS.backend,
             ),
+            (
+                EdgeSetup::McpEdgeGlobal,
+                vec!["envoy.filters.http.wasm", ROUTER],
+                PORTS.upstream,
+            ),
         ] {
             let mut doc = derived(setup);
             assert_eq!(filter_names(&mut doc), filters, "{setup:?}");
@@ -439,6 +472,44 @@ mod tests {
             plugin["algorithms"],
             serde_json::json!(["RS256", "ES256", "EdDSA"])
         );
+        assert!(
+            plugin.get("global_rate_limit").is_none(),
+            "off, as in envoy.yaml"
+        );
+    }
+
+    /// The global setup is the same plugin asking the service as the scaled-out stack does (with
+    /// the bench's timeout), on the service's port; every other setup leaves the global limit off.
+    #[test]
+    fn the_global_setup_asks_the_rate_limit_service_on_its_port() {
+        let mut doc = derived(EdgeSetup::McpEdgeGlobal);
+        let plugin =
+            plugin_json(wasm_filter(http_filters(&mut doc).expect("filters")).expect("wasm"))
+                .expect("plugin");
+        let mut expected = crate::scaled_envoy::global_rate_limit();
+        expected["timeout_ms"] = GLOBAL_TIMEOUT_MS.into();
+        assert_eq!(plugin["global_rate_limit"], expected);
+        assert_eq!(
+            plugin["rate_limits"]["pro"]["requests_per_minute"],
+            UNTHROTTLED_PER_MINUTE
+        );
+        let clusters = at(&mut doc, &["static_resources", "clusters"])
+            .expect("clusters")
+            .as_sequence_mut()
+            .expect("a list");
+        let service = clusters
+            .iter_mut()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(RATELIMIT_CLUSTER))
+            .expect("envoy.yaml's rate limit cluster");
+        let address = crate::docker_envoy::cluster_socket_address(service).expect("address");
+        assert_eq!(port(address, &["port_value"]), u64::from(PORTS.ratelimit));
+        for setup in [EdgeSetup::McpEdge, EdgeSetup::McpEdgeBackend] {
+            let mut doc = derived(setup);
+            let plugin =
+                plugin_json(wasm_filter(http_filters(&mut doc).expect("filters")).expect("wasm"))
+                    .expect("plugin");
+            assert!(plugin.get("global_rate_limit").is_none(), "{setup:?}");
+        }
     }
 
     /// The native chain's RBAC has one policy per tool of envoy.yaml's tool_scopes, with its scope.

@@ -1,5 +1,6 @@
 //! `cargo xtask bench-setup`: everything `scripts/bench.sh` starts its processes from, written into
-//! one directory: the development keys and their JWKS, token files, the Envoy configuration of
+//! one directory: the development keys and their JWKS, token files (the EdDSA one also long enough
+//! for the memory row's distinct tokens), the Envoy configuration of
 //! every edge setup (see [`crate::bench_envoy`]) and of the fixed-200 upstream, and `bench.env`
 //! (issuer, audience and the cached token, for the shell script and the Node seed server).
 
@@ -24,6 +25,9 @@ pub struct BenchSetup {
     pub noop_wasm: PathBuf,
     /// Tokens per algorithm file.
     pub tokens: usize,
+    /// Distinct tokens the memory row sends (EdDSA, the cheapest to sign and among the cheapest to
+    /// verify): the EdDSA file holds at least this many.
+    pub rss_tokens: usize,
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -68,8 +72,12 @@ impl BenchSetup {
         let cached = keys.sign("RS256", claims_for(&spec))?;
         for alg in ALGORITHMS {
             let path = self.out.join(format!("tokens-{alg}.txt"));
-            if write_token_file(&keys, &key_file, alg, &spec, self.tokens, &path)? {
-                println!("wrote {} {alg} tokens to {}", self.tokens, path.display());
+            let count = match alg {
+                "EdDSA" => self.tokens.max(self.rss_tokens),
+                _ => self.tokens,
+            };
+            if write_token_file(&keys, &key_file, alg, &spec, count, &path)? {
+                println!("wrote {count} {alg} tokens to {}", path.display());
             }
         }
         write(

@@ -19,7 +19,8 @@ pub const TOKEN_TTL_SECONDS: u64 = 2 * 24 * 3600;
 /// A token file older than this is made again.
 const REUSE_FOR: Duration = Duration::from_secs(12 * 3600);
 
-/// The claims of every benchmark token (`sub` varies): a pro tenant allowed to call list_projects.
+/// The claims of every benchmark token (`sub` varies): a pro tenant allowed to read projects and to
+/// create projects and tasks (the end-to-end rows seed 20 projects and measure `create_task`).
 pub fn bench_spec(issuer: &str, audience: &str) -> TokenSpec {
     TokenSpec {
         issuer: issuer.to_string(),
@@ -29,7 +30,12 @@ pub fn bench_spec(issuer: &str, audience: &str) -> TokenSpec {
         scope: "mcp:read mcp:write".into(),
         tier: "pro".into(),
         data_scope: None,
-        allowed_tools: Some(vec!["list_projects".into(), "get_project".into()]),
+        allowed_tools: Some(vec![
+            "list_projects".into(),
+            "get_project".into(),
+            "create_project".into(),
+            "create_task".into(),
+        ]),
         ttl_seconds: TOKEN_TTL_SECONDS,
     }
 }

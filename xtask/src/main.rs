@@ -119,6 +119,9 @@ enum Command {
         /// Where the real backend listens (the end-to-end setup).
         #[arg(long, default_value_t = 18082)]
         backend_port: u16,
+        /// Where the global rate limit service listens (the global setup).
+        #[arg(long, default_value_t = 18092)]
+        ratelimit_port: u16,
         #[arg(
             long,
             default_value = "target/wasm32-wasip1/release/mcp_edge_filter.wasm"
@@ -132,6 +135,9 @@ enum Command {
         /// Tokens per algorithm for the new-token-per-request setups.
         #[arg(long, default_value_t = 60_000)]
         tokens: usize,
+        /// Distinct EdDSA tokens for the memory row (the EdDSA file holds at least this many).
+        #[arg(long, default_value_t = 0)]
+        rss_tokens: usize,
     },
 }
 
@@ -225,9 +231,11 @@ async fn main() -> Result<()> {
             upstream_port,
             upstream_admin_port,
             backend_port,
+            ratelimit_port,
             filter_wasm,
             noop_wasm,
             tokens,
+            rss_tokens,
         } => BenchSetup {
             root: repo_root(),
             out,
@@ -237,10 +245,12 @@ async fn main() -> Result<()> {
                 upstream: upstream_port,
                 upstream_admin: upstream_admin_port,
                 backend: backend_port,
+                ratelimit: ratelimit_port,
             },
             filter_wasm,
             noop_wasm,
             tokens,
+            rss_tokens,
         }
         .run()?,
     }
