@@ -24,6 +24,10 @@ use mcp_edge_contract::{
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+/// The server binary's allocator (`src/main.rs`), so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const SECRET: &[u8] = b"call-cost-secret-call-cost-secret-0123";
 
 fn now() -> u64 {

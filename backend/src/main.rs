@@ -21,6 +21,12 @@ use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than glibc's malloc: a tool call allocates and frees a lot (the result as a
+/// `Value`, its text copy, the response), and glibc's malloc/free were ~25% of a `list_projects`
+/// call's instructions (issue 20, callgrind). Measured with `--example call_cost`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
