@@ -6,8 +6,10 @@ fixed-200 upstream of `cargo xtask bench-setup`:
 
   off        the edge without a global limit
   wasm-mem   the filter asks the service itself (`global_rate_limit`), service counting in memory
-  native-mem Envoy's envoy.filters.http.ratelimit after the filter asks it (descriptors from the
-             x-mcp-tenant-id / x-mcp-tier headers the filter sets), service in memory
+  native-mem Envoy's envoy.filters.http.ratelimit after the filter asks it, service in memory;
+             its descriptors are the benchmark tenant's and tier as fixed values (`generic_key`):
+             since trust contract v3 the filter sets no per-field headers a route could read, so
+             this measures the cost of the native call, not a way to run it
   wasm-redis, native-redis   the same with the service counting in Redis
 
 wrk (`bench/wrk.lua`, core 1) at 1 and 16 connections, ROUNDS rounds of SECS seconds, limits
@@ -91,8 +93,8 @@ def edge_config(base, listen, admin, ask, service_port):
                     "envoy_grpc": {"cluster_name": "mcp_edge_ratelimit"}}}}})
         for route in hcm["route_config"]["virtual_hosts"][0]["routes"]:
             route["route"]["rate_limits"] = [{"actions": [
-                {"request_headers": {"header_name": "x-mcp-tenant-id", "descriptor_key": "tenant"}},
-                {"request_headers": {"header_name": "x-mcp-tier", "descriptor_key": "tier"}}]}]
+                {"generic_key": {"descriptor_key": "tenant", "descriptor_value": "tenant-bench"}},
+                {"generic_key": {"descriptor_key": "tier", "descriptor_value": "pro"}}]}]
     for cluster in config["static_resources"]["clusters"]:
         if cluster["name"] == "mcp_edge_ratelimit":
             endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
