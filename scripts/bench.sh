@@ -112,12 +112,14 @@ target/debug/xtask bench-setup --out "$OUT" --tokens "$TOKENS" --rss-tokens "$RS
 . "$OUT/bench.env"
 mkdir -p "$LOGS"
 if [ -n "$BEFORE_WASM" ]; then
-  # The same edge configuration with the earlier filter: only the .wasm path differs.
+  # The same edge configuration with the earlier filter: the .wasm path differs, and the plugin
+  # configuration's `assertion` block (trust contract v3, issue 20) is left out, as a build from
+  # before it refuses the unknown field; envoy.yaml names the defaults, so nothing else changes.
   [ -f "$BEFORE_WASM" ] || die "BENCH_BEFORE_WASM: no file at $BEFORE_WASM"
   filter_wasm="$(realpath -s target/wasm32-wasip1/release/mcp_edge_filter.wasm)"
   for config in edge edge-global; do
     grep -q "$filter_wasm" "$OUT/envoy-$config.yaml" || die "envoy-$config.yaml does not name $filter_wasm"
-    sed "s|$filter_wasm|$(realpath "$BEFORE_WASM")|" "$OUT/envoy-$config.yaml" \
+    sed -e "s|$filter_wasm|$(realpath "$BEFORE_WASM")|" -e '/"assertion": {/,/},/d' "$OUT/envoy-$config.yaml" \
       >"$OUT/envoy-${config/edge/edge-before}.yaml"
   done
 fi
