@@ -29,6 +29,10 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(cfg: &EdgeConfig) -> Self {
+        let gateway_key = GatewayKey::new(&cfg.gateway_secret).ok();
+        let assertion_signer = gateway_key
+            .as_ref()
+            .map(|key| AssertionSigner::new(key, &cfg.assertion_issuer, &cfg.assertion_audience));
         Self {
             token_policy: TokenPolicy {
                 issuers: cfg.issuers.clone(),
@@ -42,10 +46,8 @@ impl Prepared {
             metadata_url: prm::metadata_url(cfg),
             metadata_document: prm::document(cfg).to_string().into_bytes(),
             challenge_scope: cfg.challenge_scopes.join(" "),
-            gateway_key: GatewayKey::new(&cfg.gateway_secret).ok(),
-            assertion_signer: GatewayKey::new(&cfg.gateway_secret).ok().map(|key| {
-                AssertionSigner::new(&key, &cfg.assertion_issuer, &cfg.assertion_audience)
-            }),
+            gateway_key,
+            assertion_signer,
         }
     }
 }
