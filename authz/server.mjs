@@ -11,16 +11,20 @@
 //   node authz/server.mjs [--port 9100] [--host 127.0.0.1] [--issuer URL] [--resource URI]...
 //                         [--opaque-resource URI]...
 //                         [--key-file .local/authz/keys.json] [--directory authz/directory.json]
+//                         [--tls-cert cert.pem --tls-key key.pem]
 //   node authz/server.mjs --rotate [--key-file …]   adds a new signing key in front and exits
 //
 // Every option also comes from the environment: AUTHZ_PORT, AUTHZ_HOST, AUTHZ_ISSUER,
-// AUTHZ_RESOURCES and AUTHZ_OPAQUE_RESOURCES (comma separated), AUTHZ_KEY_FILE, AUTHZ_DIRECTORY.
+// AUTHZ_RESOURCES and AUTHZ_OPAQUE_RESOURCES (comma separated), AUTHZ_KEY_FILE, AUTHZ_DIRECTORY,
+// AUTHZ_TLS_CERT and AUTHZ_TLS_KEY. With a certificate and key (PEM) it serves https only, as every
+// real identity provider does (the issuer URL should then be https too).
 // AUTHZ_TEST_MODE=1 (tests only, off by default) logs in the user named by `login_hint` and
 // consents without a page, and serves POST /test/rotate-keys (a new key in front, the old one
 // stays published) and GET /test/introspections (how many introspection requests it received).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -49,6 +53,8 @@ const { values: args } = parseArgs({
       default: process.env.AUTHZ_DIRECTORY ?? path.join(here, 'directory.json'),
     },
     rotate: { type: 'boolean', default: false },
+    'tls-cert': { type: 'string', default: process.env.AUTHZ_TLS_CERT },
+    'tls-key': { type: 'string', default: process.env.AUTHZ_TLS_KEY },
   },
 });
 const testMode = process.env.AUTHZ_TEST_MODE === '1';
@@ -319,7 +325,15 @@ async function interaction(req, res) {
 
 let introspections = 0;
 
-const server = http.createServer(async (req, res) => {
+if (Boolean(args['tls-cert']) !== Boolean(args['tls-key'])) {
+  console.error('--tls-cert and --tls-key go together');
+  process.exit(2);
+}
+const tls = args['tls-cert']
+  ? { cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) }
+  : null;
+
+const server = (tls ? https.createServer.bind(https, tls) : http.createServer)(async (req, res) => {
   try {
     // Endpoint URLs in the metadata follow the issuer, whatever Host the request came with.
     req.headers.host = new URL(issuer).host;
@@ -353,6 +367,6 @@ const server = http.createServer(async (req, res) => {
 });
 
 server.listen(port, args.host, () => {
-  console.log(`authz listening on http://${args.host}:${server.address().port} issuer=${issuer} resources=${resources.join(',')} opaque=${opaqueResources.join(',')}${testMode ? ' TEST MODE (auto login+consent, /test/rotate-keys)' : ''}`);
+  console.log(`authz listening on ${tls ? 'https' : 'http'}://${args.host}:${server.address().port} issuer=${issuer} resources=${resources.join(',')} opaque=${opaqueResources.join(',')}${testMode ? ' TEST MODE (auto login+consent, /test/rotate-keys)' : ''}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));

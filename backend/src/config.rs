@@ -25,6 +25,36 @@ pub struct Cli {
     #[arg(long, env = "BACKEND_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
 
+    /// Serve the MCP listener over TLS with this certificate chain (PEM; the leaf first) and
+    /// require a client certificate (mutual TLS, the edge's): with --tls-key and --tls-client-ca.
+    /// The identity assertion is still verified on every request.
+    #[arg(
+        long,
+        env = "MCP_EDGE_TLS_CERT",
+        value_name = "PEM",
+        requires_all = ["tls_key", "tls_client_ca"]
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "MCP_EDGE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// The CA certificate(s) (PEM) that signed the client certificates accepted on the TLS
+    /// listener: the edge's. A connection without one is refused during the handshake.
+    #[arg(
+        long,
+        env = "MCP_EDGE_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
     /// Address of the Prometheus metrics endpoint (`GET /metrics`, OpenMetrics text): fail-open
     /// time and calls, outbox backlog, refusals, sheds, deliveries. Off without it. A listener of
     /// its own, unauthenticated: bind it where only the metrics scraper reaches.

@@ -25,5 +25,6 @@ pub mod request_log;
 pub mod shed;
 pub mod store;
 pub mod tenant;
+pub mod tls;
 pub mod tools;
 pub mod usage_cli;

@@ -16,6 +16,7 @@ use mcp_edge_backend::metering::{
 use mcp_edge_backend::metrics;
 use mcp_edge_backend::shed::{Shedder, shed};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
+use mcp_edge_backend::tls::{self, TlsFiles, TlsListener};
 use mcp_edge_backend::tools::tool_scopes;
 use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
@@ -118,6 +119,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     })
     .layer(axum::middleware::from_fn_with_state(shedder, shed));
+    let tls = match (&cli.tls_cert, &cli.tls_key, &cli.tls_client_ca) {
+        (Some(cert_chain), Some(key), Some(client_ca)) => Some(tls::server_config(&TlsFiles {
+            cert_chain,
+            key,
+            client_ca,
+        })?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("binding {}", cli.listen))?;
@@ -127,11 +136,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         writeln!(stdout, "mcp-edge-backend listening on {addr}")?;
         stdout.flush()?;
     }
-    tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    tracing::info!(%addr, tls = tls.is_some(), "listening");
+    match tls {
+        Some(config) => axum::serve(TlsListener::new(listener, config)?, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?,
+    }
     metering_task
         .shutdown(std::time::Duration::from_secs(10))
         .await;

@@ -131,7 +131,7 @@ impl KeyStore {
         };
         let parsed = match status {
             Some("200") => KeySet::from_jwks(body, &cfg.algorithms),
-            other => Err(format!("JWKS endpoint answered status {other:?}")),
+            other => Err(fetch_failure(&remote.cluster, other, body)),
         };
         match parsed {
             Ok(keys) => {
@@ -153,6 +153,45 @@ impl KeyStore {
             }
         }
     }
+}
+
+/// At most this many bytes of a failed fetch's answer go into the log line.
+const FAILURE_DETAIL_BYTES: usize = 240;
+
+/// Why a fetch brought no keys, in words an operator can act on. When Envoy could not reach the
+/// cluster it answers the call itself, 503 with a plain-text reason (`upstream connect error or
+/// disconnect/reset before headers. reset reason: ...`): that reason is kept (printable ASCII
+/// only, bounded). Envoy 1.40 leaves the TLS error out of it (a certificate from an untrusted CA,
+/// or for another name, reads "remote connection failure"; envoyproxy/envoy#45011), so a
+/// connection failure also says where the TLS reason is.
+fn fetch_failure(cluster: &str, status: Option<&str>, body: &[u8]) -> String {
+    let status = status.unwrap_or("none");
+    let detail: String = body
+        .iter()
+        .take(FAILURE_DETAIL_BYTES)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let detail = detail.trim();
+    let mut why = if detail.is_empty() {
+        format!("JWKS endpoint answered status {status}")
+    } else {
+        format!("JWKS endpoint answered status {status}: {detail}")
+    };
+    if detail.contains("connection failure") || detail.contains("connection termination") {
+        why.push_str(&format!(
+            " (Envoy could not connect to cluster {cluster} or refused its TLS certificate; its \
+             stats say which: cluster.{cluster}.ssl.fail_verify_error = not signed by a trusted \
+             CA, ssl.fail_verify_san = issued for another name, upstream_cx_connect_fail = \
+             nothing answering; Envoy's `connection` log at debug level has the TLS error)"
+        ));
+    }
+    why
 }
 
 #[cfg(test)]
@@ -202,6 +241,39 @@ mod tests {
         assert_eq!(store.take_waiters(), vec![1, 2]);
         assert!(!store.may_wait_for_keys(&cfg, 100_999));
         assert!(store.may_wait_for_keys(&cfg, 101_000));
+    }
+
+    #[test]
+    fn a_failed_fetch_says_why_with_envoys_own_words() {
+        let cfg = remote_config();
+        let mut store = KeyStore::new(&cfg);
+        let envoy = b"upstream connect error or disconnect/reset before headers. reset reason: \
+remote connection failure";
+        let Installed::Kept(why) = store.install(&cfg, Some("503"), envoy, 100) else {
+            panic!("a 503 installs nothing");
+        };
+        assert!(why.starts_with(
+            "JWKS endpoint answered status 503: upstream connect error or disconnect/reset \
+             before headers. reset reason: remote connection failure (Envoy could not connect \
+             to cluster c or refused its TLS certificate"
+        ));
+        assert!(why.contains("cluster.c.ssl.fail_verify_error"), "{why}");
+        let Installed::Kept(why) = store.install(&cfg, Some("500"), b"oops", 100) else {
+            panic!("a 500 installs nothing");
+        };
+        assert_eq!(why, "JWKS endpoint answered status 500: oops");
+        // Control bytes never reach the log; the detail is bounded.
+        let noisy = [b"bad\n\x1b[31m".as_slice(), &[b'x'; 1000]].concat();
+        let Installed::Kept(why) = store.install(&cfg, Some("404"), &noisy, 100) else {
+            panic!("a 404 installs nothing");
+        };
+        assert!(!why.contains('\n') && !why.contains('\x1b'), "{why}");
+        assert!(why.len() < 300, "{}", why.len());
+        assert!(why.ends_with(&"x".repeat(20)), "{why}");
+        let Installed::Kept(why) = store.install(&cfg, None, b"", 100) else {
+            panic!("no answer installs nothing");
+        };
+        assert_eq!(why, "JWKS endpoint answered status none");
     }
 
     #[test]

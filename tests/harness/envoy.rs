@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value as Json;
 use serde_yaml::Value;
+use xtask::dev_certs::DEV_TLS_HOST;
 use xtask::docker_envoy::at;
 
 /// The recorder cluster's HTTP/1 options: read trailers (Envoy drops them otherwise).
@@ -22,6 +23,7 @@ envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
       enable_trailers: true
 "#;
 
+#[derive(Debug, Clone)]
 pub struct EnvoyPorts {
     pub listener: u16,
     pub recorded_listener: u16,
@@ -68,9 +70,6 @@ pub fn derive_config(
     let mut doc: Value = serde_yaml::from_str(base_yaml)?;
     set_port(at(&mut doc, &["admin", "address"])?, ports.admin)?;
 
-    let issuer = format!("http://127.0.0.1:{}", ports.issuer);
-    let resource = format!("http://127.0.0.1:{}/mcp", ports.listener);
-
     let listener = at(&mut doc, &["static_resources", "listeners", "0"])?;
     set_port(at(listener, &["address"])?, ports.listener)?;
     let hcm = at(
@@ -86,13 +85,19 @@ pub fn derive_config(
             .as_str()
             .context("plugin configuration is not a string")?,
     )?;
-    plugin["resource"] = Json::from(resource);
+    // envoy.tls.yaml's URLs are https and name the dev certificates' host; envoy.yaml's are http.
+    let (scheme, host) = match plugin["resource"].as_str() {
+        Some(r) if r.starts_with("https://") => ("https", DEV_TLS_HOST),
+        _ => ("http", "127.0.0.1"),
+    };
+    let issuer = format!("{scheme}://{host}:{}", ports.issuer);
+    plugin["resource"] = Json::from(format!("{scheme}://{host}:{}/mcp", ports.listener));
     plugin["issuers"] = serde_json::json!([issuer]);
     plugin["prm"]["authorization_servers"] = serde_json::json!([issuer]);
     let remote = plugin["jwks"]
         .get_mut("remote")
         .context("envoy.yaml's filter does not fetch its JWKS remotely")?;
-    remote["authority"] = Json::from(format!("127.0.0.1:{}", ports.issuer));
+    remote["authority"] = Json::from(format!("{host}:{}", ports.issuer));
     remote["min_refetch_seconds"] = Json::from(1);
     // Tests read counters right after their requests: counts reach Envoy as they happen, unless
     // an override says otherwise (null: the filter's default, as the benchmarks run it).
@@ -183,13 +188,14 @@ pub fn derive_config(
                 *at(&mut r, &["name"])? = Value::from("recorder");
                 *at(&mut r, &["load_assignment", "cluster_name"])? = Value::from("recorder");
                 set_port(cluster_endpoint(&mut r)?, ports.recorder)?;
-                // The recording upstream may end an answer with trailers (HTTP/1 chunked).
-                r.as_mapping_mut()
-                    .context("a cluster is not a mapping")?
-                    .insert(
-                        Value::from("typed_extension_protocol_options"),
-                        serde_yaml::from_str(RECORDER_PROTOCOL_OPTIONS)?,
-                    );
+                // The recording upstream may end an answer with trailers (HTTP/1 chunked). It
+                // speaks plain HTTP, whatever the backend cluster's TLS.
+                let r_map = r.as_mapping_mut().context("a cluster is not a mapping")?;
+                r_map.remove("transport_socket");
+                r_map.insert(
+                    Value::from("typed_extension_protocol_options"),
+                    serde_yaml::from_str(RECORDER_PROTOCOL_OPTIONS)?,
+                );
                 recorder = Some(r);
             }
             "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,

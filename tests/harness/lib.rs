@@ -17,10 +17,13 @@
 //!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters);
 //!   [`streamable`]: raw Streamable HTTP requests (sessions, GET streams, refusals);
 //!   [`upstream_cases`]: the cases every third-party server behind the edge must pass.
+//! - [`tls_stack`]: the request path with TLS on every hop (`envoy.tls.yaml`), and [`https`], a
+//!   client that shows the handshake (ALPN, the server's certificate, refusals).
 
 pub mod client;
 pub mod compose;
 pub mod envoy;
+pub mod https;
 pub mod idp;
 pub mod keyless;
 pub mod memory;
@@ -31,6 +34,7 @@ pub mod runner;
 pub mod stack;
 pub mod stats;
 pub mod streamable;
+pub mod tls_stack;
 pub mod upstream_cases;
 pub mod wrk;
 

@@ -79,6 +79,18 @@ impl Proc {
         }
     }
 
+    /// Waits for a server's `... listening on <addr>` line (the backend and the third-party
+    /// servers print one) and returns the address.
+    pub fn wait_for_listening_addr(&mut self, timeout: Duration) -> Result<SocketAddr> {
+        let line = self.wait_for_log("listening on", timeout)?;
+        line.rsplit(' ')
+            .next()
+            .map(str::trim)
+            .with_context(|| format!("no address in {}'s listening line", self.name))?
+            .parse()
+            .with_context(|| format!("{}'s listening line: {line}", self.name))
+    }
+
     /// Waits until `addr` accepts TCP connections.
     pub fn wait_for_port(&mut self, addr: SocketAddr, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;

@@ -247,13 +247,7 @@ impl Stack {
         cmd.args(["--listen", "127.0.0.1:0"])
             .env("MCP_EDGE_GATEWAY_SECRET", &secret);
         let mut backend = Proc::spawn("backend", cmd, logs)?;
-        let line = backend.wait_for_log("listening on", START_TIMEOUT)?;
-        let backend_addr: SocketAddr = line
-            .rsplit(' ')
-            .next()
-            .context("no address in the backend's listening line")?
-            .trim()
-            .parse()?;
+        let backend_addr = backend.wait_for_listening_addr(START_TIMEOUT)?;
         procs.push(backend);
 
         // Envoy's ports first: the authorization server must know the resource URI.

@@ -80,6 +80,26 @@ pub fn http_filters_of(listener: &mut Value) -> Result<&mut Vec<Value>> {
     .context("http_filters is not a list")
 }
 
+/// Changes the mcp-edge plugin configuration (JSON) of `listener`'s wasm filter with `edit`.
+pub fn edit_plugin_config(
+    listener: &mut Value,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Result<()> {
+    let wasm = http_filters_of(listener)?
+        .iter_mut()
+        .find(|f| f.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
+        .context("envoy.yaml's listener has no wasm filter")?;
+    let plugin_value = at(wasm, &["typed_config", "config", "configuration", "value"])?;
+    let mut plugin: serde_json::Value = serde_json::from_str(
+        plugin_value
+            .as_str()
+            .context("the plugin configuration is not a string")?,
+    )?;
+    edit(&mut plugin);
+    *plugin_value = Value::from(serde_json::to_string_pretty(&plugin)?);
+    Ok(())
+}
+
 /// Listens on 0.0.0.0 and loads the filter from where the container mounts it.
 fn for_docker_listener(listener: &mut Value) -> Result<()> {
     *at(listener, &["address", "socket_address", "address"])? = "0.0.0.0".into();

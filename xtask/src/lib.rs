@@ -11,15 +11,19 @@
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 //! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
 //!   global rate limit on.
+//! - [`tls_envoy`]: `envoy.tls.yaml`, envoy.yaml with TLS on every hop; [`dev_certs`]: a
+//!   throwaway CA and the certificates it reads (`cargo xtask dev-certs`, the TLS tests).
 
 pub mod assertion_vectors;
 pub mod bench_envoy;
 pub mod bench_setup;
 pub mod bench_tokens;
+pub mod dev_certs;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
 pub mod scaled_envoy;
 pub mod sync_config;
+pub mod tls_envoy;
 
 pub use dev_keys::{DevKeys, TokenSpec, claims_for};

@@ -10,6 +10,7 @@
 //!   vectors, from the contract (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 //! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
+//! - `dev-certs`: a throwaway CA and the certificates `envoy.tls.yaml` reads (`.local/tls`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ enum Command {
         #[arg(long, default_value = "RS256")]
         alg: String,
     },
-    /// Write envoy.yaml's tool_scopes and scopes_supported, docker/envoy.yaml and
+    /// Write envoy.yaml's tool_scopes and scopes_supported, docker/envoy.yaml, envoy.tls.yaml and
     /// authz/directory.json's scopes_supported from the backend's tool catalogue.
     SyncConfig {
         /// Change nothing; fail when a file is not what the catalogue makes.
@@ -95,6 +96,13 @@ enum Command {
         /// The port of the global rate limit service (mcp-edge-ratelimit).
         #[arg(long, default_value_t = 8091)]
         ratelimit_port: u16,
+    },
+    /// Make a throwaway CA and the certificates envoy.tls.yaml reads (the edge's listener and
+    /// client certificates, the authorization server's and the backend's, all for localhost),
+    /// with the SDS files pointing at them. Refuses to overwrite an existing directory.
+    DevCerts {
+        #[arg(long, default_value = xtask::tls_envoy::DEV_TLS_DIR)]
+        out: PathBuf,
     },
     /// Write docs/assertion-vectors.json: identity assertion (x-mcp-identity) test vectors made
     /// by the contract.
@@ -224,6 +232,19 @@ async fn main() -> Result<()> {
             );
         }
         Command::AssertionVectors { check } => assertion_vectors(check)?,
+        Command::DevCerts { out } => {
+            anyhow::ensure!(
+                !out.exists(),
+                "{} exists: remove it to make new certificates",
+                out.display()
+            );
+            let (files, _) = xtask::dev_certs::DevTlsFiles::create(&out)?;
+            println!(
+                "wrote the dev CA {} and the certificates envoy.tls.yaml reads under {}",
+                files.ca().display(),
+                out.display()
+            );
+        }
         Command::BenchSetup {
             out,
             edge_port,

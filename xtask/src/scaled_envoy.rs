@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 
-use crate::docker_envoy::{at, cluster_socket_address, http_filters_of};
+use crate::docker_envoy::{at, cluster_socket_address, edit_plugin_config};
 
 /// What the scaled-out replicas ask the rate limit service (`ratelimit/`): the `mcp_edge_ratelimit`
 /// cluster, fail closed for free, open for paid tiers, with the service's shared secret from
@@ -39,18 +39,9 @@ pub fn scaled_envoy_config(
     )? = port_value(admin_port);
     let listener = at(&mut doc, &["static_resources", "listeners", "0"])?;
     *at(listener, &["address", "socket_address", "port_value"])? = port_value(port);
-    let wasm = http_filters_of(listener)?
-        .iter_mut()
-        .find(|f| f.get("name").and_then(Value::as_str) == Some("envoy.filters.http.wasm"))
-        .context("envoy.yaml's listener has no wasm filter")?;
-    let plugin_value = at(wasm, &["typed_config", "config", "configuration", "value"])?;
-    let mut plugin: Json = serde_json::from_str(
-        plugin_value
-            .as_str()
-            .context("the plugin configuration is not a string")?,
-    )?;
-    plugin["global_rate_limit"] = global_rate_limit();
-    *plugin_value = Value::from(serde_json::to_string_pretty(&plugin)?);
+    edit_plugin_config(listener, |plugin| {
+        plugin["global_rate_limit"] = global_rate_limit();
+    })?;
     let clusters = at(&mut doc, &["static_resources", "clusters"])?
         .as_sequence_mut()
         .context("clusters is not a list")?;

@@ -3,6 +3,7 @@
 //! tool or a scope is one change in Rust and one command:
 //! - envoy.yaml: the filter's `tool_scopes` and the resource metadata's `scopes_supported`;
 //! - docker/envoy.yaml: all of it, derived from envoy.yaml ([`crate::docker_envoy`]);
+//! - envoy.tls.yaml: all of it, envoy.yaml with TLS on every hop ([`crate::tls_envoy`]);
 //! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants.
 //!
 //! Everything else in those files is hand-written and stays as it is ([`crate::json_member`]).
@@ -16,9 +17,11 @@ use serde_json::json;
 
 use crate::docker_envoy::docker_envoy_config;
 use crate::json_member::replace_value;
+use crate::tls_envoy::{DEV_TLS_DIR, TlsLayout, tls_envoy_config};
 
 pub const ENVOY_YAML: &str = "envoy.yaml";
 pub const DOCKER_ENVOY_YAML: &str = "docker/envoy.yaml";
+pub const TLS_ENVOY_YAML: &str = "envoy.tls.yaml";
 pub const DIRECTORY_JSON: &str = "authz/directory.json";
 
 /// One generated file: its path from the repository root and the text it must hold.
@@ -40,6 +43,13 @@ pub fn repo_root() -> PathBuf {
 pub fn render(root: &Path) -> Result<Vec<Generated>> {
     let envoy = envoy_yaml(&read(root, ENVOY_YAML)?).context(ENVOY_YAML)?;
     let docker = docker_envoy_config(&envoy).context(DOCKER_ENVOY_YAML)?;
+    let tls = tls_envoy_config(
+        &envoy,
+        &TlsLayout {
+            dir: DEV_TLS_DIR.to_string(),
+        },
+    )
+    .context(TLS_ENVOY_YAML)?;
     let directory = directory_json(&read(root, DIRECTORY_JSON)?).context(DIRECTORY_JSON)?;
     Ok(vec![
         Generated {
@@ -49,6 +59,10 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
         Generated {
             path: DOCKER_ENVOY_YAML,
             text: docker,
+        },
+        Generated {
+            path: TLS_ENVOY_YAML,
+            text: tls,
         },
         Generated {
             path: DIRECTORY_JSON,

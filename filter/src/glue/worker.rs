@@ -148,9 +148,13 @@ impl Worker {
             Installed::Changed(n) => {
                 log::info!("mcp-edge: installed {n} signing key(s) from the JWKS")
             }
-            Installed::Kept(e) => {
+            Installed::Kept(e) if self.state.keys.keys().is_some() => {
                 log::warn!("mcp-edge: JWKS refresh failed, keeping the current keys: {e}")
             }
+            Installed::Kept(e) => log::warn!(
+                "mcp-edge: JWKS fetch failed and there are no signing keys yet, so requests \
+                 that need a key are refused (503): {e}"
+            ),
             Installed::Unchanged | Installed::NotFetched => {}
         }
     }
