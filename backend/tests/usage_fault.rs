@@ -180,6 +180,9 @@ fn events_reaching(redis: &RedisServer, want: u64) -> Vec<UsageEvent> {
     events
 }
 
+/// How long any test here may take, at most, on a loaded machine.
+const DAY_ROOM: Duration = Duration::from_secs(300);
+
 fn day_counter(redis: &RedisServer, day: chrono::NaiveDate) -> u64 {
     let key = mcp_edge_backend::metering::keys::quota_day(TENANT, day);
     let counted: Option<u64> = redis::cmd("GET")
@@ -187,6 +190,20 @@ fn day_counter(redis: &RedisServer, day: chrono::NaiveDate) -> u64 {
         .query(&mut redis.connection())
         .expect("counter");
     counted.unwrap_or(0)
+}
+
+/// The UTC day this test's calls fall in: each test reads one day's quota counter and report,
+/// so it must not cross midnight (a CI run at 00:01 UTC read only the new day's counter and found
+/// 279 of 547 calls). With less than `room` left in the day, waits for the next one.
+fn utc_day_with_room(room: Duration) -> chrono::NaiveDate {
+    let now = chrono::Utc::now();
+    let midnight = (now.date_naive() + chrono::Days::new(1)).and_time(chrono::NaiveTime::MIN);
+    let left = (midnight - now.naive_utc()).to_std().unwrap_or_default();
+    if left < room {
+        eprintln!("waiting {left:?} for the next UTC day");
+        std::thread::sleep(left + Duration::from_secs(1));
+    }
+    chrono::Utc::now().date_naive()
 }
 
 fn usage_cli(args: &[&str]) -> (bool, String, String) {
@@ -205,6 +222,7 @@ fn usage_cli(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
+    let day = utc_day_with_room(DAY_ROOM);
     let mut redis = RedisServer::start();
     let work = temp_dir("fault");
     let outbox: PathBuf = work.join("outbox");
@@ -281,7 +299,6 @@ fn no_usage_event_is_lost_or_doubled_across_redis_and_backend_restarts() {
     // Every successful call is in the day's counter exactly once: calls let through while Redis
     // was down are counted when their events are delivered, unless their reservation ran after
     // all (its answer lost when Redis died), and failed calls are refunded.
-    let day = chrono::Utc::now().date_naive();
     let counted = day_counter(&redis, day);
     eprintln!(
         "acknowledged {succeeded}, billed {}, counted {counted}",
@@ -387,6 +404,7 @@ fn load(port: u16, threads: usize, time: Duration, next: &Arc<AtomicU64>) -> u64
 
 #[test]
 fn acknowledged_calls_are_billed_exactly_across_kill_9_while_redis_hangs() {
+    let day = utc_day_with_room(DAY_ROOM);
     const ITERATIONS: usize = 3;
     let redis = RedisServer::start();
     let work = temp_dir("hang");
@@ -419,7 +437,7 @@ fn acknowledged_calls_are_billed_exactly_across_kill_9_while_redis_hangs() {
     let events = events_reaching(&redis, acknowledged);
     backend.stop();
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    let counted = day_counter(&redis, chrono::Utc::now().date_naive());
+    let counted = day_counter(&redis, day);
     eprintln!(
         "{ITERATIONS} kill -9 while Redis hung: acknowledged {acknowledged}, billed {}, counted {counted}",
         events.len()
@@ -613,6 +631,7 @@ fn load_until(
 /// (default 4; `scripts/soak.sh` runs many), `USAGE_FAULT_SEED` replays a run's kill times.
 #[test]
 fn kill_9_at_random_points_never_loses_an_acknowledged_call() {
+    let day = utc_day_with_room(DAY_ROOM);
     let iterations: usize = std::env::var("USAGE_FAULT_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -685,7 +704,7 @@ fn kill_9_at_random_points_never_loses_an_acknowledged_call() {
     let events = stream_events(&redis);
     let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let billed = events.len() as u64;
-    let counted = day_counter(&redis, chrono::Utc::now().date_naive());
+    let counted = day_counter(&redis, day);
     eprintln!(
         "{iterations} kill -9 at random points: acknowledged {}, unanswered {}, refused {}, billed {billed}, counted {counted}",
         total.acknowledged, total.unanswered, total.refused

@@ -9,7 +9,8 @@
 //! - [`stack`]: the whole request path: Redis, dev issuer or OAuth server, backend (or a
 //!   third-party MCP server in Node or Python), recorder, Envoy.
 //! - [`compose`]: docker-compose's Envoy configuration, derived from `envoy.yaml`.
-//! - [`idp`]: tokens shaped as other identity providers shape them, and what the edge made of them.
+//! - [`idp`]: tokens shaped as other identity providers shape them, and what the edge made of them;
+//!   [`jwks_standin`]: an https stand-in for a provider's JWKS endpoint.
 //! - [`keyless`]: a burst of requests to an Envoy whose JWKS answers the test holds back.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
@@ -25,6 +26,7 @@ pub mod compose;
 pub mod envoy;
 pub mod https;
 pub mod idp;
+pub mod jwks_standin;
 pub mod keyless;
 pub mod memory;
 pub mod procs;

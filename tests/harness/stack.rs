@@ -334,7 +334,10 @@ impl Stack {
             &wasm,
             plugin_overrides,
             &secret,
-            options.route_timeout,
+            &|config| match options.route_timeout {
+                Some(timeout) => with_route_timeout(&config, timeout),
+                None => Ok(config),
+            },
         )?);
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
@@ -366,7 +369,18 @@ impl Stack {
     /// (so the same tokens are valid). The returned guard stops it (by pid) when dropped, so a
     /// case stops what it started; [`ExtraEnvoy::keep`] leaves it to the stack's end instead.
     pub fn start_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<ExtraEnvoy<'_>> {
-        let ports = self.spawn_more_envoy(name, plugin_overrides)?;
+        self.start_envoy_edited(name, plugin_overrides, &Ok)
+    }
+
+    /// [`Stack::start_envoy`] with the derived configuration (YAML text) changed by `edit` before
+    /// Envoy reads it (e.g. a cluster added).
+    pub fn start_envoy_edited(
+        &self,
+        name: &str,
+        plugin_overrides: &Value,
+        edit: &dyn Fn(String) -> Result<String>,
+    ) -> Result<ExtraEnvoy<'_>> {
+        let ports = self.spawn_more_envoy(name, plugin_overrides, edit)?;
         Ok(ExtraEnvoy {
             stack: self,
             name: name.to_string(),
@@ -377,7 +391,12 @@ impl Stack {
         })
     }
 
-    fn spawn_more_envoy(&self, name: &str, plugin_overrides: &Value) -> Result<EnvoyPorts> {
+    fn spawn_more_envoy(
+        &self,
+        name: &str,
+        plugin_overrides: &Value,
+        edit: &dyn Fn(String) -> Result<String>,
+    ) -> Result<EnvoyPorts> {
         let up = &self.upstream_ports;
         let ports = EnvoyPorts {
             listener: free_port()?,
@@ -402,7 +421,7 @@ impl Stack {
             &self.filter_wasm,
             &overrides,
             &self.secret,
-            None,
+            edit,
         )?;
         self.procs
             .lock()
@@ -566,14 +585,11 @@ fn spawn_envoy(
     wasm: &std::path::Path,
     plugin_overrides: &Value,
     secret: &str,
-    route_timeout: Option<&str>,
+    edit: &dyn Fn(String) -> Result<String>,
 ) -> Result<Proc> {
     let base = std::fs::read_to_string(envoy_yaml)
         .with_context(|| format!("reading {}", envoy_yaml.display()))?;
-    let mut config = derive_config(&base, ports, wasm, plugin_overrides)?;
-    if let Some(timeout) = route_timeout {
-        config = with_route_timeout(&config, timeout)?;
-    }
+    let config = edit(derive_config(&base, ports, wasm, plugin_overrides)?)?;
     let config_path = logs.join(format!("{name}.yaml"));
     std::fs::write(&config_path, config)?;
     let mut cmd = envoy_command(&config_path, ENVOY_WORKERS, "info")?;
