@@ -29,8 +29,9 @@ const BUDGETED_TOOL: (&str, usize) = ("get_usage", 3);
 /// The filter's wait for the service (ms); generous, the service is a debug build on a busy machine.
 /// 250 ms was not: with two test runs and a build sharing two cores, a call to a healthy service
 /// took longer and the free tier failed closed (503 -32047 in `budget_holds_across_three_envoys`).
-/// No case here waits for this timeout to pass: a stopped service refuses connections at once.
-const TIMEOUT_MS: u64 = 2_000;
+/// 1 s is the most the filter accepts. No case here waits for this timeout to pass: a stopped
+/// service refuses connections at once.
+const TIMEOUT_MS: u64 = 1_000;
 /// The most any request may take when the service or its Redis is down.
 const MAX_WAIT: Duration = Duration::from_millis(TIMEOUT_MS + 1_250);
 
