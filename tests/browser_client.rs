@@ -140,6 +140,7 @@ fn inspector_web_ui_logs_in_lists_and_calls_tools(s: &Stack) -> Result<()> {
     std::fs::create_dir_all(&shots)?;
     let authz = s.authz()?;
 
+    let before = s.stats("mcp_edge")?;
     let out = node_script(
         "browser_inspector.mjs",
         &[
@@ -241,6 +242,12 @@ fn inspector_web_ui_logs_in_lists_and_calls_tools(s: &Stack) -> Result<()> {
     );
     ensure!(cors["other_origin"]["blocked"] == true, "{out}");
 
+    // The browser's preflights were answered by the edge (Chromium may cache one for the next).
+    let preflights = s
+        .stats("mcp_edge")?
+        .filter_since(&before, "outcome.cors_preflight");
+    ensure!(preflights >= 1, "the edge answered no preflight: {out}");
+
     // The edge itself: the same preflight from a listed and an unlisted origin.
     let preflight = |origin: &str| {
         mcp_edge_tests::client::http()
@@ -285,7 +292,9 @@ fn inspector_web_ui_logs_in_lists_and_calls_tools(s: &Stack) -> Result<()> {
 
 // ---------------------------------------------------------------------------------------------
 
-const CASES: &[Case] = mcp_edge_tests::cases![inspector_web_ui_logs_in_lists_and_calls_tools];
+// Alone: it reads the edge's counters.
+const CASES: &[Case] =
+    mcp_edge_tests::cases![; alone: inspector_web_ui_logs_in_lists_and_calls_tools];
 
 fn main() {
     let chosen = (|| -> Result<InspectorPorts> {
