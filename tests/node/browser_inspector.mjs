@@ -8,7 +8,7 @@
 // Environment: INSPECTOR_URL (with its session token), MCP_URL, AUTHZ_URL, LOGIN (a demo user),
 // CALL_TOOL (a tool without required arguments), EXPECT_TEXT (in the call's result),
 // SERVICE_TOKEN (a bearer token for the direct CORS requests), OTHER_ORIGIN_URL (a page of an
-// origin the edge does not allow), SCREENSHOTS (a directory).
+// origin the edge does not allow), SCREENSHOTS (a directory); CHROMIUM overrides /usr/bin/chromium.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
