@@ -62,3 +62,16 @@ for dir in tests/node authz docs/verify; do
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 done
+
+# Chromium from Debian, for the browser test (tests/browser_client.rs drives it with playwright-core
+# from tests/node; Playwright never downloads a browser of its own). Only when missing and root.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "chromium is missing: install Debian's chromium (sudo apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
