@@ -11,14 +11,21 @@
 # scaled-envoy`, envoy.yaml with the filter's global_rate_limit on), the global rate limit service
 # (ratelimit/, gRPC on 127.0.0.1:8091, limits from ratelimit/limits.yaml) and its Redis
 # (redis-server on 127.0.0.1:6391, started here unless RATELIMIT_REDIS_URL is set).
+#
+# scripts/run.sh --tls: TLS on every hop (envoy.tls.yaml, docs/tls.md): the MCP endpoint on
+# https://localhost:8443/mcp, the authorization server on https://localhost:9100, the backend on
+# mutual TLS; certificates from `cargo xtask dev-certs` under .local/tls (made once; its CA is
+# .local/tls/ca.pem, which clients must trust).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scaled=false
+tls=false
 case "${1:-}" in
   "") ;;
   --scaled) scaled=true ;;
-  *) echo "usage: scripts/run.sh [--scaled]" >&2; exit 2 ;;
+  --tls) tls=true ;;
+  *) echo "usage: scripts/run.sh [--scaled | --tls]" >&2; exit 2 ;;
 esac
 
 scripts/install-deps.sh
@@ -49,6 +56,44 @@ stop() {
   wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM
+
+if $tls; then
+  [ -d .local/tls ] || target/debug/xtask dev-certs --out .local/tls
+  .venv/bin/node authz/server.mjs --port 9100 --issuer https://localhost:9100 \
+    --resource https://localhost:8443/mcp --key-file .local/authz/keys.json \
+    --tls-cert .local/tls/authz/tls.crt --tls-key .local/tls/authz/tls.key >.local/logs/authz.log 2>&1 &
+  pids+=($!)
+  target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox \
+    --tls-cert .local/tls/backend/tls.crt --tls-key .local/tls/backend/tls.key \
+    --tls-client-ca .local/tls/ca.pem >.local/logs/backend.log 2>&1 &
+  pids+=($!)
+  .venv/bin/envoy -c envoy.tls.yaml --concurrency 2 --disable-hot-restart -l warn >.local/logs/envoy.log 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    if curl -fsS -o /dev/null --cacert .local/tls/ca.pem \
+      https://localhost:8443/.well-known/oauth-protected-resource 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  cat <<MSG
+
+mcp-edge is running over TLS (logs in .local/logs/; docs/tls.md):
+  MCP endpoint     https://localhost:8443/mcp
+  Authorization    https://localhost:9100
+  Envoy admin      http://127.0.0.1:9901/stats?filter=ssl
+  Trust this CA    .local/tls/ca.pem (curl --cacert, NODE_EXTRA_CA_CERTS for Node clients)
+
+A token, and a call:
+  export CURL_CA_BUNDLE=\$PWD/.local/tls/ca.pem
+  TOKEN=\$(AUTHZ_URL=https://localhost:9100 RESOURCE=https://localhost:8443/mcp scripts/token.sh)
+  curl -s https://localhost:8443/mcp -H "Authorization: Bearer \$TOKEN" \\
+       -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \\
+       -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
+Ctrl-C stops everything.
+MSG
+  wait -n "${pids[@]}"
+  echo "a process of the stack exited; see .local/logs/" >&2
+  exit 1
+fi
 
 if [ "${MCP_EDGE_ISSUER:-authz}" = dev ]; then
   target/debug/xtask dev-issuer --key-file .local/dev-issuer/keys.json >.local/logs/dev-issuer.log 2>&1 &
@@ -109,7 +154,8 @@ Call it:
        -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
 
 Or list and call tools with the Inspector CLI:
-  npx @modelcontextprotocol/inspector --cli http://127.0.0.1:8080/mcp --transport http \\
+  PATH="\$PWD/.venv/bin:\$PATH" npx --yes @modelcontextprotocol/inspector@2.12.0 --cli \\
+      http://127.0.0.1:8080/mcp --transport http \\
       --header "Authorization: Bearer \$TOKEN" --method tools/list
 Ctrl-C stops everything.
 MSG
