@@ -334,6 +334,7 @@ fn usage_today(s: &Stack, token: &str) -> Result<Value> {
 /// next one is refused with -32050 (HTTP 200, as every JSON-RPC error of a tool call) and does not
 /// run; `get_usage` agrees; another free tenant is unaffected.
 fn free_tenant_stops_at_its_daily_quota(s: &Stack) -> Result<()> {
+    mcp_edge_tests::client::utc_day_with_room(std::time::Duration::from_secs(120));
     let spent = token(s, "tenant-quota-spent", "free")?;
     let other = token(s, "tenant-quota-other", "free")?;
     for n in 1..=FREE_DAILY_QUOTA {

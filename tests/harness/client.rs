@@ -138,3 +138,18 @@ pub fn tool_names(result: &Value) -> Result<Vec<&str>> {
     names.sort_unstable();
     Ok(names)
 }
+
+/// Waits, if needed, until at least `room` is left in the current UTC day: the backend's daily
+/// quotas turn on the UTC day, so a case that counts one day's calls must not straddle midnight
+/// (its quota would start again half way through).
+pub fn utc_day_with_room(room: std::time::Duration) {
+    const DAY_MS: u128 = 86_400_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let left = std::time::Duration::from_millis(u64::try_from(DAY_MS - now % DAY_MS).unwrap_or(0));
+    if left < room {
+        std::thread::sleep(left + std::time::Duration::from_millis(50));
+    }
+}
