@@ -189,7 +189,10 @@ impl Refusal {
             Self::ToolNotAllowed {
                 tool,
                 unknown: true,
-            } => format!("Unknown tool \"{tool}\": this server has no such tool."),
+            } => format!(
+                "This edge has no policy for the tool \"{tool}\" (its tool_scopes do not name \
+                 it), so it refuses it; the server behind it may have the tool."
+            ),
             Self::ToolNotAllowed {
                 tool,
                 unknown: false,
@@ -267,10 +270,15 @@ mod tests {
         assert!(
             matches!(judge(&rw, &call(1, "delete_project")), PayloadVerdict::InsufficientScope { scopes, .. } if scopes.contains("mcp:admin"))
         );
-        assert!(matches!(
-            judge(&rw, &call(1, "drop_database")),
-            PayloadVerdict::Forbidden { .. }
-        ));
+        let PayloadVerdict::Forbidden { refusals } = judge(&rw, &call(1, "drop_database")) else {
+            panic!("a tool the edge has no policy for is refused");
+        };
+        // Says what the edge knows, not what the server has (issue 22).
+        assert_eq!(
+            refusals[0].1.message(),
+            "This edge has no policy for the tool \"drop_database\" (its tool_scopes do not \
+             name it), so it refuses it; the server behind it may have the tool."
+        );
         let only_list = tenant(
             &["mcp:read", "mcp:write", "mcp:admin"],
             Some(&["list_projects"]),
