@@ -11,6 +11,8 @@
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
 #   - the node packages of tests/node, authz/ and docs/verify/ (`jose`, for verify_identity.mjs)
 #     (npm ci, from the lockfiles)
+#   - skopeo and docker-registry from Debian (apt-get; only when missing and we are root), for the
+#     filter's OCI image test (tests/oci_registry.rs)
 # Idempotent: a second run does next to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,3 +64,19 @@ for dir in tests/node authz docs/verify; do
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
   fi
 done
+
+# skopeo and Debian's docker-registry (distribution 2.8), for tests/oci_registry.rs: the filter's
+# OCI image pushed to a local registry and pulled back (apt-get; only when missing and we are root).
+oci_packages=()
+command -v skopeo >/dev/null 2>&1 || oci_packages+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || oci_packages+=(docker-registry)
+if [ "${#oci_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${oci_packages[@]}" >/dev/null
+  else
+    echo "${oci_packages[*]} missing: install them (sudo apt-get install ${oci_packages[*]})" >&2
+    exit 1
+  fi
+fi

@@ -11,6 +11,8 @@
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 //! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
 //!   global rate limit on.
+//! - [`oci_image`]: the filter's `.wasm` as an OCI image layout (`cargo xtask oci`), its one layer
+//!   made reproducibly by [`oci_tar`].
 
 pub mod assertion_vectors;
 pub mod bench_envoy;
@@ -19,6 +21,8 @@ pub mod bench_tokens;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
+pub mod oci_image;
+pub mod oci_tar;
 pub mod scaled_envoy;
 pub mod sync_config;
 
