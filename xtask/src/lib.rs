@@ -11,6 +11,8 @@
 //!   configurations derived from envoy.yaml ([`bench_envoy`]) and token files ([`bench_tokens`]).
 //! - [`scaled_envoy`]: one replica's Envoy configuration for `scripts/run.sh --scaled`, with the
 //!   global rate limit on.
+//! - [`deploy`]: deploy/rendered/ (Kubernetes, Envoy Gateway, Istio, ECS) from deploy/values.yaml
+//!   and envoy.yaml (`cargo xtask deploy`).
 //! - [`oci_image`]: the filter's `.wasm` as an OCI image layout (`cargo xtask oci`), its one layer
 //!   made reproducibly by [`oci_tar`].
 
@@ -18,6 +20,7 @@ pub mod assertion_vectors;
 pub mod bench_envoy;
 pub mod bench_setup;
 pub mod bench_tokens;
+pub mod deploy;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;

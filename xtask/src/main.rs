@@ -10,6 +10,8 @@
 //!   vectors, from the contract (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 //! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
+//! - `deploy`: renders deploy/rendered/ from deploy/values.yaml and envoy.yaml (`--check`: only
+//!   report drift).
 //! - `oci`: writes the filter's `.wasm` as an OCI image layout for Istio and Envoy Gateway.
 
 use std::net::SocketAddr;
@@ -102,6 +104,13 @@ enum Command {
     /// by the contract.
     AssertionVectors {
         /// Change nothing; fail when the file is not what the contract makes.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Render deploy/rendered/ (Kubernetes, Envoy Gateway, Istio, ECS) from deploy/values.yaml,
+    /// envoy.yaml and ratelimit/limits.yaml.
+    Deploy {
+        /// Change nothing; fail when a rendered file is not what the sources make.
         #[arg(long)]
         check: bool,
     },
@@ -245,6 +254,11 @@ async fn main() -> Result<()> {
             );
         }
         Command::AssertionVectors { check } => assertion_vectors(check)?,
+        Command::Deploy { check } => {
+            let root = repo_root();
+            let files = xtask::deploy::render(&root)?;
+            sync_generated(&root, &files, check, "deploy/values.yaml", "deploy")?;
+        }
         Command::Oci {
             wasm,
             out,
@@ -256,6 +270,10 @@ async fn main() -> Result<()> {
             let image = OciImage::build(&bytes, &tag, Platform::linux(&arch)?)?;
             image.write_layout(&out)?;
             println!("{}", image.manifest_digest);
+            eprintln!(
+                "plugin.wasm sha256: {}",
+                xtask::oci_image::sha256_digest(&bytes).trim_start_matches("sha256:")
+            );
             eprintln!(
                 "wrote {} (tag {tag}); push: skopeo copy oci:{}:{tag} docker://<registry>/mcp-edge-filter:{tag}",
                 out.display(),

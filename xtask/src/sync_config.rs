@@ -74,6 +74,9 @@ pub fn write_files(root: &Path, files: &[Generated]) -> Result<Vec<&'static str>
     let stale = stale_files(root, files);
     for file in files.iter().filter(|f| stale.contains(&f.path)) {
         let path = root.join(file.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(&path, &file.text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(stale)
