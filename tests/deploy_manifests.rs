@@ -557,3 +557,49 @@ fn the_shared_values_agree_everywhere() -> Result<()> {
     );
     Ok(())
 }
+
+/// The user a Dockerfile's final stage runs as (`USER uid:gid`), as a number.
+fn image_user(dockerfile: &str) -> Result<u64> {
+    let text = read(dockerfile)?;
+    let user = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("USER "))
+        .last()
+        .with_context(|| format!("{dockerfile} sets no USER"))?;
+    let uid = user.trim().split(':').next().unwrap_or_default();
+    uid.parse()
+        .with_context(|| format!("{dockerfile}: USER {user} is not numeric"))
+}
+
+/// The images (built from backend/ and ratelimit/) run as the unprivileged users the pods and the
+/// task expect, and the rate limit image holds the limits file the ECS task names.
+#[test]
+fn the_workloads_run_as_their_images_users() -> Result<()> {
+    let base = docs("deploy/rendered/base.yaml")?;
+    for (dockerfile, kind, name) in [
+        ("backend/Dockerfile", "StatefulSet", "mcp-edge-backend"),
+        ("ratelimit/Dockerfile", "Deployment", "mcp-edge-ratelimit"),
+    ] {
+        let uid = image_user(dockerfile)?;
+        ensure!(uid != 0, "{dockerfile} runs as root");
+        let pod = &find(&base, kind, name)?["spec"]["template"]["spec"]["securityContext"];
+        ensure!(
+            pod["runAsUser"] == uid && pod["runAsNonRoot"] == true,
+            "{name}: {pod} (the image runs as {uid})"
+        );
+    }
+    let task: Json = serde_json::from_str(&read("deploy/rendered/ecs-task-definition.json")?)?;
+    let ratelimit = task["containerDefinitions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "ratelimit"))
+        .context("no ratelimit container")?;
+    let limits = flag(&strings(&ratelimit["command"]), "--limits").context("no --limits")?;
+    let dockerfile = read("ratelimit/Dockerfile")?;
+    ensure!(
+        dockerfile
+            .lines()
+            .any(|l| l.starts_with("COPY ratelimit/limits.yaml ") && l.ends_with(&limits)),
+        "ratelimit/Dockerfile does not put the limits file at {limits}"
+    );
+    Ok(())
+}
