@@ -564,7 +564,7 @@ fn image_user(dockerfile: &str) -> Result<u64> {
     let user = text
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .with_context(|| format!("{dockerfile} sets no USER"))?;
     let uid = user.trim().split(':').next().unwrap_or_default();
     uid.parse()

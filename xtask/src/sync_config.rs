@@ -3,7 +3,9 @@
 //! tool or a scope is one change in Rust and one command:
 //! - envoy.yaml: the filter's `tool_scopes` and the resource metadata's `scopes_supported`;
 //! - docker/envoy.yaml: all of it, derived from envoy.yaml ([`crate::docker_envoy`]);
-//! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants.
+//! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants;
+//! - deploy/rendered/: the deployment manifests, derived from envoy.yaml and deploy/values.yaml
+//!   ([`crate::deploy`]).
 //!
 //! Everything else in those files is hand-written and stays as it is ([`crate::json_member`]).
 //! backend/tests/policy_in_sync.rs checks that the files say what the catalogue says.
@@ -41,7 +43,8 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
     let envoy = envoy_yaml(&read(root, ENVOY_YAML)?).context(ENVOY_YAML)?;
     let docker = docker_envoy_config(&envoy).context(DOCKER_ENVOY_YAML)?;
     let directory = directory_json(&read(root, DIRECTORY_JSON)?).context(DIRECTORY_JSON)?;
-    Ok(vec![
+    let deploy = crate::deploy::render_with(root, &envoy).context("deploy/rendered")?;
+    let mut files = vec![
         Generated {
             path: ENVOY_YAML,
             text: envoy,
@@ -54,7 +57,9 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
             path: DIRECTORY_JSON,
             text: directory,
         },
-    ])
+    ];
+    files.extend(deploy);
+    Ok(files)
 }
 
 /// Those of `files` whose text under `root` is not theirs: the [`render`]ed configuration, or

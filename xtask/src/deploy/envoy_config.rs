@@ -11,7 +11,7 @@
 //!   Inspector's); the global rate limit is on (replicas share one budget per tenant);
 //! - the JWKS cluster reaches the issuer over TLS (SNI and the certificate's DNS name = the host,
 //!   the system CA bundle); backend and rate limit service by their Kubernetes Service names, or
-//!   on 127.0.0.1 in one ECS task;
+//!   on 127.0.0.1 in one ECS task; any other cluster of envoy.yaml is carried over as it is;
 //! - the `.wasm`: a file on Kubernetes (the image volume), fetched over https by Envoy and checked
 //!   against its sha256 on ECS.
 
@@ -209,7 +209,12 @@ pub fn deploy_envoy_config(base_yaml: &str, values: &Values, target: Target) -> 
             "backend" => (backend_host.clone(), values.ports.backend),
             "mcp_edge_ratelimit" => (ratelimit_host.clone(), values.ports.ratelimit),
             // Replaced below by its TLS form.
-            _ => continue,
+            "auth_server" => continue,
+            // A cluster this derivation does not know stays as envoy.yaml has it.
+            _ => {
+                kept.push(cluster);
+                continue;
+            }
         };
         *at(&mut cluster, &["type"])? = Value::from(dns);
         *at(&mut cluster, &["load_assignment"])? = to_yaml(load_assignment(&name, &host, port))?;

@@ -96,8 +96,14 @@ fn filter_clusters(config: &serde_yaml::Value) -> Result<Vec<Json>> {
 
 /// Every rendered file, from the files under `root`.
 pub fn render(root: &Path) -> Result<Vec<Generated>> {
+    render_with(root, &read(root, "envoy.yaml")?)
+}
+
+/// Every rendered file, from the files under `root` but envoy.yaml, whose text is `envoy_yaml`
+/// (`cargo xtask sync-config` renders from the envoy.yaml it is about to write).
+pub fn render_with(root: &Path, envoy_yaml: &str) -> Result<Vec<Generated>> {
     let values = Values::parse(&read(root, VALUES)?)?;
-    let envoy_yaml = read(root, "envoy.yaml")?;
+    let envoy_yaml = envoy_yaml.to_string();
     let limits = read(root, "ratelimit/limits.yaml")?;
 
     let k8s_config = deploy_envoy_config(&envoy_yaml, &values, Target::Kubernetes)?;
