@@ -442,6 +442,34 @@ fn the_shared_values_agree_everywhere() -> Result<()> {
         }
     }
 
+    // The Secret carries no values; Envoy's admin is reached only through `GET /ready`.
+    let secret_doc = find(&base, "Secret", name)?;
+    ensure!(
+        secret_doc.get("data").is_none() && secret_doc.get("stringData").is_none(),
+        "the rendered Secret holds values: {secret_doc}"
+    );
+    for (target, config) in [("kubernetes", &k8s), ("ecs", &ecs)] {
+        let routes = config["static_resources"]["listeners"]
+            .as_array()
+            .and_then(|ls| ls.iter().find(|l| l["name"] == "ready"))
+            .map(|l| {
+                l["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]
+                    [0]["routes"]
+                    .clone()
+            })
+            .context("no ready listener")?;
+        let to_admin: Vec<&Json> = routes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["route"]["cluster"] == "envoy_admin")
+            .collect();
+        ensure!(
+            to_admin.len() == 1 && to_admin[0]["match"]["path"] == "/ready",
+            "{target}: the ready listener routes more than GET /ready to the admin: {routes}"
+        );
+    }
+
     // Ports: listeners, container ports, probes, Services, clusters and the other side's --listen.
     let p = &v["ports"];
     let port = |k: &str| p[k].as_u64().with_context(|| format!("ports.{k}"));
