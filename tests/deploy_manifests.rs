@@ -4,15 +4,19 @@
 //! Istio resources pass the kubernetes-models packages' JSON Schemas and TypeScript types
 //! (deploy/validate/validate.mjs); the ECS task definition passes botocore's `ParamValidator` on
 //! `RegisterTaskDefinition`'s input shape; both Envoy configurations pass `envoy --mode validate`
-//! (which starts the filter's VM and its configuration for a local `.wasm`); and the values that
+//! (which starts the filter's VM and its configuration for a local `.wasm`), and the Kubernetes
+//! one runs (its ready listener, its filter); and the values that
 //! must agree (ports, secret names, resource URI, image digest) do, read from the rendered files
 //! and compared with deploy/values.yaml.
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use mcp_edge_tests::procs::{envoy_bin, filter_wasm, node_bin, python_bin};
+use mcp_edge_tests::procs::{
+    Proc, envoy_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin,
+};
 use mcp_edge_tests::repo_root;
 use serde::Deserialize as _;
 use serde_json::Value as Json;
@@ -630,4 +634,79 @@ fn the_workloads_run_as_their_images_users() -> Result<()> {
         "ratelimit/Dockerfile does not put the limits file at {limits}"
     );
     Ok(())
+}
+
+/// Sets `socket_address` under `parent` to 127.0.0.1:`port`.
+fn set_loopback(parent: &mut Json, port: u16) {
+    parent["socket_address"] = serde_json::json!({"address": "127.0.0.1", "port_value": port});
+}
+
+/// The Kubernetes Envoy configuration started for real (on loopback test ports, the built filter
+/// in place of the mounted image): the ready listener answers `/ready` from the admin and nothing
+/// else of it, and the filter answers the protected resource metadata with the values' resource.
+#[test]
+fn the_kubernetes_envoy_configuration_runs() -> Result<()> {
+    let (k8s, _) = envoy_configs()?;
+    let mut config: Json = serde_yaml::from_str(&k8s)?;
+    let (mcp, ready, admin) = (free_port()?, free_port()?, free_port()?);
+    set_loopback(&mut config["admin"]["address"], admin);
+    for listener in config["static_resources"]["listeners"]
+        .as_array_mut()
+        .context("listeners")?
+    {
+        let port = if listener["name"] == "ready" {
+            ready
+        } else {
+            mcp
+        };
+        set_loopback(&mut listener["address"], port);
+    }
+    for cluster in config["static_resources"]["clusters"]
+        .as_array_mut()
+        .context("clusters")?
+    {
+        if cluster["name"] == "envoy_admin" {
+            set_loopback(
+                &mut cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"],
+                admin,
+            );
+        }
+    }
+    let text = serde_json::to_string(&config)?.replace(
+        "/etc/envoy/filter/plugin.wasm",
+        &filter_wasm()?.to_string_lossy(),
+    );
+    let tmp = tempfile::tempdir()?;
+    let file = tmp.path().join("envoy.json");
+    std::fs::write(&file, text)?;
+    let mut cmd = envoy_command(&file, 1, "info")?;
+    cmd.env("MCP_EDGE_GATEWAY_SECRET", SECRET)
+        .env("MCP_EDGE_RATELIMIT_SECRET", SECRET);
+    let mut envoy = Proc::spawn("envoy", cmd, tmp.path())?;
+    for port in [mcp, ready] {
+        envoy.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;
+    }
+    let client = reqwest::blocking::Client::new();
+    let get = |port: u16, path: &str| -> Result<(u16, String)> {
+        let r = client
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()?;
+        Ok((r.status().as_u16(), r.text()?))
+    };
+    let (status, body) = get(ready, "/ready")?;
+    ensure!(
+        status == 200 && body.trim() == "LIVE",
+        "/ready: {status} {body:?}"
+    );
+    for path in ["/stats", "/config_dump", "/ready/../stats"] {
+        let (status, _) = get(ready, path)?;
+        ensure!(status == 404, "{path} on the ready listener: {status}");
+    }
+    let (status, body) = get(mcp, "/.well-known/oauth-protected-resource/mcp")?;
+    let doc: Json = serde_json::from_str(&body).with_context(|| format!("{status} {body}"))?;
+    ensure!(
+        status == 200 && doc["resource"] == values()?["resource"],
+        "metadata: {status} {doc}"
+    );
+    envoy.check_alive()
 }
