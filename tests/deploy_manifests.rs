@@ -562,6 +562,20 @@ fn the_shared_values_agree_everywhere() -> Result<()> {
     let route = find(&eg, "HTTPRoute", "mcp-edge")?;
     ensure!(route["spec"]["hostnames"][0] == host, "HTTPRoute hostnames");
     ensure!(route["spec"]["rules"][0]["backendRefs"][0]["port"] == port("backend")?);
+    let virtual_service = find(&istio, "VirtualService", "mcp-edge")?;
+    ensure!(
+        virtual_service["spec"]["hosts"][0] == host,
+        "VirtualService hosts"
+    );
+    ensure!(
+        virtual_service["spec"]["http"][0]["route"][0]["destination"]["port"]["number"]
+            == port("backend")?,
+        "VirtualService port"
+    );
+    ensure!(
+        wasm_plugin["metadata"]["namespace"] == v["istio"]["gateway_namespace"],
+        "the WasmPlugin is not in the gateway's namespace"
+    );
 
     // ECS: Envoy's ports mapped, the backend and the service on the ports its clusters use.
     let by_name = |n: &str| {

@@ -108,7 +108,8 @@ pub fn envoy_gateway(values: &Values, plugin: &Json, clusters: &[Json]) -> Vec<J
     vec![http_route(values), policy, patch, proxy]
 }
 
-/// Istio: ServiceEntry and DestinationRule for the issuer, WasmPlugin.
+/// Istio: ServiceEntry and DestinationRule for the issuer, the VirtualService of the MCP endpoint,
+/// and the WasmPlugin (in the gateway's namespace, selecting its pods).
 pub fn istio(values: &Values, plugin: &Json) -> Vec<Json> {
     let jwks = &values.jwks;
     let jwks_cluster = format!("outbound|{}||{}", jwks.port, jwks.host);
@@ -140,10 +141,29 @@ pub fn istio(values: &Values, plugin: &Json) -> Vec<Json> {
                                       "subjectAltNames": [jwks.host]}},
         },
     });
+    let prefix = |path: &str| json!({"uri": {"prefix": path}});
+    let virtual_service = json!({
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": metadata(values, NAME),
+        "spec": {
+            "hosts": [values.resource_host().unwrap_or_default()],
+            "gateways": [values.istio.gateway],
+            "http": [{
+                "match": [prefix("/mcp"), prefix("/.well-known/oauth-protected-resource")],
+                "route": [{"destination": {
+                    "host": service_host(values, BACKEND),
+                    "port": {"number": values.ports.backend},
+                }}],
+            }],
+        },
+    });
+    let mut wasm_metadata = metadata(values, NAME);
+    wasm_metadata["namespace"] = json!(values.istio.gateway_namespace);
     let wasm_plugin = json!({
         "apiVersion": "extensions.istio.io/v1alpha1",
         "kind": "WasmPlugin",
-        "metadata": metadata(values, NAME),
+        "metadata": wasm_metadata,
         "spec": {
             "selector": {"matchLabels": values.istio.gateway_labels},
             "url": format!("oci://{}", values.filter_image()),
@@ -159,5 +179,10 @@ pub fn istio(values: &Values, plugin: &Json) -> Vec<Json> {
                 .collect::<Vec<_>>()},
         },
     });
-    vec![service_entry, destination_rule, wasm_plugin]
+    vec![
+        service_entry,
+        destination_rule,
+        virtual_service,
+        wasm_plugin,
+    ]
 }

@@ -97,7 +97,10 @@ pub struct EnvoyGateway {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Istio {
+    pub gateway_namespace: String,
     pub gateway_labels: BTreeMap<String, String>,
+    /// `<namespace>/<name>` of the Istio Gateway the VirtualService binds to.
+    pub gateway: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
