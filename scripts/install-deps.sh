@@ -11,6 +11,11 @@
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
 #   - the node packages of tests/node, authz/ and docs/verify/ (`jose`, for verify_identity.mjs)
 #     (npm ci, from the lockfiles)
+#   - the validators of deploy/rendered/: kubernetes-validate and botocore (hashed
+#     deploy/validate/requirements.txt) in .venv, the kubernetes-models packages and TypeScript in
+#     deploy/validate/node_modules (npm ci)
+#   - skopeo and docker-registry from Debian (apt-get; only when missing and we are root), for the
+#     filter's OCI image test (tests/oci_registry.rs)
 # Idempotent: a second run does next to nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,4 +79,33 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is missing: install Debian's chromium (sudo apt-get install chromium)" >&2
     exit 1
   fi
+fi
+
+# skopeo and Debian's docker-registry (distribution 2.8), for tests/oci_registry.rs: the filter's
+# OCI image pushed to a local registry and pulled back (apt-get; only when missing and we are root).
+oci_packages=()
+command -v skopeo >/dev/null 2>&1 || oci_packages+=(skopeo)
+command -v docker-registry >/dev/null 2>&1 || oci_packages+=(docker-registry)
+if [ "${#oci_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${oci_packages[@]}" >/dev/null
+  else
+    echo "${oci_packages[*]} missing: install them (sudo apt-get install ${oci_packages[*]})" >&2
+    exit 1
+  fi
+fi
+
+# The offline validators of deploy/rendered/ (tests/deploy_manifests.rs): kubernetes-validate and
+# botocore in .venv, pinned and hashed in deploy/validate/requirements.txt (generated from
+# requirements.in, constrained by tests/python/requirements.txt), and the kubernetes-models
+# packages with TypeScript in deploy/validate/node_modules (npm ci, from the lockfile).
+if ! cmp -s deploy/validate/requirements.txt .venv/deploy-validate-requirements.txt; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+    -r deploy/validate/requirements.txt
+  cp deploy/validate/requirements.txt .venv/deploy-validate-requirements.txt
+fi
+if ! [ deploy/validate/node_modules/.package-lock.json -nt deploy/validate/package-lock.json ]; then
+  (cd deploy/validate && npm ci --no-audit --no-fund --silent)
 fi

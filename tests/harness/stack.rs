@@ -577,7 +577,7 @@ impl Stack {
 /// Envoy (two workers) with the configuration derived from `envoy_yaml` for `ports`, listening
 /// on all three listeners when this returns.
 #[allow(clippy::too_many_arguments)]
-fn spawn_envoy(
+pub fn spawn_envoy(
     name: &str,
     logs: &std::path::Path,
     envoy_yaml: &std::path::Path,

@@ -13,15 +13,22 @@
 //!   global rate limit on.
 //! - [`tls_envoy`]: `envoy.tls.yaml`, envoy.yaml with TLS on every hop; [`dev_certs`]: a
 //!   throwaway CA and the certificates it reads (`cargo xtask dev-certs`, the TLS tests).
+//! - [`deploy`]: deploy/rendered/ (Kubernetes, Envoy Gateway, Istio, ECS) from deploy/values.yaml
+//!   and envoy.yaml (`cargo xtask deploy`).
+//! - [`oci_image`]: the filter's `.wasm` as an OCI image layout (`cargo xtask oci`), its one layer
+//!   made reproducibly by [`oci_tar`].
 
 pub mod assertion_vectors;
 pub mod bench_envoy;
 pub mod bench_setup;
 pub mod bench_tokens;
+pub mod deploy;
 pub mod dev_certs;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
+pub mod oci_image;
+pub mod oci_tar;
 pub mod scaled_envoy;
 pub mod sync_config;
 pub mod tls_envoy;

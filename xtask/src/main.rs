@@ -11,16 +11,20 @@
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
 //! - `scaled-envoy`: prints one replica's Envoy configuration for `scripts/run.sh --scaled`.
 //! - `dev-certs`: a throwaway CA and the certificates `envoy.tls.yaml` reads (`.local/tls`).
+//! - `deploy`: renders deploy/rendered/ from deploy/values.yaml and envoy.yaml (`--check`: only
+//!   report drift).
+//! - `oci`: writes the filter's `.wasm` as an OCI image layout for Istio and Envoy Gateway.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use xtask::bench_envoy::BenchPorts;
 use xtask::bench_setup::BenchSetup;
+use xtask::oci_image::{OciImage, Platform};
 use xtask::sync_config::{Generated, render, repo_root, stale_files, write_files};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
@@ -110,6 +114,32 @@ enum Command {
         /// Change nothing; fail when the file is not what the contract makes.
         #[arg(long)]
         check: bool,
+    },
+    /// Render deploy/rendered/ (Kubernetes, Envoy Gateway, Istio, ECS) from deploy/values.yaml,
+    /// envoy.yaml and ratelimit/limits.yaml.
+    Deploy {
+        /// Change nothing; fail when a rendered file is not what the sources make.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write the filter's .wasm as an OCI image layout (the Wasm image spec's compat variant, which
+    /// Istio's WasmPlugin and Envoy Gateway's EnvoyExtensionPolicy pull) and print its manifest
+    /// digest. Push it with `skopeo copy oci:<out>:<tag> docker://<registry>/<name>:<tag>`.
+    Oci {
+        #[arg(
+            long,
+            default_value = "target/wasm32-wasip1/release/mcp_edge_filter.wasm"
+        )]
+        wasm: PathBuf,
+        /// The layout directory (replaced).
+        #[arg(long, default_value = "target/oci/mcp-edge-filter")]
+        out: PathBuf,
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        tag: String,
+        /// The image config's architecture (linux/<arch>): the nodes a Kubernetes image volume
+        /// of it may be mounted on. Istio and Envoy Gateway ignore it.
+        #[arg(long, default_value = "amd64")]
+        arch: String,
     },
     /// Write what scripts/bench.sh runs from: keys, JWKS, token files (reused while fresh), the
     /// Envoy configuration of every edge setup derived from envoy.yaml, the upstream's, bench.env.
@@ -242,6 +272,32 @@ async fn main() -> Result<()> {
             println!(
                 "wrote the dev CA {} and the certificates envoy.tls.yaml reads under {}",
                 files.ca().display(),
+                out.display()
+            );
+        }
+        Command::Deploy { check } => {
+            let root = repo_root();
+            let files = xtask::deploy::render(&root)?;
+            sync_generated(&root, &files, check, "deploy/values.yaml", "deploy")?;
+        }
+        Command::Oci {
+            wasm,
+            out,
+            tag,
+            arch,
+        } => {
+            let bytes = std::fs::read(&wasm)
+                .with_context(|| format!("reading {} (build the filter first)", wasm.display()))?;
+            let image = OciImage::build(&bytes, &tag, Platform::linux(&arch)?)?;
+            image.write_layout(&out)?;
+            println!("{}", image.manifest_digest);
+            eprintln!(
+                "plugin.wasm sha256: {}",
+                xtask::oci_image::sha256_digest(&bytes).trim_start_matches("sha256:")
+            );
+            eprintln!(
+                "wrote {} (tag {tag}); push: skopeo copy oci:{}:{tag} docker://<registry>/mcp-edge-filter:{tag}",
+                out.display(),
                 out.display()
             );
         }

@@ -4,7 +4,9 @@
 //! - envoy.yaml: the filter's `tool_scopes` and the resource metadata's `scopes_supported`;
 //! - docker/envoy.yaml: all of it, derived from envoy.yaml ([`crate::docker_envoy`]);
 //! - envoy.tls.yaml: all of it, envoy.yaml with TLS on every hop ([`crate::tls_envoy`]);
-//! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants.
+//! - authz/directory.json: `scopes_supported`, the scopes the authorization server grants;
+//! - deploy/rendered/: the deployment manifests, derived from envoy.yaml and deploy/values.yaml
+//!   ([`crate::deploy`]).
 //!
 //! Everything else in those files is hand-written and stays as it is ([`crate::json_member`]).
 //! backend/tests/policy_in_sync.rs checks that the files say what the catalogue says.
@@ -51,7 +53,8 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
     )
     .context(TLS_ENVOY_YAML)?;
     let directory = directory_json(&read(root, DIRECTORY_JSON)?).context(DIRECTORY_JSON)?;
-    Ok(vec![
+    let deploy = crate::deploy::render_with(root, &envoy).context("deploy/rendered")?;
+    let mut files = vec![
         Generated {
             path: ENVOY_YAML,
             text: envoy,
@@ -68,7 +71,9 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
             path: DIRECTORY_JSON,
             text: directory,
         },
-    ])
+    ];
+    files.extend(deploy);
+    Ok(files)
 }
 
 /// Those of `files` whose text under `root` is not theirs: the [`render`]ed configuration, or
@@ -88,6 +93,9 @@ pub fn write_files(root: &Path, files: &[Generated]) -> Result<Vec<&'static str>
     let stale = stale_files(root, files);
     for file in files.iter().filter(|f| stale.contains(&f.path)) {
         let path = root.join(file.path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         std::fs::write(&path, &file.text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(stale)
