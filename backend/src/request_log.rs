@@ -3,6 +3,10 @@
 //! The span has `method`, `path`, and `request_id` and `tenant_id`, which [`crate::gateway_auth`]
 //! records once the identity assertion checks out (the request id is the assertion's `jti`).
 //! Everything logged while serving the request inherits them.
+//!
+//! The same span is the request's server span when traces are exported ([`crate::telemetry`]):
+//! its parent comes from `traceparent`, and a tool call records `tool`, `outcome` and
+//! `error_code` in it (through the [`CallSpan`] put into the request's extensions).
 
 use std::time::Instant;
 
@@ -11,17 +15,28 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
-pub async fn log_requests(request: Request, next: Next) -> Response {
+use crate::telemetry::{CallSpan, continue_trace};
+
+pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "request",
+        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
         method = %request.method(),
         path = %request.uri().path(),
         request_id = tracing::field::Empty,
         tenant_id = tracing::field::Empty,
+        tool = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        error_code = tracing::field::Empty,
+        status = tracing::field::Empty,
     );
+    continue_trace(&span, request.headers());
+    request.extensions_mut().insert(CallSpan(span.clone()));
     let started = Instant::now();
     async move {
         let response = next.run(request).await;
+        tracing::Span::current().record("status", response.status().as_u16());
         tracing::info!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,

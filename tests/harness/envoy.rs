@@ -34,7 +34,19 @@ pub struct EnvoyPorts {
     /// The global rate limit service (`mcp_edge_ratelimit` cluster; asked only when the plugin's
     /// `global_rate_limit` is set).
     pub ratelimit: u16,
+    /// An OTLP/gRPC receiver for Envoy's spans (`otel_collector` cluster). `None`: the tracing
+    /// blocks and that cluster are left out, so a stack that reads no spans sends none.
+    pub otel_collector: Option<u16>,
 }
+
+/// Envoy's OpenTelemetry tracer sends its spans once 5 of them are buffered or every 5 s: with a
+/// receiver, each span is sent when it ends, so a test waits for a request's spans, not a timer.
+const TRACING_RUNTIME: &str = r#"
+layers:
+- name: tracing_test
+  static_layer:
+    tracing.opentelemetry.min_flush_spans: 1
+"#;
 
 fn set_port(socket_address_parent: &mut Value, port: u16) -> Result<()> {
     *at(socket_address_parent, &["socket_address", "port_value"])? = Value::from(port);
@@ -77,6 +89,11 @@ pub fn derive_config(
         listener,
         &["filter_chains", "0", "filters", "0", "typed_config"],
     )?;
+    if ports.otel_collector.is_none() {
+        hcm.as_mapping_mut()
+            .context("the connection manager is not a mapping")?
+            .remove("tracing");
+    }
     let wasm_config = at(hcm, &["http_filters", "0", "typed_config", "config"])?;
     *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
         Value::from(wasm.to_string_lossy().into_owned());
@@ -166,9 +183,21 @@ pub fn derive_config(
         .context("listeners is not a list")?
         .push(recorded);
 
+    if ports.otel_collector.is_some() {
+        doc.as_mapping_mut()
+            .context("envoy.yaml is not a mapping")?
+            .insert(
+                Value::from("layered_runtime"),
+                serde_yaml::from_str(TRACING_RUNTIME)?,
+            );
+    }
     let clusters = at(&mut doc, &["static_resources", "clusters"])?
         .as_sequence_mut()
         .context("clusters is not a list")?;
+    clusters.retain(|c| {
+        ports.otel_collector.is_some()
+            || c.get("name").and_then(Value::as_str) != Some("otel_collector")
+    });
     let mut recorder = None;
     for cluster in clusters.iter_mut() {
         let name = cluster
@@ -194,6 +223,12 @@ pub fn derive_config(
             }
             "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,
             "mcp_edge_ratelimit" => set_port(cluster_endpoint(cluster)?, ports.ratelimit)?,
+            "otel_collector" => {
+                let port = ports
+                    .otel_collector
+                    .context("otel_collector kept without a receiver")?;
+                set_port(cluster_endpoint(cluster)?, port)?
+            }
             other => bail!("envoy.yaml has a cluster the tests do not know: {other}"),
         }
     }
