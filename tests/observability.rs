@@ -170,6 +170,11 @@ fn an_allowed_call_is_one_trace_from_the_client_through_envoy_into_the_backend(
         backend.parent_span_id
     );
     ensure!(
+        backend.name == "POST /mcp",
+        "the backend's server span is named {:?}",
+        backend.name
+    );
+    ensure!(
         edge.via == "grpc" && backend.via == "http",
         "{edge:#?} {backend:#?}"
     );

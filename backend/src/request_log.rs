@@ -20,8 +20,8 @@ use crate::telemetry::{CallSpan, continue_trace};
 pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
-        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
         method = %request.method(),
         path = %request.uri().path(),
         request_id = tracing::field::Empty,
@@ -31,7 +31,7 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         error_code = tracing::field::Empty,
         status = tracing::field::Empty,
     );
-    continue_trace(&span, request.headers());
+    continue_trace(&span, &request);
     request.extensions_mut().insert(CallSpan(span.clone()));
     let started = Instant::now();
     async move {

@@ -78,11 +78,18 @@ where
     ))
 }
 
-/// Makes the span named by the request's `traceparent` (W3C trace context) the parent of `span`,
-/// when spans are exported. A missing or malformed `traceparent` leaves `span` a root.
-pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
+/// When spans are exported: names `span` as the request's server span (`POST /mcp`, kind server)
+/// and makes the span named by the request's `traceparent` (W3C trace context) its parent; a
+/// missing or malformed `traceparent` leaves it a root. Otherwise nothing (the log lines stay as
+/// they were: empty fields are not printed).
+pub fn continue_trace<B>(span: &tracing::Span, request: &http::Request<B>) {
     if let Some(propagator) = PROPAGATOR.get() {
-        let parent = propagator.extract(&Headers(headers));
+        span.record(
+            "otel.name",
+            format_args!("{} {}", request.method(), request.uri().path()),
+        );
+        span.record("otel.kind", "server");
+        let parent = propagator.extract(&Headers(request.headers()));
         let _ = span.set_parent(parent);
     }
 }
