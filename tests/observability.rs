@@ -76,16 +76,7 @@ fn edge_verdict_span(trace: &[ReceivedSpan]) -> Option<&ReceivedSpan> {
 /// has its backend span in: the backend exports its spans in the order they end, so a span of
 /// the earlier request would have arrived by then. No timed wait.
 fn never_reached_the_backend(s: &Stack, trace_id: &str) -> Result<()> {
-    let token = s.token("tenant-trace-marker")?;
-    let (traceparent, marker_trace) = new_traceparent()?;
-    let resp = traced_call(s, &token, "list_projects", &traceparent)?;
-    ensure!(resp.status() == 200, "marker call: {}", resp.status());
-    receiver()?.wait_for_trace(
-        &marker_trace,
-        "backend span of the marker call",
-        SPANS_ARRIVE_WITHIN,
-        |t| !of_service(t, BACKEND_SERVICE).is_empty(),
-    )?;
+    marker_call_traced(s)?;
     let reached: Vec<ReceivedSpan> = receiver()?
         .spans()
         .into_iter()
@@ -95,6 +86,22 @@ fn never_reached_the_backend(s: &Stack, trace_id: &str) -> Result<()> {
         reached.is_empty(),
         "the refused call has backend spans: {reached:#?}"
     );
+    Ok(())
+}
+
+/// An allowed call in a trace of its own, returned once its edge span (with the verdict) and its
+/// backend span arrived: spans of earlier requests are in by then, had they been made.
+fn marker_call_traced(s: &Stack) -> Result<()> {
+    let token = s.token("tenant-trace-marker")?;
+    let (traceparent, marker_trace) = new_traceparent()?;
+    let resp = traced_call(s, &token, "list_projects", &traceparent)?;
+    ensure!(resp.status() == 200, "marker call: {}", resp.status());
+    receiver()?.wait_for_trace(
+        &marker_trace,
+        "edge and backend spans of the marker call",
+        SPANS_ARRIVE_WITHIN,
+        |t| edge_verdict_span(t).is_some() && !of_service(t, BACKEND_SERVICE).is_empty(),
+    )?;
     Ok(())
 }
 
@@ -284,11 +291,54 @@ fn a_request_without_traceparent_starts_its_own_trace_at_the_edge(s: &Stack) -> 
     }
 }
 
+fn a_client_that_asks_not_to_be_traced_is_not_but_still_logged(s: &Stack) -> Result<()> {
+    // Envoy's tracer follows the client's sampled flag: a traceparent ending in 00 gets no span
+    // at the edge (nor, its child being unsampled, at the backend). Traces are not the audit
+    // record: the access log line still names the request's tenant, tool and outcome.
+    let tenant = format!("tenant-unsampled-{}", std::process::id());
+    let token = s.token(&tenant)?;
+    let (sampled, trace_id) = new_traceparent()?;
+    let unsampled = format!("{}-00", sampled.trim_end_matches("-01"));
+    let resp = traced_call(s, &token, "list_projects", &unsampled)?;
+    ensure!(resp.status() == 200, "status {}", resp.status());
+    // A sampled call after it: once its edge and backend spans are in, the unsampled call's
+    // would be too, had they been made.
+    marker_call_traced(s)?;
+    let traced: Vec<ReceivedSpan> = receiver()?
+        .spans()
+        .into_iter()
+        .filter(|sp| sp.trace_id == trace_id || sp.attr("tenant_id") == Some(tenant.as_str()))
+        .collect();
+    ensure!(
+        traced.is_empty(),
+        "an unsampled request was traced: {traced:#?}"
+    );
+
+    let deadline = std::time::Instant::now() + SPANS_ARRIVE_WITHIN;
+    loop {
+        let log = std::fs::read_to_string(s.dir().join("envoy.log"))?;
+        let logged = log.lines().any(|l| {
+            l.contains(&format!("\"tenant\":\"{tenant}\""))
+                && l.contains("\"outcome\":\"allowed\"")
+                && l.contains("\"tool\":\"list_projects\"")
+        });
+        if logged {
+            return Ok(());
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "no access log line for {tenant}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 const CASES: &[Case] = mcp_edge_tests::cases![
     an_allowed_call_is_one_trace_from_the_client_through_envoy_into_the_backend,
     a_tool_the_token_may_not_call_is_traced_with_its_outcome_and_never_reaches_the_backend,
     a_token_that_fails_verification_is_traced_without_the_tenant_it_claims,
     a_request_without_traceparent_starts_its_own_trace_at_the_edge,
+    a_client_that_asks_not_to_be_traced_is_not_but_still_logged,
     every_metric_the_dashboard_queries_exists_on_the_stack,
 ];
 
