@@ -177,6 +177,10 @@ fn an_allowed_call_is_one_trace_from_the_client_through_envoy_into_the_backend(
         backend.parent_span_id
     );
     ensure!(
+        backend.attr("http.response.status_code") == Some("200"),
+        "status: {backend:#?}"
+    );
+    ensure!(
         backend.name == "POST /mcp",
         "the backend's server span is named {:?}",
         backend.name

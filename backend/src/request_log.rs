@@ -5,8 +5,9 @@
 //! Everything logged while serving the request inherits them.
 //!
 //! The same span is the request's server span when traces are exported ([`crate::telemetry`]):
-//! its parent comes from `traceparent`, and a tool call records `tool`, `outcome` and
-//! `error_code` in it (through the [`CallSpan`] put into the request's extensions).
+//! its parent comes from `traceparent`, it gets the answer's status, and a tool call records
+//! `tool`, `outcome` and `error_code` in it (through the [`CallSpan`] put into the request's
+//! extensions).
 
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
-use crate::telemetry::{CallSpan, continue_trace};
+use crate::telemetry::{CallSpan, continue_trace, record_status};
 
 pub async fn log_requests(mut request: Request, next: Next) -> Response {
     let span = tracing::info_span!(
@@ -29,14 +30,14 @@ pub async fn log_requests(mut request: Request, next: Next) -> Response {
         tool = tracing::field::Empty,
         outcome = tracing::field::Empty,
         error_code = tracing::field::Empty,
-        status = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     );
     continue_trace(&span, &request);
     request.extensions_mut().insert(CallSpan(span.clone()));
     let started = Instant::now();
     async move {
         let response = next.run(request).await;
-        tracing::Span::current().record("status", response.status().as_u16());
+        record_status(&tracing::Span::current(), response.status().as_u16());
         tracing::info!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,

@@ -94,6 +94,14 @@ pub fn continue_trace<B>(span: &tracing::Span, request: &http::Request<B>) {
     }
 }
 
+/// Records the HTTP status of the answer on the server span, when spans are exported (the log
+/// line of the answer has it already).
+pub fn record_status(span: &tracing::Span, status: u16) {
+    if PROPAGATOR.get().is_some() {
+        span.record("http.response.status_code", status);
+    }
+}
+
 /// Request headers as the propagator reads them.
 struct Headers<'a>(&'a http::HeaderMap);
 

@@ -1,7 +1,8 @@
 //! The Envoy configuration of a test run, derived from the repository's `envoy.yaml`.
 //!
 //! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
-//! and a shorter JWKS refetch interval. A second listener with the same filter forwards to the
+//! and a shorter JWKS refetch interval; tracing stays on only for a stack with an OTLP receiver
+//! (`EnvoyPorts::otel_collector`), which then gets every span as it ends. A second listener with the same filter forwards to the
 //! recording upstream, so tests can see exactly what the filter lets through (its connections are
 //! balanced exactly over the worker threads); a third forwards to it with no filter at all, the
 //! baseline of the overhead benchmark.
