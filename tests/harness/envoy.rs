@@ -2,7 +2,7 @@
 //!
 //! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
 //! and a shorter JWKS refetch interval; tracing stays on only for a stack with an OTLP receiver
-//! (`EnvoyPorts::otel_collector`), which then gets every span as it ends. A second listener with the same filter forwards to the
+//! (`EnvoyPorts::otel_collector`), which then gets every request's span (100% sampled) as it ends. A second listener with the same filter forwards to the
 //! recording upstream, so tests can see exactly what the filter lets through (its connections are
 //! balanced exactly over the worker threads); a third forwards to it with no filter at all, the
 //! baseline of the overhead benchmark.
@@ -90,10 +90,16 @@ pub fn derive_config(
         listener,
         &["filter_chains", "0", "filters", "0", "typed_config"],
     )?;
-    if ports.otel_collector.is_none() {
-        hcm.as_mapping_mut()
-            .context("the connection manager is not a mapping")?
-            .remove("tracing");
+    match ports.otel_collector {
+        None => {
+            hcm.as_mapping_mut()
+                .context("the connection manager is not a mapping")?
+                .remove("tracing");
+        }
+        // Every request traced (envoy.yaml samples 1%), so a test sees the span of each.
+        Some(_) => {
+            *at(hcm, &["tracing", "random_sampling", "value"])? = Value::from(100);
+        }
     }
     let wasm_config = at(hcm, &["http_filters", "0", "typed_config", "config"])?;
     *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
@@ -234,6 +240,16 @@ pub fn derive_config(
         }
     }
     clusters.push(recorder.context("envoy.yaml has no backend cluster")?);
+    Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// `config` (derived YAML) with Envoy's own span batching (the runtime layer that sends each span
+/// as it ends removed).
+pub fn with_batched_spans(config: &str) -> Result<String> {
+    let mut doc: Value = serde_yaml::from_str(config)?;
+    doc.as_mapping_mut()
+        .context("the configuration is not a mapping")?
+        .remove("layered_runtime");
     Ok(serde_yaml::to_string(&doc)?)
 }
 

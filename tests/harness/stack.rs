@@ -14,7 +14,7 @@ use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
-use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
+use crate::envoy::{EnvoyPorts, derive_config, with_batched_spans, with_route_timeout};
 use crate::procs::{Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin};
 use crate::recorder::{self, Recorder};
 
@@ -62,6 +62,9 @@ pub struct StackOptions {
     /// An OTLP/gRPC receiver's port for Envoy's spans: envoy.yaml's tracing stays on, its
     /// `otel_collector` cluster pointing there (`None`: tracing left out; see `EnvoyPorts`).
     pub otel_collector: Option<u16>,
+    /// With `otel_collector`: Envoy sends its spans in its default batches (5 spans, or every
+    /// 5 s) instead of each as it ends, as a deployment does (the CPU benchmark's tracing row).
+    pub batched_spans: bool,
 }
 
 /// The MCP server a stack puts behind the edge. A third-party server is a script run with
@@ -374,6 +377,7 @@ impl Stack {
             plugin_overrides,
             &secret,
             options.route_timeout,
+            options.batched_spans,
         )?);
 
         let envoy_origin = format!("http://127.0.0.1:{}", ports.listener);
@@ -444,6 +448,7 @@ impl Stack {
             &overrides,
             &self.secret,
             None,
+            false,
         )?;
         self.procs
             .lock()
@@ -608,10 +613,14 @@ fn spawn_envoy(
     plugin_overrides: &Value,
     secret: &str,
     route_timeout: Option<&str>,
+    batched_spans: bool,
 ) -> Result<Proc> {
     let base = std::fs::read_to_string(envoy_yaml)
         .with_context(|| format!("reading {}", envoy_yaml.display()))?;
     let mut config = derive_config(&base, ports, wasm, plugin_overrides)?;
+    if batched_spans {
+        config = with_batched_spans(&config)?;
+    }
     if let Some(timeout) = route_timeout {
         config = with_route_timeout(&config, timeout)?;
     }
