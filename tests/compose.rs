@@ -362,7 +362,25 @@ fn ports_and_addresses_agree_with_envoy_yaml() -> Result<()> {
         .nth(1)
         .cloned()
         .context("ratelimit command has no --listen")?;
+    // The collector's receivers: OTLP/gRPC for Envoy's otel_collector cluster, OTLP/HTTP for the
+    // backend's --otlp-endpoint, which names the collector's service.
+    let collector = yaml("docker/otel-collector.yaml")?;
+    let receiver_port = |protocol: &str| -> Result<u64> {
+        let endpoint = collector["receivers"]["otlp"]["protocols"][protocol]["endpoint"]
+            .as_str()
+            .with_context(|| {
+                format!("docker/otel-collector.yaml has no otlp {protocol} receiver")
+            })?;
+        url_port(&format!("tcp://{endpoint}"))
+    };
+    let otlp_endpoint = flag_value(&strings(&backend["command"]), "--otlp-endpoint")
+        .context("the backend exports no traces (--otlp-endpoint)")?;
+    ensure!(
+        otlp_endpoint == format!("http://otel-collector:{}", receiver_port("http")?),
+        "backend --otlp-endpoint {otlp_endpoint}"
+    );
     for (name, listens) in [
+        ("otel_collector", receiver_port("grpc")?),
         ("backend", url_port(&format!("tcp://{backend_listen}"))?),
         ("auth_server", authz_port),
         (

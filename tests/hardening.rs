@@ -462,6 +462,7 @@ fn derived_envoy(
         issuer: up.issuer,
         // Not asked: the global rate limit is off.
         ratelimit: free_port()?,
+        otel_collector: None,
     };
     let config = derive_config(&edit(base)?, &ports, &filter_wasm()?, &overrides())?;
     let path = s.dir().join(format!("{name}.yaml"));

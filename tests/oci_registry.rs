@@ -246,6 +246,7 @@ fn the_image_pulled_back_from_a_registry_loads_in_envoy() -> Result<()> {
         recorder: free_port()?,
         issuer: free_port()?,
         ratelimit: free_port()?,
+        otel_collector: None,
     };
     let mut envoy = spawn_envoy(
         "envoy",

@@ -61,6 +61,12 @@ pub struct Cli {
     #[arg(long, env = "MCP_EDGE_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 
+    /// Export traces over OTLP/HTTP (protobuf) to this base URL, e.g. `http://127.0.0.1:4318`
+    /// (spans go to `<url>/v1/traces`): one server span per request, its parent the edge's span
+    /// from `traceparent`, with tenant, tool and outcome. Off without it.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     /// The largest request body accepted (bytes, 1 to 16777216); keep it equal to the filter's
     /// `max_body_bytes` so the backend never refuses what the edge judged.
     #[arg(

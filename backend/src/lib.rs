@@ -24,6 +24,7 @@ pub mod redis_server;
 pub mod request_log;
 pub mod shed;
 pub mod store;
+pub mod telemetry;
 pub mod tenant;
 pub mod tls;
 pub mod tools;

@@ -16,11 +16,15 @@ use mcp_edge_backend::metering::{
 use mcp_edge_backend::metrics;
 use mcp_edge_backend::shed::{Shedder, shed};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
+use mcp_edge_backend::telemetry;
 use mcp_edge_backend::tls::{self, TlsFiles, TlsListener};
 use mcp_edge_backend::tools::tool_scopes;
 use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// jemalloc rather than glibc's malloc: a tool call allocates and frees a lot (the result as a
 /// `Value`, its text copy, the response), and glibc's malloc/free were ~25% of a `list_projects`
@@ -44,7 +48,13 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let log_json = cli.log_json;
-    init_tracing(log_json);
+    let exporting = match init_tracing(log_json, cli.otlp_endpoint.as_deref()) {
+        Ok(exporting) => exporting,
+        Err(e) => {
+            eprintln!("mcp-edge-backend: --otlp-endpoint: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     if let Some(Command::Usage(command)) = cli.command {
         let mut stdout = std::io::stdout().lock();
         return match usage_cli::run(command, &mut stdout).await {
@@ -55,7 +65,7 @@ async fn main() -> std::process::ExitCode {
             }
         };
     }
-    match run(cli).await {
+    let code = match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if log_json {
@@ -65,26 +75,47 @@ async fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::FAILURE
         }
+    };
+    if let Some(exporting) = exporting {
+        // The exporter's thread blocks while it sends the last spans: not on a runtime worker.
+        let _ = tokio::task::spawn_blocking(move || exporting.shutdown()).await;
     }
+    code
 }
 
-fn init_tracing(json: bool) {
+/// Logs to stderr (compact text, or JSON lines); with an OTLP endpoint, spans are also exported
+/// there ([`telemetry`]). Returns the exporter to flush at exit.
+fn init_tracing(
+    json: bool,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Option<telemetry::Exporting>> {
     // rmcp logs every stateless request's service start and stop at info; keep those out by default.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder
-            .json()
+    let fmt = if json {
+        fmt.json()
             .with_current_span(true)
             .with_span_list(false)
-            .init();
+            .boxed()
     } else {
-        builder.compact().init();
-    }
+        fmt.compact().boxed()
+    };
+    let (otlp, exporting) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, exporting) = telemetry::otlp_layer(endpoint)?;
+            (Some(layer), Some(exporting))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otlp)
+        .init();
+    Ok(exporting)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

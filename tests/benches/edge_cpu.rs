@@ -14,6 +14,10 @@
 //! that build and its cached-token and new-RS256-token phases run interleaved with the others:
 //! before and after from one run; `EDGE_CPU_BEFORE_ENVOY_YAML=<path>` gives that Envoy the
 //! `envoy.yaml` of the same commit (when the access log read other filter state then).
+//! `EDGE_CPU_TRACING=1` adds an Envoy with envoy.yaml's OpenTelemetry tracing on (spans sent in
+//! Envoy's default batches to an OTLP receiver in this process, `harness/otlp.rs`): its listener
+//! without the filter and its cached-token phase, whose CPU is set beside the first Envoy's (the
+//! tracing cost is the difference of the absolute figures, two processes apart).
 //! `EDGE_CPU_CACHED_ONLY=1` leaves out the new-token phases (for
 //! work on the cached path: more rounds in the same time); `EDGE_CPU_ROUNDS=<n>` sets the rounds.
 //!
@@ -23,6 +27,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use mcp_edge_tests::otlp::OtlpReceiver;
 use mcp_edge_tests::stack::{Stack, StackOptions};
 use mcp_edge_tests::wrk::{SCRIPT, cpu_micros, wrk};
 use serde_json::json;
@@ -73,6 +78,18 @@ fn main() -> Result<()> {
         Some(wasm) => Some(Stack::start_with(&StackOptions {
             filter_wasm: Some(PathBuf::from(wasm)),
             envoy_yaml: std::env::var_os("EDGE_CPU_BEFORE_ENVOY_YAML").map(PathBuf::from),
+            ..options.clone()
+        })?),
+        None => None,
+    };
+    let receiver = match std::env::var_os("EDGE_CPU_TRACING").is_some_and(|v| v == "1") {
+        true => Some(OtlpReceiver::start()?),
+        false => None,
+    };
+    let traced = match &receiver {
+        Some(r) => Some(Stack::start_with(&StackOptions {
+            otel_collector: Some(r.grpc_port),
+            batched_spans: true,
             ..options.clone()
         })?),
         None => None,
@@ -150,24 +167,33 @@ fn main() -> Result<()> {
         };
         setups.push((name, main, &stack.recorded_mcp_url, fresh(alg)?));
     }
-    if let Some(b) = &before {
-        let tokens = write_tokens("before-cached", vec![b.token("tenant-bench")?])?;
-        wrk(&b.recorded_mcp_url, &tokens, 4, 2, &script)?;
-        setups.push((OWN_BASELINE, b, &b.baseline_mcp_url, tokens.clone()));
+    // Another Envoy's own baseline and cached-token phases (its token warmed up), for the rows
+    // set beside the first Envoy's.
+    let own_cached = |other: &Stack, file: &str| -> Result<PathBuf> {
+        let tokens = write_tokens(file, vec![other.token("tenant-bench")?])?;
+        wrk(&other.recorded_mcp_url, &tokens, 4, 2, &script)?;
+        Ok(tokens)
+    };
+    for (other, file, label) in [
+        (&before, "before-cached", "before: mcp-edge, cached token"),
+        (
+            &traced,
+            "traced-cached",
+            "tracing on: mcp-edge, cached token",
+        ),
+    ] {
+        let Some(o) = other else { continue };
+        let tokens = own_cached(o, file)?;
+        setups.push((OWN_BASELINE, o, &o.baseline_mcp_url, tokens.clone()));
+        setups.push((label, o, &o.recorded_mcp_url, tokens));
+    }
+    if let (Some(b), false) = (&before, cached_only) {
         setups.push((
-            "before: mcp-edge, cached token",
+            "before: mcp-edge, new RS256 token",
             b,
             &b.recorded_mcp_url,
-            tokens,
+            fresh_on(b, "RS256", "before-RS256")?,
         ));
-        if !cached_only {
-            setups.push((
-                "before: mcp-edge, new RS256 token",
-                b,
-                &b.recorded_mcp_url,
-                fresh_on(b, "RS256", "before-RS256")?,
-            ));
-        }
     }
     let mut totals = vec![Totals::default(); setups.len()];
     for _ in 0..rounds {
@@ -189,6 +215,12 @@ fn main() -> Result<()> {
     }
     if let Some(b) = &before {
         b.stop();
+    }
+    if let Some(t) = &traced {
+        t.stop();
+    }
+    if let Some(r) = &receiver {
+        println!("spans received from the traced Envoy: {}", r.spans().len());
     }
 
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

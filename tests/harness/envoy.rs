@@ -1,7 +1,8 @@
 //! The Envoy configuration of a test run, derived from the repository's `envoy.yaml`.
 //!
 //! Only what must differ on a test machine changes: ports, the `.wasm` path, the issuer's address
-//! and a shorter JWKS refetch interval. A second listener with the same filter forwards to the
+//! and a shorter JWKS refetch interval; tracing stays on only for a stack with an OTLP receiver
+//! (`EnvoyPorts::otel_collector`), which then gets every request's span (100% sampled) as it ends. A second listener with the same filter forwards to the
 //! recording upstream, so tests can see exactly what the filter lets through (its connections are
 //! balanced exactly over the worker threads); a third forwards to it with no filter at all, the
 //! baseline of the overhead benchmark.
@@ -36,7 +37,19 @@ pub struct EnvoyPorts {
     /// The global rate limit service (`mcp_edge_ratelimit` cluster; asked only when the plugin's
     /// `global_rate_limit` is set).
     pub ratelimit: u16,
+    /// An OTLP/gRPC receiver for Envoy's spans (`otel_collector` cluster). `None`: the tracing
+    /// blocks and that cluster are left out, so a stack that reads no spans sends none.
+    pub otel_collector: Option<u16>,
 }
+
+/// Envoy's OpenTelemetry tracer sends its spans once 5 of them are buffered or every 5 s: with a
+/// receiver, each span is sent when it ends, so a test waits for a request's spans, not a timer.
+const TRACING_RUNTIME: &str = r#"
+layers:
+- name: tracing_test
+  static_layer:
+    tracing.opentelemetry.min_flush_spans: 1
+"#;
 
 fn set_port(socket_address_parent: &mut Value, port: u16) -> Result<()> {
     *at(socket_address_parent, &["socket_address", "port_value"])? = Value::from(port);
@@ -76,6 +89,17 @@ pub fn derive_config(
         listener,
         &["filter_chains", "0", "filters", "0", "typed_config"],
     )?;
+    match ports.otel_collector {
+        None => {
+            hcm.as_mapping_mut()
+                .context("the connection manager is not a mapping")?
+                .remove("tracing");
+        }
+        // Every request traced (envoy.yaml samples 1%), so a test sees the span of each.
+        Some(_) => {
+            *at(hcm, &["tracing", "random_sampling", "value"])? = Value::from(100);
+        }
+    }
     let wasm_config = at(hcm, &["http_filters", "0", "typed_config", "config"])?;
     *at(wasm_config, &["vm_config", "code", "local", "filename"])? =
         Value::from(wasm.to_string_lossy().into_owned());
@@ -171,9 +195,21 @@ pub fn derive_config(
         .context("listeners is not a list")?
         .push(recorded);
 
+    if ports.otel_collector.is_some() {
+        doc.as_mapping_mut()
+            .context("envoy.yaml is not a mapping")?
+            .insert(
+                Value::from("layered_runtime"),
+                serde_yaml::from_str(TRACING_RUNTIME)?,
+            );
+    }
     let clusters = at(&mut doc, &["static_resources", "clusters"])?
         .as_sequence_mut()
         .context("clusters is not a list")?;
+    clusters.retain(|c| {
+        ports.otel_collector.is_some()
+            || c.get("name").and_then(Value::as_str) != Some("otel_collector")
+    });
     let mut recorder = None;
     for cluster in clusters.iter_mut() {
         let name = cluster
@@ -200,10 +236,26 @@ pub fn derive_config(
             }
             "auth_server" => set_port(cluster_endpoint(cluster)?, ports.issuer)?,
             "mcp_edge_ratelimit" => set_port(cluster_endpoint(cluster)?, ports.ratelimit)?,
+            "otel_collector" => {
+                let port = ports
+                    .otel_collector
+                    .context("otel_collector kept without a receiver")?;
+                set_port(cluster_endpoint(cluster)?, port)?
+            }
             other => bail!("envoy.yaml has a cluster the tests do not know: {other}"),
         }
     }
     clusters.push(recorder.context("envoy.yaml has no backend cluster")?);
+    Ok(serde_yaml::to_string(&doc)?)
+}
+
+/// `config` (derived YAML) with Envoy's own span batching (the runtime layer that sends each span
+/// as it ends removed).
+pub fn with_batched_spans(config: &str) -> Result<String> {
+    let mut doc: Value = serde_yaml::from_str(config)?;
+    doc.as_mapping_mut()
+        .context("the configuration is not a mapping")?
+        .remove("layered_runtime");
     Ok(serde_yaml::to_string(&doc)?)
 }
 

@@ -14,6 +14,7 @@
 //! - [`keyless`]: a burst of requests to an Envoy whose JWKS answers the test holds back.
 //! - [`client`]: HTTP and MCP client helpers; [`stats`]: Envoy's counters, read before and after;
 //!   [`memory`]: the wasm VMs' linear memory and Envoy's resident size, from `/proc`;
+//!   [`otlp`]: an OTLP trace receiver (gRPC and HTTP) on the official protobuf definitions;
 //!   [`rmcp_client`]: rmcp's client at a pinned protocol version;
 //!   [`runner`]: one stack per test binary, cases in parallel (or alone, when they read counters);
 //!   [`streamable`]: raw Streamable HTTP requests (sessions, GET streams, refusals);
@@ -29,6 +30,7 @@ pub mod idp;
 pub mod jwks_standin;
 pub mod keyless;
 pub mod memory;
+pub mod otlp;
 pub mod procs;
 pub mod recorder;
 pub mod rmcp_client;

@@ -14,7 +14,7 @@ use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use xtask::{DevKeys, TokenSpec, claims_for};
 
-use crate::envoy::{EnvoyPorts, derive_config, with_route_timeout};
+use crate::envoy::{EnvoyPorts, derive_config, with_batched_spans, with_route_timeout};
 use crate::procs::{Proc, cargo_bin, envoy_command, filter_wasm, free_port, node_bin, python_bin};
 use crate::recorder::{self, Recorder};
 
@@ -38,6 +38,8 @@ pub struct StackOptions {
     pub plugin_overrides: Value,
     /// More options for the backend (e.g. `--quota-free 5`).
     pub backend_args: Vec<String>,
+    /// Environment variables for the backend (e.g. `OTEL_BSP_SCHEDULE_DELAY`).
+    pub backend_env: Vec<(&'static str, String)>,
     /// The MCP server behind the edge: our backend (default) or a third-party one.
     pub upstream: Upstream,
     /// With `authz`: the server issues opaque access tokens (RFC 7662 introspection) for the
@@ -45,6 +47,9 @@ pub struct StackOptions {
     pub opaque_tokens: bool,
     /// Where Envoy's `mcp_edge_ratelimit` cluster points (a free port, unused, when `None`).
     pub ratelimit_port: Option<u16>,
+    /// Start the global rate limit service (`mcp-edge-ratelimit --memory` with
+    /// `ratelimit/limits.yaml` and its metrics listener) and point that cluster at it.
+    pub ratelimit_service: bool,
     /// Every route timeout of envoy.yaml that is not `0s` replaced by this (e.g. `"2s"`; see
     /// `envoy::with_route_timeout`).
     pub route_timeout: Option<&'static str>,
@@ -54,6 +59,12 @@ pub struct StackOptions {
     /// Another `envoy.yaml` to derive the Envoys' configuration from (a benchmark comparing an
     /// earlier build whose access log read other filter state; tests leave it `None`).
     pub envoy_yaml: Option<PathBuf>,
+    /// An OTLP/gRPC receiver's port for Envoy's spans: envoy.yaml's tracing stays on, its
+    /// `otel_collector` cluster pointing there (`None`: tracing left out; see `EnvoyPorts`).
+    pub otel_collector: Option<u16>,
+    /// With `otel_collector`: Envoy sends its spans in its default batches (5 spans, or every
+    /// 5 s) instead of each as it ends, as a deployment does (the CPU benchmark's tracing row).
+    pub batched_spans: bool,
 }
 
 /// The MCP server a stack puts behind the edge. A third-party server is a script run with
@@ -117,6 +128,9 @@ pub struct Stack {
     pub key_file: PathBuf,
     /// Set when the stack runs the OAuth authorization server.
     pub authz: Option<Authz>,
+    /// The rate limit service's `/metrics` URL, when the stack started it
+    /// ([`StackOptions::ratelimit_service`]).
+    pub ratelimit_metrics_url: Option<String>,
     keys: Mutex<Option<DevKeys>>,
     /// The ports every Envoy of this stack forwards to (backend, recorder, issuer, rate limit).
     upstream_ports: EnvoyPorts,
@@ -245,7 +259,8 @@ impl Stack {
             .upstream
             .command(&redis_url, &options.backend_args)?;
         cmd.args(["--listen", "127.0.0.1:0"])
-            .env("MCP_EDGE_GATEWAY_SECRET", &secret);
+            .env("MCP_EDGE_GATEWAY_SECRET", &secret)
+            .envs(options.backend_env.iter().map(|(k, v)| (k, v)));
         let mut backend = Proc::spawn("backend", cmd, logs)?;
         let backend_addr = backend.wait_for_listening_addr(START_TIMEOUT)?;
         procs.push(backend);
@@ -297,6 +312,26 @@ impl Stack {
             (Some(keys), None)
         };
 
+        // The global rate limit service, when asked for.
+        let (ratelimit_port, ratelimit_metrics_url) = if options.ratelimit_service {
+            let (port, metrics_port) = (free_port()?, free_port()?);
+            let mut cmd = Command::new(cargo_bin("mcp-edge-ratelimit")?);
+            cmd.args(["--listen", &format!("127.0.0.1:{port}"), "--memory"])
+                .arg("--limits")
+                .arg(crate::repo_root().join("ratelimit/limits.yaml"))
+                .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+                .env("RATELIMIT_SHARED_SECRET", RATELIMIT_SECRET);
+            let mut service = Proc::spawn("ratelimit", cmd, logs)?;
+            service.wait_for_log("listening on", START_TIMEOUT)?;
+            procs.push(service);
+            (
+                Some(port),
+                Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
+            )
+        } else {
+            (options.ratelimit_port, None)
+        };
+
         // The recording upstream.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -313,10 +348,11 @@ impl Stack {
             backend: backend_addr.port(),
             recorder: recorder_addr.port(),
             issuer: issuer_port,
-            ratelimit: match options.ratelimit_port {
+            ratelimit: match ratelimit_port {
                 Some(port) => port,
                 None => free_port()?,
             },
+            otel_collector: options.otel_collector,
         };
         let wasm = match &options.filter_wasm {
             Some(path) => path.clone(),
@@ -334,9 +370,16 @@ impl Stack {
             &wasm,
             plugin_overrides,
             &secret,
-            &|config| match options.route_timeout {
-                Some(timeout) => with_route_timeout(&config, timeout),
-                None => Ok(config),
+            &|config| {
+                let config = if options.batched_spans {
+                    with_batched_spans(&config)?
+                } else {
+                    config
+                };
+                match options.route_timeout {
+                    Some(timeout) => with_route_timeout(&config, timeout),
+                    None => Ok(config),
+                }
             },
         )?);
 
@@ -354,6 +397,7 @@ impl Stack {
             recorder,
             key_file,
             authz,
+            ratelimit_metrics_url,
             keys: Mutex::new(keys),
             upstream_ports: ports,
             filter_wasm: wasm,
@@ -407,6 +451,7 @@ impl Stack {
             recorder: up.recorder,
             issuer: up.issuer,
             ratelimit: up.ratelimit,
+            otel_collector: up.otel_collector,
         };
         let mut overrides = plugin_overrides.clone();
         if let Some(o) = overrides.as_object_mut() {

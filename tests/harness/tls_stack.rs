@@ -109,6 +109,7 @@ impl TlsStack {
             recorder: free_port()?,
             issuer: authz_port,
             ratelimit: free_port()?,
+            otel_collector: None,
         };
         let envoy = spawn_tls_envoy("envoy", &logs, &files, &ports, &secret, |_| Ok(()))?;
         Ok(Self {

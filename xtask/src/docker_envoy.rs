@@ -15,6 +15,7 @@ pub const CLUSTER_SERVICES: &[(&str, &str)] = &[
     ("backend", "backend"),
     ("auth_server", "authz"),
     ("mcp_edge_ratelimit", "ratelimit"),
+    ("otel_collector", "otel-collector"),
 ];
 
 const HEADER: &str = "\

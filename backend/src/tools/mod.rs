@@ -28,6 +28,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
 
 use crate::metering::Metering;
 use crate::store::ProjectStore;
+use crate::telemetry::CallSpan;
 
 pub use catalogue::{Annotations, ToolFacts, is_billable, scopes_supported, tool_scopes};
 pub use failure::{DEFAULT_PAGE, ToolFailure};
@@ -100,6 +101,23 @@ impl ProjectTools {
 impl ServerHandler for ProjectTools {
     /// Runs the tool; a billable one only within its tenant's daily quota (see [`crate::metering`]).
     async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let span = CallSpan::of_call(&context);
+        let name = request.name.clone();
+        let result = self.metered_call(request, context).await;
+        if let Some(span) = span {
+            span.record(&name, &result);
+        }
+        result
+    }
+}
+
+impl ProjectTools {
+    /// A tool call after its tenant's checks: scope, replay, quota; its usage event settled.
+    async fn metered_call(
         &self,
         request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
