@@ -41,7 +41,7 @@ pub fn ensure_authorized_per_tool(s: &Stack, version: &str) -> Result<()> {
         ensure!(text.contains("hi"), "echo: {text}");
         for (tool, expected) in [
             ("shout", "allowed_tools"),
-            ("hidden", "Unknown tool"),
+            ("hidden", "no policy for the tool"),
             ("purge", "insufficient_scope"),
         ] {
             let e = client
