@@ -16,7 +16,7 @@ use mcp_edge_tests::stats::Stats;
 use mcp_edge_tests::tls_stack::{TlsEnvoy, TlsStack};
 use serde_yaml::Value;
 use xtask::dev_certs::{DEV_TLS_HOST, DevCa, Usage};
-use xtask::docker_envoy::at;
+use xtask::docker_envoy::{at, cluster_named};
 
 /// How long a rotated certificate may take to be served (Envoy reacts to the directory's move
 /// at once; this bounds a loaded machine).
@@ -181,13 +181,7 @@ fn envoy_with_authz_tls(
     edit: impl FnOnce(&mut Value) -> Result<()>,
 ) -> Result<TlsEnvoy> {
     s.start_envoy(name, |doc| {
-        let clusters = at(doc, &["static_resources", "clusters"])?
-            .as_sequence_mut()
-            .context("clusters")?;
-        let auth = clusters
-            .iter_mut()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some("auth_server"))
-            .context("no auth_server cluster")?;
+        let auth = cluster_named(doc, "auth_server")?;
         edit(at(
             auth,
             &["transport_socket", "typed_config", "common_tls_context"],

@@ -137,6 +137,16 @@ fn for_docker_cluster(cluster: &mut Value) -> Result<()> {
     Ok(())
 }
 
+/// The cluster named `name` of an Envoy configuration (`doc`, the whole document).
+pub fn cluster_named<'a>(doc: &'a mut Value, name: &str) -> Result<&'a mut Value> {
+    at(doc, &["static_resources", "clusters"])?
+        .as_sequence_mut()
+        .context("clusters is not a list")?
+        .iter_mut()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        .with_context(|| format!("envoy.yaml has no {name} cluster"))
+}
+
 /// The `socket_address` of a cluster's one endpoint.
 pub fn cluster_socket_address(cluster: &mut Value) -> Result<&mut Value> {
     at(

@@ -3,11 +3,11 @@
 //! on and the replica's own listener and admin ports. Everything else, the `resource` included,
 //! stays as it is, so one token is good at every replica, as behind a load balancer.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 
-use crate::docker_envoy::{at, cluster_socket_address, edit_plugin_config};
+use crate::docker_envoy::{at, cluster_named, cluster_socket_address, edit_plugin_config};
 
 /// What the scaled-out replicas ask the rate limit service (`ratelimit/`): the `mcp_edge_ratelimit`
 /// cluster, fail closed for free, open for paid tiers, with the service's shared secret from
@@ -42,13 +42,7 @@ pub fn scaled_envoy_config(
     edit_plugin_config(listener, |plugin| {
         plugin["global_rate_limit"] = global_rate_limit();
     })?;
-    let clusters = at(&mut doc, &["static_resources", "clusters"])?
-        .as_sequence_mut()
-        .context("clusters is not a list")?;
-    let ratelimit = clusters
-        .iter_mut()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some("mcp_edge_ratelimit"))
-        .context("envoy.yaml has no mcp_edge_ratelimit cluster")?;
+    let ratelimit = cluster_named(&mut doc, "mcp_edge_ratelimit")?;
     *at(cluster_socket_address(ratelimit)?, &["port_value"])? = port_value(ratelimit_port);
     Ok(serde_yaml::to_string(&doc)?)
 }

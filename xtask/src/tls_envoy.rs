@@ -20,7 +20,7 @@ use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 
 use crate::dev_certs::{CLIENT_SECRET, DEV_TLS_HOST, SERVER_SECRET};
-use crate::docker_envoy::{at, cluster_socket_address, edit_plugin_config};
+use crate::docker_envoy::{at, cluster_named, cluster_socket_address, edit_plugin_config};
 
 /// The TLS listener's port in the generated file.
 pub const TLS_LISTENER_PORT: u16 = 8443;
@@ -71,8 +71,7 @@ pub fn tls_envoy_config(base_yaml: &str, layout: &TlsLayout) -> Result<String> {
         yaml(&downstream_tls(layout))?,
     );
     let authz_address = {
-        let clusters = at(&mut doc, &["static_resources", "clusters"])?;
-        let auth = cluster(clusters, "auth_server")?;
+        let auth = cluster_named(&mut doc, "auth_server")?;
         let port = at(cluster_socket_address(auth)?, &["port_value"])?
             .as_u64()
             .context("auth_server's port")?;
@@ -80,8 +79,7 @@ pub fn tls_envoy_config(base_yaml: &str, layout: &TlsLayout) -> Result<String> {
         format!("{DEV_TLS_HOST}:{port}")
     };
     {
-        let clusters = at(&mut doc, &["static_resources", "clusters"])?;
-        let backend = cluster(clusters, "backend")?;
+        let backend = cluster_named(&mut doc, "backend")?;
         insert(
             backend,
             "transport_socket",
@@ -97,15 +95,6 @@ pub fn tls_envoy_config(base_yaml: &str, layout: &TlsLayout) -> Result<String> {
         plugin["jwks"]["remote"]["authority"] = json!(authz_address);
     })?;
     Ok(format!("{HEADER}{}", serde_yaml::to_string(&doc)?))
-}
-
-fn cluster<'a>(clusters: &'a mut Value, name: &str) -> Result<&'a mut Value> {
-    clusters
-        .as_sequence_mut()
-        .context("clusters is not a list")?
-        .iter_mut()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
-        .with_context(|| format!("envoy.yaml has no {name} cluster"))
 }
 
 fn insert(map: &mut Value, key: &str, value: &Json) -> Result<()> {
