@@ -17,6 +17,7 @@ pub mod jsonrpc_error;
 pub mod keyspace;
 pub mod metering;
 pub mod metrics;
+pub mod openapi;
 /// A throwaway `redis-server` for tests: compiled only into this crate's own tests (the
 /// `test-support` feature its dev-dependency on itself turns on), never into the server.
 #[cfg(any(test, feature = "test-support"))]
