@@ -17,6 +17,7 @@ use http_body_util::BodyExt as _;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, Trust};
 use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::sources::ToolRegistry;
 use mcp_edge_backend::store::MemoryStore;
 use mcp_edge_contract::{
     AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, body_digest, headers,
@@ -84,7 +85,10 @@ async fn main() {
     let trust = Trust::new(SECRET, DEFAULT_ISSUER, DEFAULT_AUDIENCE).expect("secret");
     let app = router(AppConfig {
         trust: trust.clone(),
-        store: Arc::new(MemoryStore::new()),
+        tools: Arc::new(ToolRegistry::demo(
+            Arc::new(MemoryStore::new()),
+            Metering::in_memory(),
+        )),
         metering: Metering::in_memory(),
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
         batch_limits: Default::default(),

@@ -15,8 +15,7 @@ use crate::batch::{BatchLimits, serve_batches};
 use crate::gateway_auth::{Trust, tenant_context};
 use crate::metering::Metering;
 use crate::request_log::log_requests;
-use crate::store::ProjectStore;
-use crate::tools::ProjectTools;
+use crate::sources::{ToolRegistry, ToolServer};
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
@@ -28,7 +27,8 @@ pub const DEFAULT_ALLOWED_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "::1"];
 pub struct AppConfig {
     /// Verifies the edge's identity assertion (secret, names, body cap).
     pub trust: Trust,
-    pub store: Arc<dyn ProjectStore>,
+    /// Every tool served, from every source.
+    pub tools: Arc<ToolRegistry>,
     /// Daily quotas and usage events of billable calls.
     pub metering: Metering,
     /// `Host` values (`name` = any port, or `name:port`) rmcp's DNS-rebinding check lets through.
@@ -39,10 +39,10 @@ pub struct AppConfig {
 
 /// rmcp's Streamable HTTP service in stateless mode: no sessions, plain JSON answers.
 pub fn mcp_service(
-    store: Arc<dyn ProjectStore>,
+    tools: Arc<ToolRegistry>,
     metering: Metering,
     allowed_hosts: Vec<String>,
-) -> StreamableHttpService<ProjectTools, NeverSessionManager> {
+) -> StreamableHttpService<ToolServer, NeverSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
@@ -51,9 +51,9 @@ pub fn mcp_service(
         // The gateway layer in front already enforces the configured cap.
         .with_max_request_body_bytes(mcp_edge_contract::limits::MAX_BODY_BYTES_CEILING)
         .with_allowed_hosts(allowed_hosts);
-    let tools = ProjectTools::new(store, metering);
+    let server = ToolServer::new(tools, metering);
     StreamableHttpService::new(
-        move || Ok(tools.clone()),
+        move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     )
@@ -63,7 +63,7 @@ pub fn router(config: AppConfig) -> Router {
     let mcp = Router::new()
         .route_service(
             MCP_PATH,
-            mcp_service(config.store, config.metering.clone(), config.allowed_hosts),
+            mcp_service(config.tools, config.metering.clone(), config.allowed_hosts),
         )
         // Layers run outermost last-added: the assertion (which binds the whole body) is verified
         // first, its caller becomes the TenantContext, then a batch is split for rmcp.

@@ -260,9 +260,17 @@ pub struct Cli {
     #[arg(long, env = "BACKEND_LOG_JSON")]
     pub log_json: bool,
 
-    /// Print the tool → required scope map of this server's tool catalogue as JSON and exit.
+    /// Print the tool → required scope map of every tool this server would serve (the demo's
+    /// and --tool-sources') as JSON and exit: the filter's `tool_scopes`.
     #[arg(long)]
     pub print_tool_scopes: bool,
+
+    /// The tool sources file (YAML): whether to serve the demo project tracker, and OpenAPI
+    /// documents whose selected operations become tools, called as the verified tenant (see
+    /// docs/openapi-tools.md). Without it, the demo alone. An invalid file or document, or two
+    /// tools with one name, stops the start with a message naming the file.
+    #[arg(long, env = "MCP_EDGE_TOOL_SOURCES", value_name = "FILE")]
+    pub tool_sources: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

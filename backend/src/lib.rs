@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod redis_server;
 pub mod request_log;
 pub mod shed;
+pub mod sources;
 pub mod store;
 pub mod telemetry;
 pub mod tenant;

@@ -14,11 +14,13 @@ use mcp_edge_backend::metering::{
     DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
 use mcp_edge_backend::metrics;
+use mcp_edge_backend::openapi::OpenApiSource;
 use mcp_edge_backend::shed::{Shedder, shed};
+use mcp_edge_backend::sources::{ToolRegistry, ToolSource, load_sources};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::telemetry;
 use mcp_edge_backend::tls::{self, TlsFiles, TlsListener};
-use mcp_edge_backend::tools::tool_scopes;
+use mcp_edge_backend::tools::ProjectTools;
 use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
 use tracing_subscriber::EnvFilter;
@@ -36,7 +38,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if cli.print_tool_scopes {
-        match serde_json::to_string_pretty(&tool_scopes()) {
+        let printed = tool_registry(&cli, Arc::new(MemoryStore::new()), Metering::in_memory())
+            .and_then(|tools| Ok(serde_json::to_string_pretty(&tools.tool_scopes())?));
+        match printed {
             Ok(json) => {
                 println!("{json}");
                 return std::process::ExitCode::SUCCESS;
@@ -118,6 +122,38 @@ fn init_tracing(
     Ok(exporting)
 }
 
+/// Every tool this server serves: the demo's (unless the sources file turns it off) and those of
+/// each OpenAPI document the sources file names. An operation left out is logged as a warning.
+fn tool_registry(
+    cli: &Cli,
+    store: Arc<dyn ProjectStore>,
+    metering: Metering,
+) -> anyhow::Result<ToolRegistry> {
+    let Some(path) = &cli.tool_sources else {
+        return Ok(ToolRegistry::demo(store, metering));
+    };
+    let (file, loaded) = load_sources(path)?;
+    let mut sources: Vec<Arc<dyn ToolSource>> = Vec::new();
+    if file.demo {
+        sources.push(Arc::new(ProjectTools::new(store, metering)));
+    }
+    for source in loaded {
+        for warning in &source.warnings {
+            tracing::warn!(
+                source = %source.config.name,
+                operation = %warning.operation,
+                reason = %warning.reason,
+                "operation not served"
+            );
+        }
+        let name = source.config.name.clone();
+        sources.push(Arc::new(
+            OpenApiSource::new(source).with_context(|| format!("{}: {name}", path.display()))?,
+        ));
+    }
+    ToolRegistry::new(sources).with_context(|| path.display().to_string())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let secret = cli.gateway_secret.clone().unwrap_or_default();
     let trust = Trust::new(
@@ -140,9 +176,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(addr) = cli.metrics_addr {
         serve_metrics(addr, metering.clone(), shedder.clone()).await?;
     }
+    let tools = Arc::new(tool_registry(&cli, store, metering.clone())?);
+    tracing::info!(
+        tools = tools.tools().len(),
+        sources = ?tools.sources().iter().map(|s| s.label()).collect::<Vec<_>>(),
+        "tools"
+    );
     let app = router(AppConfig {
         trust,
-        store,
+        tools,
         metering,
         allowed_hosts: cli.allowed_hosts,
         batch_limits: BatchLimits {

@@ -142,7 +142,12 @@ async fn a_failing_element_does_not_stop_the_others() {
     assert_eq!(got.len(), 6, "{got:?}");
     let unknown = answer_to(&got, json!(1));
     assert_eq!(rpc_error_code(&unknown), -32602, "{unknown}");
-    assert_eq!(unknown["error"]["message"], "tool not found", "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("tool not found")),
+        "{unknown}"
+    );
     assert_eq!(rpc_error_code(&answer_to(&got, json!(2))), -32602);
     tool_error(&answer_to(&got, json!(3)));
     // rmcp cannot read this element alone (it answers 415 in plain text): an error with its id.

@@ -11,6 +11,7 @@ use axum::http::{Request, StatusCode};
 use common::*;
 use mcp_edge_backend::app::mcp_service;
 use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::sources::ToolRegistry;
 use mcp_edge_backend::store::MemoryStore;
 use mcp_edge_contract::headers;
 use serde_json::{Value, json};
@@ -259,7 +260,10 @@ async fn a_tool_call_without_tenant_context_fails() {
     let bare = Router::new().route_service(
         "/mcp",
         mcp_service(
-            Arc::new(MemoryStore::new()),
+            Arc::new(ToolRegistry::demo(
+                Arc::new(MemoryStore::new()),
+                Metering::in_memory(),
+            )),
             Metering::in_memory(),
             vec!["127.0.0.1".into()],
         ),

@@ -12,14 +12,21 @@
 //! document that is not OpenAPI 3.x, or two tools with one name, is a [`DocumentError`] naming the
 //! file and the JSON path, so the backend refuses to start rather than serve half a catalogue.
 
+pub mod answer;
 mod refs;
+pub mod request;
 mod schema;
+mod source;
+mod tenant_params;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
 use refs::Resolver;
+
+pub use source::OpenApiSource;
+pub use tenant_params::keep_tenant_out;
 
 /// The HTTP methods an OpenAPI path item may hold operations for; operations are read in this
 /// order within a path, paths in the document's key order.
@@ -44,6 +51,9 @@ pub struct Selection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
     Path,
+    /// A path parameter named `tenant_id`: filled with the verified tenant, never an argument
+    /// ([`keep_tenant_out`]).
+    TenantPath,
     Query,
     Header,
 }
@@ -80,6 +90,8 @@ pub struct OpenApiTool {
     pub input_schema: Value,
     /// The 2xx JSON answer's schema, as an object (a non-object answer is its `result` member).
     pub output_schema: Option<Value>,
+    /// The response headers the 2xx answer declares (pagination: `X-Total-Count`, `Link`, …).
+    pub response_headers: Vec<String>,
     pub hints: MethodHints,
     pub scope: String,
     pub billable: bool,
@@ -151,7 +163,9 @@ pub fn tools_from_document(
                 });
                 continue;
             };
-            match operation_tool(&resolver, doc, item, method, path, id, operation, selection) {
+            match operation_tool(&resolver, doc, item, method, path, id, operation, selection)
+                .and_then(valid_name)
+            {
                 Ok(tool) => {
                     if tools.iter().any(|t| t.name == tool.name) {
                         return Err(error(
@@ -169,6 +183,23 @@ pub fn tools_from_document(
         }
     }
     Ok((tools, warnings))
+}
+
+/// MCP's tool-name rule (1 to 128 of `A-Z a-z 0-9 _ - .`), which the edge's policy keys on too.
+fn valid_name(tool: OpenApiTool) -> Result<OpenApiTool, String> {
+    let ok = (1..=128).contains(&tool.name.len())
+        && tool
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(tool)
+    } else {
+        Err(format!(
+            "the tool name {:?} is not 1 to 128 of A-Z a-z 0-9 _ - . (configure operations.{}.name)",
+            tool.name, tool.operation_id
+        ))
+    }
 }
 
 fn selected(operation: &Value, id: Option<&str>, selection: &Selection) -> bool {
@@ -271,6 +302,12 @@ fn operation_tool(
         }
     };
     let output_schema = output_schema(resolver, operation)?;
+    let response_headers = ok_response(operation)
+        .map(|ok| resolver.resolve(ok))
+        .transpose()?
+        .and_then(|ok| ok.get("headers").and_then(Value::as_object).cloned())
+        .map(|headers| headers.keys().cloned().collect())
+        .unwrap_or_default();
     let scope = match selection.scopes.get(id) {
         Some(scope) => scope.clone(),
         None => security_scope(operation, doc).ok_or_else(|| {
@@ -302,6 +339,7 @@ fn operation_tool(
             "additionalProperties": false,
         }),
         output_schema,
+        response_headers,
         hints: hints(method),
         scope,
         billable: selection.billable.contains(id),
@@ -310,14 +348,7 @@ fn operation_tool(
 
 /// The first 2xx response's JSON schema, as an object schema.
 fn output_schema(resolver: &Resolver<'_>, operation: &Value) -> Result<Option<Value>, String> {
-    let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
-        return Ok(None);
-    };
-    let Some(ok) = responses
-        .iter()
-        .find(|(code, _)| code.starts_with('2'))
-        .map(|(_, r)| r)
-    else {
+    let Some(ok) = ok_response(operation) else {
         return Ok(None);
     };
     let ok = resolver.resolve(ok)?;
@@ -330,6 +361,16 @@ fn output_schema(resolver: &Resolver<'_>, operation: &Value) -> Result<Option<Va
     } else {
         json!({"type": "object", "properties": {"result": s}, "required": ["result"]})
     }))
+}
+
+/// The operation's first 2xx response (unresolved).
+fn ok_response(operation: &Value) -> Option<&Value> {
+    operation
+        .get("responses")?
+        .as_object()?
+        .iter()
+        .find(|(code, _)| code.starts_with('2'))
+        .map(|(_, r)| r)
 }
 
 /// The first scope of the operation's first security requirement, else the document's.

@@ -234,3 +234,254 @@ fn an_operation_without_any_scope_is_not_exposed() {
         "no scope: neither the configuration nor the document's security names one"
     );
 }
+
+/// The tools of a document whose paths name the tenant, for the request and tenant tests.
+fn tenant_doc_tools() -> Vec<OpenApiTool> {
+    let doc = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Orgs", "version": "1"},
+        "security": [{"oauth": ["mcp:read"]}],
+        "paths": {
+            "/orgs/{tenant_id}/notes/{id}": {
+                "parameters": [
+                    {"name": "tenant_id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}
+                ],
+                "get": {"operationId": "getNote",
+                        "parameters": [
+                            {"name": "fields", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
+                            {"name": "X-Request-Tag", "in": "header", "schema": {"type": "string"}}
+                        ],
+                        "responses": {"200": {"description": "ok",
+                            "headers": {"X-Total-Count": {"schema": {"type": "integer"}}},
+                            "content": {"application/json": {"schema": {"type": "object"}}}}}},
+                "put": {"operationId": "putNote",
+                        "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "responses": {"200": {"description": "ok"}}}
+            },
+            "/search": {
+                "get": {"operationId": "search",
+                        "parameters": [{"name": "tenant_id", "in": "query", "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "ok"}}}
+            },
+            "/whoami": {
+                "get": {"operationId": "whoami",
+                        "parameters": [{"name": "X-Tenant", "in": "header", "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "ok"}}}
+            }
+        }
+    });
+    let selection = select(&["getNote", "putNote", "search", "whoami"], &[]);
+    tools_from_document(&doc, "orgs.json", &selection)
+        .unwrap()
+        .0
+}
+
+fn identity_with_header(header: &str) -> crate::sources::config::IdentityConfig {
+    crate::sources::config::IdentityConfig {
+        tenant_header: Some(header.to_string()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_tenant_is_never_a_tool_argument() {
+    let (tools, warnings) = keep_tenant_out(tenant_doc_tools(), &identity_with_header("x-tenant"));
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["getNote", "putNote"], "{warnings:?}");
+    let get = &tools[0];
+    assert!(
+        get.input_schema["properties"].get("tenant_id").is_none(),
+        "{}",
+        get.input_schema
+    );
+    assert_eq!(get.input_schema["required"], json!(["id"]));
+    assert_eq!(get.response_headers, ["X-Total-Count"]);
+    let reasons: Vec<(&str, &str)> = warnings
+        .iter()
+        .map(|w| (w.operation.as_str(), w.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "GET /search (search)",
+                "its query parameter \"tenant_id\" would let the agent name the tenant"
+            ),
+            (
+                "GET /whoami (whoami)",
+                "its header parameter \"X-Tenant\" is the one the identity travels in"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_call_becomes_the_operations_request() {
+    let (tools, _) = keep_tenant_out(tenant_doc_tools(), &identity_with_header("x-tenant"));
+    let args = json!({"id": "a/b c", "fields": ["x", "y&z"], "X-Request-Tag": "t1"});
+    let planned = request::plan(
+        &tools[0],
+        "http://api.test/v1/",
+        "acme corp",
+        args.as_object().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(planned.method, http::Method::GET);
+    assert_eq!(
+        planned.url,
+        "http://api.test/v1/orgs/acme%20corp/notes/a%2Fb%20c?fields=x&fields=y%26z"
+    );
+    assert_eq!(planned.headers.len(), 1);
+    assert_eq!(planned.headers[0].0, "x-request-tag");
+    assert!(planned.body.is_none());
+
+    let put = &tools[1];
+    let args = json!({"id": "1", "body": {"text": "hi"}});
+    let planned = request::plan(
+        put,
+        "http://api.test/{tenant_id}",
+        "globex",
+        args.as_object().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(planned.url, "http://api.test/globex/orgs/globex/notes/1");
+    assert_eq!(
+        planned.body.as_deref(),
+        Some(br#"{"text":"hi"}"#.as_slice())
+    );
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let (tools, _) = keep_tenant_out(tenant_doc_tools(), &identity_with_header("x-tenant"));
+    let get = &tools[0];
+    let plan =
+        |args: Value| request::plan(get, "http://api.test", "acme", args.as_object().unwrap());
+    assert_eq!(
+        plan(json!({})).unwrap_err(),
+        "getNote needs the argument \"id\""
+    );
+    assert_eq!(
+        plan(json!({"id": "1", "tenant_id": "globex"})).unwrap_err(),
+        "getNote takes no argument \"tenant_id\""
+    );
+    assert_eq!(
+        plan(json!({"id": ".."})).unwrap_err(),
+        "\"id\": \"..\" cannot be a path segment"
+    );
+    assert_eq!(
+        plan(json!({"id": {"x": 1}})).unwrap_err(),
+        "\"id\" must be a string, a number or a boolean"
+    );
+    assert_eq!(
+        plan(json!({"id": "1", "X-Request-Tag": "a\r\nb"})).unwrap_err(),
+        "\"X-Request-Tag\" is not a valid header value"
+    );
+    assert!(request::plan(get, "http://api.test/{tenant_id}", "..", &Map::new()).is_err());
+}
+
+#[test]
+fn answers_become_results_an_agent_can_act_on() {
+    use answer::{HttpAnswer, NoAnswer, from_answer, from_failure};
+    let text = |r: &rmcp::model::CallToolResult| {
+        r.content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let answer = |status, body: &'static str| HttpAnswer {
+        status,
+        content_type: Some("application/json; charset=utf-8"),
+        body: body.as_bytes(),
+        headers: vec![],
+    };
+    let ok = from_answer(
+        "notes",
+        "GET",
+        &HttpAnswer {
+            headers: vec![("X-Total-Count".into(), "3".into())],
+            ..answer(200, r#"[{"id":1}]"#)
+        },
+    );
+    assert_eq!(ok.is_error, Some(false));
+    assert_eq!(ok.structured_content, Some(json!({"result": [{"id": 1}]})));
+    assert!(text(&ok).contains("X-Total-Count: 3"), "{}", text(&ok));
+
+    let not_found = from_answer("notes", "GET", &answer(404, r#"{"message":"no note 9"}"#));
+    assert_eq!(not_found.is_error, Some(true));
+    assert_eq!(
+        text(&not_found),
+        "The API notes refused the call (HTTP 404): no note 9"
+    );
+
+    let refused = from_answer("notes", "GET", &answer(403, "{}"));
+    assert!(
+        text(&refused).starts_with("The API notes refused this tenant (HTTP 403)"),
+        "{}",
+        text(&refused)
+    );
+
+    let failed = from_answer("notes", "POST", &answer(500, "Insert failed, duplicate id"));
+    assert!(
+        text(&failed).contains("This is retryable"),
+        "{}",
+        text(&failed)
+    );
+    assert!(
+        text(&failed).contains("may or may not have been made"),
+        "{}",
+        text(&failed)
+    );
+
+    let timeout = from_failure("notes", "GET", &NoAnswer::Timeout { ms: 500 });
+    assert_eq!(
+        text(&timeout),
+        "The API notes did not answer within 500 ms. This is retryable: try again later."
+    );
+    let long = "é".repeat(2000);
+    let quoted = from_answer(
+        "notes",
+        "GET",
+        &HttpAnswer {
+            content_type: Some("text/plain"),
+            ..answer(400, "")
+        },
+    );
+    assert_eq!(text(&quoted), "The API notes refused the call (HTTP 400)");
+    let body = long.as_bytes().to_vec();
+    let cut = from_answer(
+        "notes",
+        "GET",
+        &HttpAnswer {
+            status: 422,
+            content_type: None,
+            body: &body,
+            headers: vec![],
+        },
+    );
+    assert!(
+        text(&cut).len() < 1100 && text(&cut).ends_with('…'),
+        "{}",
+        text(&cut).len()
+    );
+}
+
+#[test]
+fn tool_names_follow_mcps_rule() {
+    let doc = json!({
+        "openapi": "3.1.0", "info": {"title": "x", "version": "1"},
+        "security": [{"oauth": ["mcp:read"]}],
+        "paths": {"/a": {"get": {"operationId": "get a thing", "responses": {}}}}
+    });
+    let (tools, warnings) =
+        tools_from_document(&doc, "x.json", &select(&["get a thing"], &[])).unwrap();
+    assert!(tools.is_empty());
+    assert!(
+        warnings[0]
+            .reason
+            .contains("configure operations.get a thing.name"),
+        "{warnings:?}"
+    );
+}

@@ -2,11 +2,8 @@
 //! ([`projects`], [`tasks`], [`analytics`], [`usage`]); each tool's scope, billing and annotations
 //! in one [`ToolFacts`] record beside its handler, collected in [`TOOL_FACTS`] ([`catalogue`]).
 //!
-//! Every `tools/call` looks up its verified tenant once ([`Tenant`]) and hands it to the tool. A
-//! call runs at most once per request id ([`Metering::claim`]); a billable call goes through
-//! [`crate::metering`]: admitted against the daily quota before it runs, settled (durable usage
-//! event or refund) before its result is returned. Before any of that, the call's tenant must hold
-//! the tool's catalogue scope ([`scope_check`]), whatever the edge decided.
+//! The tracker is one [`ToolSource`] of the backend's: [`crate::sources::ToolServer`] checks the
+//! scope, the call id and the quota of every call, then hands the verified [`Tenant`] to the tool.
 
 pub mod analytics;
 pub mod catalogue;
@@ -24,11 +21,11 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool_handler};
+use rmcp::{ErrorData, RoleServer};
 
 use crate::metering::Metering;
+use crate::sources::{SourceTool, ToolSource};
 use crate::store::ProjectStore;
-use crate::telemetry::CallSpan;
 
 pub use catalogue::{Annotations, ToolFacts, is_billable, scopes_supported, tool_scopes};
 pub use failure::{DEFAULT_PAGE, ToolFailure};
@@ -84,69 +81,50 @@ impl ProjectTools {
     pub fn catalogue() -> Vec<rmcp::model::Tool> {
         Self::router().list_all()
     }
+}
 
-    /// Runs the tool `request` names through the router.
-    async fn run(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
+/// What the server's `instructions` say of the demo tools.
+pub const INSTRUCTIONS: &str = "Project tracker of your organisation. Projects: list_projects (paginated with nextCursor), get_project, create_project, archive_project (keeps it, hides it), delete_project (permanent, needs the exact name). Tasks of a project: list_tasks (filter by status or assignee, paginated), create_task, update_task (title, description, status todo/in_progress/done, priority, due date YYYY-MM-DD), assign_task (by email). get_analytics counts tasks per status, priority and assignee and finds overdue ones. get_usage tells how much of today's quota of billable calls is left. Every call only ever sees your organisation's data, narrowed to your team when your access is team-scoped.";
+
+/// The demo project tracker as one source among the backend's: its tools' records
+/// ([`TOOL_FACTS`]), and a call run through rmcp's router with the verified tenant handed over
+/// for each tool's `Tenant` parameter.
+#[async_trait::async_trait]
+impl ToolSource for ProjectTools {
+    fn label(&self) -> &str {
+        "demo"
+    }
+
+    fn instructions(&self) -> Option<String> {
+        Some(INSTRUCTIONS.to_string())
+    }
+
+    fn tools(&self) -> Vec<SourceTool> {
         self.tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await
+            .list_all()
+            .into_iter()
+            .filter_map(|tool| {
+                // A routed tool without a record is not served (fail closed; a test checks none is).
+                let facts = catalogue::facts(&tool.name)?;
+                Some(SourceTool {
+                    tool,
+                    scope: facts.scope.to_string(),
+                    billable: facts.billable,
+                })
+            })
+            .collect()
     }
-}
 
-#[tool_handler(router = self.tool_router, name = "mcp-edge-backend", instructions = "Project tracker of your organisation. Projects: list_projects (paginated with nextCursor), get_project, create_project, archive_project (keeps it, hides it), delete_project (permanent, needs the exact name). Tasks of a project: list_tasks (filter by status or assignee, paginated), create_task, update_task (title, description, status todo/in_progress/done, priority, due date YYYY-MM-DD), assign_task (by email). get_analytics counts tasks per status, priority and assignee and finds overdue ones. get_usage tells how much of today's quota of billable calls is left. Every call only ever sees your organisation's data, narrowed to your team when your access is team-scoped.")]
-impl ServerHandler for ProjectTools {
-    /// Runs the tool; a billable one only within its tenant's daily quota (see [`crate::metering`]).
-    async fn call_tool(
+    async fn call(
         &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let span = CallSpan::of_call(&context);
-        let name = request.name.clone();
-        let result = self.metered_call(request, context).await;
-        if let Some(span) = span {
-            span.record(&name, &result);
-        }
-        result
-    }
-}
-
-impl ProjectTools {
-    /// A tool call after its tenant's checks: scope, replay, quota; its usage event settled.
-    async fn metered_call(
-        &self,
+        tenant: Tenant,
         request: CallToolRequestParams,
         mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.name.clone();
-        if !self.tool_router.has_route(&name) {
-            return self.run(request, context).await; // rmcp's own answer to an unknown tool
-        }
-        let tenant = Tenant::of_call(&context)?;
-        // The edge checked the scope already; checked again from the catalogue, so a wrong
-        // `tool_scopes` in the edge's configuration opens no tool (nothing claimed, nothing billed).
-        scope_check::require_scope(&tenant, &name)?;
-        let call_id = context.id.to_string();
-        self.metering.claim(&tenant, &call_id).await?;
-        tenant.clone().hand_over(&mut context);
-        if !is_billable(&name) {
-            return self.run(request, context).await;
-        }
-        let admission = self.metering.admit(&tenant, &call_id).await?;
-        let result = self.run(request, context).await;
-        let succeeded = match &result {
-            Ok(CallToolResponse::Complete(r)) => r.is_error != Some(true),
-            _ => false,
-        };
-        // The usage event is durable before the result goes out; if it cannot be, no result does.
-        self.metering
-            .settle(admission, &tenant, &name, succeeded)
-            .await?;
-        result
+        tenant.hand_over(&mut context);
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
     }
 }
 
@@ -171,7 +149,7 @@ mod tests {
             Arc::new(crate::store::MemoryStore::new()),
             Metering::in_memory(),
         );
-        let instructions = tools.get_info().instructions.expect("instructions");
+        let instructions = tools.instructions().expect("instructions");
         let words: Vec<&str> = instructions
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .collect();

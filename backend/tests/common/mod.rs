@@ -12,6 +12,7 @@ use http_body_util::BodyExt as _;
 use mcp_edge_backend::app::{AppConfig, DEFAULT_ALLOWED_HOSTS, router};
 use mcp_edge_backend::gateway_auth::{DEFAULT_AUDIENCE, DEFAULT_ISSUER, Trust};
 use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::sources::ToolRegistry;
 use mcp_edge_backend::store::{MemoryStore, ProjectStore};
 use mcp_edge_contract::{
     self as contract, AssertionSigner, Binding, GatewayKey, Identity, IdentityClaims, Tier, headers,
@@ -34,7 +35,7 @@ pub fn app_with_metering(metering: Metering) -> Router {
 pub fn app_with_store(store: Arc<dyn ProjectStore>, metering: Metering) -> Router {
     router(AppConfig {
         trust: Trust::new(SECRET, DEFAULT_ISSUER, DEFAULT_AUDIENCE).expect("secret"),
-        store,
+        tools: Arc::new(ToolRegistry::demo(store, metering.clone())),
         metering,
         allowed_hosts: DEFAULT_ALLOWED_HOSTS.map(String::from).to_vec(),
         batch_limits: Default::default(),
