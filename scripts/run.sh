@@ -63,7 +63,7 @@ if $tls; then
     --resource https://localhost:8443/mcp --key-file .local/authz/keys.json \
     --tls-cert .local/tls/authz/tls.crt --tls-key .local/tls/authz/tls.key >.local/logs/authz.log 2>&1 &
   pids+=($!)
-  target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox \
+  target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox --tool-sources tool-sources.yaml \
     --tls-cert .local/tls/backend/tls.crt --tls-key .local/tls/backend/tls.key \
     --tls-client-ca .local/tls/ca.pem >.local/logs/backend.log 2>&1 &
   pids+=($!)
@@ -102,7 +102,7 @@ else
     --key-file .local/authz/keys.json >.local/logs/authz.log 2>&1 &
 fi
 pids+=($!)
-target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox >.local/logs/backend.log 2>&1 &
+target/debug/mcp-edge-backend --listen 127.0.0.1:8081 --outbox-dir .local/outbox --tool-sources tool-sources.yaml >.local/logs/backend.log 2>&1 &
 pids+=($!)
 if $scaled; then
   ratelimit_redis="${RATELIMIT_REDIS_URL:-}"

@@ -14,13 +14,11 @@ use mcp_edge_backend::metering::{
     DeliveryTask, MemoryMeter, MeterStore, Metering, Outbox, RedisMeter,
 };
 use mcp_edge_backend::metrics;
-use mcp_edge_backend::openapi::OpenApiSource;
 use mcp_edge_backend::shed::{Shedder, shed};
-use mcp_edge_backend::sources::{ToolRegistry, ToolSource, load_sources};
+use mcp_edge_backend::sources::{ToolRegistry, build_registry};
 use mcp_edge_backend::store::{MemoryStore, ProjectStore, RedisStore};
 use mcp_edge_backend::telemetry;
 use mcp_edge_backend::tls::{self, TlsFiles, TlsListener};
-use mcp_edge_backend::tools::ProjectTools;
 use mcp_edge_backend::usage_cli::{self, Command};
 use mcp_edge_contract::MIN_SECRET_LEN;
 use tracing_subscriber::EnvFilter;
@@ -122,36 +120,26 @@ fn init_tracing(
     Ok(exporting)
 }
 
-/// Every tool this server serves: the demo's (unless the sources file turns it off) and those of
-/// each OpenAPI document the sources file names. An operation left out is logged as a warning.
+/// Every tool this server serves ([`build_registry`] over `--tool-sources`); an operation left out
+/// is logged as a warning.
 fn tool_registry(
     cli: &Cli,
     store: Arc<dyn ProjectStore>,
     metering: Metering,
 ) -> anyhow::Result<ToolRegistry> {
-    let Some(path) = &cli.tool_sources else {
-        return Ok(ToolRegistry::demo(store, metering));
-    };
-    let (file, loaded) = load_sources(path)?;
-    let mut sources: Vec<Arc<dyn ToolSource>> = Vec::new();
-    if file.demo {
-        sources.push(Arc::new(ProjectTools::new(store, metering)));
-    }
-    for source in loaded {
-        for warning in &source.warnings {
+    build_registry(
+        cli.tool_sources.as_deref(),
+        store,
+        metering,
+        &|source, warning| {
             tracing::warn!(
-                source = %source.config.name,
+                source,
                 operation = %warning.operation,
                 reason = %warning.reason,
                 "operation not served"
             );
-        }
-        let name = source.config.name.clone();
-        sources.push(Arc::new(
-            OpenApiSource::new(source).with_context(|| format!("{}: {name}", path.display()))?,
-        ));
-    }
-    ToolRegistry::new(sources).with_context(|| path.display().to_string())
+        },
+    )
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
-//! The configuration files say what the tool catalogue says (`cargo xtask sync-config` writes
-//! these parts; this test reads them the way the filter and the authorization server do).
+//! The configuration files say what the served tools say — the demo catalogue's and those of the
+//! OpenAPI sources of the repository's `tool-sources.yaml` (`cargo xtask sync-config` writes these
+//! parts; this test reads them the way the filter and the authorization server do).
 //!
 //! - envoy.yaml and docker/envoy.yaml: the filter authorizes tool calls with the `tool_scopes` map
 //!   of its plugin configuration (the JSON string under `typed_config.config.configuration.value`
@@ -10,7 +11,11 @@
 
 use std::path::{Path, PathBuf};
 
-use mcp_edge_backend::tools::{scopes_supported, tool_scopes};
+use std::sync::Arc;
+
+use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::sources::{ToolRegistry, build_registry};
+use mcp_edge_backend::store::MemoryStore;
 use serde_json::{Value, json};
 use serde_yaml::Value as Yaml;
 
@@ -77,9 +82,22 @@ fn plugin_config(path: &Path) -> Value {
     })
 }
 
+/// The tools the backend serves with the repository's tool-sources.yaml.
+fn served() -> ToolRegistry {
+    let sources = repo("tool-sources.yaml");
+    build_registry(
+        Some(&sources),
+        Arc::new(MemoryStore::new()),
+        Metering::in_memory(),
+        &|_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 fn check_envoy(path: &Path) {
     let config = plugin_config(path);
-    let expected = json!(tool_scopes());
+    let served = served();
+    let expected = json!(served.tool_scopes());
     let actual = config.get("tool_scopes");
     assert!(
         actual == Some(&expected),
@@ -89,7 +107,7 @@ fn check_envoy(path: &Path) {
     );
     assert_eq!(
         config["prm"]["scopes_supported"],
-        json!(scopes_supported()),
+        json!(served.scopes_supported()),
         "{}: prm.scopes_supported: {SYNC}",
         path.display()
     );
@@ -138,19 +156,20 @@ fn strings<'a>(object: &'a Value, key: &str) -> Vec<&'a str> {
 fn directory_scopes_and_tools_match_the_catalogue() {
     let path = repo("authz/directory.json");
     let directory: Value = serde_json::from_str(&read(&path)).expect("directory.json is JSON");
-    let scopes = scopes_supported();
+    let served = served();
+    let scopes = served.scopes_supported();
     assert_eq!(
         strings(&directory, "scopes_supported"),
         scopes,
         "authz/directory.json: scopes_supported: {SYNC}"
     );
-    let tools = tool_scopes();
+    let tools = served.tool_scopes();
     for section in ["users", "service_clients"] {
         let principals = directory.get(section).and_then(Value::as_object);
         for (name, principal) in principals.into_iter().flatten() {
             for scope in strings(principal, "scopes") {
                 assert!(
-                    scopes.contains(&scope),
+                    scopes.iter().any(|s| s == scope),
                     "{section}.{name}: unknown scope {scope}"
                 );
             }

@@ -50,11 +50,18 @@ pub fn run_with(plugin_overrides: &serde_json::Value, cases: &[Case]) -> ! {
 
 /// [`run`] with the stack `options` describe (e.g. the OAuth server instead of the dev issuer).
 pub fn run_with_options(options: &StackOptions, cases: &[Case]) -> ! {
+    run_then(options, cases, &|| {})
+}
+
+/// [`run_with_options`], then `stop` (which stops the servers the binary started besides the
+/// stack) before the process exits, whether the stack started or not.
+pub fn run_then(options: &StackOptions, cases: &[Case], stop: &dyn Fn()) -> ! {
     let args = Arguments::from_args();
     let stack = match Stack::start_with(options) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("could not start the stack: {e:#}");
+            stop();
             std::process::exit(1);
         }
     };
@@ -81,6 +88,7 @@ pub fn run_with_options(options: &StackOptions, cases: &[Case]) -> ! {
     let conclusion = libtest_mimic::run(&args, trials);
     stack.stop();
     drop(stack);
+    stop();
     conclusion.exit()
 }
 

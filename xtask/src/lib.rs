@@ -2,7 +2,7 @@
 //!
 //! - [`dev_keys`]: the development issuer's keys and tokens (a stand-in for a tenant's
 //!   authorization server).
-//! - [`sync_config`]: the configuration files written from the backend's tool catalogue
+//! - [`sync_config`]: the configuration files written from the tools the backend serves
 //!   (`cargo xtask sync-config`), with [`docker_envoy`] deriving docker-compose's Envoy
 //!   configuration and [`json_member`] editing one member of a JSON text in place.
 //! - [`assertion_vectors`]: docs/assertion-vectors.json, the identity assertion's test vectors

@@ -5,7 +5,8 @@
 //!   real OAuth authorization server: it has no login, no authorize and no token endpoint.
 //! - `token`: mints a development access token for a demo tenant.
 //! - `sync-config`: writes the tool scopes and scope lists of envoy.yaml, docker/envoy.yaml and
-//!   authz/directory.json from the backend's tool catalogue (`--check`: only report drift).
+//!   authz/directory.json from the tools the backend serves with tool-sources.yaml (the demo
+//!   catalogue and the OpenAPI sources' selected operations; `--check`: only report drift).
 //! - `assertion-vectors`: writes docs/assertion-vectors.json, the identity assertion's test
 //!   vectors, from the contract (`--check`: only report drift).
 //! - `bench-setup`: keys, tokens and Envoy configurations for `scripts/bench.sh`.
@@ -82,9 +83,10 @@ enum Command {
         alg: String,
     },
     /// Write envoy.yaml's tool_scopes and scopes_supported, docker/envoy.yaml, envoy.tls.yaml and
-    /// authz/directory.json's scopes_supported from the backend's tool catalogue.
+    /// authz/directory.json's scopes_supported from the tools the backend serves with
+    /// tool-sources.yaml (the demo catalogue and each OpenAPI source's selected operations).
     SyncConfig {
-        /// Change nothing; fail when a file is not what the catalogue makes.
+        /// Change nothing; fail when a file is not what the served tools make.
         #[arg(long)]
         check: bool,
     },
@@ -337,7 +339,13 @@ async fn main() -> Result<()> {
 fn sync_config(check: bool) -> Result<()> {
     let root = repo_root();
     let files = render(&root)?;
-    sync_generated(&root, &files, check, "the tool catalogue", "sync-config")
+    sync_generated(
+        &root,
+        &files,
+        check,
+        "the served tools (tool-sources.yaml)",
+        "sync-config",
+    )
 }
 
 fn assertion_vectors(check: bool) -> Result<()> {

@@ -1,6 +1,8 @@
 //! `cargo xtask sync-config`: writes what the configuration files say about the tools from the
-//! backend's tool catalogue (one record per tool, see `backend/src/tools/catalogue.rs`), so adding a
-//! tool or a scope is one change in Rust and one command:
+//! tools the backend serves with the repository's `tool-sources.yaml`: the demo's catalogue (one
+//! record per tool, see `backend/src/tools/catalogue.rs`) and the selected operations of each
+//! OpenAPI document the file names. Adding a tool or a scope is one change (in Rust or in the
+//! file) and one command:
 //! - envoy.yaml: the filter's `tool_scopes` and the resource metadata's `scopes_supported`;
 //! - docker/envoy.yaml: all of it, derived from envoy.yaml ([`crate::docker_envoy`]);
 //! - envoy.tls.yaml: all of it, envoy.yaml with TLS on every hop ([`crate::tls_envoy`]);
@@ -14,7 +16,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use mcp_edge_backend::tools::{scopes_supported, tool_scopes};
+use mcp_edge_backend::metering::Metering;
+use mcp_edge_backend::sources::{ToolRegistry, build_registry};
+use mcp_edge_backend::store::MemoryStore;
 use serde_json::json;
 
 use crate::docker_envoy::docker_envoy_config;
@@ -25,6 +29,8 @@ pub const ENVOY_YAML: &str = "envoy.yaml";
 pub const DOCKER_ENVOY_YAML: &str = "docker/envoy.yaml";
 pub const TLS_ENVOY_YAML: &str = "envoy.tls.yaml";
 pub const DIRECTORY_JSON: &str = "authz/directory.json";
+/// The backend's tool sources file whose tools the configuration names (`--tool-sources`).
+pub const TOOL_SOURCES_YAML: &str = "tool-sources.yaml";
 
 /// One generated file: its path from the repository root and the text it must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +49,8 @@ pub fn repo_root() -> PathBuf {
 
 /// Every generated file as it must be, built from the files under `root` and the catalogue.
 pub fn render(root: &Path) -> Result<Vec<Generated>> {
-    let envoy = envoy_yaml(&read(root, ENVOY_YAML)?).context(ENVOY_YAML)?;
+    let tools = served_tools(root)?;
+    let envoy = envoy_yaml(&read(root, ENVOY_YAML)?, &tools).context(ENVOY_YAML)?;
     let docker = docker_envoy_config(&envoy).context(DOCKER_ENVOY_YAML)?;
     let tls = tls_envoy_config(
         &envoy,
@@ -52,7 +59,7 @@ pub fn render(root: &Path) -> Result<Vec<Generated>> {
         },
     )
     .context(TLS_ENVOY_YAML)?;
-    let directory = directory_json(&read(root, DIRECTORY_JSON)?).context(DIRECTORY_JSON)?;
+    let directory = directory_json(&read(root, DIRECTORY_JSON)?, &tools).context(DIRECTORY_JSON)?;
     let deploy = crate::deploy::render_with(root, &envoy).context("deploy/rendered")?;
     let mut files = vec![
         Generated {
@@ -105,15 +112,32 @@ fn read(root: &Path, path: &str) -> Result<String> {
     std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"))
 }
 
-/// envoy.yaml's text with the catalogue's `tool_scopes` and `scopes_supported`.
-pub fn envoy_yaml(text: &str) -> Result<String> {
-    let text = replace_value(text, "tool_scopes", &json!(tool_scopes()))?;
-    replace_value(&text, "scopes_supported", &json!(scopes_supported()))
+/// The tools the backend serves with `root`'s tool-sources.yaml (the demo alone without it).
+pub fn served_tools(root: &Path) -> Result<ToolRegistry> {
+    let path = root.join(TOOL_SOURCES_YAML);
+    let path = path.exists().then_some(path);
+    build_registry(
+        path.as_deref(),
+        std::sync::Arc::new(MemoryStore::new()),
+        Metering::in_memory(),
+        &|source, warning| {
+            eprintln!(
+                "{TOOL_SOURCES_YAML}: {source}: {} is not served: {}",
+                warning.operation, warning.reason
+            );
+        },
+    )
 }
 
-/// authz/directory.json's text with the catalogue's `scopes_supported`.
-pub fn directory_json(text: &str) -> Result<String> {
-    replace_value(text, "scopes_supported", &json!(scopes_supported()))
+/// envoy.yaml's text with the served tools' `tool_scopes` and `scopes_supported`.
+pub fn envoy_yaml(text: &str, tools: &ToolRegistry) -> Result<String> {
+    let text = replace_value(text, "tool_scopes", &json!(tools.tool_scopes()))?;
+    replace_value(&text, "scopes_supported", &json!(tools.scopes_supported()))
+}
+
+/// authz/directory.json's text with the served tools' `scopes_supported`.
+pub fn directory_json(text: &str, tools: &ToolRegistry) -> Result<String> {
+    replace_value(text, "scopes_supported", &json!(tools.scopes_supported()))
 }
 
 #[cfg(test)]
@@ -129,9 +153,16 @@ mod tests {
 
     #[test]
     fn directory_gets_the_catalogue_scopes() {
-        let out = directory_json(DIRECTORY).expect("ok");
+        let tools = ToolRegistry::demo(
+            std::sync::Arc::new(MemoryStore::new()),
+            Metering::in_memory(),
+        );
+        let out = directory_json(DIRECTORY, &tools).expect("ok");
         let doc: Value = serde_json::from_str(&out).expect("json");
-        assert_eq!(doc["scopes_supported"], json!(scopes_supported()));
+        assert_eq!(
+            doc["scopes_supported"],
+            json!(mcp_edge_backend::tools::scopes_supported())
+        );
         assert!(out.ends_with("\"list_projects\"]}}\n}\n"), "{out}");
     }
 }

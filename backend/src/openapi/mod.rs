@@ -13,6 +13,7 @@
 //! file and the JSON path, so the backend refuses to start rather than serve half a catalogue.
 
 pub mod answer;
+mod http_client;
 mod refs;
 pub mod request;
 mod schema;

@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::Full;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, Tool, ToolAnnotations};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -19,6 +23,7 @@ use tokio::sync::Mutex;
 
 use super::OpenApiTool;
 use super::answer::{self, HttpAnswer, NoAnswer};
+use super::http_client::{ApiClient, SendError};
 use super::request::{self, PlannedRequest};
 use crate::sources::config::{BearerConfig, ClientCredentialsConfig, LoadedOpenApi};
 use crate::sources::{SourceTool, ToolSource};
@@ -35,7 +40,7 @@ pub struct OpenApiSource {
     label: String,
     api: String,
     loaded: LoadedOpenApi,
-    client: reqwest::Client,
+    client: ApiClient,
     token: Mutex<Option<(String, Instant)>>,
 }
 
@@ -50,24 +55,10 @@ impl std::fmt::Debug for OpenApiSource {
 impl OpenApiSource {
     /// The source of `loaded`; fails when its CA file cannot be read.
     pub fn new(loaded: LoadedOpenApi) -> anyhow::Result<Self> {
-        // reqwest's rustls takes the process's provider: ring, as the backend's own TLS
-        // (see tls.rs for why ring, deprecated for lacking post-quantum key exchange).
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcp-edge-backend/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca_file) = &loaded.config.ca_file {
-            let pem = std::fs::read(ca_file)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", ca_file.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", ca_file.display()))?;
-            builder = builder.tls_certs_only(certs);
-        }
         Ok(Self {
             label: format!("openapi:{}", loaded.config.name),
             api: loaded.config.name.clone(),
-            client: builder.build()?,
+            client: ApiClient::new(loaded.config.ca_file.as_deref())?,
             loaded,
             token: Mutex::new(None),
         })
@@ -137,12 +128,16 @@ impl OpenApiSource {
         planned: &PlannedRequest,
         tenant: &Tenant,
         context: &RequestContext<RoleServer>,
-    ) -> Result<reqwest::Request, NoAnswer> {
+    ) -> Result<http::Request<Full<Bytes>>, NoAnswer> {
         let identity = &self.loaded.config.identity;
-        let mut builder = self
-            .client
-            .request(planned.method.clone(), &planned.url)
-            .header(http::header::ACCEPT, "application/json");
+        let mut builder = http::Request::builder()
+            .method(planned.method.clone())
+            .uri(&planned.url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::USER_AGENT,
+                concat!("mcp-edge-backend/", env!("CARGO_PKG_VERSION")),
+            );
         for (name, value) in &planned.headers {
             builder = builder.header(name, value);
         }
@@ -152,79 +147,65 @@ impl OpenApiSource {
         if let Some(header) = &identity.user_header {
             builder = builder.header(header, &tenant.user_id);
         }
-        match identity.bearer {
-            BearerConfig::None => {}
-            BearerConfig::Assertion => {
-                let assertion = context
+        let bearer = match identity.bearer {
+            BearerConfig::None => None,
+            BearerConfig::Assertion => Some(
+                context
                     .extensions
                     .get::<http::request::Parts>()
                     .and_then(|parts| parts.headers.get(mcp_edge_contract::assertion::HEADER))
                     .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| NoAnswer::Credentials("no identity assertion".into()))?;
-                builder = builder.bearer_auth(assertion);
-            }
-            BearerConfig::ClientCredentials => {
-                builder = builder.bearer_auth(self.client_token().await?);
-            }
+                    .ok_or_else(|| NoAnswer::Credentials("no identity assertion".into()))?
+                    .to_string(),
+            ),
+            BearerConfig::ClientCredentials => Some(self.client_token().await?),
+        };
+        if let Some(token) = bearer {
+            builder = builder.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if let Some(body) = &planned.body {
-            builder = builder
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
+        let body = match &planned.body {
+            Some(body) => {
+                builder = builder.header(http::header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(body.clone()))
+            }
+            None => Full::new(Bytes::new()),
+        };
         builder
-            .build()
+            .body(body)
             .map_err(|e| NoAnswer::Arguments(e.to_string()))
     }
 
     /// One request and its answer, read up to the cap.
     async fn exchange(
         &self,
-        request: reqwest::Request,
+        request: http::Request<Full<Bytes>>,
         tool: &OpenApiTool,
     ) -> Result<(u16, CallToolResult), NoAnswer> {
         let cap = self.loaded.config.max_response_bytes;
-        let mut response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| NoAnswer::Unreachable(error_chain(&e)))?;
-        if response.content_length().is_some_and(|n| n > cap as u64) {
-            return Err(NoAnswer::TooLarge { cap });
-        }
-        let status = response.status().as_u16();
+        let response = self.client.send(request, cap).await.map_err(|e| match e {
+            SendError::TooLarge => NoAnswer::TooLarge { cap },
+            SendError::Unreachable(reason) => NoAnswer::Unreachable(reason),
+        })?;
         let content_type = response
-            .headers()
+            .headers
             .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .and_then(|v| v.to_str().ok());
         let headers = tool
             .response_headers
             .iter()
             .filter_map(|name| {
-                let value = response.headers().get(name.as_str())?.to_str().ok()?;
+                let value = response.headers.get(name.as_str())?.to_str().ok()?;
                 Some((name.clone(), value.to_owned()))
             })
             .collect();
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| NoAnswer::Unreachable(error_chain(&e)))?
-        {
-            if body.len() + chunk.len() > cap {
-                return Err(NoAnswer::TooLarge { cap });
-            }
-            body.extend_from_slice(&chunk);
-        }
         let answer = HttpAnswer {
-            status,
-            content_type: content_type.as_deref(),
-            body: &body,
+            status: response.status,
+            content_type,
+            body: &response.body,
             headers,
         };
         Ok((
-            status,
+            response.status,
             answer::from_answer(&self.api, &tool.method, &answer),
         ))
     }
@@ -253,7 +234,7 @@ impl OpenApiSource {
 
 /// A token from `config.token_url` (RFC 6749 §4.4, client_secret_basic) and how long it lives.
 async fn fetch_token(
-    client: &reqwest::Client,
+    client: &ApiClient,
     config: &ClientCredentialsConfig,
     timeout_ms: u64,
 ) -> Result<(String, Duration), String> {
@@ -263,44 +244,49 @@ async fn fetch_token(
             config.client_secret_env
         )
     })?;
-    let mut form = vec![("grant_type", "client_credentials")];
+    let form = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+    let mut body = "grant_type=client_credentials".to_string();
     if let Some(scope) = &config.scope {
-        form.push(("scope", scope));
+        body.push_str("&scope=");
+        body.push_str(&form(scope));
     }
-    let response = client
-        .post(&config.token_url)
-        .basic_auth(&config.client_id, Some(secret))
-        .form(&form)
-        .timeout(Duration::from_millis(timeout_ms))
-        .send()
-        .await
-        .map_err(|e| format!("token endpoint: {}", error_chain(&e)))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|e| format!("token endpoint answered {status} without JSON: {e}"))?;
+    // RFC 6749 §2.3.1: the id and secret are form-encoded before they are joined.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        form(&config.client_id),
+        form(&secret)
+    ));
+    let request = http::Request::post(&config.token_url)
+        .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("token_url: {e}"))?;
+    let response = tokio::time::timeout(
+        Duration::from_millis(timeout_ms),
+        client.send(request, 64 * 1024),
+    )
+    .await
+    .map_err(|_| format!("the token endpoint did not answer within {timeout_ms} ms"))?
+    .map_err(|e| match e {
+        SendError::TooLarge => "the token endpoint's answer is too large".to_string(),
+        SendError::Unreachable(reason) => format!("token endpoint: {reason}"),
+    })?;
+    let status = response.status;
+    let body: Value = serde_json::from_slice(&response.body)
+        .map_err(|_| format!("the token endpoint answered {status} without JSON"))?;
     let token = body
         .get("access_token")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("token endpoint answered {status} without access_token"))?;
+        .ok_or_else(|| format!("the token endpoint answered {status} without an access_token"))?;
     let lifetime = body
         .get("expires_in")
         .and_then(Value::as_u64)
         .unwrap_or(300);
     Ok((token.to_string(), Duration::from_secs(lifetime)))
-}
-
-/// An error and its causes, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// `tool` as `tools/list` shows it.

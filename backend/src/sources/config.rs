@@ -203,6 +203,13 @@ pub fn load_sources(path: &Path) -> Result<(SourcesFile, Vec<LoadedOpenApi>), So
             openapi::tools_from_document(&doc, &doc_file, &selection(config))?;
         let (tools, refused) = openapi::keep_tenant_out(tools, &config.identity);
         warnings.extend(refused);
+        if let Some(blind) = tools.iter().find(|tool| !tells_the_tenant(config, tool)) {
+            return Err(fail(format!(
+                "{at}: the API would not know the tenant of {} ({} {}): put {{tenant_id}} in \
+base_url or in the operation's path, set identity.tenant_header, or use identity.bearer: assertion",
+                blind.name, blind.method, blind.path
+            )));
+        }
         let unknown: Vec<String> = config
             .select
             .operations
@@ -229,6 +236,18 @@ pub fn load_sources(path: &Path) -> Result<(SourcesFile, Vec<LoadedOpenApi>), So
         });
     }
     Ok((sources, loaded))
+}
+
+/// Whether a call of `tool` tells the API which tenant it is for, from the edge's word alone: the
+/// API would otherwise serve every tenant alike.
+fn tells_the_tenant(config: &OpenApiSourceConfig, tool: &OpenApiTool) -> bool {
+    config.base_url.contains("{tenant_id}")
+        || config.identity.tenant_header.is_some()
+        || config.identity.bearer == BearerConfig::Assertion
+        || tool
+            .parameters
+            .iter()
+            .any(|p| p.location == openapi::Location::TenantPath)
 }
 
 /// What must hold of a source before its document is read.
@@ -258,17 +277,6 @@ fn check_source(config: &OpenApiSourceConfig) -> Result<(), String> {
         return Err("{tenant_id} may only be in base_url's path, not its host".into());
     }
     let identity = &config.identity;
-    // The API must learn the tenant from the edge's word, or it would serve every tenant alike.
-    if !config.base_url.contains("{tenant_id}")
-        && identity.tenant_header.is_none()
-        && identity.bearer != BearerConfig::Assertion
-    {
-        return Err(
-            "the API would not know the tenant: put {tenant_id} in base_url, set \
-identity.tenant_header, or use identity.bearer: assertion"
-                .into(),
-        );
-    }
     for header in [&identity.tenant_header, &identity.user_header]
         .into_iter()
         .flatten()

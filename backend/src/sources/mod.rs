@@ -12,14 +12,21 @@ pub mod config;
 pub mod registry;
 pub mod server;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
 use async_trait::async_trait;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 
-use crate::tools::Tenant;
+use crate::metering::Metering;
+use crate::openapi::{OpenApiSource, Warning};
+use crate::store::ProjectStore;
+use crate::tools::{ProjectTools, Tenant};
 
-pub use config::{SourcesFile, load_sources};
+pub use config::{SourcesError, SourcesFile, load_sources};
 pub use registry::ToolRegistry;
 pub use server::ToolServer;
 
@@ -54,4 +61,38 @@ pub trait ToolSource: Send + Sync + 'static {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData>;
+}
+
+/// The registry of every tool served with the sources file at `path` (the demo alone without
+/// one): the demo's over `store` unless the file turns it off, then each OpenAPI source's. Each
+/// operation left out is handed to `warn` with its source's name. Fails, naming the file, on an
+/// invalid file or document or two tools of one name.
+pub fn build_registry(
+    path: Option<&Path>,
+    store: Arc<dyn ProjectStore>,
+    metering: Metering,
+    warn: &dyn Fn(&str, &Warning),
+) -> anyhow::Result<ToolRegistry> {
+    let Some(path) = path else {
+        return Ok(ToolRegistry::demo(store, metering));
+    };
+    let (file, loaded) = load_sources(path).map_err(|e| match e {
+        // A document's error names the document; say which sources file named it.
+        SourcesError::Document(e) => anyhow::anyhow!("{}: {e}", path.display()),
+        other => anyhow::anyhow!(other),
+    })?;
+    let mut sources: Vec<Arc<dyn ToolSource>> = Vec::new();
+    if file.demo {
+        sources.push(Arc::new(ProjectTools::new(store, metering)));
+    }
+    for source in loaded {
+        for warning in &source.warnings {
+            warn(&source.config.name, warning);
+        }
+        let name = source.config.name.clone();
+        sources.push(Arc::new(
+            OpenApiSource::new(source).with_context(|| format!("{}: {name}", path.display()))?,
+        ));
+    }
+    ToolRegistry::new(sources).with_context(|| path.display().to_string())
 }
