@@ -5,11 +5,10 @@
 //
 // Usage: node paged_server.mjs --listen 127.0.0.1:0. Prints "listening on HOST:PORT" once ready.
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
-import { registerTools, serve } from "./ts_tools.mjs";
+import { registerTools, serveStateless } from "./ts_tools.mjs";
 
-serve(async (req, res) => {
+serveStateless(() => {
   const mcp = registerTools(new McpServer({ name: "ts-sdk-paged", version: "1.0.0" }));
   // The SDK has no paging hook: wrap the tools/list handler it registered.
   const list = mcp.server._requestHandlers.get("tools/list");
@@ -23,11 +22,5 @@ serve(async (req, res) => {
     const next = start + 1;
     return { tools: tools.slice(start, next), ...(next < tools.length ? { nextCursor: String(next) } : {}) };
   });
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-  res.on("close", () => {
-    transport.close();
-    mcp.close();
-  });
-  await mcp.connect(transport);
-  await transport.handleRequest(req, res);
+  return mcp;
 });

@@ -146,8 +146,9 @@ enum Command {
         #[arg(long, default_value = "amd64")]
         arch: String,
     },
-    /// Write the edge's tool_scopes for a third-party MCP server from the server's own tools/list:
-    /// read-only tools need mcp:read, destructive ones mcp:admin, others mcp:write, with the MCP
+    /// Write the edge's tool_scopes for a third-party MCP server from the server's tools/list.
+    ///
+    /// Read-only tools need mcp:read, destructive ones mcp:admin, others mcp:write, with the MCP
     /// spec's defaults for absent hints (not read-only, destructive: no annotations → mcp:admin).
     /// Writes them, and any scope they need, into the Envoy configuration's mcp-edge plugin
     /// configuration (tool_scopes, prm.scopes_supported) and prints what changed.
@@ -169,7 +170,8 @@ enum Command {
         headers: Vec<String>,
         /// Sign every request with the edge's identity assertion (x-mcp-identity), keyed with the
         /// gateway secret in this environment variable, for a server that accepts only requests
-        /// the edge vouched for. Its iss and aud are the Envoy configuration's plugin `assertion`.
+        /// the edge vouched for. Its iss and aud are the --envoy file's plugin `assertion`
+        /// (default mcp-edge, mcp-edge-backend).
         #[arg(long, value_name = "VAR")]
         gateway_secret_env: Option<String>,
         /// The Envoy configuration whose mcp-edge plugin configuration is written or checked.

@@ -3,9 +3,9 @@
 //!
 //! The rule (docs/third-party-servers.md, ARCHITECTURE.md "Token claims"): a read-only tool needs
 //! `mcp:read`, a destructive one `mcp:admin`, any other `mcp:write`. The hints are read with the
-//! defaults of the MCP specification's `ToolAnnotations` (schema/2025-11-25/schema.ts, unchanged
-//! since 2025-03-26): `readOnlyHint` "Default: false"; `destructiveHint` "Default: true", "meaningful
-//! only when `readOnlyHint == false`". So a tool without annotations, or with a hint that is not a
+//! defaults of the MCP specification's `ToolAnnotations` (modelcontextprotocol/modelcontextprotocol,
+//! schema/2025-11-25/schema.ts): `readOnlyHint` "Default: false"; `destructiveHint` "Default: true",
+//! "meaningful only when `readOnlyHint == false`". So a tool without annotations, or with a hint that is not a
 //! JSON boolean, needs `mcp:admin`: when the server says nothing the edge assumes the worst. The
 //! same schema warns that annotations are hints a client must not trust from an untrusted server;
 //! the generated map is a starting policy to review (the command prints every change it makes).
@@ -159,7 +159,7 @@ pub fn drift(configured: &BTreeMap<String, String>, generated: &BTreeMap<String,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -167,7 +167,8 @@ mod tests {
         ToolHints::from_listed(&tool).expect("a named tool")
     }
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    /// A tool → scope map from pairs.
+    pub(crate) fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

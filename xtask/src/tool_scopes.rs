@@ -248,17 +248,11 @@ pub fn assertion_names(plugin: &Json) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope_rule::tests::map as generated;
 
     fn repo_envoy() -> String {
         std::fs::read_to_string(crate::sync_config::repo_root().join("envoy.yaml"))
             .expect("envoy.yaml")
-    }
-
-    fn generated(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]
