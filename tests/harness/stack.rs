@@ -77,6 +77,9 @@ pub enum Upstream {
     Backend,
     /// A script in `tests/node`, run with the repository's Node (`.venv/bin/node`).
     Node(&'static str),
+    /// A script in `tests/node` that listens on every interface at the port in `PORT`, as npm
+    /// packages' servers do: the harness picks a free port and waits until it accepts connections.
+    NodeOnPort(&'static str),
     /// A script in `tests/python`, run with the repository's Python (`.venv/bin/python`, where
     /// scripts/install-deps.sh installs the official MCP Python SDK).
     Python(&'static str),
@@ -93,7 +96,7 @@ impl Upstream {
                     .env("RUST_LOG", "info");
                 return Ok(cmd);
             }
-            Self::Node(script) => (node_bin(), "tests/node", script),
+            Self::Node(script) | Self::NodeOnPort(script) => (node_bin(), "tests/node", script),
             Self::Python(script) => (python_bin()?, "tests/python", script),
         };
         let mut cmd = Command::new(interpreter);
@@ -254,15 +257,29 @@ impl Stack {
         let redis_url = format!("redis://127.0.0.1:{redis_port}");
         procs.push(redis);
 
-        // The backend (ours, or a third-party server), on a port it picks.
+        // The backend (ours, or a third-party server), on a port it picks (or one picked here).
         let mut cmd = options
             .upstream
             .command(&redis_url, &options.backend_args)?;
         cmd.args(["--listen", "127.0.0.1:0"])
             .env("MCP_EDGE_GATEWAY_SECRET", &secret)
             .envs(options.backend_env.iter().map(|(k, v)| (k, v)));
+        let port = match options.upstream {
+            Upstream::NodeOnPort(_) => Some(free_port()?),
+            _ => None,
+        };
+        if let Some(port) = port {
+            cmd.env("PORT", port.to_string());
+        }
         let mut backend = Proc::spawn("backend", cmd, logs)?;
-        let backend_addr = backend.wait_for_listening_addr(START_TIMEOUT)?;
+        let backend_addr = match port {
+            Some(port) => {
+                let addr = ([127, 0, 0, 1], port).into();
+                backend.wait_for_port(addr, START_TIMEOUT)?;
+                addr
+            }
+            None => backend.wait_for_listening_addr(START_TIMEOUT)?,
+        };
         procs.push(backend);
 
         // Envoy's ports first: the authorization server must know the resource URI.

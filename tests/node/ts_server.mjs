@@ -6,17 +6,7 @@
 // `hidden` (not in the edge's tool_scopes: the edge must never list nor forward it). It trusts
 // the edge for authorization and does not check the identity assertion (x-mcp-identity).
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
-import { registerTools, serve } from "./ts_tools.mjs";
+import { registerTools, serveStateless } from "./ts_tools.mjs";
 
 // Stateless: a fresh server and transport per request, as the SDK's stateless example does.
-serve(async (req, res) => {
-  const mcp = registerTools(new McpServer({ name: "ts-sdk-stateless", version: "1.0.0" }));
-  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-  res.on("close", () => {
-    transport.close();
-    mcp.close();
-  });
-  await mcp.connect(transport);
-  await transport.handleRequest(req, res);
-});
+serveStateless(() => registerTools(new McpServer({ name: "ts-sdk-stateless", version: "1.0.0" })));

@@ -1,7 +1,8 @@
-// What both TypeScript SDK servers of the e2e tests share (ts_server.mjs, stateless;
-// ts_stateful_server.mjs, stateful): how they listen, and their tools: `echo` (returns its text), `shout` (upper-cases it), `purge`
+// What the TypeScript SDK servers of the e2e tests share (ts_server.mjs and paged_server.mjs,
+// stateless; ts_stateful_server.mjs, stateful): how they listen, and their tools: `echo` (returns its text), `shout` (upper-cases it), `purge`
 // (says it purged) and `hidden` (not in the edge's tool_scopes: never listed nor forwarded).
 import http from "node:http";
+import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { z } from "zod";
 
 export const text = { text: z.string().max(200) };
@@ -37,5 +38,20 @@ export function serve(handle) {
   httpServer.listen(Number(port), host, () => {
     const a = httpServer.address();
     console.log(`listening on ${a.address}:${a.port}`);
+  });
+}
+
+/** Serves a fresh McpServer from `makeServer()` per request on a stateless transport, as the SDK's
+ * stateless example does (see `serve` for the address). */
+export function serveStateless(makeServer) {
+  serve(async (req, res) => {
+    const mcp = makeServer();
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    res.on("close", () => {
+      transport.close();
+      mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
   });
 }

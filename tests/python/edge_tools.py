@@ -4,7 +4,9 @@ verify_identity_asgi.py), how they listen.
 
 Tools, as tests/node/ts_tools.mjs: `echo` (returns its text), `shout` (upper-cases it), `purge`
 (says it purged) and `hidden` (not in the edge's tool_scopes: never listed nor forwarded); plus
-`whoami`, which answers with the tenant and user the edge vouched for."""
+`whoami`, which answers with the tenant and user the edge vouched for. Their MCP annotations say
+what they do: `echo` and `whoami` read only, `shout` writes without destroying, `purge` is
+destructive, `hidden` says nothing (tests/tool_scopes.rs generates the edge's policy from them)."""
 
 import argparse
 import socket
@@ -14,6 +16,7 @@ from typing import Annotated
 
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field
 
@@ -21,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "verify"))
 from verify_identity_asgi import VerifyIdentity  # noqa: E402  (the verifier lives in docs/verify)
 
 Text = Annotated[str, Field(max_length=200)]
+READ_ONLY = ToolAnnotations(read_only_hint=True)
 
 # The SDK refuses (421) a `Host` it does not know, and the edge forwards the client's: name the
 # public host the edge is reached by (here a made-up one the tests send) beside the loopback ones.
@@ -35,15 +39,18 @@ TRANSPORT_SECURITY = TransportSecuritySettings(
 def register_tools(mcp: MCPServer) -> MCPServer:
     """Registers the shared tools on `mcp`."""
 
-    @mcp.tool(description="Echo the text.")
+    @mcp.tool(description="Echo the text.", annotations=READ_ONLY)
     def echo(text: Text) -> str:
         return text
 
-    @mcp.tool(description="Upper-case the text.")
+    @mcp.tool(
+        description="Upper-case the text.",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False),
+    )
     def shout(text: Text) -> str:
         return text.upper()
 
-    @mcp.tool(description="Pretend to purge.")
+    @mcp.tool(description="Pretend to purge.", annotations=ToolAnnotations(destructive_hint=True))
     def purge() -> str:
         return "purged"
 
@@ -51,7 +58,7 @@ def register_tools(mcp: MCPServer) -> MCPServer:
     def hidden() -> str:
         return "hidden"
 
-    @mcp.tool(description="Who the edge says is calling.")
+    @mcp.tool(description="Who the edge says is calling.", annotations=READ_ONLY)
     def whoami(ctx: Context) -> str:
         identity = ctx.request_context.request.scope["mcp_edge_identity"]
         return f"tenant={identity['tenant_id']} user={identity['user_id']}"

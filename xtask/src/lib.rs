@@ -15,6 +15,9 @@
 //!   throwaway CA and the certificates it reads (`cargo xtask dev-certs`, the TLS tests).
 //! - [`deploy`]: deploy/rendered/ (Kubernetes, Envoy Gateway, Istio, ECS) from deploy/values.yaml
 //!   and envoy.yaml (`cargo xtask deploy`).
+//! - [`tool_scopes`]: a third-party MCP server's tools as the edge's `tool_scopes`
+//!   (`cargo xtask tool-scopes`): listed by [`mcp_lister`] (SSE answers read by [`sse_events`]),
+//!   mapped by [`scope_rule`].
 //! - [`oci_image`]: the filter's `.wasm` as an OCI image layout (`cargo xtask oci`), its one layer
 //!   made reproducibly by [`oci_tar`].
 
@@ -27,10 +30,14 @@ pub mod dev_certs;
 pub mod dev_keys;
 pub mod docker_envoy;
 pub mod json_member;
+pub mod mcp_lister;
 pub mod oci_image;
 pub mod oci_tar;
 pub mod scaled_envoy;
+pub mod scope_rule;
+pub mod sse_events;
 pub mod sync_config;
 pub mod tls_envoy;
+pub mod tool_scopes;
 
 pub use dev_keys::{DevKeys, TokenSpec, claims_for};

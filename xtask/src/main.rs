@@ -15,6 +15,8 @@
 //! - `deploy`: renders deploy/rendered/ from deploy/values.yaml and envoy.yaml (`--check`: only
 //!   report drift).
 //! - `oci`: writes the filter's `.wasm` as an OCI image layout for Istio and Envoy Gateway.
+//! - `tool-scopes`: writes an Envoy configuration's `tool_scopes` from a third-party MCP server's
+//!   `tools/list` (`--print`: only print them; `--check`: only report drift).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,11 +24,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use clap::{Parser, Subcommand};
+use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use xtask::bench_envoy::BenchPorts;
 use xtask::bench_setup::BenchSetup;
+use xtask::mcp_lister::ServerAccess;
 use xtask::oci_image::{OciImage, Platform};
 use xtask::sync_config::{Generated, render, repo_root, stale_files, write_files};
+use xtask::tool_scopes::Mode;
 use xtask::{DevKeys, TokenSpec, claims_for};
 
 #[derive(Parser)]
@@ -142,6 +147,45 @@ enum Command {
         /// of it may be mounted on. Istio and Envoy Gateway ignore it.
         #[arg(long, default_value = "amd64")]
         arch: String,
+    },
+    /// Write the edge's tool_scopes for a third-party MCP server from the server's tools/list.
+    ///
+    /// Read-only tools need mcp:read, destructive ones mcp:admin, others mcp:write, with the MCP
+    /// spec's defaults for absent hints (not read-only, destructive: no annotations → mcp:admin).
+    /// Writes them, and any scope they need, into the Envoy configuration's mcp-edge plugin
+    /// configuration (tool_scopes, prm.scopes_supported) and prints what changed.
+    #[command(
+        after_help = "Ask the server itself, not the edge: the edge lists only the tools it \
+        has a policy for. The client declares every client capability, since a server may list \
+        some tools only to clients that can sample, elicit or list roots. Exit status: 0 when \
+        done (--check: no drift), 1 when --check found drift or on any error. See \
+        docs/third-party-servers.md."
+    )]
+    ToolScopes {
+        /// The server's Streamable HTTP endpoint (http:// only), e.g. http://127.0.0.1:3001/mcp.
+        url: String,
+        /// A bearer token for the server (sent as Authorization: Bearer <token>).
+        #[arg(long, env = "MCP_TOOL_SCOPES_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A header sent on every request, NAME:VALUE (repeatable).
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// Sign every request with the edge's identity assertion (x-mcp-identity), keyed with the
+        /// gateway secret in this environment variable, for a server that accepts only requests
+        /// the edge vouched for. Its iss and aud are the --envoy file's plugin `assertion`
+        /// (default mcp-edge, mcp-edge-backend).
+        #[arg(long, value_name = "VAR")]
+        gateway_secret_env: Option<String>,
+        /// The Envoy configuration whose mcp-edge plugin configuration is written or checked.
+        #[arg(long, default_value = "envoy.yaml")]
+        envoy: PathBuf,
+        /// Print the tool_scopes as JSON instead of writing them.
+        #[arg(long, conflicts_with = "check")]
+        print: bool,
+        /// Change nothing; exit 1 and name each tool that is missing from the configuration,
+        /// extra in it, or has another scope there.
+        #[arg(long)]
+        check: bool,
     },
     /// Write what scripts/bench.sh runs from: keys, JWKS, token files (reused while fresh), the
     /// Envoy configuration of every edge setup derived from envoy.yaml, the upstream's, bench.env.
@@ -303,6 +347,35 @@ async fn main() -> Result<()> {
                 out.display()
             );
         }
+        Command::ToolScopes {
+            url,
+            token,
+            headers,
+            gateway_secret_env,
+            envoy,
+            print,
+            check,
+        } => {
+            let mode = match (print, check) {
+                (true, _) => Mode::Print,
+                (_, true) => Mode::Check,
+                _ => Mode::Write,
+            };
+            let request = xtask::tool_scopes::Request {
+                server: ServerAccess {
+                    url,
+                    token,
+                    headers: parse_headers(&headers)?,
+                    vouch: None,
+                },
+                gateway_secret_env,
+                envoy,
+                mode,
+            };
+            if !xtask::tool_scopes::run(request).await? {
+                std::process::exit(1);
+            }
+        }
         Command::BenchSetup {
             out,
             edge_port,
@@ -334,6 +407,23 @@ async fn main() -> Result<()> {
         .run()?,
     }
     Ok(())
+}
+
+/// `NAME:VALUE` arguments as headers (the value's surrounding spaces dropped).
+fn parse_headers(args: &[String]) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    args.iter()
+        .map(|arg| {
+            let (name, value) = arg
+                .split_once(':')
+                .with_context(|| format!("--header {arg:?} is not NAME:VALUE"))?;
+            Ok((
+                HeaderName::from_bytes(name.trim().as_bytes())
+                    .with_context(|| format!("--header {arg:?}: not a header name"))?,
+                HeaderValue::from_str(value.trim())
+                    .with_context(|| format!("--header {arg:?}: not a header value"))?,
+            ))
+        })
+        .collect()
 }
 
 fn sync_config(check: bool) -> Result<()> {
