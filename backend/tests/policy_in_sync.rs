@@ -85,13 +85,20 @@ fn plugin_config(path: &Path) -> Value {
 /// The tools the backend serves with the repository's tool-sources.yaml.
 fn served() -> ToolRegistry {
     let sources = repo("tool-sources.yaml");
-    build_registry(
-        Some(&sources),
-        Arc::new(MemoryStore::new()),
-        Metering::in_memory(),
-        &|_, _| {},
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"))
+    // The in-memory metering starts its delivery task on the runtime it is made in.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        build_registry(
+            Some(&sources),
+            Arc::new(MemoryStore::new()),
+            Metering::in_memory(),
+            &|_, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"))
+    })
 }
 
 fn check_envoy(path: &Path) {

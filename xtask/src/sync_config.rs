@@ -112,7 +112,8 @@ fn read(root: &Path, path: &str) -> Result<String> {
     std::fs::read_to_string(root.join(path)).with_context(|| format!("reading {path}"))
 }
 
-/// The tools the backend serves with `root`'s tool-sources.yaml (the demo alone without it).
+/// The tools the backend serves with `root`'s tool-sources.yaml (the demo alone without it). Call
+/// it within a Tokio runtime: the in-memory metering the demo is given starts a task there.
 pub fn served_tools(root: &Path) -> Result<ToolRegistry> {
     let path = root.join(TOOL_SOURCES_YAML);
     let path = path.exists().then_some(path);
@@ -151,8 +152,8 @@ mod tests {
 }
 "#;
 
-    #[test]
-    fn directory_gets_the_catalogue_scopes() {
+    #[tokio::test]
+    async fn directory_gets_the_catalogue_scopes() {
         let tools = ToolRegistry::demo(
             std::sync::Arc::new(MemoryStore::new()),
             Metering::in_memory(),

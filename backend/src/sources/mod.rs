@@ -66,7 +66,8 @@ pub trait ToolSource: Send + Sync + 'static {
 /// The registry of every tool served with the sources file at `path` (the demo alone without
 /// one): the demo's over `store` unless the file turns it off, then each OpenAPI source's. Each
 /// operation left out is handed to `warn` with its source's name. Fails, naming the file, on an
-/// invalid file or document or two tools of one name.
+/// invalid file or document or two tools of one name. Call it within a Tokio runtime when
+/// `metering` needs one (the in-memory metering starts its delivery task on it).
 pub fn build_registry(
     path: Option<&Path>,
     store: Arc<dyn ProjectStore>,
